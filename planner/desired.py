@@ -1,0 +1,60 @@
+"""The desired configuration: what the user's files say should run, normalised.
+
+berth/spec loads berth.toml (and the platforms' own formats) into these types, already
+validated and with paths made absolute; the planner diffs them against state and never
+sees the file formats. Frozen: a loaded Stack is a value.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RestartPolicy = Literal["no", "always", "unless-stopped", "on-failure"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BuildSource(_Frozen):
+    """An image berth builds from a context directory."""
+
+    context: str  # absolute path of the context directory
+    dockerfile: str = "Dockerfile"  # relative to the context
+    args: dict[str, str] = Field(default_factory=dict)
+
+
+class AppConfig(_Frozen):
+    """One app: a container image, how to run it, and how to tell it is ready.
+
+    Exactly one of build and image is set. host_port is the published port of replica 0;
+    replica I publishes host_port + I.
+    """
+
+    name: str
+    host: str = "local"
+    build: BuildSource | None = None
+    image: str | None = None
+    command: tuple[str, ...] | None = None
+    port: int
+    host_port: int
+    readiness: str | None = None  # HTTP path; None means a TCP connect
+    liveness: str | None = None
+    readiness_timeout: float = 600.0
+    env: dict[str, str] = Field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+    replicas: int = 1
+    restart: RestartPolicy = "unless-stopped"
+    cpus: float | None = None
+    memory: int | None = None  # bytes
+    origin: str = "berth.toml"  # the file (and format) this app was read from, for display
+
+
+class Stack(_Frozen):
+    """Everything one stack file asks for. apps keeps the file's order."""
+
+    name: str
+    file: str  # absolute path of the stack file
+    apps: dict[str, AppConfig] = Field(default_factory=dict)

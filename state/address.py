@@ -1,0 +1,80 @@
+"""Addresses: the stable names of everything berth manages.
+
+An address is parsed once and compared as data. Its text form is what plans, state,
+`--target`, labels and logs use, so `str(Address.parse(s)) == s` must hold for every
+valid s.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["image", "container", "secret"]
+
+NAME = r"[A-Za-z0-9][A-Za-z0-9_-]*"
+HOST = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+_PATTERN = re.compile(
+    rf"^app\.(?P<app>{NAME})\."
+    rf"(?:(?P<image>image)|container\[(?P<index>\d+)\]|secret\.(?P<secret>{NAME}))"
+    rf"@(?P<host>{HOST})$"
+)
+
+
+class AddressError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Address:
+    app: str
+    kind: Kind
+    host: str
+    index: int = 0
+    secret: str = ""
+
+    @classmethod
+    def image(cls, app: str, host: str) -> Address:
+        return cls(app=app, kind="image", host=host)
+
+    @classmethod
+    def container(cls, app: str, index: int, host: str) -> Address:
+        return cls(app=app, kind="container", host=host, index=index)
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        match = _PATTERN.match(text.strip())
+        if not match:
+            raise AddressError(
+                f"{text!r} is not a resource address; expected app.NAME.image@HOST, "
+                "app.NAME.container[I]@HOST or app.NAME.secret.SECRET@HOST"
+            )
+        if match["image"]:
+            return cls.image(match["app"], match["host"])
+        if match["index"] is not None:
+            return cls.container(match["app"], int(match["index"]), match["host"])
+        return cls(app=match["app"], kind="secret", host=match["host"], secret=match["secret"])
+
+    def sort_key(self) -> tuple:
+        """Plans and state list an app's image first, then its secrets, then replicas."""
+        return (self.app, ("image", "secret", "container").index(self.kind), self.secret, self.index, self.host)
+
+    def __str__(self) -> str:
+        match self.kind:
+            case "image":
+                middle = "image"
+            case "container":
+                middle = f"container[{self.index}]"
+            case "secret":
+                middle = f"secret.{self.secret}"
+        return f"app.{self.app}.{middle}@{self.host}"
+
+    def matches(self, target: str) -> bool:
+        """Whether `--target` text selects this address: a whole address, or a prefix
+        of one at a dot or bracket boundary (`app.web` selects all of web's resources)."""
+        text = str(self)
+        if text == target:
+            return True
+        bare = text.split("@", 1)[0]
+        return bare == target or any(bare.startswith(target + sep) for sep in ".[")
