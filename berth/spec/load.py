@@ -1,0 +1,406 @@
+"""Loading berth.toml: find the file, parse it, validate it, check what spans tables, and
+normalise it into a planner.desired.Stack.
+
+Every problem with the input becomes a Diagnostic (file, key path, line); as many as can
+be found are collected and raised together in one DiagnosticsError. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from berth.spec import locate
+from berth.spec.stackfile import NAME_PATTERN, NAME_RULE, AppFile, StackFile, StackSection, shown
+from planner.desired import AppConfig, BuildSource, Stack
+from planner.diagnostics import Diagnostic, DiagnosticsError
+
+STACK_FILE = "berth.toml"
+LOCAL_HOST = "local"
+MAX_PORT = 65535
+
+Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
+_TYPE_WORDS = {
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+    "dict_type": "a table",
+    "list_type": "a list",
+    "string_type": "a string",
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+}
+
+
+def find_stack_file(path: str | None) -> Path:
+    """The stack file that `-f PATH` names: PATH itself, or berth.toml inside it when it
+    is a directory; None means ./berth.toml. Returned absolute."""
+    if path is None:
+        candidate = Path.cwd() / STACK_FILE
+        if not candidate.is_file():
+            _fail(f"no {STACK_FILE} in the current directory ({Path.cwd()}); run berth beside one or pass -f PATH")
+        return candidate
+    given = Path(path).expanduser()
+    if given.is_dir():
+        if not (given / STACK_FILE).is_file():
+            _fail(f"no {STACK_FILE} in directory {path}; pass -f with the stack file's path")
+        given = given / STACK_FILE
+    elif not given.is_file():
+        _fail(f"stack file {path} not found")
+    return Path(os.path.abspath(given))  # absolute and without "..", but symlinks kept
+
+
+def load_stack(path: str | None) -> Stack:
+    """The Stack that the stack file at `path` (as for find_stack_file) asks for."""
+    file = find_stack_file(path)
+    source = _Source(file=file, shown=_shown_path(file), text=_read(file))
+    raw = source.raw = _parse(source)
+    stack_file = _validate(raw, source)
+    _check_apps(raw.get("apps"), source)
+    apps = _normalise_apps(stack_file, source)
+    name = _stack_name(stack_file.stack, file, source)
+    if source.problems:
+        raise DiagnosticsError(sorted(source.problems, key=lambda d: d.line or float("inf")))
+    return Stack(name=name, file=str(file), apps=apps)
+
+
+# -- the file and its diagnostics -------------------------------------------------------
+
+
+@dataclass
+class _Source:
+    """The stack file being loaded and the problems found in it so far."""
+
+    file: Path
+    shown: str  # the file as diagnostics name it
+    text: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)  # the parsed TOML
+    problems: list[Diagnostic] = field(default_factory=list)
+
+    def app_table(self, name: str) -> dict[str, Any]:
+        """The app's table as written, or {} where it is not a table."""
+        apps = self.raw.get("apps")
+        table = apps.get(name) if isinstance(apps, dict) else None
+        return table if isinstance(table, dict) else {}
+
+    def error(self, loc: Loc, summary: str, detail: str = "") -> None:
+        line = locate.find_line(self.text, [part for part in loc if isinstance(part, str)])
+        self.problems.append(
+            Diagnostic(summary=summary, file=self.shown, key=_dotted(loc) or None, line=line, detail=detail)
+        )
+
+
+def _fail(summary: str, file: str | None = None, line: int | None = None) -> NoReturn:
+    raise DiagnosticsError([Diagnostic(summary=summary, file=file, line=line)])
+
+
+def _shown_path(file: Path) -> str:
+    """Relative to the working directory when the file is under it, else absolute."""
+    try:
+        return str(file.relative_to(Path.cwd()))
+    except ValueError:
+        return str(file)
+
+
+def _dotted(loc: Loc) -> str:
+    """("apps", "web", "env", "A.B") -> apps.web.env."A.B"; list indices as [i]."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            key = part if _BARE_KEY.fullmatch(part) else shown(part)
+            text += f".{key}" if text else key
+    return text
+
+
+def _read(file: Path) -> str:
+    try:
+        return file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        _fail(f"not UTF-8 text ({err.reason} at byte {err.start})", file=_shown_path(file))
+    except OSError as err:
+        _fail(f"cannot read: {err.strerror or err}", file=_shown_path(file))
+
+
+def _parse(source: _Source) -> dict[str, Any]:
+    """The TOML document; a syntax error stops here, since nothing after it can be trusted."""
+    try:
+        return tomllib.loads(source.text)
+    except tomllib.TOMLDecodeError as err:
+        message = str(err)
+        position = _TOML_POSITION.search(message)
+        line = int(position[1]) if position else None
+        if position:
+            message = f"{_TOML_POSITION.sub('', message)} at column {position[2]}"
+        elif "end of document" in message:
+            line = source.text.count("\n") + 1
+            message = message.replace("(at end of document)", "at the end of the file").strip()
+        _fail(f"invalid TOML: {message}", file=source.shown, line=line)
+
+
+# -- validation, one table at a time ----------------------------------------------------
+
+
+def _validate(raw: dict[str, Any], source: _Source) -> StackFile:
+    """The valid parts of the file. Each table is validated on its own so that one bad
+    app still lets the cross-checks run over the others."""
+    for key in raw:
+        if key not in StackFile.model_fields:
+            _unknown_key(source, (key,), list(StackFile.model_fields))
+    stack = _validated(StackSection, raw.get("stack", {}), ("stack",), source)
+    apps: dict[str, AppFile] = {}
+    raw_apps = raw.get("apps", {})
+    if not isinstance(raw_apps, dict):
+        source.error(("apps",), f"expected a table of apps like [apps.web], got {shown(raw_apps)}")
+        raw_apps = {}
+    for name, table in raw_apps.items():
+        if not re.match(NAME_PATTERN, name):
+            source.error(("apps", name), f"app name {shown(name)} must be {NAME_RULE}")
+        app = _validated(AppFile, table, ("apps", name), source)
+        if app is not None:
+            apps[name] = app
+    return StackFile.model_construct(stack=stack, apps=apps)
+
+
+def _validated(model: type[M], data: Any, prefix: Loc, source: _Source) -> M | None:
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        for error in err.errors(include_url=False):
+            loc = prefix + tuple(error["loc"])
+            if error["type"] == "extra_forbidden":
+                _unknown_key(source, loc, _keys_at(model, error["loc"][:-1]))
+            else:
+                source.error(loc, _summary(error))
+        return None
+
+
+def _summary(error: Any) -> str:
+    """A pydantic error in the words of a TOML file."""
+    kind = error["type"]
+    if kind == "missing":
+        return "missing required key"
+    if kind in _TYPE_WORDS:
+        return f"expected {_TYPE_WORDS[kind]}, got {shown(error['input'])}"
+    message = error["msg"].removeprefix("Value error, ")
+    if message.startswith("Input should be "):
+        message = f"expected {message.removeprefix('Input should be ')}, got {shown(error['input'])}"
+    return message
+
+
+def _unknown_key(source: _Source, loc: Loc, known: list[str]) -> None:
+    key = str(loc[-1])
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if close:
+        source.error(loc, f'unknown key; did you mean "{close[0]}"?')
+    else:
+        source.error(loc, "unknown key", detail=f"known keys here: {', '.join(known)}" if known else "")
+
+
+def _keys_at(model: type[BaseModel], path: Sequence[str | int]) -> list[str]:
+    """The keys allowed in the table at `path` inside `model` (build's table, say)."""
+    for part in path:
+        field_info = model.model_fields.get(str(part))
+        inner = _model_in(field_info.annotation) if field_info else None
+        if inner is None:
+            return []
+        model = inner
+    return list(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        if found := _model_in(arg):
+            return found
+    return None
+
+
+# -- checks that span apps, on the raw tables so that they run even for invalid apps -----
+
+
+def _check_apps(raw_apps: Any, source: _Source) -> None:
+    if not isinstance(raw_apps, dict):
+        return
+    tables = {name: table for name, table in raw_apps.items() if isinstance(table, dict)}
+    for name, table in tables.items():
+        _check_image_source(name, table, source)
+        _check_host(name, table, source)
+        _check_depends_on(name, table, list(raw_apps), source)
+    _check_cycles(tables, source)
+
+
+def _check_image_source(name: str, table: dict[str, Any], source: _Source) -> None:
+    if "build" in table and "image" in table:
+        source.error(("apps", name, "image"), "set either build or image, not both")
+    elif "build" not in table and "image" not in table:
+        source.error(
+            ("apps", name),
+            'needs build (a context directory, "./web") or image (an existing image, "repo/name:tag")',
+        )
+
+
+def _check_host(name: str, table: dict[str, Any], source: _Source) -> None:
+    host = table.get("host", LOCAL_HOST)
+    if isinstance(host, str) and host != LOCAL_HOST:
+        source.error(("apps", name, "host"), f"unknown host {shown(host)}; only \"{LOCAL_HOST}\" is defined")
+
+
+def _dependencies(table: dict[str, Any]) -> list[str]:
+    deps = table.get("depends_on", [])
+    return [dep for dep in deps if isinstance(dep, str)] if isinstance(deps, list) else []
+
+
+def _check_depends_on(name: str, table: dict[str, Any], app_names: list[str], source: _Source) -> None:
+    for dep in _dependencies(table):
+        if dep == name:
+            source.error(("apps", name, "depends_on"), "an app cannot depend on itself")
+        elif dep not in app_names:
+            close = difflib.get_close_matches(dep, app_names, n=1, cutoff=0.6)
+            hint = f'; did you mean "{close[0]}"?' if close else ""
+            source.error(("apps", name, "depends_on"), f"unknown app {shown(dep)}{hint}")
+
+
+def _check_cycles(tables: dict[str, dict[str, Any]], source: _Source) -> None:
+    """One diagnostic per set of apps that wait on each other."""
+    import networkx as nx  # heavy; only loading pays for it
+
+    graph = nx.DiGraph()
+    graph.add_nodes_from(tables)
+    for name, table in tables.items():
+        graph.add_edges_from((name, dep) for dep in _dependencies(table) if dep in tables and dep != name)
+    order = {name: index for index, name in enumerate(tables)}
+    components = [c for c in nx.strongly_connected_components(graph) if len(c) > 1]
+    for component in sorted(components, key=lambda c: min(order[n] for n in c)):
+        first = min(component, key=order.__getitem__)
+        edges = nx.find_cycle(graph.subgraph(component), source=first)
+        names = [u for u, _ in edges]
+        if first in names:  # start the cycle at the app written first, for a stable message
+            names = names[names.index(first) :] + names[: names.index(first)]
+        cycle = " -> ".join([*names, names[0]])
+        source.error(("apps", names[0], "depends_on"), f"depends_on cycle: {cycle}")
+
+
+# -- normalisation into planner.desired, and the checks that need normalised values -----
+
+
+def _normalise_apps(stack_file: StackFile, source: _Source) -> dict[str, AppConfig]:
+    base = source.file.parent
+    apps = {name: _app_config(name, app, base, source.file.name) for name, app in stack_file.apps.items()}
+    _check_host_ports(apps, source)
+    for name, app in apps.items():
+        if app.build:
+            _check_build_context(name, stack_file.apps[name], app.build, source)
+    return apps
+
+
+def _app_config(name: str, app: AppFile, base: Path, origin: str) -> AppConfig:
+    build = None
+    if app.build:
+        build = BuildSource(
+            context=str((base / Path(app.build.context).expanduser()).resolve()),
+            dockerfile=app.build.dockerfile,
+            args={key: _env_text(value) for key, value in app.build.args.items()},
+        )
+    command = app.command
+    return AppConfig(
+        name=name,
+        host=app.host,
+        build=build,
+        image=app.image,
+        command=("sh", "-c", command) if isinstance(command, str) else tuple(command) if command else None,
+        port=app.port,
+        host_port=app.host_port or app.port,
+        readiness=app.readiness,
+        liveness=app.liveness,
+        readiness_timeout=app.readiness_timeout,
+        env={key: _env_text(value) for key, value in app.env.items()},
+        depends_on=tuple(dict.fromkeys(app.depends_on)),  # repeats mean nothing more
+        replicas=app.replicas,
+        restart=app.restart,
+        cpus=app.cpus,
+        memory=app.memory,
+        origin=origin,
+    )
+
+
+def _env_text(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"  # TOML's spelling, not Python's
+    return str(value)
+
+
+def _port_key(name: str, source: _Source) -> Loc:
+    """host_port where the file sets it, else port (which it defaults to)."""
+    written = "host_port" in source.app_table(name)
+    return ("apps", name, "host_port" if written else "port")
+
+
+def _check_host_ports(apps: dict[str, AppConfig], source: _Source) -> None:
+    """Replica I of an app publishes host_port + I, so each app holds a range of ports;
+    two ranges on one host must not meet."""
+    ranges: list[tuple[str, range]] = []
+    for name, app in apps.items():
+        ports = range(app.host_port, app.host_port + app.replicas)
+        if ports[-1] > MAX_PORT:
+            source.error(
+                ("apps", name, "replicas"),
+                f"{app.replicas} replicas from host port {app.host_port} would publish ports past {MAX_PORT}",
+            )
+        for other, other_ports in ranges:
+            if apps[other].host == app.host and (shared := _first_shared(other_ports, ports)) is not None:
+                source.error(
+                    _port_key(name, source),
+                    f"host port {shared} is published by both {other} ({_span(other_ports)}) "
+                    f"and {name} ({_span(ports)})",
+                )
+        ranges.append((name, ports))
+
+
+def _first_shared(a: range, b: range) -> int | None:
+    start, stop = max(a.start, b.start), min(a.stop, b.stop)
+    return start if start < stop else None
+
+
+def _span(ports: range) -> str:
+    return f"port {ports.start}" if len(ports) == 1 else f"ports {ports.start}-{ports[-1]}"
+
+
+def _check_build_context(name: str, app: AppFile, build: BuildSource, source: _Source) -> None:
+    assert app.build is not None
+    as_table = isinstance(source.app_table(name).get("build"), dict)
+    build_key: Loc = ("apps", name, "build")
+    context = Path(build.context)
+    written = app.build.context
+    if not context.is_dir():
+        what = "is not a directory" if context.exists() else "not found"
+        source.error(build_key + (("context",) if as_table else ()), f"build context {written} {what} ({context})")
+        return
+    dockerfile = context / build.dockerfile
+    if not dockerfile.is_file():
+        key = build_key + (("dockerfile",) if as_table else ())
+        source.error(key, f"no {build.dockerfile} in build context {written} (looked for {dockerfile})")
+
+
+def _stack_name(section: StackSection | None, file: Path, source: _Source) -> str:
+    """[stack] name, else the stack file's directory name made into a valid name."""
+    if section is not None and section.name:
+        return section.name
+    name = re.sub(r"[^a-z0-9_-]+", "-", file.parent.name.lower()).lstrip("-_").rstrip("-")
+    if not name:
+        source.error(("stack", "name"), f"cannot make a stack name from directory {shown(file.parent.name)}; set one")
+    return name

@@ -1,0 +1,163 @@
+"""berth.toml as users write it: pydantic models that check each table's keys and each
+value's type and range.
+
+The key names here are a public contract. These models stop at the shape of one table;
+rules that span tables (depends_on targets, host ports, build contexts on disk) and the
+normalisation into planner.desired belong to load.py. Constrained values carry the words
+of their own error ("expected an integer from 1 to 65535, got 0") so that users never see
+pydantic's phrasing. Validation is strict: TOML has real types, and "8000" for a port is
+more likely a mistake than a wish.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    WrapValidator,
+)
+from pydantic_core import PydanticCustomError
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+NAME_RULE = "lowercase letters, digits, '-' and '_', starting with a letter or digit"
+
+# Docker's meaning of sizes (`docker run -m 1g`, also 1gb), since these become Docker's
+# memory limit; the IEC suffixes (Ki, Mi, Gi, Ti) mean the same powers of 1024.
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)")
+_SIZE_UNITS = {"": 1, "b": 1} | {
+    prefix + suffix: 1024**power
+    for power, prefix in enumerate("kmgt", start=1)
+    for suffix in ("", "b", "i", "ib")
+}
+
+
+def shown(value: Any) -> str:
+    """A value as a user would recognise it from their TOML, short enough for one line."""
+    match value:
+        case bool():
+            return "true" if value else "false"
+        case str():
+            text = json.dumps(value, ensure_ascii=False)
+            return text if len(text) <= 60 else text[:56] + '..."'
+        case int() | float():
+            return repr(value)
+        case dict():
+            return "a table"
+        case list():
+            return "a list"
+        case _:
+            return f"a {type(value).__name__}"  # TOML dates and times
+
+
+def _expected(what: str, value: Any) -> PydanticCustomError:
+    return PydanticCustomError("expected", "expected {what}, got {got}", {"what": what, "got": shown(value)})
+
+
+def expect(what: str) -> WrapValidator:
+    """Replace whatever pydantic says about this value with `expected WHAT, got VALUE`."""
+
+    def validate(value: Any, handler: Any) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            raise _expected(what, value) from None
+
+    return WrapValidator(validate)
+
+
+def memory_bytes(value: Any) -> int:
+    """A memory size in bytes, from an integer or a string like "512m", "2Gi", "1GB"."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str):
+        match = _SIZE.fullmatch(value.strip().lower())
+        if match and match[2] in _SIZE_UNITS:
+            size = int(float(match[1]) * _SIZE_UNITS[match[2]])
+            if size > 0:
+                return size
+    raise _expected('a size in bytes, or a string like "512m", "2g" or "2Gi"', value)
+
+
+def _build_table(value: Any) -> Any:
+    """`build = "./web"` is short for `build = { context = "./web" }`."""
+    if isinstance(value, str):
+        return {"context": value}
+    if isinstance(value, dict):
+        return value
+    raise _expected('a context directory like "./web", or a table like { context = "./web" }', value)
+
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN), expect(f"a name of {NAME_RULE}")]
+Port = Annotated[int, Field(ge=1, le=65535), expect("an integer from 1 to 65535")]
+HttpPath = Annotated[str, Field(pattern=r"^/\S*$"), expect('an HTTP path starting with "/", like "/health"')]
+EnvValue = Annotated[str | int | float | bool, expect("a string, number or boolean")]
+Text = Annotated[str, Field(min_length=1), expect("a non-empty string")]
+Command = Annotated[
+    Annotated[str, Field(min_length=1)] | Annotated[list[str], Field(min_length=1)],
+    expect("a command string, or a non-empty list of strings"),
+]
+Image = Annotated[str, Field(pattern=r"^\S+$"), expect('an image reference like "repo/name:tag"')]
+Seconds = Annotated[float, Field(gt=0), expect("a number of seconds greater than 0")]
+Replicas = Annotated[int, Field(ge=1), expect("an integer of at least 1")]
+Cpus = Annotated[float, Field(gt=0), expect("a number of CPUs greater than 0, like 2 or 0.5")]
+Restart = Annotated[
+    Literal["no", "always", "unless-stopped", "on-failure"],
+    expect('one of "no", "always", "unless-stopped" or "on-failure"'),
+]
+AppNames = Annotated[list[str], expect("a list of app names")]
+Memory = Annotated[int, PlainValidator(memory_bytes)]
+
+
+class _Table(BaseModel):
+    # extra="forbid" is how unknown keys (typos) are caught
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class BuildTable(_Table):
+    """`build = { context = "./web", dockerfile = "Dockerfile.gpu", args = { X = "1" } }`"""
+
+    context: Text
+    dockerfile: Text = "Dockerfile"
+    args: dict[str, EnvValue] = Field(default_factory=dict)
+
+
+class AppFile(_Table):
+    """One `[apps.NAME]` table. Exactly one of build and image (checked by the loader,
+    so that it is reported beside the app's other errors)."""
+
+    build: Annotated[BuildTable | None, BeforeValidator(_build_table)] = None
+    image: Image | None = None
+    command: Command | None = None
+    port: Port
+    host_port: Port | None = None
+    readiness: HttpPath | None = None
+    liveness: HttpPath | None = None
+    readiness_timeout: Seconds = 600.0
+    env: dict[str, EnvValue] = Field(default_factory=dict)
+    depends_on: AppNames = Field(default_factory=list)
+    replicas: Replicas = 1
+    host: Text = "local"
+    restart: Restart = "unless-stopped"
+    cpus: Cpus | None = None
+    memory: Memory | None = None
+
+
+class StackSection(_Table):
+    """`[stack]`; the whole table may be left out."""
+
+    name: Name | None = None
+
+
+class StackFile(_Table):
+    """A whole berth.toml."""
+
+    stack: StackSection | None = None
+    apps: dict[Annotated[str, Field(pattern=NAME_PATTERN)], AppFile] = Field(default_factory=dict)
