@@ -1,0 +1,9 @@
+"""Errors the state layer raises; the CLI turns them into one-line messages."""
+
+
+class StateError(Exception):
+    """The store is unreadable, corrupt or otherwise unusable; carries its path."""
+
+
+class LockError(StateError):
+    """Another berth holds the state lock."""

@@ -1,0 +1,96 @@
+"""The state lock: one apply at a time per state, with a record naming its holder.
+
+A lock whose holder process is gone from this machine is taken over with a warning, so
+a crash or kill -9 never needs a manual unlock; a lock held by a live process, or by
+another machine, is refused with the holder's details and the force-unlock command.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from state.errors import LockError
+from state.store import StateStore, who
+
+
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of pid, so a reused PID is not mistaken for the holder."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(record: dict[str, Any]) -> bool:
+    pid = int(record.get("pid", 0))
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    started = record.get("pid_start")
+    return started is None or _process_start(pid) in (None, started)
+
+
+def describe(record: dict[str, Any]) -> str:
+    since = datetime.fromtimestamp(record.get("since", 0), timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return (
+        f"{record.get('who', '?')} (pid {record.get('pid', '?')}) since {since}, "
+        f"for {record.get('operation', '?')}, lock ID {record.get('id', '?')}"
+    )
+
+
+@dataclass
+class Lock:
+    store: StateStore
+    record: dict[str, Any]
+    taken_over: dict[str, Any] | None = None  # the stale record this lock replaced
+
+    @property
+    def id(self) -> str:
+        return self.record["id"]
+
+    def release(self) -> None:
+        self.store.delete_lock(self.id)
+
+    def __enter__(self) -> Lock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def acquire(store: StateStore, operation: str) -> Lock:
+    pid = os.getpid()
+    record = {
+        "id": str(uuid.uuid4()),
+        "pid": pid,
+        "pid_start": _process_start(pid),
+        "host": socket.gethostname(),
+        "who": who(),
+        "since": time.time(),
+        "operation": operation,
+    }
+    if store.add_lock(record):
+        return Lock(store, record)
+    holder = store.get_lock()
+    if holder is None:  # released between our add and get
+        return acquire(store, operation)
+    if holder.get("host") == record["host"] and not _alive(holder):
+        if store.replace_lock(holder["id"], record):
+            return Lock(store, record, taken_over=holder)
+        return acquire(store, operation)
+    raise LockError(
+        f"state {store.path} is locked by {describe(holder)}. If no berth is running there, "
+        f"run `berth force-unlock {holder.get('id')}`."
+    )

@@ -1,0 +1,42 @@
+"""The state model: what berth made, per resource address.
+
+A State is a plain value; `store` persists it and `planner.apply` replaces resources in
+it as steps finish. It holds only what berth itself set (never what the engine adds),
+so diffing against it cannot produce perpetual changes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+FORMAT_VERSION = 1
+
+ResourceType = Literal["image", "container"]
+# created: the container runs but its readiness has not been confirmed yet (a run died
+# while waiting); tainted: readiness failed, so the next apply replaces it.
+ResourceStatus = Literal["ready", "created", "tainted"]
+
+
+class ResourceState(BaseModel):
+    address: str
+    type: ResourceType
+    host: str
+    id: str = ""  # the engine's ID: container ID or image ID
+    status: ResourceStatus = "ready"
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class State(BaseModel):
+    version: int = FORMAT_VERSION
+    lineage: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    serial: int = 0
+    stack: str = ""
+    resources: dict[str, ResourceState] = Field(default_factory=dict)
+
+    def sorted_addresses(self) -> list[str]:
+        from state.address import Address
+
+        return sorted(self.resources, key=lambda k: Address.parse(k).sort_key())
