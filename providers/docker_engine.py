@@ -1,0 +1,290 @@
+"""A Provider over one Docker engine's API (docker-py's low-level APIClient).
+
+The local engine and, later, SSH hosts share this class; they differ only in how the
+API is reached and how a published port is dialled for probes. Only low-level calls
+are used: the high-level `containers.list()` inspects every container (one API call
+each), while refresh must cost one list call per host.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import threading
+from typing import Any
+from urllib.parse import urlparse
+
+from providers.types import (
+    LABEL_STACK,
+    ContainerSpec,
+    Observation,
+    ObservedContainer,
+    ObservedImage,
+    Progress,
+    ProviderError,
+)
+
+STOP_TIMEOUT = 10  # seconds a container gets to exit on SIGTERM before it is killed
+CPU_PERIOD = 100_000
+
+
+def _summary(err: Exception) -> str:
+    explanation = getattr(err, "explanation", None)
+    return str(explanation or err).strip()
+
+
+class DockerEngine:
+    def __init__(self, host: str, client: Any, probe_address: str) -> None:
+        self.host = host
+        self.api = client.api if hasattr(client, "api") else client
+        self.probe_address = probe_address
+        self._pull_lock = threading.Lock()
+
+    # Refresh -------------------------------------------------------------------------
+
+    def observe(self, stack: str) -> Observation:
+        import docker.errors
+
+        try:
+            listed = self.api.containers(all=True, filters={"label": f"{LABEL_STACK}={stack}"})
+            images = self.api.images()
+        except docker.errors.DockerException as err:
+            raise ProviderError(f"host {self.host}: cannot list containers: {_summary(err)}") from None
+        return Observation(
+            host=self.host,
+            containers=tuple(
+                ObservedContainer(
+                    id=c["Id"],
+                    name=(c.get("Names") or ["/"])[0].lstrip("/"),
+                    state=c.get("State", ""),
+                    image_id=c.get("ImageID", ""),
+                    labels=c.get("Labels") or {},
+                )
+                for c in listed
+            ),
+            images=tuple(
+                ObservedImage(
+                    id=i["Id"],
+                    tags=tuple(t for t in i.get("RepoTags") or () if t != "<none>:<none>"),
+                    digests=tuple(d for d in i.get("RepoDigests") or () if d != "<none>@<none>"),
+                    labels=i.get("Labels") or {},
+                )
+                for i in images
+            ),
+        )
+
+    # Images --------------------------------------------------------------------------
+
+    def build_image(
+        self, context: str, dockerfile: str, args: dict[str, str], tag: str,
+        labels: dict[str, str], progress: Progress,
+    ) -> str:
+        import docker.errors
+
+        last: list[str] = []
+        try:
+            for chunk in self.api.build(
+                path=context, dockerfile=dockerfile, buildargs=args or None, tag=tag,
+                labels=labels, rm=True, forcerm=True, decode=True,
+            ):
+                if "error" in chunk:
+                    tail = "".join(last[-10:]).rstrip()
+                    raise ProviderError(
+                        f"image build failed on {self.host}: {chunk['error'].strip()}"
+                        + (f"\n{tail}" if tail else "")
+                    )
+                line = chunk.get("stream", "")
+                if line.strip():
+                    last.append(line)
+                    if line.startswith("Step "):
+                        progress(line.strip())
+            return self.api.inspect_image(tag)["Id"]
+        except docker.errors.DockerException as err:
+            raise ProviderError(f"image build failed on {self.host}: {_summary(err)}") from None
+
+    def ensure_image(self, ref: str, progress: Progress) -> str:
+        import docker.errors
+
+        try:
+            return self.api.inspect_image(ref)["Id"]
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.DockerException as err:
+            raise ProviderError(f"host {self.host}: cannot inspect image {ref}: {_summary(err)}") from None
+        with self._pull_lock:  # one pull at a time: two apps often name one image
+            try:
+                repo, tag = _split_ref(ref)
+                for chunk in self.api.pull(repo, tag=tag, stream=True, decode=True):
+                    if "error" in chunk:
+                        raise ProviderError(f"pull of {ref} failed on {self.host}: {chunk['error']}")
+                    if chunk.get("status", "").startswith(("Pulling from", "Digest", "Status")):
+                        progress(chunk["status"])
+                return self.api.inspect_image(ref)["Id"]
+            except docker.errors.DockerException as err:
+                raise ProviderError(
+                    f"image {ref} is not on host {self.host} and could not be pulled: {_summary(err)}"
+                ) from None
+
+    def tag_image(self, image_id: str, tag: str) -> None:
+        repo, version = _split_ref(tag)
+        self.api.tag(image_id, repo, version)
+
+    def remove_image(self, image_id: str) -> None:
+        import docker.errors
+
+        try:
+            self.api.remove_image(image_id, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as err:
+            if err.status_code != 409:  # in use by a container berth does not own
+                raise ProviderError(f"host {self.host}: cannot remove image: {_summary(err)}") from None
+
+    # Containers ----------------------------------------------------------------------
+
+    def run_container(self, spec: ContainerSpec) -> str:
+        import docker.errors
+
+        host_config = self.api.create_host_config(
+            port_bindings={spec.port: spec.host_port},
+            restart_policy={"Name": spec.restart, "MaximumRetryCount": 0},
+            init=True,  # forwards SIGTERM to the server and reaps zombies
+            **_limits(spec),
+        )
+        try:
+            created = self._create(spec, host_config)
+        except docker.errors.APIError as err:
+            if err.status_code != 409:
+                raise ProviderError(f"cannot create {spec.name} on {self.host}: {_summary(err)}") from None
+            self._remove_leftover(spec)
+            created = self._create(spec, host_config)
+        try:
+            self.api.start(created["Id"])
+        except docker.errors.APIError as err:
+            raise ProviderError(f"cannot start {spec.name} on {self.host}: {_summary(err)}") from None
+        return created["Id"]
+
+    def _create(self, spec: ContainerSpec, host_config: dict) -> dict:
+        return self.api.create_container(
+            image=spec.image, name=spec.name, command=list(spec.command) if spec.command else None,
+            environment=spec.env, labels=spec.labels, ports=[spec.port], host_config=host_config,
+            stop_timeout=STOP_TIMEOUT,
+        )
+
+    def _remove_leftover(self, spec: ContainerSpec) -> None:
+        """A container already holds the name: take it away only if this stack owns it."""
+        existing = self.api.inspect_container(spec.name)
+        stack = (existing["Config"].get("Labels") or {}).get(LABEL_STACK)
+        if stack != spec.labels.get(LABEL_STACK):
+            raise ProviderError(
+                f"a container named {spec.name} already exists on {self.host} and berth does not "
+                f"manage it (stack label: {stack or 'none'}); rename or remove it"
+            )
+        self.remove_container(existing["Id"])
+
+    def update_container(self, container_id: str, spec: ContainerSpec) -> None:
+        import docker.errors
+
+        try:
+            self.api.update_container(
+                container_id, restart_policy={"Name": spec.restart, "MaximumRetryCount": 0},
+                **_limits(spec),
+            )
+        except docker.errors.APIError as err:
+            raise ProviderError(f"cannot update {spec.name} on {self.host}: {_summary(err)}") from None
+
+    def remove_container(self, container_id: str) -> None:
+        import docker.errors
+
+        try:
+            self.api.stop(container_id, timeout=STOP_TIMEOUT)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError:
+            pass  # already stopped or stuck: removal with force below settles it
+        try:
+            self.api.remove_container(container_id, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as err:
+            raise ProviderError(f"cannot remove container {container_id[:12]} on {self.host}: {_summary(err)}") from None
+
+    def container_state(self, container_id: str) -> dict:
+        import docker.errors
+
+        try:
+            info = self.api.inspect_container(container_id)
+        except docker.errors.NotFound:
+            return {"Status": "removed", "ExitCode": None, "RestartCount": 0}
+        return info["State"] | {"RestartCount": info.get("RestartCount", 0)}
+
+    def logs(self, container_id: str, tail: int) -> str:
+        import docker.errors
+
+        try:
+            raw = self.api.logs(container_id, stdout=True, stderr=True, tail=tail)
+        except docker.errors.DockerException:
+            return ""
+        return raw.decode("utf-8", "replace")
+
+    # Probes --------------------------------------------------------------------------
+
+    def probe(self, port: int, path: str | None, timeout: float) -> tuple[bool, str]:
+        if path is None:
+            try:
+                socket.create_connection((self.probe_address, port), timeout=timeout).close()
+                return True, "TCP connect succeeded"
+            except OSError as err:
+                return False, f"TCP connect: {err.strerror or err}"
+        conn = http.client.HTTPConnection(self.probe_address, port, timeout=timeout)
+        try:
+            conn.request("GET", path, headers={"User-Agent": "berth-probe"})
+            status = conn.getresponse().status
+            return status == 200, f"HTTP {status}"
+        except (OSError, http.client.HTTPException) as err:
+            return False, f"{type(err).__name__}: {getattr(err, 'strerror', None) or err}"
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        try:
+            self.api.close()
+        except Exception:
+            pass
+
+
+def _limits(spec: ContainerSpec) -> dict[str, Any]:
+    limits: dict[str, Any] = {}
+    if spec.memory is not None:
+        limits |= {"mem_limit": spec.memory, "memswap_limit": -1}
+    if spec.cpus is not None:
+        limits |= {"cpu_period": CPU_PERIOD, "cpu_quota": int(spec.cpus * CPU_PERIOD)}
+    return limits
+
+
+def _split_ref(ref: str) -> tuple[str, str | None]:
+    """docker-py wants repository and tag (or digest) apart."""
+    if "@" in ref:
+        repo, digest = ref.split("@", 1)
+        return repo, digest
+    name, _, tag = ref.rpartition(":")
+    if name and "/" not in tag:
+        return name, tag
+    return ref, "latest"
+
+
+def local_engine() -> DockerEngine:
+    """The engine berth runs beside, as the docker CLI would find it (DOCKER_HOST)."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=900)
+    except docker.errors.DockerException as err:
+        raise ProviderError(
+            f"cannot reach the local Docker engine ({os.environ.get('DOCKER_HOST') or 'unix:///var/run/docker.sock'}): "
+            f"{_summary(err)}. Is dockerd running? (scripts/setup.sh starts one)"
+        ) from None
+    url = urlparse(os.environ.get("DOCKER_HOST", ""))
+    probe_address = url.hostname if url.scheme in ("tcp", "http", "https") and url.hostname else "127.0.0.1"
+    return DockerEngine("local", client, probe_address)

@@ -1,0 +1,101 @@
+"""The values providers take and return: what to run, and what a host has.
+
+Plain frozen dataclasses, so the planner can build them and tests can compare them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+# Labels berth puts on everything it creates; refresh finds its things by them.
+LABEL_STACK = "berth.stack"
+LABEL_APP = "berth.app"
+LABEL_ADDRESS = "berth.address"
+LABEL_CONFIG_HASH = "berth.config-hash"
+LABEL_CONTENT_HASH = "berth.content-hash"
+
+
+class ProviderError(Exception):
+    """A host or engine refused or failed an operation; the message says which and why."""
+
+
+class ReadinessError(ProviderError):
+    """A container never became ready; carries the last lines of its log."""
+
+    def __init__(self, message: str, log_tail: str = "") -> None:
+        super().__init__(message)
+        self.log_tail = log_tail
+
+
+class Interrupted(ProviderError):
+    """The run was interrupted (Ctrl-C) while this step waited."""
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    name: str
+    image: str
+    port: int
+    host_port: int
+    labels: dict[str, str]
+    command: tuple[str, ...] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    restart: str = "unless-stopped"
+    cpus: float | None = None
+    memory: int | None = None
+
+
+@dataclass(frozen=True)
+class ObservedContainer:
+    id: str
+    name: str
+    state: str  # running, exited, restarting, created, paused, dead
+    image_id: str
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ObservedImage:
+    id: str
+    tags: tuple[str, ...]
+    digests: tuple[str, ...]
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One host's view of a stack, read with one batched query."""
+
+    host: str
+    containers: tuple[ObservedContainer, ...] = ()
+    images: tuple[ObservedImage, ...] = ()
+
+    def image_for_ref(self, ref: str) -> ObservedImage | None:
+        """The image a tag or digest reference names on this host, as Docker resolves it."""
+        wanted = normalize_ref(ref)
+        for image in self.images:
+            if ref == image.id or any(normalize_ref(r) == wanted for r in image.tags + image.digests):
+                return image
+        return None
+
+    def image_with_content(self, content_hash: str) -> ObservedImage | None:
+        for image in self.images:
+            if image.labels.get(LABEL_CONTENT_HASH) == content_hash:
+                return image
+        return None
+
+
+def normalize_ref(ref: str) -> str:
+    """`busybox`, `busybox:latest` and `docker.io/library/busybox:latest` are one image."""
+    for prefix in ("docker.io/library/", "index.docker.io/library/", "docker.io/"):
+        if ref.startswith(prefix):
+            ref = ref[len(prefix):]
+            break
+    name = ref.split("@", 1)[0]
+    if "@" not in ref and ":" not in name.rsplit("/", 1)[-1]:
+        ref += ":latest"
+    return ref
+
+
+Progress = Callable[[str], None]
