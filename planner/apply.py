@@ -1,0 +1,254 @@
+"""Apply: walk a plan's step graph against the providers, writing state as steps finish.
+
+Each finished step is recorded in state and written to the store at once, so a run
+that dies at any point leaves a state the next plan converges from: a container is
+recorded as `created` the moment it exists, `ready` once its probe passed, `tainted`
+if the probe failed.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from planner.events import Emit, Event
+from planner.graph import Step, build_graph
+from planner.plan import Action, Change, Plan
+from planner.resources import UPDATE_KEYS, container_spec, image_labels
+from planner.walk import Outcome, Status, WalkEvent, walk
+from providers.base import Provider
+from providers.readiness import wait_ready
+from state.address import Address
+from state.model import ResourceState, State
+from state.store import StateStore
+
+
+class Recorder:
+    """The state as the run changes it. Every change is written through to the store
+    under one lock, so worker threads never interleave half-made states."""
+
+    def __init__(self, store: StateStore, state: State, note: str) -> None:
+        self.store = store
+        self.state = state
+        self.note = note
+        self._lock = threading.Lock()
+
+    def get(self, address: str) -> ResourceState | None:
+        with self._lock:
+            return self.state.resources.get(address)
+
+    def put(self, resource: ResourceState) -> None:
+        with self._lock:
+            if self.state.resources.get(resource.address) == resource:
+                return
+            resources = dict(self.state.resources) | {resource.address: resource}
+            self._write(resources)
+
+    def drop(self, address: str, ids: list[str] | None = None) -> None:
+        """Forget address; with ids, only if state holds one of them (a duplicate
+        container removed under the same address must not drop the real one)."""
+        with self._lock:
+            current = self.state.resources.get(address)
+            if current is None or (ids is not None and current.id not in ids):
+                return
+            resources = {k: v for k, v in self.state.resources.items() if k != address}
+            self._write(resources)
+
+    def _write(self, resources: dict[str, ResourceState]) -> None:
+        self.state = self.store.write(self.state.model_copy(update={"resources": resources}), note=self.note)
+
+
+@dataclass
+class ApplyResult:
+    state: State
+    outcomes: dict[Step, Outcome] = field(default_factory=dict)
+    actions: dict[str, Action] = field(default_factory=dict)  # per address, as planned
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> list[tuple[Step, Outcome]]:
+        return [(s, o) for s, o in self.outcomes.items() if o.status is Status.FAILED]
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and all(o.status is Status.OK for o in self.outcomes.values())
+
+    def counts(self) -> dict[str, int]:
+        """Terraform's closing line, counting only changes whose every step finished."""
+        done = {address: True for address in self.actions}
+        for step, outcome in self.outcomes.items():
+            done[step.address] = done[step.address] and outcome.status is Status.OK
+        counts = {"added": 0, "changed": 0, "destroyed": 0}
+        for address, action in self.actions.items():
+            if not done[address]:
+                continue
+            counts["added"] += action is Action.CREATE or action.is_replace
+            counts["destroyed"] += action is Action.DELETE or action.is_replace
+            counts["changed"] += action is Action.UPDATE
+        return counts
+
+
+def refresh_state(plan: Plan, recorder: Recorder) -> None:
+    """Record what the plan found without acting: adopted IDs, forgotten resources."""
+    for change in plan.changes:
+        if change.action is not Action.NOOP:
+            continue
+        if change.after is None:
+            recorder.drop(change.address)
+            continue
+        prev = recorder.get(change.address)
+        recorder.put(ResourceState(
+            address=change.address, type=change.type, host=Address.parse(change.address).host,
+            id=change.ids[0] if change.ids else (prev.id if prev else ""),
+            status=prev.status if prev else "ready", attributes=change.after,
+        ))
+
+
+def apply_plan(
+    plan: Plan,
+    store: StateStore,
+    state: State,
+    providers: dict[str, Provider],
+    *,
+    parallelism: int = 10,
+    stop: threading.Event | None = None,
+    emit: Emit,
+) -> ApplyResult:
+    stop = stop or threading.Event()
+    recorder = Recorder(store, state.model_copy(update={"stack": plan.stack}), note="destroy" if plan.destroy else "apply")
+    refresh_state(plan, recorder)
+    graph = build_graph(plan)
+    runner = _StepRunner(plan.stack, graph, providers, recorder, stop, emit)
+
+    def on_walk_event(event: WalkEvent) -> None:
+        outcome = event.outcome
+        elapsed = outcome.elapsed if outcome else 0.0
+        match event.kind:
+            case "started":
+                emit(Event("started", event.node))
+            case "finished":
+                emit(Event("finished", event.node, elapsed, message=outcome.value or ""))
+            case "failed":
+                err = outcome.error
+                emit(Event("failed", event.node, elapsed, message=_message(err), detail=getattr(err, "log_tail", "")))
+            case "skipped":
+                kind = "not_started" if outcome.status is Status.NOT_STARTED else "skipped"
+                emit(Event(kind, event.node, message=outcome.reason))
+
+    result = walk(graph, runner.run, parallelism=parallelism, stop=stop, on_event=on_walk_event)
+    return ApplyResult(
+        state=recorder.state, outcomes=result.outcomes,
+        actions={c.address: c.action for c in plan.actions},
+        interrupted=result.interrupted or stop.is_set(),
+    )
+
+
+def _message(err: BaseException | None) -> str:
+    from providers.types import ProviderError
+
+    if isinstance(err, ProviderError):
+        return str(err)
+    return f"internal error: {type(err).__name__}: {err}"
+
+
+class _StepRunner:
+    """Runs one step against its host and records what it did; returns a short detail."""
+
+    def __init__(self, stack: str, graph: Any, providers: dict[str, Provider], recorder: Recorder,
+                 stop: threading.Event, emit: Emit) -> None:
+        self.stack = stack
+        self.graph = graph
+        self.providers = providers
+        self.recorder = recorder
+        self.stop = stop
+        self.emit = emit
+
+    def run(self, step: Step) -> str:
+        changes: list[Change] = self.graph.nodes[step]["changes"]
+        address = Address.parse(step.address)
+        provider = self.providers[address.host]
+        return getattr(self, "_" + step.kind.replace("-", "_"))(step, address, provider, changes)
+
+    def _progress(self, step: Step):
+        return lambda message: self.emit(Event("progress", step, message=message))
+
+    def _record(self, change: Change, address: Address, id: str, status: str = "ready") -> None:
+        self.recorder.put(ResourceState(address=change.address, type=change.type, host=address.host,
+                                        id=id, status=status, attributes=change.after or {}))
+
+    # Images
+    def _build(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+        after = changes[0].after
+        image_id = provider.build_image(
+            after["context"], after["dockerfile"], after["args"], after["tag"],
+            image_labels(self.stack, address.app, after["content_hash"]), self._progress(step),
+        )
+        self._record(changes[0], address, image_id)
+        return f"id={image_id[7:19]}"
+
+    def _pull(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+        image_id = provider.ensure_image(changes[0].after["ref"], self._progress(step))
+        self._record(changes[0], address, image_id)
+        return f"id={image_id[7:19]}"
+
+    def _tag(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+        provider.tag_image(changes[0].ids[0], changes[0].after["tag"])
+        self._record(changes[0], address, changes[0].ids[0])
+        return changes[0].after["tag"]
+
+    def _prune_image(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+        for image_id in changes[0].ids:
+            provider.remove_image(image_id)
+        return f"removed the previous image {changes[0].ids[0][7:19]}" if changes[0].ids else ""
+
+    def _remove_image(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+        ids = [i for change in changes for i in change.ids]
+        for image_id in ids:
+            provider.remove_image(image_id)
+        self.recorder.drop(step.address, ids)
+        return ""
+
+    # Containers
+    def _remove(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+        ids = [i for change in changes for i in change.ids]
+        for container_id in ids:
+            provider.remove_container(container_id)
+        self.recorder.drop(step.address, ids)
+        return ""
+
+    def _create(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+        spec = container_spec(self.stack, address, changes[0].after)
+        container_id = provider.run_container(spec)
+        self._record(changes[0], address, container_id, status="created")
+        return f"id={container_id[:12]}"
+
+    def _update(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+        change = changes[0]
+        container_id = change.ids[0]
+        before = change.before or {}
+        if any(before.get(k) != change.after.get(k) for k in UPDATE_KEYS):
+            provider.update_container(container_id, container_spec(self.stack, address, change.after))
+        prev = self.recorder.get(step.address)
+        known = prev is not None and prev.id == container_id
+        self._record(change, address, container_id, status=prev.status if known else "created")
+        return f"id={container_id[:12]}"
+
+    def _wait(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+        from providers.types import ReadinessError
+
+        after = changes[0].after
+        resource = self.recorder.get(step.address)
+        assert resource is not None, f"{step.address} has no container to wait for"
+        target = after["readiness"] or "TCP"
+        self.emit(Event("waiting", step, 0.0, message=f"waiting for readiness ({target} on port {after['host_port']})"))
+        try:
+            took = wait_ready(
+                provider, resource.id, after["host_port"], after["readiness"], after["readiness_timeout"],
+                self.stop, on_wait=lambda elapsed, seen: self.emit(Event("waiting", step, elapsed, message=seen)),
+            )
+        except ReadinessError:
+            self.recorder.put(resource.model_copy(update={"status": "tainted"}))
+            raise
+        self.recorder.put(resource.model_copy(update={"status": "ready"}))
+        return f"probe passed after {took:.2f}s"

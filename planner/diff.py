@@ -1,0 +1,212 @@
+"""Diff: desired Stack × stored State × observed hosts → Plan.
+
+Pure: everything it needs (state, observations, context hashes) is passed in, so plan
+tests are data. The rules, per resource:
+
+- desired, absent everywhere → create; in state but gone from the host → create (drift)
+- container not running, tainted, or its config-hash label not ours → replace
+- a replace-forcing attribute changed → replace, marking those attributes
+- only live-changeable attributes (restart, limits) or berth-side ones (probes) → update
+- readiness never confirmed (an earlier run died while waiting) → update: wait again
+- labelled with the stack but not desired → delete; in state, gone and not desired → forget
+
+Attributes are compared with what berth recorded in state, never with what the engine
+reports, so engine defaults never show up as changes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from planner.desired import AppConfig, Stack
+from planner.plan import Action, Change, Plan
+from planner.resources import (
+    BERTH_KEYS,
+    REPLACE_KEYS,
+    UPDATE_KEYS,
+    config_hash,
+    container_attributes,
+    image_attributes,
+    image_labels,
+    image_ref,
+)
+from providers.types import (
+    LABEL_ADDRESS,
+    LABEL_APP,
+    LABEL_CONFIG_HASH,
+    LABEL_STACK,
+    Observation,
+    ObservedContainer,
+)
+from state.address import Address
+from state.model import ResourceState, State
+
+
+def diff(
+    stack: Stack,
+    state: State | None,
+    observed: dict[str, Observation],
+    content_hashes: dict[str, str],
+    *,
+    destroy: bool = False,
+) -> Plan:
+    state = state or State(stack=stack.name)
+    apps = {} if destroy else stack.apps
+    changes: list[Change] = []
+    by_address = _observed_by_address(observed)
+
+    for app in apps.values():
+        obs = observed[app.host]
+        image_attrs = image_attributes(stack.name, app, content_hashes.get(app.name))
+        image_change = _diff_image(stack.name, app, image_attrs, state, obs)
+        changes.append(image_change)
+        for index in range(app.replicas):
+            address = Address.container(app.name, index, app.host)
+            attrs = container_attributes(stack.name, app, index, image_ref(image_attrs))
+            found = by_address.pop(str(address), [])
+            change, extra = _diff_container(address, attrs, state.resources.get(str(address)), found, image_change, obs)
+            changes.append(change)
+            changes.extend(extra)
+
+    changes.extend(_orphan_containers(by_address, state))
+    changes.extend(_orphan_images(stack.name, apps, state, observed))
+    changes.extend(_forgotten(state, {c.address for c in changes}))
+    changes.sort(key=lambda c: Address.parse(c.address).sort_key())
+    return Plan(
+        stack=stack.name,
+        lineage=state.lineage if state.serial else None,
+        serial=state.serial,
+        destroy=destroy,
+        changes=changes,
+    )
+
+
+def _observed_by_address(observed: dict[str, Observation]) -> dict[str, list[ObservedContainer]]:
+    found: dict[str, list[ObservedContainer]] = defaultdict(list)
+    for obs in observed.values():
+        for container in obs.containers:
+            # Every container berth makes carries its address; one without cannot be
+            # planned back, so it is reported under the app it names.
+            address = container.labels.get(LABEL_ADDRESS) or str(
+                Address.container(container.labels.get(LABEL_APP, "unknown"), 0, obs.host))
+            found[address].append(container)
+    return found
+
+
+def _diff_image(stack: str, app: AppConfig, attrs: dict[str, Any], state: State, obs: Observation) -> Change:
+    address = str(Address.image(app.name, app.host))
+    prev = state.resources.get(address)
+    before = prev.attributes if prev else None
+    if attrs["source"] == "build":
+        wanted = image_labels(stack, app.name, attrs["content_hash"])
+        found = next((i for i in obs.images if wanted.items() <= i.labels.items()), None)
+    else:
+        found = obs.image_for_ref(attrs["ref"])
+    if found is not None:
+        if attrs["source"] == "build" and attrs["tag"] not in found.tags:
+            return Change(address=address, type="image", action=Action.UPDATE, before=before, after=attrs,
+                          ids=[found.id], reasons=[f"image is on the host but not tagged {attrs['tag']}"])
+        return Change(address=address, type="image", action=Action.NOOP, before=before, after=attrs, ids=[found.id])
+    if attrs["source"] == "build" and prev and prev.attributes.get("content_hash") not in (None, attrs["content_hash"]):
+        return Change(address=address, type="image", action=Action.CREATE_THEN_DELETE, before=before, after=attrs,
+                      ids=[prev.id] if prev.id else [], reasons=["build context changed"],
+                      forces_replacement=["content_hash"])
+    reasons = ["image is no longer on the host"] if prev else []
+    if attrs["source"] == "image":
+        reasons.append(f"{attrs['ref']} is not on host {app.host}: it will be pulled")
+    return Change(address=address, type="image", action=Action.CREATE, before=before, after=attrs, reasons=reasons)
+
+
+def _diff_container(
+    address: Address,
+    attrs: dict[str, Any],
+    prev: ResourceState | None,
+    found: list[ObservedContainer],
+    image_change: Change,
+    obs: Observation,
+) -> tuple[Change, list[Change]]:
+    key = str(address)
+    before = prev.attributes if prev else None
+    # Keep the container state knows; any other one claiming the address goes.
+    found = sorted(found, key=lambda c: not (prev and c.id == prev.id))
+    current, extras = (found[0], found[1:]) if found else (None, [])
+    extra_changes = [
+        Change(address=key, type="container", action=Action.DELETE, before=dict(c.labels), ids=[c.id],
+               reasons=[f"a second container ({c.name}) claims this address"])
+        for c in extras
+    ]
+
+    def change(action: Action, reasons: list[str], forces: list[str] = ()) -> Change:
+        return Change(address=key, type="container", action=action, before=before, after=attrs,
+                      ids=[current.id] if current else [], reasons=reasons, forces_replacement=list(forces))
+
+    if current is None:
+        return change(Action.CREATE, ["container no longer exists on the host"] if prev else []), extra_changes
+
+    known = prev is not None and prev.id == current.id
+    old = before or {}
+    forced = [k for k in REPLACE_KEYS if old.get(k) != attrs.get(k)] if known else []
+    # Clearing a limit is not something docker update can do.
+    forced += [k for k in UPDATE_KEYS if known and old.get(k) is not None and attrs.get(k) is None]
+    if forced:
+        return change(Action.REPLACE, [], forced), extra_changes
+    if current.state != "running":
+        return change(Action.REPLACE, [f"container is {current.state or 'not running'}"]), extra_changes
+    if current.labels.get(LABEL_CONFIG_HASH) != config_hash(attrs):
+        why = "container was changed outside berth" if known else "container is not in state and its config differs"
+        return change(Action.REPLACE, [why]), extra_changes
+    if prev is not None and prev.status == "tainted":
+        return change(Action.REPLACE, ["tainted: its readiness check failed"]), extra_changes
+    image_id = image_change.ids[0] if image_change.action is Action.NOOP and image_change.ids else None
+    if image_id and current.image_id and current.image_id != image_id:
+        return change(Action.REPLACE, [f"{attrs['image']} now names image {image_id[7:19]}, "
+                                       f"the container runs {current.image_id[7:19]}"]), extra_changes
+    if not known:
+        # Started by an earlier run that died before recording it: adopt it, then confirm readiness.
+        return change(Action.UPDATE, ["container was started by an interrupted run; readiness will be checked"]), extra_changes
+    if prev.status == "created":
+        return change(Action.UPDATE, ["readiness was never confirmed; it will be checked"]), extra_changes
+    if any(old.get(k) != attrs.get(k) for k in (*UPDATE_KEYS, *BERTH_KEYS)):
+        return change(Action.UPDATE, []), extra_changes
+    return change(Action.NOOP, []), extra_changes
+
+
+def _orphan_containers(by_address: dict[str, list[ObservedContainer]], state: State) -> list[Change]:
+    changes = []
+    for key, containers in by_address.items():
+        prev = state.resources.get(key)
+        for c in containers:
+            changes.append(Change(address=key, type="container", action=Action.DELETE,
+                                  before=prev.attributes if prev and prev.id == c.id else dict(c.labels),
+                                  ids=[c.id], reasons=[] if prev else ["not in state, but labelled with this stack"]))
+    return changes
+
+
+def _forgotten(state: State, planned: set[str]) -> list[Change]:
+    """Resources in state that nothing else planned for: gone from their host, or images
+    berth does not own (pulled by reference). Apply drops them from state."""
+    return [
+        Change(address=key, type=prev.type, action=Action.NOOP, before=prev.attributes,
+               reasons=["no longer desired or present; forgotten"])
+        for key, prev in state.resources.items()
+        if key not in planned
+    ]
+
+
+def _orphan_images(
+    stack: str, apps: dict[str, AppConfig], state: State, observed: dict[str, Observation]
+) -> list[Change]:
+    """Images labelled with the stack whose app is gone (all of them, on destroy)."""
+    leftovers: dict[str, list[str]] = defaultdict(list)
+    for host, obs in observed.items():
+        for image in obs.images:
+            app = image.labels.get(LABEL_APP, "")
+            if image.labels.get(LABEL_STACK) == stack and app not in apps:
+                leftovers[str(Address.image(app or "unknown", host))].append(image.id)
+    changes = []
+    for key, ids in leftovers.items():
+        prev = state.resources.get(key)
+        changes.append(Change(address=key, type="image", action=Action.DELETE,
+                              before=prev.attributes if prev else {"ids": ids}, ids=ids))
+    return changes

@@ -1,0 +1,164 @@
+"""Plan → step graph: which steps apply runs, and what each must wait for.
+
+Built in small named passes over an nx.DiGraph whose nodes are Steps (edge u → v: v
+runs after u): one pass adds each change's steps, then dependency edges (images before
+containers, depends_on readiness before dependents, dependents removed before what they
+depend on, a host port or name freed before it is reused, old images pruned last).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from planner.diagnostics import Diagnostic, DiagnosticsError
+from planner.plan import Action, Change, Plan
+from state.address import Address
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+StepKind = Literal["build", "pull", "tag", "remove-image", "prune-image", "remove", "create", "update", "wait"]
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: StepKind
+    address: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.address}"
+
+
+def build_graph(plan: Plan) -> nx.DiGraph:
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    for change in plan.actions:
+        _add_steps(graph, change)
+    _image_edges(graph)
+    _depends_on_edges(graph)
+    _destroy_order_edges(graph)
+    _reuse_edges(graph)
+    _prune_edges(graph)
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        return graph
+    raise DiagnosticsError([Diagnostic("steps form a cycle: " + " -> ".join(str(u) for u, _ in cycle))])
+
+
+def _add_steps(graph: nx.DiGraph, change: Change) -> None:
+    """The steps of one change, chained in order."""
+    kinds: list[StepKind]
+    if change.type == "image":
+        source = (change.after or {}).get("source")
+        match change.action:
+            case Action.CREATE:
+                kinds = ["build" if source == "build" else "pull"]
+            case Action.CREATE_THEN_DELETE:
+                kinds = ["build", "prune-image"]
+            case Action.UPDATE:
+                kinds = ["tag"]
+            case Action.DELETE:
+                kinds = ["remove-image"]
+            case _:
+                raise AssertionError(f"no steps for {change.action!r} on an image")
+    else:
+        match change.action:
+            case Action.CREATE:
+                kinds = ["create", "wait"]
+            case Action.REPLACE:
+                kinds = ["remove", "create", "wait"]
+            case Action.UPDATE:
+                kinds = ["update", "wait"]
+            case Action.DELETE:
+                kinds = ["remove"]
+            case _:
+                raise AssertionError(f"no steps for {change.action!r} on a container")
+    steps = [Step(kind, change.address) for kind in kinds]
+    for step in steps:
+        if step in graph:  # a second DELETE for one address (duplicate containers): one step removes all
+            graph.nodes[step]["changes"].append(change)
+        else:
+            graph.add_node(step, changes=[change])
+    for before, after in zip(steps, steps[1:]):
+        graph.add_edge(before, after)
+
+
+def _by_app(graph: nx.DiGraph, kinds: set[str]) -> dict[tuple[str, str], list[Step]]:
+    """Steps of the given kinds, keyed by (app, host)."""
+    found: dict[tuple[str, str], list[Step]] = defaultdict(list)
+    for step in graph.nodes:
+        if step.kind in kinds:
+            address = Address.parse(step.address)
+            found[(address.app, address.host)].append(step)
+    return found
+
+
+def _image_edges(graph: nx.DiGraph) -> None:
+    images = _by_app(graph, {"build", "pull", "tag"})
+    for key, steps in _by_app(graph, {"create", "update"}).items():
+        for image_step in images.get(key, []):
+            for step in steps:
+                graph.add_edge(image_step, step)
+
+
+def _depends_on_edges(graph: nx.DiGraph) -> None:
+    """A dependent's container starts once every replica it depends on passed readiness."""
+    waits: dict[str, list[Step]] = defaultdict(list)
+    for (app, _host), steps in _by_app(graph, {"wait"}).items():
+        waits[app].extend(steps)
+    for step in list(graph.nodes):
+        if step.kind not in ("create", "update"):
+            continue
+        change = graph.nodes[step]["changes"][0]
+        for dependency in (change.after or {}).get("depends_on", []):
+            for wait in waits.get(dependency, []):
+                graph.add_edge(wait, step)
+
+
+def _destroy_order_edges(graph: nx.DiGraph) -> None:
+    """Removals run in reverse dependency order: a dependent goes before what it needs."""
+    removes = _by_app(graph, {"remove"})
+    by_app: dict[str, list[Step]] = defaultdict(list)
+    for (app, _host), steps in removes.items():
+        by_app[app].extend(steps)
+    for steps in removes.values():
+        for step in steps:
+            change = graph.nodes[step]["changes"][0]
+            for dependency in (change.before or {}).get("depends_on", []) or []:
+                for target in by_app.get(dependency, []):
+                    graph.add_edge(step, target)
+
+
+def _reuse_edges(graph: nx.DiGraph) -> None:
+    """A container created on a host port or name that another one frees waits for it."""
+    freed: dict[tuple[str, str, object], list[Step]] = defaultdict(list)
+    for step in graph.nodes:
+        if step.kind == "remove":
+            host = Address.parse(step.address).host
+            for change in graph.nodes[step]["changes"]:
+                before = change.before or {}
+                for key in ("host_port", "name"):
+                    if before.get(key) is not None:
+                        freed[(host, key, before[key])].append(step)
+    for step in list(graph.nodes):
+        if step.kind != "create":
+            continue
+        after = graph.nodes[step]["changes"][0].after or {}
+        host = Address.parse(step.address).host
+        for key in ("host_port", "name"):
+            for remove in freed.get((host, key, after.get(key)), []):
+                if remove.address != step.address:
+                    graph.add_edge(remove, step)
+
+
+def _prune_edges(graph: nx.DiGraph) -> None:
+    """An image is removed only after every container step of its app is done."""
+    containers = _by_app(graph, {"remove", "create", "update", "wait"})
+    for key, steps in _by_app(graph, {"prune-image", "remove-image"}).items():
+        for image_step in steps:
+            for step in containers.get(key, []):
+                graph.add_edge(step, image_step)
