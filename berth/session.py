@@ -1,0 +1,78 @@
+"""One command's working set: the loaded stack, its state store, and a provider per host.
+
+The CLI opens a Session, asks it for a plan or an apply, and closes it. Providers are
+connected lazily, so commands that only read state never touch a host.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from planner.desired import Stack
+from planner.plan import Plan
+from state.model import State
+from state.store import DiskStore
+
+STATE_DIR = ".berth"
+
+
+def state_dir_for(stack_file: Path, override: str | None) -> Path:
+    return Path(override).resolve() if override else stack_file.parent / STATE_DIR
+
+
+@dataclass
+class Session:
+    stack: Stack
+    state_dir: Path
+    store: DiskStore = field(init=False)
+    _providers: dict[str, Any] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.store = DiskStore(self.state_dir / "state")
+
+    @property
+    def providers(self) -> dict[str, Any]:
+        if not self._providers:
+            from providers.docker_engine import local_engine
+
+            hosts = {app.host for app in self.stack.apps.values()} | {"local"}
+            for host in sorted(hosts):
+                if host == "local":
+                    self._providers[host] = local_engine()
+        return self._providers
+
+    def plan(self, state: State | None, *, destroy: bool = False) -> Plan:
+        from planner.diff import diff
+        from planner.refresh import content_hashes, observe_all
+
+        memo = self._memo()
+        try:
+            hashes = {} if destroy else content_hashes(self.stack, memo)
+        finally:
+            if memo is not None:
+                memo.close()
+        observed = observe_all(self.providers, self.stack.name)
+        return diff(self.stack, state, observed, hashes, destroy=destroy)
+
+    def _memo(self) -> Any:
+        """Per-file content hashes, kept between runs; a cache, so failing to open it
+        only costs speed."""
+        try:
+            import diskcache
+
+            return diskcache.Cache(str(self.state_dir / "cache"), size_limit=256 * 2**20)
+        except Exception:
+            return None
+
+    def apply(self, plan: Plan, state: State, *, parallelism: int, stop: threading.Event, emit: Any) -> Any:
+        from planner.apply import apply_plan
+
+        return apply_plan(plan, self.store, state, self.providers, parallelism=parallelism, stop=stop, emit=emit)
+
+    def close(self) -> None:
+        for provider in self._providers.values():
+            provider.close()
+        self.store.close()

@@ -1,0 +1,116 @@
+"""Live progress of an apply: a line per step start and end, Terraform-style, and a
+"Still …" line with elapsed time every 10 s for steps that keep running (builds, model
+loads). Works the same on a terminal and in CI logs; colour only on a terminal."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from berth.ui.console import Consoles
+from planner.events import Event
+from planner.graph import Step
+
+STILL_EVERY = 10.0
+
+VERBS = {  # kind: (while running, when done)
+    "build": ("Building image", "Build complete"),
+    "pull": ("Pulling image", "Pull complete"),
+    "tag": ("Tagging image", "Tagging complete"),
+    "prune-image": ("Removing previous image", "Removal complete"),
+    "remove-image": ("Removing image", "Removal complete"),
+    "remove": ("Destroying", "Destruction complete"),
+    "create": ("Creating", "Creation complete"),
+    "update": ("Modifying", "Modifications complete"),
+    "wait": ("Waiting for readiness", "Ready"),
+}
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
+class ApplyView:
+    """Subscribes to apply events; thread-safe (events arrive from worker threads)."""
+
+    def __init__(self, ui: Consoles) -> None:
+        self.ui = ui
+        self._lock = threading.Lock()
+        self._running: dict[Step, list[float]] = {}  # step: [started, last line printed]
+        self._seen: dict[Step, str] = {}
+        self._done = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="berth-progress", daemon=True)
+        self.failures: list[Event] = []
+        self.skipped: list[Event] = []
+
+    def __enter__(self) -> ApplyView:
+        self._ticker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._ticker.join(timeout=1)
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            self._handle(event)
+
+    def _handle(self, event: Event) -> None:
+        step = event.step
+        if step is None:
+            return
+        doing, done = VERBS[step.kind]
+        match event.kind:
+            case "started":
+                now = time.monotonic()
+                self._running[step] = [now, now]
+                self.ui.say(f"{step.address}: {doing}...")
+            case "progress":
+                self.ui.say(f"{step.address}: {event.message}", "dim")
+            case "waiting":
+                self._seen[step] = event.message
+            case "finished":
+                self._running.pop(step, None)
+                extra = f" [{event.message}]" if event.message else ""
+                self.ui.say(f"{step.address}: {done} after {_duration(event.elapsed)}{extra}", "green" if step.kind == "wait" else None)
+            case "failed":
+                self._running.pop(step, None)
+                self.failures.append(event)
+                self.ui.say(f"{step.address}: {doing} failed after {_duration(event.elapsed)}", "bold red")
+            case "skipped" | "not_started":
+                self.skipped.append(event)
+
+    def _tick(self) -> None:
+        while not self._done.wait(1.0):
+            with self._lock:
+                now = time.monotonic()
+                for step, times in self._running.items():
+                    if now - times[1] >= STILL_EVERY:
+                        times[1] = now
+                        doing = VERBS[step.kind][0]
+                        seen = f", last probe: {self._seen[step]}" if step in self._seen else ""
+                        self.ui.say(f"{step.address}: Still {doing[0].lower()}{doing[1:]}... [{_duration(now - times[0])} elapsed{seen}]")
+
+    def render_summary(self, counts: dict[str, int], interrupted: bool) -> None:
+        for event in self.failures:
+            self.ui.say()
+            self.ui.say(f"Error: {event.step.address}: {event.message}", "bold red", err=True)
+            if event.detail.strip():
+                self.ui.say("  Last lines of the container's log:", err=True)
+                for line in event.detail.rstrip().splitlines():
+                    self.ui.say(f"    {line}", "dim", err=True)
+        if self.skipped:
+            self.ui.say()
+            for event in self.skipped:
+                self.ui.say(f"Skipped: {event.step} ({event.message})", "yellow", err=True)
+        line = f"{counts['added']} added, {counts['changed']} changed, {counts['destroyed']} destroyed."
+        self.ui.say()
+        if interrupted:
+            self.ui.say(f"Apply interrupted; state saved. Resources: {line}", "bold yellow")
+        elif self.failures:
+            self.ui.say(f"Apply failed. Resources: {line}", "bold red")
+        else:
+            self.ui.say(f"Apply complete! Resources: {line}", "bold green")

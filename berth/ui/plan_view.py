@@ -1,0 +1,94 @@
+"""A plan as text, the way Terraform shows one, and as a JSON document."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from berth.ui.console import Consoles
+from planner.plan import Action, Change, Plan
+
+STYLE = {
+    Action.CREATE: "green",
+    Action.UPDATE: "yellow",
+    Action.DELETE: "red",
+    Action.REPLACE: "red",
+    Action.CREATE_THEN_DELETE: "green",
+}
+HEADLINE = {
+    Action.CREATE: "will be created",
+    Action.UPDATE: "will be updated in place",
+    Action.DELETE: "will be destroyed",
+    Action.REPLACE: "must be replaced",
+    Action.CREATE_THEN_DELETE: "must be replaced",
+}
+ATTRIBUTE_SYMBOL = {Action.CREATE: "+", Action.DELETE: "-"}
+
+
+def value_text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True) if not isinstance(value, str) else json.dumps(value)
+
+
+def render_plan(plan: Plan, ui: Consoles) -> None:
+    for warning in plan.warnings:
+        ui.say(f"Warning: {warning}", "yellow")
+    if not plan.has_changes:
+        ui.say("No changes. The hosts match the configuration.", "bold green")
+        return
+    ui.say("berth will perform the following actions:\n")
+    for change in plan.actions:
+        _render_change(change, ui)
+    s = plan.summary()
+    ui.say(f"Plan: {s['add']} to add, {s['change']} to change, {s['destroy']} to destroy.", "bold")
+
+
+def _render_change(change: Change, ui: Consoles) -> None:
+    style = STYLE[change.action]
+    why = f" ({'; '.join(change.reasons)})" if change.reasons else ""
+    ui.say(f"  # {change.address} {HEADLINE[change.action]}{why}", "bold")
+    ui.say(f"{change.action.value:>3} {change.type} \"{change.address}\" {{", style)
+    before, after = change.before or {}, change.after or {}
+    keys = [k for k in dict.fromkeys([*after, *before]) if k not in ("ids",)]
+    shown = 0
+    width = max((len(k) for k in keys), default=0)
+    for key in keys:
+        old, new = before.get(key), after.get(key)
+        if change.action in (Action.CREATE, Action.DELETE):
+            value = new if change.action is Action.CREATE else old
+            if value in (None, [], {}):
+                continue
+            ui.say(f"      {ATTRIBUTE_SYMBOL[change.action.value and change.action]} {key:<{width}} = {value_text(value)}", style)
+            shown += 1
+        elif old != new and change.before is not None:
+            forces = "  # forces replacement" if key in change.forces_replacement else ""
+            ui.say(f"      ~ {key:<{width}} = {value_text(old)} -> {value_text(new)}{forces}", "yellow")
+            shown += 1
+    hidden = len(keys) - shown
+    if hidden and change.action not in (Action.CREATE, Action.DELETE):
+        ui.say(f"        # ({hidden} unchanged attributes hidden)", "dim")
+    ui.say("    }\n")
+
+
+def plan_document(plan: Plan) -> dict[str, Any]:
+    """The --json form. Its schema is documented in the README; keep them in step."""
+    return {
+        "format_version": plan.format,
+        "stack": plan.stack,
+        "lineage": plan.lineage,
+        "serial": plan.serial,
+        "destroy": plan.destroy,
+        "changes": [
+            {
+                "address": c.address,
+                "type": c.type,
+                "action": c.action.word,
+                "before": c.before,
+                "after": c.after,
+                "reasons": c.reasons,
+                "forces_replacement": c.forces_replacement,
+            }
+            for c in plan.actions
+        ],
+        "summary": plan.summary(),
+        "warnings": plan.warnings,
+    }
