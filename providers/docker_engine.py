@@ -241,7 +241,7 @@ class DockerEngine:
         try:
             conn.request("GET", path, headers={"User-Agent": "berth-probe"})
             status = conn.getresponse().status
-            return status == 200, f"HTTP {status}"
+            return 200 <= status < 300, f"HTTP {status}"
         except (OSError, http.client.HTTPException) as err:
             return False, f"{type(err).__name__}: {getattr(err, 'strerror', None) or err}"
         finally:
