@@ -182,7 +182,7 @@ class _StepRunner:
         after = changes[0].after
         image_id = provider.build_image(
             after["context"], after["dockerfile"], after["args"], after["tag"],
-            image_labels(self.stack, address.app, after["content_hash"]), self._progress(step),
+            image_labels(self.stack, after["content_hash"]), self._progress(step),
         )
         self._record(changes[0], address, image_id)
         return f"id={image_id[7:19]}"
@@ -198,15 +198,14 @@ class _StepRunner:
         return changes[0].after["tag"]
 
     def _prune_image(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
-        for image_id in changes[0].ids:
-            provider.remove_image(image_id)
-        return f"removed the previous image {changes[0].ids[0][7:19]}" if changes[0].ids else ""
+        for ref in changes[0].ids:
+            provider.remove_image(ref)
+        return f"untagged {', '.join(changes[0].ids)}"
 
     def _remove_image(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
-        ids = [i for change in changes for i in change.ids]
-        for image_id in ids:
-            provider.remove_image(image_id)
-        self.recorder.drop(step.address, ids)
+        for ref in [ref for change in changes for ref in change.ids]:
+            provider.remove_image(ref)
+        self.recorder.drop(step.address)
         return ""
 
     # Containers

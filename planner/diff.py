@@ -30,6 +30,7 @@ from planner.resources import (
     image_attributes,
     image_labels,
     image_ref,
+    tag_app,
 )
 from providers.types import (
     LABEL_ADDRESS,
@@ -99,7 +100,7 @@ def _diff_image(stack: str, app: AppConfig, attrs: dict[str, Any], state: State,
     prev = state.resources.get(address)
     before = prev.attributes if prev else None
     if attrs["source"] == "build":
-        wanted = image_labels(stack, app.name, attrs["content_hash"])
+        wanted = image_labels(stack, attrs["content_hash"])
         found = next((i for i in obs.images if wanted.items() <= i.labels.items()), None)
     else:
         found = obs.image_for_ref(attrs["ref"])
@@ -110,7 +111,7 @@ def _diff_image(stack: str, app: AppConfig, attrs: dict[str, Any], state: State,
         return Change(address=address, type="image", action=Action.NOOP, before=before, after=attrs, ids=[found.id])
     if attrs["source"] == "build" and prev and prev.attributes.get("content_hash") not in (None, attrs["content_hash"]):
         return Change(address=address, type="image", action=Action.CREATE_THEN_DELETE, before=before, after=attrs,
-                      ids=[prev.id] if prev.id else [], reasons=["build context changed"],
+                      ids=[prev.attributes["tag"]], reasons=["build context changed"],
                       forces_replacement=["content_hash"])
     reasons = ["image is no longer on the host"] if prev else []
     if attrs["source"] == "image":
@@ -197,16 +198,23 @@ def _forgotten(state: State, planned: set[str]) -> list[Change]:
 def _orphan_images(
     stack: str, apps: dict[str, AppConfig], state: State, observed: dict[str, Observation]
 ) -> list[Change]:
-    """Images labelled with the stack whose app is gone (all of them, on destroy)."""
+    """Tags of built images whose app is gone (all of them, on destroy). Removal is by
+    tag: an image another app still uses keeps its other tags and stays."""
     leftovers: dict[str, list[str]] = defaultdict(list)
     for host, obs in observed.items():
         for image in obs.images:
-            app = image.labels.get(LABEL_APP, "")
-            if image.labels.get(LABEL_STACK) == stack and app not in apps:
-                leftovers[str(Address.image(app or "unknown", host))].append(image.id)
+            if image.labels.get(LABEL_STACK) != stack:
+                continue
+            for tag in image.tags:
+                app = tag_app(stack, tag)
+                if app is not None and app not in apps:
+                    leftovers[str(Address.image(app, host))].append(tag)
+            if not image.tags and not apps:  # untagged, left by an interrupted run
+                owner = next((k for k, r in state.resources.items() if r.id == image.id), None)
+                leftovers[owner or str(Address.image("orphan", host))].append(image.id)
     changes = []
-    for key, ids in leftovers.items():
+    for key, refs in leftovers.items():
         prev = state.resources.get(key)
         changes.append(Change(address=key, type="image", action=Action.DELETE,
-                              before=prev.attributes if prev else {"ids": ids}, ids=ids))
+                              before=prev.attributes if prev else {"tags": refs}, ids=refs))
     return changes

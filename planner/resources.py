@@ -103,5 +103,14 @@ def container_spec(stack: str, address: Address, attrs: dict[str, Any]) -> Conta
     )
 
 
-def image_labels(stack: str, app: str, content_hash: str) -> dict[str, str]:
-    return {LABEL_STACK: stack, LABEL_APP: app, LABEL_CONTENT_HASH: content_hash}
+def image_labels(stack: str, content_hash: str) -> dict[str, str]:
+    """An image is identified by its stack and content, not its app: apps built from one
+    context share one image (one build, one transfer), each with its own tag."""
+    return {LABEL_STACK: stack, LABEL_CONTENT_HASH: content_hash}
+
+
+def tag_app(stack: str, tag: str) -> str | None:
+    """The app a berth image tag belongs to (`berth-STACK-APP:HASH`), else None."""
+    prefix = f"berth-{stack}-"
+    name = tag.rsplit(":", 1)[0]
+    return name[len(prefix):] if name.startswith(prefix) else None

@@ -31,8 +31,9 @@ class Provider(Protocol):
 
     def tag_image(self, image_id: str, tag: str) -> None: ...
 
-    def remove_image(self, image_id: str) -> None:
-        """Remove an image berth made; absent or in use is not an error."""
+    def remove_image(self, ref: str) -> None:
+        """Remove a tag of an image berth made (the image goes with its last tag);
+        absent or in use is not an error."""
         ...
 
     def run_container(self, spec: ContainerSpec) -> str:

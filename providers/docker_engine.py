@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from providers.types import (
+    LABEL_CONTENT_HASH,
     LABEL_STACK,
     ContainerSpec,
     Observation,
@@ -40,6 +41,8 @@ class DockerEngine:
         self.api = client.api if hasattr(client, "api") else client
         self.probe_address = probe_address
         self._pull_lock = threading.Lock()
+        self._locks_guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
 
     # Refresh -------------------------------------------------------------------------
 
@@ -77,6 +80,26 @@ class DockerEngine:
     # Images --------------------------------------------------------------------------
 
     def build_image(
+        self, context: str, dockerfile: str, args: dict[str, str], tag: str,
+        labels: dict[str, str], progress: Progress,
+    ) -> str:
+        import docker.errors
+
+        # Apps built from one context share an image: the first build makes it, the
+        # others wait for it here and only add their tag.
+        with self._lock_for(labels.get(LABEL_CONTENT_HASH, tag)):
+            existing = self.api.images(filters={"label": [f"{k}={v}" for k, v in labels.items()]})
+            if existing:
+                self.tag_image(existing[0]["Id"], tag)
+                progress(f"same content as {existing[0]['Id'][7:19]}: tagged, not rebuilt")
+                return existing[0]["Id"]
+            return self._build(context, dockerfile, args, tag, labels, progress)
+
+    def _lock_for(self, key: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _build(
         self, context: str, dockerfile: str, args: dict[str, str], tag: str,
         labels: dict[str, str], progress: Progress,
     ) -> str:
@@ -130,11 +153,13 @@ class DockerEngine:
         repo, version = _split_ref(tag)
         self.api.tag(image_id, repo, version)
 
-    def remove_image(self, image_id: str) -> None:
+    def remove_image(self, ref: str) -> None:
+        """Untag ref (the image itself goes with its last tag), or remove an untagged
+        image by ID. Never forced: an image a container still uses stays."""
         import docker.errors
 
         try:
-            self.api.remove_image(image_id, force=True)
+            self.api.remove_image(ref)
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as err:
