@@ -83,8 +83,6 @@ class DockerEngine:
         self, context: str, dockerfile: str, args: dict[str, str], tag: str,
         labels: dict[str, str], progress: Progress,
     ) -> str:
-        import docker.errors
-
         # Apps built from one context share an image: the first build makes it, the
         # others wait for it here and only add their tag.
         with self._lock_for(labels.get(LABEL_CONTENT_HASH, tag)):
