@@ -51,6 +51,11 @@ def context_hash(build: BuildSource, memo: MutableMapping[str, str] | None = Non
     root = Path(build.context)
     digest = hashlib.sha256()
     digest.update(json.dumps({"dockerfile": build.dockerfile, "args": build.args}, sort_keys=True).encode())
+    dockerfile = Path(build.dockerfile)
+    if dockerfile.is_absolute() and root not in dockerfile.parents:
+        # A Dockerfile outside the context (one berth generated) is sent beside it.
+        st = os.stat(dockerfile)
+        digest.update(f"dockerfile:{_file_hash(str(dockerfile), st, memo)}\n".encode())
     for rel in sorted(exclude_paths(str(root), _dockerignore(root), dockerfile=build.dockerfile)):
         full = os.path.join(root, rel)
         st = os.lstat(full)

@@ -22,7 +22,7 @@ class BuildSource(_Frozen):
     """An image berth builds from a context directory."""
 
     context: str  # absolute path of the context directory
-    dockerfile: str = "Dockerfile"  # relative to the context
+    dockerfile: str = "Dockerfile"  # relative to the context, or absolute (a generated one)
     args: dict[str, str] = Field(default_factory=dict)
 
 
@@ -49,6 +49,15 @@ class AppConfig(_Frozen):
     restart: RestartPolicy = "unless-stopped"
     cpus: float | None = None
     memory: int | None = None  # bytes
+    gpus: int = 0  # GPUs asked for; the planner assigns device IDs
+    gpu_type: str | None = None  # accelerator type ("H100", "L4"); None: any
+    secrets: tuple[str, ...] = ()  # secret names, mounted read-only at /secrets/NAME
+    secret_env: dict[str, str] = Field(default_factory=dict)  # env var -> secret name
+    predict: str | None = None  # the path requests for the app's model go to (routing)
+    predict_concurrency: int | None = None
+    # Fields of a platform's own format that have no meaning on one's own hosts: shown
+    # in the plan as ignored, never dropped silently.
+    ignored: tuple[str, ...] = ()
     origin: str = "berth.toml"  # the file (and format) this app was read from, for display
 
 
