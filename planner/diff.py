@@ -113,7 +113,9 @@ def _diff_image(stack: str, app: AppConfig, attrs: dict[str, Any], state: State,
         return Change(address=address, type="image", action=Action.CREATE_THEN_DELETE, before=before, after=attrs,
                       ids=[prev.attributes["tag"]], reasons=["build context changed"],
                       forces_replacement=["content_hash"])
-    reasons = ["image is no longer on the host"] if prev else []
+    same_source = prev is not None and {k: prev.attributes.get(k) for k in attrs if k != "tag"} == {
+        k: v for k, v in attrs.items() if k != "tag"}
+    reasons = ["image is no longer on the host"] if same_source else []
     if attrs["source"] == "image":
         reasons.append(f"{attrs['ref']} is not on host {app.host}: it will be pulled")
     return Change(address=address, type="image", action=Action.CREATE, before=before, after=attrs, reasons=reasons)
@@ -129,11 +131,13 @@ def _diff_container(
 ) -> tuple[Change, list[Change]]:
     key = str(address)
     before = prev.attributes if prev else None
+    if found and not (prev and any(c.id == prev.id for c in found)):
+        before = found[0].as_before()  # berth has no record of it: say what the host has
     # Keep the container state knows; any other one claiming the address goes.
     found = sorted(found, key=lambda c: not (prev and c.id == prev.id))
     current, extras = (found[0], found[1:]) if found else (None, [])
     extra_changes = [
-        Change(address=key, type="container", action=Action.DELETE, before=dict(c.labels), ids=[c.id],
+        Change(address=key, type="container", action=Action.DELETE, before=c.as_before(), ids=[c.id],
                reasons=[f"a second container ({c.name}) claims this address"])
         for c in extras
     ]
@@ -179,7 +183,7 @@ def _orphan_containers(by_address: dict[str, list[ObservedContainer]], state: St
         prev = state.resources.get(key)
         for c in containers:
             changes.append(Change(address=key, type="container", action=Action.DELETE,
-                                  before=prev.attributes if prev and prev.id == c.id else dict(c.labels),
+                                  before=prev.attributes if prev and prev.id == c.id else c.as_before(),
                                   ids=[c.id], reasons=[] if prev else ["not in state, but labelled with this stack"]))
     return changes
 
@@ -207,7 +211,7 @@ def _orphan_images(
                 continue
             for tag in image.tags:
                 app = tag_app(stack, tag)
-                if app is not None and app not in apps:
+                if app is not None and (app not in apps or apps[app].host != host):
                     leftovers[str(Address.image(app, host))].append(tag)
             if not image.tags and not apps:  # untagged, left by an interrupted run
                 owner = next((k for k, r in state.resources.items() if r.id == image.id), None)

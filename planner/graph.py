@@ -98,11 +98,14 @@ def _by_app(graph: nx.DiGraph, kinds: set[str]) -> dict[tuple[str, str], list[St
 
 
 def _image_edges(graph: nx.DiGraph) -> None:
+    """The image exists before any container of its app is created, and before an old
+    container is removed for a replace: a failed build or pull leaves the app running."""
     images = _by_app(graph, {"build", "pull", "tag"})
-    for key, steps in _by_app(graph, {"create", "update"}).items():
+    for key, steps in _by_app(graph, {"create", "update", "remove"}).items():
         for image_step in images.get(key, []):
             for step in steps:
-                graph.add_edge(image_step, step)
+                if step.kind != "remove" or graph.nodes[step]["changes"][0].action is Action.REPLACE:
+                    graph.add_edge(image_step, step)
 
 
 def _depends_on_edges(graph: nx.DiGraph) -> None:

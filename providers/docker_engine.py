@@ -63,6 +63,7 @@ class DockerEngine:
                     state=c.get("State", ""),
                     image_id=c.get("ImageID", ""),
                     labels=c.get("Labels") or {},
+                    host_ports=tuple(sorted({p["PublicPort"] for p in c.get("Ports") or () if p.get("PublicPort")})),
                 )
                 for c in listed
             ),

@@ -53,6 +53,12 @@ class ObservedContainer:
     state: str  # running, exited, restarting, created, paused, dead
     image_id: str
     labels: dict[str, str]
+    host_ports: tuple[int, ...] = ()  # published ports, so their reuse can be ordered
+
+    def as_before(self) -> dict[str, object]:
+        """What a plan can say of a container berth has no record of."""
+        return {"name": self.name, "host_port": self.host_ports[0] if self.host_ports else None,
+                "labels": dict(self.labels)}
 
 
 @dataclass(frozen=True)
@@ -88,12 +94,17 @@ class Observation:
 
 def normalize_ref(ref: str) -> str:
     """`busybox`, `busybox:latest` and `docker.io/library/busybox:latest` are one image."""
-    for prefix in ("docker.io/library/", "index.docker.io/library/", "docker.io/"):
+    for prefix in ("docker.io/library/", "index.docker.io/library/", "docker.io/", "library/"):
         if ref.startswith(prefix):
             ref = ref[len(prefix):]
             break
-    name = ref.split("@", 1)[0]
-    if "@" not in ref and ":" not in name.rsplit("/", 1)[-1]:
+    name, at, digest = ref.partition("@")
+    if at:  # a digest names the image exactly; a tag beside it is decoration
+        last = name.rsplit("/", 1)[-1]
+        if ":" in last:
+            name = name[: len(name) - len(last)] + last.split(":", 1)[0]
+        return f"{name}@{digest}"
+    if ":" not in name.rsplit("/", 1)[-1]:
         ref += ":latest"
     return ref
 

@@ -17,7 +17,7 @@ NAME = r"[A-Za-z0-9][A-Za-z0-9_-]*"
 HOST = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 _PATTERN = re.compile(
     rf"^app\.(?P<app>{NAME})\."
-    rf"(?:(?P<image>image)|container\[(?P<index>\d+)\]|secret\.(?P<secret>{NAME}))"
+    rf"(?:(?P<image>image)|container\[(?P<index>0|[1-9]\d*)\]|secret\.(?P<secret>{NAME}))"
     rf"@(?P<host>{HOST})$"
 )
 

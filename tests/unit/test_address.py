@@ -68,9 +68,6 @@ def test_invalid_addresses_raise_a_readable_address_error(text: str) -> None:
     assert isinstance(caught.value, ValueError)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Address.parse accepts leading zeros in a replica index ('container[01]') and prints it back as "
-    "'container[1]', breaking the documented str(Address.parse(s)) == s; the pattern should be 0|[1-9][0-9]*"))
 def test_a_replica_index_with_leading_zeros_is_not_an_address() -> None:
     with pytest.raises(AddressError):
         Address.parse("app.web.container[01]@local")

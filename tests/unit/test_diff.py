@@ -178,7 +178,8 @@ def applied(apps: dict[str, AppConfig], hashes: dict[str, str], hosts: set[str])
             spec = container_spec(STACK, address, attrs)
             cid = container_id_for(address)
             world.containers[app.host].append(
-                {"id": cid, "name": spec.name, "state": "running", "image_id": image_id, "labels": spec.labels})
+                {"id": cid, "name": spec.name, "state": "running", "image_id": image_id, "labels": spec.labels,
+                 "host_ports": (attrs["host_port"],)})
             world.resources[str(address)] = ResourceState(
                 address=str(address), type="container", host=app.host, id=cid, status="ready", attributes=attrs)
     return world

@@ -231,10 +231,6 @@ def test_the_old_image_is_pruned_after_the_new_one_is_built_and_every_container_
     assert f"build {WEB_IMAGE} > create {WEB0}" in edges(g)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "graph orders the image build/pull only before the containers' create, not before their remove: when a "
-    "replace moves containers onto a new image, the old containers are removed while the image is still "
-    "being built or pulled, and if that fails (bad Dockerfile, mistyped tag) the app is left with no container"))
 @pytest.mark.parametrize("action,source,kind", [
     (Action.CREATE_THEN_DELETE, "build", "build"),
     (Action.CREATE, "image", "pull"),
