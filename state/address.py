@@ -72,9 +72,24 @@ class Address:
 
     def matches(self, target: str) -> bool:
         """Whether `--target` text selects this address: a whole address, or a prefix
-        of one at a dot or bracket boundary (`app.web` selects all of web's resources)."""
-        text = str(self)
-        if text == target:
-            return True
-        bare = text.split("@", 1)[0]
-        return bare == target or any(bare.startswith(target + sep) for sep in ".[")
+        of one at a dot or bracket boundary (`app.web` selects all of web's resources),
+        optionally narrowed to one host (`app.web@gpu1`, `app.web.container[0]@local`)."""
+        bare_target, at, host = target.strip().partition("@")
+        if at and host != self.host:
+            return False
+        bare = str(self).split("@", 1)[0]
+        return bare == bare_target or any(bare.startswith(bare_target + sep) for sep in ".[")
+
+
+_TARGET = re.compile(
+    rf"^app(?:\.{NAME}(?:\.(?:image|container(?:\[(?:0|[1-9]\d*)\])?|secret(?:\.{NAME})?))?)?(?:@{HOST})?$"
+)
+
+
+def check_target(text: str) -> None:
+    """Raise AddressError unless text is something `--target` or `state rm` can select."""
+    if not _TARGET.match(text.strip()):
+        raise AddressError(
+            f"{text!r} selects no address; expected app.NAME, app.NAME@HOST, app.NAME.image, "
+            "app.NAME.container[I] or a whole address like app.NAME.container[I]@HOST"
+        )
