@@ -67,8 +67,12 @@ def observe_from_state(state: State | None, stack: str, hosts: set[str]) -> dict
                 tags, labels = (attrs["tag"],), image_labels(stack, attrs["content_hash"])
             else:
                 tags, labels = ((attrs["ref"],) if attrs.get("ref") else ()), {}
-            images.setdefault(resource.host, []).append(
-                ObservedImage(id=resource.id, tags=tags, digests=(), labels=labels))
+            found = images.setdefault(resource.host, [])
+            same = next((i for i, image in enumerate(found) if image.id == resource.id), None)
+            if same is None:
+                found.append(ObservedImage(id=resource.id, tags=tags, digests=(), labels=labels))
+            else:  # apps built from one context share one image, each with its own tag
+                found[same] = replace(found[same], tags=found[same].tags + tags, labels=found[same].labels | labels)
     return {h: Observation(host=h, containers=tuple(containers.get(h, ())), images=tuple(images.get(h, ())))
             for h in set(containers) | set(images)}
 

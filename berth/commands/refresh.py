@@ -33,8 +33,6 @@ def cmd_refresh(args: argparse.Namespace, ui: Any) -> int:
             if refreshed.resources != state.resources:
                 stored = session.store.write(refreshed, note="refresh")
                 ui.say(f"State updated to what the hosts have: serial {stored.serial}.", "bold")
-            elif findings:
-                ui.say("State unchanged: nothing it records is gone. Run `berth plan` to see what apply would do.")
             return EXIT_OK
     finally:
         session.close()

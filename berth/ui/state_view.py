@@ -34,13 +34,20 @@ def render_history(found: list[Any], ui: Consoles) -> None:
 
 
 def render_findings(findings: list[Any], ui: Consoles) -> None:
-    if not findings:
-        ui.say("No drift: the hosts match the state.", "bold green")
-        return
-    ui.say("Drift found on the hosts:\n", "bold")
-    for f in findings:
-        ui.say(f"  {'~' if f.writes else '!'} {f.address}: {f.message}", "yellow" if f.writes else None)
-    ui.say()
+    drift = [f for f in findings if f.writes]
+    notes = [f for f in findings if not f.writes]
+    if drift:
+        ui.say("Drift: the hosts no longer have what state records:\n", "bold")
+        for f in drift:
+            ui.say(f"  ~ {f.address}: {f.message}", "yellow")
+        ui.say()
+    else:
+        ui.say("No drift: the hosts have everything the state records.", "bold green")
+    if notes:
+        ui.say("Also seen (state is not changed for these; `berth plan` shows what apply would do):\n")
+        for f in notes:
+            ui.say(f"  ! {f.address}: {f.message}")
+        ui.say()
 
 
 STATE_STYLE = {"running": "green", "restarting": "yellow", "created": "yellow", "paused": "yellow"}
@@ -50,23 +57,28 @@ def render_status(rows: list[Any], ui: Consoles) -> None:
     if not rows:
         ui.say("Nothing deployed: the state holds no containers.")
         return
-    from rich.table import Table
     from rich.text import Text
 
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("APP", "REPLICA", "HOST", "CONTAINER", "STATE", "READINESS", "LIVENESS", "IMAGE", "SINCE (UTC)"):
-        table.add_column(column, no_wrap=True)
+    headers = ("APP", "REPLICA", "HOST", "CONTAINER", "STATE", "READINESS", "LIVENESS", "IMAGE", "SINCE (UTC)")
+    table = []
     for row in rows:
         replica = row.address.split(".", 2)[2].split("@")[0] if "@" in row.address else "-"
-        state_style = STATE_STYLE.get(row.state, "red")
+        restarts = f" ({row.restarts} restarts)" if row.restarts else ""
         ready_style = "green" if row.readiness == "ready" else ("dim" if row.readiness == "-" else "red")
         live_style = "green" if row.liveness == "live" else ("dim" if row.liveness == "-" else "red")
-        restarts = f" ({row.restarts} restarts)" if row.restarts else ""
-        table.add_row(
-            Text(row.app, style="bold"), Text(replica), Text(row.host or "-"), Text(row.container or "-"),
-            Text(row.state + restarts, style=state_style), Text(row.readiness, style=ready_style),
-            Text(row.liveness, style=live_style), Text(row.image or "-"), Text(row.since or "-"),
-        )
-    ui.out.print(table)
+        table.append([
+            (row.app, "bold"), (replica, None), (row.host or "-", None), (row.container or "-", None),
+            (row.state + restarts, STATE_STYLE.get(row.state, "red")), (row.readiness, ready_style),
+            (row.liveness, live_style), (row.image or "-", None), (row.since or "-", None),
+        ])
+    widths = [max(len(h), *(len(r[i][0]) for r in table)) for i, h in enumerate(headers)]
+    ui.say("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(), "bold")
+    for cells in table:
+        line = Text()
+        for i, (text, style) in enumerate(cells):
+            line.append(text.ljust(widths[i]) if i < len(cells) - 1 else text, style=style)
+            if i < len(cells) - 1:
+                line.append("  ")
+        ui.out.print(line)
     healthy = sum(row.healthy for row in rows)
     ui.say(f"\n{healthy} of {len(rows)} healthy.", "bold green" if healthy == len(rows) else "bold red")
