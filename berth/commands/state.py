@@ -195,36 +195,11 @@ def cmd_state_rm(args: argparse.Namespace, ui: Any) -> int:
     return _mutate(args, ui, "state rm", change)
 
 
-def moves(keys: list[str], source: str, destination: str) -> dict[str, str]:
-    """OLD → NEW per address state holds: one whole address to another of the same kind,
-    or app.OLD → app.NEW for every resource of the app (kind, replica and host kept)."""
-    import re
-    from dataclasses import replace
-
-    from state.address import Address, AddressError
-
-    app_only = re.compile(r"^app\.([A-Za-z0-9][A-Za-z0-9_-]*)$")
-    old_app, new_app = app_only.match(source.strip()), app_only.match(destination.strip())
-    if old_app and new_app:
-        out = {}
-        for key in keys:
-            address = Address.parse(key)
-            if address.app == old_app[1]:
-                out[key] = str(replace(address, app=new_app[1]))
-        return out
-    if old_app or new_app:
-        raise AddressError("state mv moves an app to an app (app.OLD app.NEW) or an address to an address")
-    old, new = Address.parse(source), Address.parse(destination)
-    if old.kind != new.kind:
-        raise AddressError(f"state mv cannot turn a {old.kind} into a {new.kind}")
-    if old.host != new.host:
-        raise AddressError("state mv cannot move a resource to another host: it lives where it is")
-    return {str(old): str(new)} if str(old) in keys else {}
-
-
 def cmd_state_mv(args: argparse.Namespace, ui: Any) -> int:
     from state.errors import StateError
     from state.model import State
+
+    from state.address import moves
 
     def change(current: State | None) -> tuple[State, str]:
         keys = list(current.resources) if current else []
