@@ -44,7 +44,7 @@ def cmd_apply(args: argparse.Namespace, ui: Any) -> int:
             stop = threading.Event()
             with ApplyView(ui) as view, _graceful_interrupt(stop, ui):
                 result = session.apply(plan, state, parallelism=max(1, args.parallelism), stop=stop, emit=view)
-            view.render_summary(result.counts(), result.interrupted)
+            view.render_summary(result.counts(), result.interrupted, destroy=args.destroy)
             if result.interrupted:
                 return EXIT_INTERRUPTED
             return EXIT_OK if result.ok else EXIT_ERROR

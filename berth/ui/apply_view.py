@@ -94,7 +94,7 @@ class ApplyView:
                         seen = f", last probe: {self._seen[step]}" if step in self._seen else ""
                         self.ui.say(f"{step.address}: Still {doing[0].lower()}{doing[1:]}... [{_duration(now - times[0])} elapsed{seen}]")
 
-    def render_summary(self, counts: dict[str, int], interrupted: bool) -> None:
+    def render_summary(self, counts: dict[str, int], interrupted: bool, destroy: bool = False) -> None:
         for event in self.failures:
             self.ui.say()
             self.ui.say(f"Error: {event.step.address}: {event.message}", "bold red", err=True)
@@ -106,11 +106,14 @@ class ApplyView:
             self.ui.say()
             for event in self.skipped:
                 self.ui.say(f"Skipped: {event.step} ({event.message})", "yellow", err=True)
-        line = f"{counts['added']} added, {counts['changed']} changed, {counts['destroyed']} destroyed."
+        # Terraform's closing lines: a destroy counts only what it destroyed.
+        verb = "Destroy" if destroy else "Apply"
+        line = f"{counts['destroyed']} destroyed." if destroy else (
+            f"{counts['added']} added, {counts['changed']} changed, {counts['destroyed']} destroyed.")
         self.ui.say()
         if interrupted:
-            self.ui.say(f"Apply interrupted; state saved. Resources: {line}", "bold yellow")
+            self.ui.say(f"{verb} interrupted; state saved. Resources: {line}", "bold yellow")
         elif self.failures:
-            self.ui.say(f"Apply failed. Resources: {line}", "bold red")
+            self.ui.say(f"{verb} failed. Resources: {line}", "bold red")
         else:
-            self.ui.say(f"Apply complete! Resources: {line}", "bold green")
+            self.ui.say(f"{verb} complete! Resources: {line}", "bold green")
