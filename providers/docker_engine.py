@@ -293,7 +293,8 @@ class DockerEngine:
             status = conn.getresponse().status
             return 200 <= status < 300, f"HTTP {status}"
         except (OSError, http.client.HTTPException) as err:
-            return False, f"{type(err).__name__}: {getattr(err, 'strerror', None) or err}"
+            reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+            return False, reason.lower() if isinstance(err, OSError) else reason
         finally:
             conn.close()
 
