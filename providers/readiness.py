@@ -1,6 +1,6 @@
 """Waiting for a container to become ready, over any Provider.
 
-Polls the published port with backoff: from 50 ms up to 150 ms for the first 20 s, so
+Polls the published port with backoff: from 50 ms up to 100 ms for the first 20 s, so
 a server that starts in seconds is noticed within about 100 ms (bench/ measures it),
 then up to 1 s, so a model loading for minutes costs about one probe a second. A
 container that exits or restarts while we wait fails at once, with its log.
@@ -19,7 +19,7 @@ from providers.types import Interrupted, ReadinessError
 LOG_TAIL = 30
 LOG_FETCH = 400  # lines read to find LOG_TAIL useful ones among the probe's own access logs
 FIRST_DELAY = 0.05
-FAST_MAX_DELAY = 0.15
+FAST_MAX_DELAY = 0.1
 FAST_PHASE = 20.0  # seconds of quick polling before backing off to MAX_DELAY
 MAX_DELAY = 1.0
 STATE_CHECK_EVERY = 1.0  # seconds between container-state checks (an API call each)
