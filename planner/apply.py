@@ -61,12 +61,11 @@ class Recorder:
         differs, so that an apply which changed nothing on the hosts (probes, fields only
         berth reads) still leaves its configuration for `rollback`."""
         from planner.recorded import record_digest
-        from state.history import latest_config_digest
 
         if self.config is None:
             return
         with self._lock:
-            if latest_config_digest(self.store.history()) != record_digest(self.config):
+            if self.store.latest_config() != record_digest(self.config):
                 self._write(dict(self.state.resources))
 
     def _write(self, resources: dict[str, ResourceState]) -> None:

@@ -27,6 +27,7 @@ STATE_KEY = "state"
 LOCK_KEY = "lock"
 HISTORY_PREFIX = "history/"
 CONFIG_PREFIX = "config/"  # desired configurations applied, by content hash: stored once each
+LATEST_CONFIG_KEY = "config-latest"  # digest of the last one recorded, so no-op applies need not scan history
 
 
 def who() -> str:
@@ -44,6 +45,7 @@ class StateStore(Protocol):
     def write(self, state: State, *, note: str = "", config: dict[str, Any] | None = None) -> State: ...
     def history(self) -> list[dict[str, Any]]: ...
     def config(self, digest: str) -> dict[str, Any] | None: ...
+    def latest_config(self) -> str | None: ...
     def add_lock(self, record: dict[str, Any]) -> bool: ...
     def get_lock(self) -> dict[str, Any] | None: ...
     def replace_lock(self, expected_id: str, record: dict[str, Any]) -> bool: ...
@@ -114,6 +116,7 @@ class DiskStore:
                     config_text = json.dumps(config, sort_keys=True, separators=(",", ":"))
                     digest = hashlib.sha256(config_text.encode()).hexdigest()
                     cache.add(f"{CONFIG_PREFIX}{digest}", config_text)
+                    cache.set(LATEST_CONFIG_KEY, digest)
                     entry["config"] = digest
                 cache.set(f"{HISTORY_PREFIX}{serial:010d}", json.dumps(entry | {"state": text}))
         except (sqlite3.DatabaseError, OSError) as err:
@@ -131,6 +134,15 @@ class DiskStore:
             return [json.loads(cache.get(k)) for k in keys]
         except (sqlite3.DatabaseError, OSError, ValueError, TypeError) as err:
             raise StateError(f"state history in {self.path} is unreadable: {err}") from None
+
+    def latest_config(self) -> str | None:
+        """Digest of the configuration the last apply recorded; None when none did."""
+        digest = self._get(LATEST_CONFIG_KEY)
+        if digest is None and self._get(STATE_KEY) is not None:
+            from state.history import latest_config_digest
+
+            return latest_config_digest(self.history())  # a store written before the key existed
+        return digest
 
     def config(self, digest: str) -> dict[str, Any] | None:
         """A recorded desired configuration by the digest a history entry names."""

@@ -76,7 +76,7 @@ def run_plan(session: Any, plan: Any, state: Any, args: argparse.Namespace, ui: 
     with ApplyView(ui) as view, _graceful_interrupt(stop, ui):
         result = session.apply(plan, state, parallelism=max(1, args.parallelism), stop=stop, emit=view,
                                config=config, note=note)
-    view.render_summary(result.counts(), result.interrupted)
+    view.render_summary(result.counts(), result.interrupted, destroy=args.destroy)
     if result.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if result.ok else EXIT_ERROR

@@ -269,3 +269,14 @@ def test_state_mv_forms() -> None:
                 ("app.web.image@local", "app.web.image@gpu1")):
         with pytest.raises(AddressError):
             moves(keys, *bad)
+
+
+def test_the_store_knows_the_latest_config_without_scanning(tmp_path) -> None:
+    from state.store import DiskStore
+
+    store = DiskStore(tmp_path / "state")
+    assert store.latest_config() is None
+    store.write(State(stack="demo"), note="apply", config={"a": 1})
+    store.write(State(stack="demo"), note="state rm")
+    assert store.latest_config() == record_digest({"a": 1}) == latest_config_digest(store.history())
+    store.close()
