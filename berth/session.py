@@ -44,18 +44,37 @@ class Session:
                     self._providers[host] = local_engine()
         return self._providers
 
-    def plan(self, state: State | None, *, destroy: bool = False) -> Plan:
+    def plan(self, state: State | None, *, destroy: bool = False, refresh: bool = True,
+             hashes: dict[str, str] | None = None) -> Plan:
+        """Diff the stack against state and the hosts. refresh=False contacts no host: the
+        hosts are taken to be as state records them. hashes overrides the build contexts'
+        content hashes (rollback to images an earlier apply built)."""
         from planner.diff import diff
-        from planner.refresh import content_hashes, observe_all
+        from planner.refresh import observe_all, observe_from_state
+
+        if hashes is None:
+            hashes = {} if destroy else self.content_hashes()
+        if refresh:
+            observed = observe_all(self.providers, self.stack.name, state)
+        else:
+            hosts = {app.host for app in self.stack.apps.values()} | {"local"}
+            observed = observe_from_state(state, self.stack.name, hosts)
+        return diff(self.stack, state, observed, hashes, destroy=destroy)
+
+    def content_hashes(self) -> dict[str, str]:
+        from planner.refresh import content_hashes
 
         memo = self._memo()
         try:
-            hashes = {} if destroy else content_hashes(self.stack, memo)
+            return content_hashes(self.stack, memo)
         finally:
             if memo is not None:
                 memo.close()
-        observed = observe_all(self.providers, self.stack.name)
-        return diff(self.stack, state, observed, hashes, destroy=destroy)
+
+    def observe(self, state: State | None) -> dict[str, Any]:
+        from planner.refresh import observe_all
+
+        return observe_all(self.providers, self.stack.name, state)
 
     def _memo(self) -> Any:
         """Per-file content hashes, kept between runs; a cache, so failing to open it
@@ -67,10 +86,12 @@ class Session:
         except Exception:
             return None
 
-    def apply(self, plan: Plan, state: State, *, parallelism: int, stop: threading.Event, emit: Any) -> Any:
+    def apply(self, plan: Plan, state: State, *, parallelism: int, stop: threading.Event, emit: Any,
+              config: dict[str, Any] | None = None, note: str | None = None) -> Any:
         from planner.apply import apply_plan
 
-        return apply_plan(plan, self.store, state, self.providers, parallelism=parallelism, stop=stop, emit=emit)
+        return apply_plan(plan, self.store, state, self.providers, parallelism=parallelism, stop=stop, emit=emit,
+                          config=config, note=note)
 
     def close(self) -> None:
         for provider in self._providers.values():

@@ -28,10 +28,11 @@ class Recorder:
     """The state as the run changes it. Every change is written through to the store
     under one lock, so worker threads never interleave half-made states."""
 
-    def __init__(self, store: StateStore, state: State, note: str) -> None:
+    def __init__(self, store: StateStore, state: State, note: str, config: dict[str, Any] | None = None) -> None:
         self.store = store
         self.state = state
         self.note = note
+        self.config = config  # the desired configuration this run applies, recorded with each write
         self._lock = threading.Lock()
 
     def get(self, address: str) -> ResourceState | None:
@@ -55,8 +56,21 @@ class Recorder:
             resources = {k: v for k, v in self.state.resources.items() if k != address}
             self._write(resources)
 
+    def record_config(self) -> None:
+        """Write a state version naming this run's configuration if the last one recorded
+        differs, so that an apply which changed nothing on the hosts (probes, fields only
+        berth reads) still leaves its configuration for `rollback`."""
+        from planner.recorded import record_digest
+
+        if self.config is None:
+            return
+        with self._lock:
+            if self.store.latest_config() != record_digest(self.config):
+                self._write(dict(self.state.resources))
+
     def _write(self, resources: dict[str, ResourceState]) -> None:
-        self.state = self.store.write(self.state.model_copy(update={"resources": resources}), note=self.note)
+        self.state = self.store.write(self.state.model_copy(update={"resources": resources}),
+                                      note=self.note, config=self.config)
 
 
 @dataclass
@@ -114,9 +128,12 @@ def apply_plan(
     parallelism: int = 10,
     stop: threading.Event | None = None,
     emit: Emit,
+    config: dict[str, Any] | None = None,
+    note: str | None = None,
 ) -> ApplyResult:
     stop = stop or threading.Event()
-    recorder = Recorder(store, state.model_copy(update={"stack": plan.stack}), note="destroy" if plan.destroy else "apply")
+    recorder = Recorder(store, state.model_copy(update={"stack": plan.stack}),
+                        note=note or ("destroy" if plan.destroy else "apply"), config=config)
     refresh_state(plan, recorder)
     graph = build_graph(plan)
     runner = _StepRunner(plan.stack, graph, providers, recorder, stop, emit)
@@ -137,6 +154,7 @@ def apply_plan(
                 emit(Event(kind, event.node, message=outcome.reason))
 
     result = walk(graph, runner.run, parallelism=parallelism, stop=stop, on_event=on_walk_event)
+    recorder.record_config()
     return ApplyResult(
         state=recorder.state, outcomes=result.outcomes,
         actions={c.address: c.action for c in plan.actions},

@@ -10,6 +10,11 @@ tests are data. The rules, per resource:
 - readiness never confirmed (an earlier run died while waiting) → update: wait again
 - labelled with the stack but not desired → delete; in state, gone and not desired → forget
 
+A container is matched to its address by the engine ID state records first, and by its
+`berth.address` label only when state has no record of it: labels cannot change on a
+live container, so after `state mv` (or `import` of an unlabelled container) the ID is
+what says which resource it is. IDs `state rm` forgot are never claimed.
+
 Attributes are compared with what berth recorded in state, never with what the engine
 reports, so engine defaults never show up as changes.
 """
@@ -30,6 +35,8 @@ from planner.resources import (
     image_attributes,
     image_labels,
     image_ref,
+    legacy_config_hashes,
+    replace_view,
     tag_app,
 )
 from providers.types import (
@@ -55,7 +62,7 @@ def diff(
     state = state or State(stack=stack.name)
     apps = {} if destroy else stack.apps
     changes: list[Change] = []
-    by_address = _observed_by_address(observed)
+    by_address = _observed_by_address(observed, state)
 
     for app in apps.values():
         obs = observed[app.host]
@@ -83,13 +90,18 @@ def diff(
     )
 
 
-def _observed_by_address(observed: dict[str, Observation]) -> dict[str, list[ObservedContainer]]:
+def _observed_by_address(observed: dict[str, Observation], state: State) -> dict[str, list[ObservedContainer]]:
     found: dict[str, list[ObservedContainer]] = defaultdict(list)
+    recorded = {r.id: key for key, r in state.resources.items() if r.type == "container" and r.id}
+    forgotten = set(state.forgotten)
     for obs in observed.values():
         for container in obs.containers:
-            # Every container berth makes carries its address; one without cannot be
-            # planned back, so it is reported under the app it names.
-            address = container.labels.get(LABEL_ADDRESS) or str(
+            if container.id in forgotten:
+                continue
+            # State's record (by engine ID) wins over the label. Every container berth
+            # makes carries its address; one without cannot be planned back, so it is
+            # reported under the app it names.
+            address = recorded.get(container.id) or container.labels.get(LABEL_ADDRESS) or str(
                 Address.container(container.labels.get(LABEL_APP, "unknown"), 0, obs.host))
             found[address].append(container)
     return found
@@ -151,14 +163,17 @@ def _diff_container(
 
     known = prev is not None and prev.id == current.id
     old = before or {}
-    forced = [k for k in REPLACE_KEYS if old.get(k) != attrs.get(k)] if known else []
+    old_view, new_view = replace_view(old), replace_view(attrs)
+    forced = [k for k in REPLACE_KEYS if old_view[k] != new_view[k]] if known else []
     # Clearing a limit is not something docker update can do.
     forced += [k for k in UPDATE_KEYS if known and old.get(k) is not None and attrs.get(k) is None]
     if forced:
         return change(Action.REPLACE, [], forced), extra_changes
     if current.state != "running":
         return change(Action.REPLACE, [f"container is {current.state or 'not running'}"]), extra_changes
-    if current.labels.get(LABEL_CONFIG_HASH) != config_hash(attrs):
+    label = current.labels.get(LABEL_CONFIG_HASH)
+    # A container adopted by `import` carries no berth labels: state's record is its truth.
+    if (label is not None or not known) and label != config_hash(attrs) and label not in legacy_config_hashes(attrs):
         why = "container was changed outside berth" if known else "container is not in state and its config differs"
         return change(Action.REPLACE, [why]), extra_changes
     if prev is not None and prev.status == "tainted":
@@ -172,7 +187,7 @@ def _diff_container(
         return change(Action.UPDATE, ["container was started by an interrupted run; readiness will be checked"]), extra_changes
     if prev.status == "created":
         return change(Action.UPDATE, ["readiness was never confirmed; it will be checked"]), extra_changes
-    if any(old.get(k) != attrs.get(k) for k in (*UPDATE_KEYS, *BERTH_KEYS)):
+    if any(old.get(k) != attrs.get(k) for k in (*REPLACE_KEYS, *UPDATE_KEYS, *BERTH_KEYS)):
         return change(Action.UPDATE, []), extra_changes
     return change(Action.NOOP, []), extra_changes
 
@@ -207,7 +222,7 @@ def _orphan_images(
     leftovers: dict[str, list[str]] = defaultdict(list)
     for host, obs in observed.items():
         for image in obs.images:
-            if image.labels.get(LABEL_STACK) != stack:
+            if image.labels.get(LABEL_STACK) != stack or image.id in state.forgotten:
                 continue
             for tag in image.tags:
                 app = tag_app(stack, tag)

@@ -5,23 +5,39 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from planner.contexthash import context_hash
 from planner.desired import Stack
 from planner.diagnostics import Diagnostic, DiagnosticsError
 from providers.base import Provider
-from providers.types import Observation, ProviderError
+from planner.resources import container_spec, image_labels
+from providers.types import Observation, ObservedContainer, ObservedImage, ProviderError
+from state.address import Address
+from state.model import State
 
 
-def observe_all(providers: dict[str, Provider], stack: str) -> dict[str, Observation]:
+def observe_all(providers: dict[str, Provider], stack: str, state: State | None = None) -> dict[str, Observation]:
+    """Each host's view, read in parallel. Containers state records but the label query
+    did not list (adopted by `import`, unlabelled) are looked up by ID, in one more call
+    on that host only when there are such."""
+    def observe(host: str, provider: Provider) -> Observation:
+        obs = provider.observe(stack)
+        seen = {c.id for c in obs.containers}
+        missing = sorted(r.id for r in (state.resources.values() if state else ())
+                         if r.type == "container" and r.host == host and r.id and r.id not in seen)
+        if missing:
+            obs = replace(obs, containers=obs.containers + tuple(provider.containers_by_id(missing)))
+        return obs
+
     if len(providers) == 1:
         (host, provider), = providers.items()
         try:
-            return {host: provider.observe(stack)}
+            return {host: observe(host, provider)}
         except ProviderError as err:
             raise DiagnosticsError([Diagnostic(str(err))]) from None
     with ThreadPoolExecutor(max_workers=min(16, len(providers))) as pool:
-        futures = {host: pool.submit(p.observe, stack) for host, p in providers.items()}
+        futures = {host: pool.submit(observe, host, p) for host, p in providers.items()}
     observed, errors = {}, []
     for host, future in futures.items():
         try:
@@ -31,6 +47,38 @@ def observe_all(providers: dict[str, Provider], stack: str) -> dict[str, Observa
     if errors:
         raise DiagnosticsError(errors)
     return observed
+
+
+def observe_from_state(state: State | None, stack: str, hosts: set[str]) -> dict[str, Observation]:
+    """What the hosts would show if they matched state exactly: `plan --refresh=false`
+    plans from stored state alone, contacting no host. Containers are running with the
+    labels berth would have set; images carry their tags and labels."""
+    containers: dict[str, list[ObservedContainer]] = {h: [] for h in hosts}
+    images: dict[str, list[ObservedImage]] = {h: [] for h in hosts}
+    for key, resource in (state.resources.items() if state else ()):
+        attrs = resource.attributes
+        if resource.type == "container":
+            spec = container_spec(stack, Address.parse(key), {**_SPEC_DEFAULTS, **attrs})
+            containers.setdefault(resource.host, []).append(ObservedContainer(
+                id=resource.id, name=attrs.get("name", ""), state="running", image_id="",
+                labels=spec.labels, host_ports=(attrs["host_port"],) if attrs.get("host_port") else ()))
+        elif resource.type == "image":
+            if attrs.get("source") == "build":
+                tags, labels = (attrs["tag"],), image_labels(stack, attrs["content_hash"])
+            else:
+                tags, labels = ((attrs["ref"],) if attrs.get("ref") else ()), {}
+            found = images.setdefault(resource.host, [])
+            same = next((i for i, image in enumerate(found) if image.id == resource.id), None)
+            if same is None:
+                found.append(ObservedImage(id=resource.id, tags=tags, digests=(), labels=labels))
+            else:  # apps built from one context share one image, each with its own tag
+                found[same] = replace(found[same], tags=found[same].tags + tags, labels=found[same].labels | labels)
+    return {h: Observation(host=h, containers=tuple(containers.get(h, ())), images=tuple(images.get(h, ())))
+            for h in set(containers) | set(images)}
+
+
+_SPEC_DEFAULTS = {"name": "", "image": "", "command": None, "env": {}, "port": 0, "host_port": 0,
+                  "restart": "unless-stopped", "cpus": None, "memory": None}
 
 
 def content_hashes(stack: Stack, memo: MutableMapping[str, str] | None) -> dict[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 from planner.desired import AppConfig
@@ -23,9 +24,11 @@ from providers.types import (
 from state.address import Address
 
 # A change to any of these needs a new container.
-REPLACE_KEYS = ("name", "image", "command", "env", "port", "host_port")
-# Docker changes these on a running container (docker update); clearing one needs a new container.
-UPDATE_KEYS = ("restart", "cpus", "memory")
+REPLACE_KEYS = ("image", "command", "env", "port", "host_port")
+# Docker changes these on a running container (docker rename, docker update); clearing a
+# limit needs a new container. A container keeps its ID through them, which is what lets
+# an app renamed in the file (after `berth state mv`) keep its container.
+UPDATE_KEYS = ("name", "restart", "cpus", "memory")
 # Only berth reads these; changing them touches nothing on the host.
 BERTH_KEYS = ("readiness", "liveness", "readiness_timeout", "depends_on")
 
@@ -79,8 +82,32 @@ def container_attributes(stack: str, app: AppConfig, index: int, image: str) -> 
     }
 
 
+_BERTH_TAG = re.compile(r"^berth-.+:(?P<hash>[0-9a-f]{12})$")
+
+
+def image_identity(image: str | None) -> str | None:
+    """What an image attribute runs, not what it is called: berth's tag for a build
+    (`berth-STACK-APP:HASH`) names the app, but apps built from one context, or an app
+    renamed, run the same image, identified by its content hash."""
+    match = _BERTH_TAG.match(image or "")
+    return f"berth-build:{match['hash']}" if match else image
+
+
+def replace_view(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The attributes that need a new container when they change, as compared."""
+    return {k: image_identity(attrs.get(k)) if k == "image" else attrs.get(k) for k in REPLACE_KEYS}
+
+
 def config_hash(attrs: dict[str, Any]) -> str:
-    return canonical_hash({k: attrs.get(k) for k in REPLACE_KEYS})
+    """The `berth.config-hash` label: what the container runs, not what it is called, so a
+    container renamed in place (the label cannot change) still matches."""
+    return canonical_hash(replace_view(attrs))
+
+
+def legacy_config_hashes(attrs: dict[str, Any]) -> set[str]:
+    """Labels set by berth before the hash left out the name: still recognised, so an
+    upgrade does not replace every container once."""
+    return {canonical_hash({k: attrs.get(k) for k in ("name", "image", "command", "env", "port", "host_port")})}
 
 
 def container_spec(stack: str, address: Address, attrs: dict[str, Any]) -> ContainerSpec:

@@ -6,9 +6,9 @@ several worker threads at once (the apply walk runs independent steps in paralle
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Iterator, Protocol
 
-from providers.types import ContainerSpec, Observation, Progress
+from providers.types import ContainerSpec, Observation, ObservedContainer, Progress
 
 
 class Provider(Protocol):
@@ -16,6 +16,16 @@ class Provider(Protocol):
 
     def observe(self, stack: str) -> Observation:
         """The stack's containers and the host's images, in one batched query."""
+        ...
+
+    def containers_by_id(self, ids: list[str]) -> tuple[ObservedContainer, ...]:
+        """Containers with these IDs whatever their labels (adopted ones carry none), in
+        one query; refresh calls it only for IDs state records that observe() missed."""
+        ...
+
+    def inspect_container(self, ref: str) -> dict | None:
+        """Docker's inspect of a container by name or ID plus its image's Config under
+        "ImageConfig" (for `import`); None when absent."""
         ...
 
     def build_image(
@@ -41,7 +51,8 @@ class Provider(Protocol):
         ...
 
     def update_container(self, container_id: str, spec: ContainerSpec) -> None:
-        """Apply what Docker can change live: restart policy and resource limits."""
+        """Apply what Docker can change live: the name (rename), restart policy and
+        resource limits."""
         ...
 
     def remove_container(self, container_id: str) -> None:
@@ -53,6 +64,10 @@ class Provider(Protocol):
         ...
 
     def logs(self, container_id: str, tail: int) -> str: ...
+
+    def stream_logs(self, container_id: str, tail: int | None, follow: bool) -> Iterator[str]:
+        """Output as text chunks (for `berth logs`); with follow, until the container stops."""
+        ...
 
     def probe(self, port: int, path: str | None, timeout: float) -> tuple[bool, str]:
         """One readiness or liveness check against a published port on this host:

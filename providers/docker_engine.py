@@ -12,7 +12,7 @@ import http.client
 import os
 import socket
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 from urllib.parse import urlparse
 
 from providers.engine_http import EngineHTTP
@@ -82,17 +82,7 @@ class DockerEngine:
                 raise ProviderError(f"host {self.host}: cannot list containers: {_summary(err)}") from None
         return Observation(
             host=self.host,
-            containers=tuple(
-                ObservedContainer(
-                    id=c["Id"],
-                    name=(c.get("Names") or ["/"])[0].lstrip("/"),
-                    state=c.get("State", ""),
-                    image_id=c.get("ImageID", ""),
-                    labels=c.get("Labels") or {},
-                    host_ports=tuple(sorted({p["PublicPort"] for p in c.get("Ports") or () if p.get("PublicPort")})),
-                )
-                for c in listed
-            ),
+            containers=tuple(_observed(c) for c in listed),
             images=tuple(
                 ObservedImage(
                     id=i["Id"],
@@ -103,6 +93,40 @@ class DockerEngine:
                 for i in images
             ),
         )
+
+    def containers_by_id(self, ids: list[str]) -> tuple[ObservedContainer, ...]:
+        """Containers state records that the label query did not list (adopted by
+        `import`, so unlabelled), in one list call; those gone are simply absent."""
+        if not ids:
+            return ()
+        if self._http is not None:
+            listed = self._http.get_json("/containers/json", all=1, filters={"id": list(ids)})
+        else:
+            import docker.errors
+
+            try:
+                listed = self.api.containers(all=True, filters={"id": list(ids)})
+            except docker.errors.DockerException as err:
+                raise ProviderError(f"host {self.host}: cannot list containers: {_summary(err)}") from None
+        wanted = set(ids)
+        return tuple(_observed(c) for c in listed if c["Id"] in wanted)
+
+    def inspect_container(self, ref: str) -> dict | None:
+        """Docker's full inspect of a container by name or ID, with its image's Config
+        under "ImageConfig"; None when there is no such container."""
+        import docker.errors
+
+        try:
+            info = self.api.inspect_container(ref)
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.DockerException as err:
+            raise ProviderError(f"host {self.host}: cannot inspect container {ref}: {_summary(err)}") from None
+        try:
+            info["ImageConfig"] = self.api.inspect_image(info["Image"]).get("Config") or {}
+        except docker.errors.DockerException:
+            info["ImageConfig"] = {}
+        return info
 
     # Images --------------------------------------------------------------------------
 
@@ -237,6 +261,8 @@ class DockerEngine:
         import docker.errors
 
         try:
+            if self.api.inspect_container(container_id)["Name"].lstrip("/") != spec.name:
+                self.api.rename(container_id, spec.name)
             self.api.update_container(
                 container_id, restart_policy={"Name": spec.restart, "MaximumRetryCount": 0},
                 **_limits(spec),
@@ -278,6 +304,21 @@ class DockerEngine:
             return ""
         return raw.decode("utf-8", "replace")
 
+    def stream_logs(self, container_id: str, tail: int | None, follow: bool) -> Iterator[str]:
+        """The container's output as text chunks, the last `tail` lines first (all when
+        None); with follow, new output as it comes until the container stops."""
+        import docker.errors
+
+        try:
+            chunks = self.api.logs(container_id, stdout=True, stderr=True, stream=True, follow=follow,
+                                   tail="all" if tail is None else tail)
+            for chunk in chunks:
+                yield chunk.decode("utf-8", "replace")
+        except docker.errors.NotFound:
+            raise ProviderError(f"container {container_id[:12]} no longer exists on {self.host}") from None
+        except docker.errors.DockerException as err:
+            raise ProviderError(f"host {self.host}: cannot read the logs of {container_id[:12]}: {_summary(err)}") from None
+
     # Probes --------------------------------------------------------------------------
 
     def probe(self, port: int, path: str | None, timeout: float) -> tuple[bool, str]:
@@ -306,6 +347,17 @@ class DockerEngine:
                 self._api.close()
             except Exception:
                 pass
+
+
+def _observed(c: dict[str, Any]) -> ObservedContainer:
+    return ObservedContainer(
+        id=c["Id"],
+        name=(c.get("Names") or ["/"])[0].lstrip("/"),
+        state=c.get("State", ""),
+        image_id=c.get("ImageID", ""),
+        labels=c.get("Labels") or {},
+        host_ports=tuple(sorted({p["PublicPort"] for p in c.get("Ports") or () if p.get("PublicPort")})),
+    )
 
 
 def _limits(spec: ContainerSpec) -> dict[str, Any]:

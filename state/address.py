@@ -72,9 +72,47 @@ class Address:
 
     def matches(self, target: str) -> bool:
         """Whether `--target` text selects this address: a whole address, or a prefix
-        of one at a dot or bracket boundary (`app.web` selects all of web's resources)."""
-        text = str(self)
-        if text == target:
-            return True
-        bare = text.split("@", 1)[0]
-        return bare == target or any(bare.startswith(target + sep) for sep in ".[")
+        of one at a dot or bracket boundary (`app.web` selects all of web's resources),
+        optionally narrowed to one host (`app.web@gpu1`, `app.web.container[0]@local`)."""
+        bare_target, at, host = target.strip().partition("@")
+        if at and host != self.host:
+            return False
+        bare = str(self).split("@", 1)[0]
+        return bare == bare_target or any(bare.startswith(bare_target + sep) for sep in ".[")
+
+
+_TARGET = re.compile(
+    rf"^app(?:\.{NAME}(?:\.(?:image|container(?:\[(?:0|[1-9]\d*)\])?|secret(?:\.{NAME})?))?)?(?:@{HOST})?$"
+)
+
+
+def check_target(text: str) -> None:
+    """Raise AddressError unless text is something `--target` or `state rm` can select."""
+    if not _TARGET.match(text.strip()):
+        raise AddressError(
+            f"{text!r} selects no address; expected app.NAME, app.NAME@HOST, app.NAME.image, "
+            "app.NAME.container[I] or a whole address like app.NAME.container[I]@HOST"
+        )
+
+
+_APP_ONLY = re.compile(rf"^app\.({NAME})$")
+
+
+def moves(keys: list[str], source: str, destination: str) -> dict[str, str]:
+    """What `state mv OLD NEW` renames, OLD → NEW, among the addresses state holds: one
+    whole address to another of the same kind on the same host, or app.OLD → app.NEW
+    for every resource of the app (kind, replica and host kept)."""
+    from dataclasses import replace
+
+    old_app, new_app = _APP_ONLY.match(source.strip()), _APP_ONLY.match(destination.strip())
+    if old_app and new_app:
+        return {key: str(replace(Address.parse(key), app=new_app[1]))
+                for key in keys if Address.parse(key).app == old_app[1]}
+    if old_app or new_app:
+        raise AddressError("state mv moves an app to an app (app.OLD app.NEW) or an address to an address")
+    old, new = Address.parse(source), Address.parse(destination)
+    if old.kind != new.kind:
+        raise AddressError(f"state mv cannot turn a {old.kind} into a {new.kind}")
+    if old.host != new.host:
+        raise AddressError("state mv cannot move a resource to another host: it lives where it is")
+    return {str(old): str(new)} if str(old) in keys else {}

@@ -35,6 +35,9 @@ class State(BaseModel):
     serial: int = 0
     stack: str = ""
     resources: dict[str, ResourceState] = Field(default_factory=dict)
+    # Engine IDs `state rm` let go of: refresh never claims them again by their labels,
+    # so a forgotten container is neither adopted nor deleted by a later apply.
+    forgotten: list[str] = Field(default_factory=list)
 
     def sorted_addresses(self) -> list[str]:
         from state.address import Address

@@ -9,6 +9,7 @@ backend for teams can follow.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import os
 import socket
@@ -25,6 +26,8 @@ from state.model import State
 STATE_KEY = "state"
 LOCK_KEY = "lock"
 HISTORY_PREFIX = "history/"
+CONFIG_PREFIX = "config/"  # desired configurations applied, by content hash: stored once each
+LATEST_CONFIG_KEY = "config-latest"  # digest of the last one recorded, so no-op applies need not scan history
 
 
 def who() -> str:
@@ -39,8 +42,10 @@ class StateStore(Protocol):
     path: str
 
     def read(self) -> State | None: ...
-    def write(self, state: State, *, note: str = "") -> State: ...
+    def write(self, state: State, *, note: str = "", config: dict[str, Any] | None = None) -> State: ...
     def history(self) -> list[dict[str, Any]]: ...
+    def config(self, digest: str) -> dict[str, Any] | None: ...
+    def latest_config(self) -> str | None: ...
     def add_lock(self, record: dict[str, Any]) -> bool: ...
     def get_lock(self) -> dict[str, Any] | None: ...
     def replace_lock(self, expected_id: str, record: dict[str, Any]) -> bool: ...
@@ -65,7 +70,10 @@ class DiskStore:
             try:
                 self._cache = diskcache.Cache(self.path, eviction_policy="none", size_limit=2**62)
             except (sqlite3.DatabaseError, OSError) as err:
-                raise StateError(f"state store {self.path} cannot be opened: {err}") from None
+                raise StateError(
+                    f"state store {self.path} is corrupt or unreadable ({err}); berth left it as it is. "
+                    "Move the directory aside and restore a saved copy with `berth state push FILE`."
+                ) from None
         return self._cache
 
     def _get(self, key: str, create: bool = False) -> Any:
@@ -75,7 +83,7 @@ class DiskStore:
         try:
             return cache.get(key)
         except (sqlite3.DatabaseError, OSError) as err:
-            raise StateError(f"state store {self.path} is unreadable: {err}") from None
+            raise StateError(f"state store {self.path} is corrupt or unreadable ({err}); berth left it as it is.") from None
 
     def read(self) -> State | None:
         text = self._get(STATE_KEY)
@@ -90,36 +98,73 @@ class DiskStore:
                 "`berth state push` or move the directory aside."
             ) from None
 
-    def write(self, state: State, *, note: str = "") -> State:
-        """Store `state` as the next serial, keeping the previous one in history."""
+    def write(self, state: State, *, note: str = "", config: dict[str, Any] | None = None) -> State:
+        """Store `state` as the next serial, keeping the previous one in history. `config`
+        is the desired configuration an apply applied (secrets as digests only): the
+        history entry names it by digest, and it is stored once however many serials share it."""
         cache = self._open(create=True)
         try:
             with cache.transact():
                 current = cache.get(STATE_KEY)
-                serial = json.loads(current)["serial"] + 1 if current else max(state.serial, 1)
+                # Never backwards; a pushed state may carry a higher serial and keeps it.
+                serial = max(json.loads(current)["serial"] + 1, state.serial) if current else max(state.serial, 1)
                 stored = state.model_copy(update={"serial": serial})
                 text = stored.model_dump_json()
                 cache.set(STATE_KEY, text)
                 entry = {"serial": serial, "time": time.time(), "who": who(), "note": note}
+                if config is not None:
+                    config_text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+                    digest = hashlib.sha256(config_text.encode()).hexdigest()
+                    cache.add(f"{CONFIG_PREFIX}{digest}", config_text)
+                    cache.set(LATEST_CONFIG_KEY, digest)
+                    entry["config"] = digest
                 cache.set(f"{HISTORY_PREFIX}{serial:010d}", json.dumps(entry | {"state": text}))
         except (sqlite3.DatabaseError, OSError) as err:
             raise StateError(f"state store {self.path} could not be written: {err}") from None
         return stored
 
     def history(self) -> list[dict[str, Any]]:
+        """Every stored version, oldest first: serial, time, who, note, config (a digest,
+        when an apply wrote it) and state (the JSON text of that version)."""
         cache = self._open(create=False)
         if cache is None:
             return []
-        keys = sorted(k for k in cache.iterkeys() if str(k).startswith(HISTORY_PREFIX))
-        return [json.loads(cache.get(k)) for k in keys]
+        try:
+            keys = sorted(k for k in cache.iterkeys() if str(k).startswith(HISTORY_PREFIX))
+            return [json.loads(cache.get(k)) for k in keys]
+        except (sqlite3.DatabaseError, OSError, ValueError, TypeError) as err:
+            raise StateError(f"state history in {self.path} is unreadable: {err}") from None
+
+    def latest_config(self) -> str | None:
+        """Digest of the configuration the last apply recorded; None when none did."""
+        digest = self._get(LATEST_CONFIG_KEY)
+        if digest is None and self._get(STATE_KEY) is not None:
+            from state.history import latest_config_digest
+
+            return latest_config_digest(self.history())  # a store written before the key existed
+        return digest
+
+    def config(self, digest: str) -> dict[str, Any] | None:
+        """A recorded desired configuration by the digest a history entry names."""
+        text = self._get(f"{CONFIG_PREFIX}{digest}")
+        try:
+            return json.loads(text) if text is not None else None
+        except ValueError as err:
+            raise StateError(f"configuration {digest[:12]} in {self.path} is corrupt: {err}") from None
 
     # The lock record lives beside the state so that one transaction can test and set it.
     def add_lock(self, record: dict[str, Any]) -> bool:
-        return bool(self._open(create=True).add(LOCK_KEY, json.dumps(record)))
+        try:
+            return bool(self._open(create=True).add(LOCK_KEY, json.dumps(record)))
+        except (sqlite3.DatabaseError, OSError) as err:
+            raise StateError(f"state store {self.path} cannot be locked: {err}") from None
 
     def get_lock(self) -> dict[str, Any] | None:
         text = self._get(LOCK_KEY)
-        return json.loads(text) if text else None
+        try:
+            return json.loads(text) if text else None
+        except ValueError as err:
+            raise StateError(f"the lock record in {self.path} is corrupt: {err}") from None
 
     def replace_lock(self, expected_id: str, record: dict[str, Any]) -> bool:
         cache = self._open(create=True)

@@ -1,4 +1,4 @@
-"""`berth plan`: what apply would change."""
+"""`berth plan`: what apply would change; with --out, saved for `berth apply FILE`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from berth.commands import EXIT_CHANGES, EXIT_OK, common, open_session
+from berth.commands import EXIT_CHANGES, EXIT_OK, common, make_plan, open_session, plan_options, recorded_config_for
 
 
 def register(commands: Any) -> None:
@@ -15,6 +15,8 @@ def register(commands: Any) -> None:
     plan.add_argument("--json", action="store_true", help="print the plan as JSON (schema in the README)")
     plan.add_argument("--detailed-exitcode", action="store_true", help="exit 0: no changes, 2: changes, 1: error")
     plan.add_argument("--destroy", action="store_true", help="plan the destruction of everything in the stack")
+    plan.add_argument("--out", metavar="FILE", help="save the plan; `berth apply FILE` applies exactly it")
+    plan_options(plan)
     plan.set_defaults(run=cmd_plan)
 
 
@@ -23,11 +25,20 @@ def cmd_plan(args: argparse.Namespace, ui: Any) -> int:
 
     session = open_session(args)
     try:
-        plan = session.plan(session.store.read(), destroy=args.destroy)
+        plan = make_plan(session, session.store.read(), args, destroy=args.destroy)
     finally:
         session.close()
     if args.json:
         print(json.dumps(plan_document(plan), indent=2))
     else:
         render_plan(plan, ui)
+    if args.out:
+        from planner.savedplan import SavedPlan
+
+        SavedPlan(plan=plan, config=recorded_config_for(session.stack, destroy=args.destroy),
+                  targets=args.target, replace=args.replace).save(args.out)
+        if not args.json:
+            ui.say()
+            ui.say(f"Saved the plan to: {args.out}")
+            ui.say(f"To perform exactly these actions, run: berth apply {args.out}")
     return EXIT_CHANGES if args.detailed_exitcode and plan.has_changes else EXIT_OK

@@ -9,7 +9,7 @@ from berth.commands import EXIT_ERROR, EXIT_OK, common, open_store
 
 
 def register(commands: Any) -> None:
-    state = commands.add_parser("state", help="read the stored state")
+    state = commands.add_parser("state", help="read, move, forget, pull and push the stored state")
     state_commands = state.add_subparsers(dest="state_command", metavar="SUBCOMMAND", required=True)
     state_list = state_commands.add_parser("list", help="one address per line")
     common(state_list)
@@ -19,6 +19,7 @@ def register(commands: Any) -> None:
     state_show.add_argument("address")
     state_show.add_argument("--json", action="store_true")
     state_show.set_defaults(run=cmd_state_show)
+    register_more(state_commands)
 
     unlock = commands.add_parser("force-unlock", help="remove a state lock left by a berth that is not running")
     common(unlock)
@@ -81,3 +82,158 @@ def cmd_force_unlock(args: argparse.Namespace, ui: Any) -> int:
         return EXIT_OK
     finally:
         store.close()
+
+
+def register_more(state_commands: Any) -> None:
+    pull = state_commands.add_parser("pull", help="print the whole state as JSON")
+    common(pull)
+    pull.set_defaults(run=cmd_state_pull)
+    push = state_commands.add_parser("push", help="replace the state with a JSON file (from state pull)")
+    common(push)
+    push.add_argument("state_file", metavar="FILE")
+    push.add_argument("--force", action="store_true", help="push even a lower serial or another lineage")
+    push.set_defaults(run=cmd_state_push)
+    rm = state_commands.add_parser("rm", help="forget resources without touching them")
+    common(rm)
+    rm.add_argument("addresses", nargs="+", metavar="ADDRESS", help="an address, or app.NAME for all of an app's")
+    rm.set_defaults(run=cmd_state_rm)
+    mv = state_commands.add_parser("mv", help="rename a resource in state (an app renamed in the file keeps its containers)")
+    common(mv)
+    mv.add_argument("source", metavar="OLD", help="an address, or app.NAME to move all of an app's resources")
+    mv.add_argument("destination", metavar="NEW")
+    mv.set_defaults(run=cmd_state_mv)
+    history = state_commands.add_parser("history", help="earlier versions: serial, time, who, what changed")
+    common(history)
+    history.add_argument("--json", action="store_true")
+    history.add_argument("-n", "--limit", type=int, metavar="N", help="only the last N versions")
+    history.set_defaults(run=cmd_state_history)
+
+
+def _mutate(args: argparse.Namespace, ui: Any, operation: str, change: Any) -> int:
+    """Run change(state) -> (new state, note) under the lock and write it: one new serial."""
+    from state import lock
+
+    store = open_store(args)
+    try:
+        with lock.acquire(store, operation) as held:
+            if held.taken_over:
+                ui.say(f"Warning: took over a stale lock: its holder is gone ({lock.describe(held.taken_over)})", "yellow", err=True)
+            new, note = change(store.read())
+            stored = store.write(new, note=note)
+            ui.say(f"State written: serial {stored.serial}.", "dim")
+            return EXIT_OK
+    finally:
+        store.close()
+
+
+def cmd_state_pull(args: argparse.Namespace, ui: Any) -> int:
+    store = open_store(args)
+    try:
+        state = store.read()
+    finally:
+        store.close()
+    if state is not None:
+        print(state.model_dump_json(indent=2))
+    return EXIT_OK
+
+
+def cmd_state_push(args: argparse.Namespace, ui: Any) -> int:
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    from state.errors import StateError
+    from state.model import State
+
+    try:
+        pushed = State.model_validate_json(Path(args.state_file).read_text())
+    except OSError as err:
+        raise StateError(f"cannot read {args.state_file}: {err.strerror or err}") from None
+    except ValidationError as err:
+        raise StateError(f"{args.state_file} is not a berth state ({err.errors()[0]['msg']}); "
+                         "push what `berth state pull` printed") from None
+
+    def change(current: State | None) -> tuple[State, str]:
+        if current is not None and not args.force:
+            if pushed.lineage != current.lineage:
+                raise StateError(
+                    f"state push refused: {args.state_file} has lineage {pushed.lineage}, the stored state "
+                    f"has lineage {current.lineage}: it is another state. Use --force to replace it anyway.")
+            if pushed.serial < current.serial:
+                raise StateError(
+                    f"state push refused: {args.state_file} has serial {pushed.serial}, lower than the stored "
+                    f"serial {current.serial}: it is older than the state. Use --force to push it anyway.")
+        ui.say(f"Pushed {args.state_file} ({len(pushed.resources)} resources, lineage {pushed.lineage}).")
+        return pushed, f"state push {Path(args.state_file).name}" + (" --force" if args.force else "")
+
+    return _mutate(args, ui, "state push", change)
+
+
+def cmd_state_rm(args: argparse.Namespace, ui: Any) -> int:
+    from state.address import Address, check_target
+    from state.errors import StateError
+    from state.model import State
+
+    for text in args.addresses:
+        check_target(text)
+
+    def change(current: State | None) -> tuple[State, str]:
+        resources = dict(current.resources) if current else {}
+        gone = [k for k in (current.sorted_addresses() if current else [])
+                if any(Address.parse(k).matches(t) for t in args.addresses)]
+        if not gone:
+            raise StateError(f"no resource in state matches {', '.join(args.addresses)}")
+        ids = [resources[k].id for k in gone if resources[k].id]
+        for key in gone:
+            del resources[key]
+            ui.say(f"Removed {key}")
+        ui.say(f"Forgot {len(gone)} resource(s); they were left as they are on their hosts.", "green")
+        forgotten = list(dict.fromkeys([*current.forgotten, *ids]))
+        return current.model_copy(update={"resources": resources, "forgotten": forgotten}), \
+            "state rm " + " ".join(args.addresses)
+
+    return _mutate(args, ui, "state rm", change)
+
+
+def cmd_state_mv(args: argparse.Namespace, ui: Any) -> int:
+    from state.errors import StateError
+    from state.model import State
+
+    from state.address import moves
+
+    def change(current: State | None) -> tuple[State, str]:
+        keys = list(current.resources) if current else []
+        moved = moves(keys, args.source, args.destination)
+        if not moved:
+            raise StateError(f"no resource in state matches {args.source}")
+        taken = [new for new in moved.values() if new in current.resources and new not in moved]
+        if taken:
+            raise StateError(f"state mv refused: {', '.join(taken)} is already in state; `berth state rm` it first")
+        resources = {k: v for k, v in current.resources.items() if k not in moved}
+        for old, new in moved.items():
+            resources[new] = current.resources[old].model_copy(update={"address": new})
+            ui.say(f"Moved {old} to {new}")
+        return current.model_copy(update={"resources": resources}), f"state mv {args.source} {args.destination}"
+
+    return _mutate(args, ui, "state mv", change)
+
+
+def cmd_state_history(args: argparse.Namespace, ui: Any) -> int:
+    import json
+
+    from berth.ui.state_view import render_history
+    from state.history import versions
+
+    store = open_store(args)
+    try:
+        found = versions(store.history())
+    finally:
+        store.close()
+    if args.limit:
+        found = found[-args.limit:]
+    if args.json:
+        print(json.dumps([v.__dict__ | {"added": list(v.added), "removed": list(v.removed), "changed": list(v.changed)}
+                          for v in found], indent=2))
+    else:
+        render_history(found, ui)
+    return EXIT_OK

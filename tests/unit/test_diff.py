@@ -17,6 +17,8 @@ Each file in plan_cases/ is one case (JSON), run by test_plan_case:
                   more things on a host: {"address", "id", "state", "labels", "copy_of"}
                   / {"host", "id", "tags", "digests", "labels"}
     destroy       diff(..., destroy=True)
+    state_moves   {OLD: NEW} applied to state as `berth state mv OLD NEW` does (app.X or addresses)
+    forgotten     engine IDs `berth state rm` forgot (State.forgotten)
     expect        per address, an action word (create/update/replace/delete/no-op), or
                   {"action", "symbol", "forces", "reason", "no_reason", "reasons",
                   "changed", "ids", "id_prefixes", "after": null}, or a list of those when several
@@ -62,7 +64,7 @@ from providers.types import (
     ObservedImage,
     normalize_ref,
 )
-from state.address import Address
+from state.address import Address, moves
 from state.model import ResourceState, State
 
 CASES = Path(__file__).parent / "plan_cases"
@@ -121,7 +123,8 @@ class World:
     def state(self) -> State | None:
         if not self.serial and not self.resources:
             return None
-        return State(stack=STACK, lineage=LINEAGE, serial=self.serial, resources=dict(self.resources))
+        return State(stack=STACK, lineage=LINEAGE, serial=self.serial, resources=dict(self.resources),
+                     forgotten=list(getattr(self, "forgotten", [])))
 
     def observed(self) -> dict[str, Observation]:
         return {
@@ -222,6 +225,10 @@ def perturb(world: World, case: dict[str, Any]) -> None:
             world.resources.pop(address)
         else:
             world.resources[address] = world.resources[address].model_copy(update=patch)
+    for old, new in case.get("state_moves", {}).items():
+        for before, after in moves(list(world.resources), old, new).items():
+            world.resources[after] = world.resources.pop(before).model_copy(update={"address": after})
+    world.forgotten = case.get("forgotten", [])
     for extra in case.get("add_containers", []):
         address = Address.parse(extra["address"])
         if "copy_of" in extra:
@@ -341,7 +348,8 @@ def test_plan_case(case: dict[str, Any]) -> None:
 
 def test_every_case_is_described_and_uses_known_keys() -> None:
     known = {"description", "world", "apps", "change", "world_content", "content", "state", "host",
-             "add_containers", "add_images", "destroy", "expect", "count", "summary", "order", "xfail"}
+             "add_containers", "add_images", "destroy", "expect", "count", "summary", "order", "xfail",
+             "state_moves", "forgotten"}
     cases = list(CASES.glob("*.json"))
     assert len(cases) >= 30
     for path in cases:

@@ -1,0 +1,95 @@
+"""`berth logs APP`: the output of an app's containers, as state records them."""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import sys
+import threading
+from typing import Any
+
+from berth.commands import EXIT_OK, common, open_session
+
+
+def register(commands: Any) -> None:
+    logs = commands.add_parser("logs", help="print an app's container output")
+    common(logs)
+    logs.add_argument("app", metavar="APP")
+    logs.add_argument("--tail", type=int, metavar="N", help="only the last N lines of each replica (default: all)")
+    logs.add_argument("-F", "--follow", action="store_true", help="keep printing new output until Ctrl-C")
+    logs.set_defaults(run=cmd_logs)
+
+
+def cmd_logs(args: argparse.Namespace, ui: Any) -> int:
+    from state.address import Address
+    from state.errors import StateError
+
+    session = open_session(args)
+    try:
+        state = session.store.read()
+        replicas = sorted((
+            (Address.parse(k), r) for k, r in (state.resources.items() if state else ())
+            if r.type == "container" and Address.parse(k).app == args.app
+        ), key=lambda pair: pair[0].sort_key()) if state else []
+        if not replicas:
+            known = sorted({Address.parse(k).app for k in state.resources}) if state else []
+            raise StateError(f"app {args.app} has no containers in state"
+                             + (f" (apps with state: {', '.join(known)})" if known else ""))
+        streams = []
+        for address, resource in replicas:
+            provider = session.providers.get(resource.host)
+            if provider is None:
+                raise StateError(f"{address}: host {resource.host} is not in the stack file")
+            prefix = f"[{address.index}@{address.host}] " if len(replicas) > 1 else ""
+            streams.append((prefix, provider.stream_logs(resource.id, args.tail, args.follow)))
+        if len(streams) == 1 or not args.follow:
+            for prefix, chunks in streams:
+                _write(prefix, chunks)
+        else:
+            _interleave(streams)
+        return EXIT_OK
+    finally:
+        session.close()
+
+
+def _write(prefix: str, chunks: Any) -> None:
+    pending = ""
+    for chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split("\n")
+        for line in lines:
+            sys.stdout.write(f"{prefix}{line}\n")
+        sys.stdout.flush()
+    if pending:
+        sys.stdout.write(f"{prefix}{pending}\n")
+
+
+def _interleave(streams: list[tuple[str, Any]]) -> None:
+    """Several replicas followed at once: one reader thread each, lines printed whole."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read(prefix: str, chunks: Any) -> None:
+        pending = ""
+        try:
+            for chunk in chunks:
+                pending += chunk
+                *whole, pending = pending.split("\n")
+                for line in whole:
+                    lines.put(f"{prefix}{line}\n")
+        except Exception as err:  # one replica's stream ending badly must not stop the others
+            lines.put(f"{prefix}(log stream ended: {err})\n")
+        finally:
+            if pending:
+                lines.put(f"{prefix}{pending}\n")
+            lines.put(None)
+
+    for prefix, chunks in streams:
+        threading.Thread(target=read, args=(prefix, chunks), daemon=True).start()
+    open_streams = len(streams)
+    while open_streams:
+        line = lines.get()
+        if line is None:
+            open_streams -= 1
+            continue
+        sys.stdout.write(line)
+        sys.stdout.flush()

@@ -1,0 +1,34 @@
+"""`berth status`: per app and replica, what its host and its probes say right now."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from berth.commands import EXIT_ERROR, EXIT_OK, common, open_session
+
+
+def register(commands: Any) -> None:
+    status = commands.add_parser("status", help="per app: host, container state, readiness and liveness now, image, since")
+    common(status)
+    status.add_argument("--json", action="store_true", help="one object per replica on stdout")
+    status.add_argument("--parallelism", type=int, default=16, metavar="N", help="containers checked at once (default 16)")
+    status.set_defaults(run=cmd_status)
+
+
+def cmd_status(args: argparse.Namespace, ui: Any) -> int:
+    from berth.ui.state_view import render_status
+    from planner.health import check
+
+    session = open_session(args)
+    try:
+        rows = check(session.store.read(), session.providers, list(session.stack.apps),
+                     parallelism=max(1, args.parallelism))
+    finally:
+        session.close()
+    if args.json:
+        print(json.dumps([row.as_dict() for row in rows], indent=2))
+    else:
+        render_status(rows, ui)
+    return EXIT_OK if all(row.healthy for row in rows) else EXIT_ERROR

@@ -1,0 +1,84 @@
+"""State as text: history, drift found by refresh, and the status table."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from berth.ui.console import Consoles
+
+
+def when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def render_history(found: list[Any], ui: Consoles) -> None:
+    if not found:
+        ui.say("No state history yet.")
+        return
+    rows = []
+    for v in found:
+        what = [f"+{a}" for a in v.added] + [f"-{r}" for r in v.removed] + [f"~{c}" for c in v.changed]
+        shown = ", ".join(what[:3]) + (f", and {len(what) - 3} more" if len(what) > 3 else "")
+        config = f"config {v.config[:12]}" if v.config else ""
+        rows.append((str(v.serial), when(v.time), v.who, v.note, config, shown or "(no resource changed)"))
+    headers = ("SERIAL", "TIME (UTC)", "WHO", "NOTE", "CONFIG", "CHANGES")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers[:-1])]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells[:-1], widths)) + "  " + cells[-1]
+
+    ui.say(line(headers), "bold")
+    for row in rows:
+        ui.say(line(row))
+
+
+def render_findings(findings: list[Any], ui: Consoles) -> None:
+    drift = [f for f in findings if f.writes]
+    notes = [f for f in findings if not f.writes]
+    if drift:
+        ui.say("Drift: the hosts no longer have what state records:\n", "bold")
+        for f in drift:
+            ui.say(f"  ~ {f.address}: {f.message}", "yellow")
+        ui.say()
+    else:
+        ui.say("No drift: the hosts have everything the state records.", "bold green")
+    if notes:
+        ui.say("Also seen (state is not changed for these; `berth plan` shows what apply would do):\n")
+        for f in notes:
+            ui.say(f"  ! {f.address}: {f.message}")
+        ui.say()
+
+
+STATE_STYLE = {"running": "green", "restarting": "yellow", "created": "yellow", "paused": "yellow"}
+
+
+def render_status(rows: list[Any], ui: Consoles) -> None:
+    if not rows:
+        ui.say("Nothing deployed: the state holds no containers.")
+        return
+    from rich.text import Text
+
+    headers = ("APP", "REPLICA", "HOST", "CONTAINER", "STATE", "READINESS", "LIVENESS", "IMAGE", "SINCE (UTC)")
+    table = []
+    for row in rows:
+        replica = row.address.split(".", 2)[2].split("@")[0] if "@" in row.address else "-"
+        restarts = f" ({row.restarts} restarts)" if row.restarts else ""
+        ready_style = "green" if row.readiness == "ready" else ("dim" if row.readiness == "-" else "red")
+        live_style = "green" if row.liveness == "live" else ("dim" if row.liveness == "-" else "red")
+        table.append([
+            (row.app, "bold"), (replica, None), (row.host or "-", None), (row.container or "-", None),
+            (row.state + restarts, STATE_STYLE.get(row.state, "red")), (row.readiness, ready_style),
+            (row.liveness, live_style), (row.image or "-", None), (row.since or "-", None),
+        ])
+    widths = [max(len(h), *(len(r[i][0]) for r in table)) for i, h in enumerate(headers)]
+    ui.say("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(), "bold")
+    for cells in table:
+        line = Text()
+        for i, (text, style) in enumerate(cells):
+            line.append(text.ljust(widths[i]) if i < len(cells) - 1 else text, style=style)
+            if i < len(cells) - 1:
+                line.append("  ")
+        ui.out.print(line)
+    healthy = sum(row.healthy for row in rows)
+    ui.say(f"\n{healthy} of {len(rows)} healthy.", "bold green" if healthy == len(rows) else "bold red")

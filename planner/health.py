@@ -1,0 +1,72 @@
+"""Health now: per container in state, what its host says and what its probes answer,
+read in parallel (for `berth status`). Nothing is written."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from providers.base import Provider
+from state.address import Address
+from state.model import State
+
+PROBE_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True)
+class ReplicaHealth:
+    app: str
+    address: str
+    host: str
+    container: str  # short ID, "" when not created
+    state: str  # running, exited, restarting, removed, "not created"
+    readiness: str  # "ready", "not ready: HTTP 404", "-" when not checked
+    liveness: str  # "live", "failing: ...", "-" when none is configured
+    image: str
+    since: str  # when the container started (ISO 8601, UTC), "" when unknown
+    restarts: int = 0
+
+    @property
+    def healthy(self) -> bool:
+        return self.state == "running" and self.readiness == "ready" and self.liveness in ("live", "-")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"healthy": self.healthy}
+
+
+def check(state: State | None, providers: dict[str, Provider], desired_apps: list[str], parallelism: int = 16) -> list[ReplicaHealth]:
+    containers = [r for r in (state.resources.values() if state else ()) if r.type == "container"]
+    jobs = [(r, providers.get(r.host)) for r in containers]
+    with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(jobs) or 1))) as pool:
+        found = list(pool.map(lambda job: _check_one(*job), jobs))
+    have = {row.app for row in found}
+    for app in desired_apps:
+        if app not in have:
+            found.append(ReplicaHealth(app=app, address=f"app.{app}", host="", container="", state="not created",
+                                       readiness="-", liveness="-", image="", since=""))
+    return sorted(found, key=lambda row: (row.app, Address.parse(row.address).sort_key() if "@" in row.address else ()))
+
+
+def _check_one(resource: Any, provider: Provider | None) -> ReplicaHealth:
+    attrs = resource.attributes
+    address = Address.parse(resource.address)
+    base = dict(app=address.app, address=resource.address, host=resource.host, container=resource.id[:12],
+                image=str(attrs.get("image", "")))
+    if provider is None:
+        return ReplicaHealth(**base, state="unknown (host not in the stack file)", readiness="-", liveness="-", since="")
+    info = provider.container_state(resource.id)
+    status = info.get("Status", "unknown")
+    restarts = int(info.get("RestartCount") or 0)
+    since = (info.get("StartedAt") or "")[:19].replace("T", " ") if status != "removed" else ""
+    if status != "running":
+        return ReplicaHealth(**base, state=status, readiness="-", liveness="-", since=since, restarts=restarts)
+    port = attrs.get("host_port")
+    ok, seen = provider.probe(port, attrs.get("readiness"), PROBE_TIMEOUT)
+    readiness = "ready" if ok else f"not ready: {seen}"
+    if attrs.get("liveness"):
+        ok, seen = provider.probe(port, attrs["liveness"], PROBE_TIMEOUT)
+        liveness = "live" if ok else f"failing: {seen}"
+    else:
+        liveness = "-"
+    return ReplicaHealth(**base, state=status, readiness=readiness, liveness=liveness, since=since, restarts=restarts)
