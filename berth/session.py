@@ -55,7 +55,13 @@ class Session:
             if memo is not None:
                 memo.close()
         observed = observe_all(self.providers, self.stack.name)
-        return diff(self.stack, state, observed, hashes, destroy=destroy)
+        plan = diff(self.stack, state, observed, hashes, destroy=destroy)
+        if destroy:
+            return plan
+        from planner.sources import describe
+
+        apps, warnings = describe(self.stack, observed)
+        return plan.model_copy(update={"apps": apps, "warnings": [*plan.warnings, *warnings]})
 
     def _memo(self) -> Any:
         """Per-file content hashes, kept between runs; a cache, so failing to open it
