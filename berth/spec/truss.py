@@ -295,7 +295,8 @@ def accelerator(value: str | dict[str, Any]) -> tuple[str, int] | str:
         name, _, count_text = value.strip().partition(":")
         count = int(count_text) if count_text.isdigit() else (1 if not count_text else -1)
     if name not in ACCELERATORS:
-        close = difflib.get_close_matches(str(name), ACCELERATORS, n=1, cutoff=0.5)
+        same = [known for known in ACCELERATORS if known.lower() == str(name).lower()]
+        close = same or difflib.get_close_matches(str(name), ACCELERATORS, n=1, cutoff=0.5)
         hint = f'; did you mean "{close[0]}"?' if close else f" (known, case-sensitive: {', '.join(ACCELERATORS)})"
         return f"unknown accelerator {shown(name)}{hint}"
     if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
