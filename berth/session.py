@@ -59,7 +59,13 @@ class Session:
         else:
             hosts = {app.host for app in self.stack.apps.values()} | {"local"}
             observed = observe_from_state(state, self.stack.name, hosts)
-        return diff(self.stack, state, observed, hashes, destroy=destroy)
+        plan = diff(self.stack, state, observed, hashes, destroy=destroy)
+        if destroy:
+            return plan
+        from planner.sources import describe
+
+        apps, warnings = describe(self.stack, observed)
+        return plan.model_copy(update={"apps": apps, "warnings": [*plan.warnings, *warnings]})
 
     def content_hashes(self) -> dict[str, str]:
         from planner.refresh import content_hashes

@@ -24,6 +24,7 @@ class BuildSource(_Frozen):
     context: str  # absolute path of the context directory
     dockerfile: str = "Dockerfile"  # relative to the context, or absolute (a generated one)
     args: dict[str, str] = Field(default_factory=dict)
+    base: str | None = None  # the image a generated Dockerfile starts FROM, for display and notes
 
 
 class AppConfig(_Frozen):
@@ -59,6 +60,10 @@ class AppConfig(_Frozen):
     # in the plan as ignored, never dropped silently.
     ignored: tuple[str, ...] = ()
     origin: str = "berth.toml"  # the file (and format) this app was read from, for display
+    # Probe timing beyond readiness_timeout, from Truss runtime.health_checks (seconds):
+    # liveness_delay, liveness_restart_after, unready_after. Recorded for the liveness
+    # watcher; nothing acts on them yet.
+    probe_timing: dict[str, float] = Field(default_factory=dict)
 
 
 class Stack(_Frozen):

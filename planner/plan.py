@@ -63,6 +63,9 @@ class Plan(BaseModel):
     created_at: float = Field(default_factory=time.time)
     changes: list[Change] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    # Per app read from a platform's own format (Cerebrium, Truss): its origin and the
+    # values berth resolved from it (planner/sources.py). For display only.
+    apps: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @property
     def actions(self) -> list[Change]:

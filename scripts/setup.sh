@@ -27,6 +27,7 @@ command -v docker  >/dev/null 2>&1 || missing+=(docker.io)
 [ -x /bin/busybox ] || command -v busybox >/dev/null 2>&1 || missing+=(busybox-static)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)      # SSH-host integration tests
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)    # network namespaces for those hosts
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)  # the local Python base image
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 # Debian splits venv/ensurepip out of python3; without it `python3 -m venv` fails.
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then missing+=(python3-venv); fi
@@ -136,6 +137,39 @@ else
         say "busybox:latest lacks applet links or /tmp: replacing it with a complete busybox-static base"
         make_busybox_base
     fi
+fi
+
+# --- 5. a debian:bookworm-slim base with Python, without a registry -----------------
+# Cerebrium's python runtime names `debian:bookworm-slim` as its base (its default), and
+# tests build Cerebrium and Truss apps on it. Where a registry answers, the real image is
+# pulled. Where none does, a base is made from Debian's own packages with debootstrap:
+# python3, pip and ca-certificates, plus this machine's CA bundle, since containers reach
+# the package registries through TLS signed by it. The import message marks images made
+# here, so a real (pulled) image is never replaced.
+py_marker="berth setup: debootstrap bookworm python3 base"
+py_base=debian:bookworm-slim
+
+make_python_base() {
+    local dir
+    dir=$(mktemp -d)
+    as_root debootstrap --variant=minbase --include=python3,python3-pip,ca-certificates \
+        bookworm "$dir" http://deb.debian.org/debian >/dev/null
+    if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+        as_root cp /etc/ssl/certs/ca-certificates.crt "$dir/etc/ssl/certs/ca-certificates.crt"
+    fi
+    as_root rm -rf "$dir/var/cache/apt/archives"/*.deb "$dir/var/lib/apt/lists"/*
+    as_root tar --numeric-owner -C "$dir" -c . \
+        | docker import -m "$py_marker" -c 'CMD ["bash"]' - "$py_base" >/dev/null
+    as_root rm -rf "$dir"
+}
+
+if docker image inspect "$py_base" >/dev/null 2>&1; then
+    say "$py_base present"
+elif timeout 120 docker pull -q "$py_base" >/dev/null 2>&1; then
+    say "$py_base pulled"
+else
+    say "no $py_base and no registry to pull it from: making it with debootstrap (about a minute)"
+    make_python_base
 fi
 
 say "ready"

@@ -19,11 +19,15 @@ from typing import Any, NoReturn, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from berth.spec import locate
-from berth.spec.stackfile import NAME_PATTERN, NAME_RULE, AppFile, StackFile, StackSection, shown
+from berth.spec.stackfile import NAME_PATTERN, NAME_RULE, AppFile, FromAppFile, StackFile, StackSection, shown
 from planner.desired import AppConfig, BuildSource, Stack
 from planner.diagnostics import Diagnostic, DiagnosticsError
 
 STACK_FILE = "berth.toml"
+# The files `-f DIR` looks for: berth's own stack file and the platforms' own formats.
+CEREBRIUM_FILE = "cerebrium.toml"
+TRUSS_FILE = "config.yaml"
+STACK_FILES = (STACK_FILE, CEREBRIUM_FILE, TRUSS_FILE)
 LOCAL_HOST = "local"
 MAX_PORT = 65535
 
@@ -45,26 +49,45 @@ _TYPE_WORDS = {
 
 
 def find_stack_file(path: str | None) -> Path:
-    """The stack file that `-f PATH` names: PATH itself, or berth.toml inside it when it
-    is a directory; None means ./berth.toml. Returned absolute."""
+    """The stack file that `-f PATH` names: PATH itself, or, when it is a directory (None
+    means the current one), the one of berth.toml, cerebrium.toml and config.yaml it
+    holds; more than one is an error naming them. Returned absolute."""
     if path is None:
-        candidate = Path.cwd() / STACK_FILE
-        if not candidate.is_file():
-            _fail(f"no {STACK_FILE} in the current directory ({Path.cwd()}); run berth beside one or pass -f PATH")
-        return candidate
+        return _file_in_directory(Path.cwd(), "the current directory", f" ({Path.cwd()})")
     given = Path(path).expanduser()
     if given.is_dir():
-        if not (given / STACK_FILE).is_file():
-            _fail(f"no {STACK_FILE} in directory {path}; pass -f with the stack file's path")
-        given = given / STACK_FILE
+        given = _file_in_directory(given, f"directory {path}", "")
     elif not given.is_file():
         _fail(f"stack file {path} not found")
     return Path(os.path.abspath(given))  # absolute and without "..", but symlinks kept
 
 
+def _file_in_directory(directory: Path, named: str, where: str) -> Path:
+    found = [name for name in STACK_FILES if (directory / name).is_file()]
+    if not found:
+        _fail(f"no {STACK_FILE} in {named}{where} (nor {CEREBRIUM_FILE} or {TRUSS_FILE}); "
+              "run berth beside one or pass -f PATH")
+    if len(found) > 1:
+        _fail(f"{named} holds {' and '.join(found)}: pass -f with the one you mean")
+    return Path(os.path.abspath(directory / found[0]))
+
+
+def file_format(file: Path) -> str:
+    """"berth", "cerebrium" or "truss", from the file's name: cerebrium.toml is
+    Cerebrium's, any .yaml or .yml file Truss's, any other berth's own."""
+    if file.name == CEREBRIUM_FILE:
+        return "cerebrium"
+    if file.suffix in (".yaml", ".yml"):
+        return "truss"
+    return "berth"
+
+
 def load_stack(path: str | None) -> Stack:
-    """The Stack that the stack file at `path` (as for find_stack_file) asks for."""
+    """The Stack that the stack file at `path` (as for find_stack_file) asks for. A
+    cerebrium.toml or Truss config.yaml on its own is a stack of one app."""
     file = find_stack_file(path)
+    if file_format(file) != "berth":
+        return _platform_stack(file)
     source = _Source(file=file, shown=_shown_path(file), text=_read(file))
     raw = source.raw = _parse(source)
     stack_file = _validate(raw, source)
@@ -88,6 +111,7 @@ class _Source:
     text: str = ""
     raw: dict[str, Any] = field(default_factory=dict)  # the parsed TOML
     problems: list[Diagnostic] = field(default_factory=list)
+    from_paths: dict[str, Any] = field(default_factory=dict)  # app -> its `from` as written
 
     def app_table(self, name: str) -> dict[str, Any]:
         """The app's table as written, or {} where it is not a table."""
@@ -169,7 +193,12 @@ def _validate(raw: dict[str, Any], source: _Source) -> StackFile:
     for name, table in raw_apps.items():
         if not re.match(NAME_PATTERN, name):
             source.error(("apps", name), f"app name {shown(name)} must be {NAME_RULE}")
-        app = _validated(AppFile, table, ("apps", name), source)
+        if isinstance(table, dict) and "from" in table:
+            source.from_paths[name] = table["from"]
+            table = {key: value for key, value in table.items() if key != "from"}
+            app = _validated(FromAppFile, table, ("apps", name), source)
+        else:
+            app = _validated(AppFile, table, ("apps", name), source)
         if app is not None:
             apps[name] = app
     return StackFile.model_construct(stack=stack, apps=apps)
@@ -238,7 +267,10 @@ def _check_apps(raw_apps: Any, source: _Source) -> None:
         return
     tables = {name: table for name, table in raw_apps.items() if isinstance(table, dict)}
     for name, table in tables.items():
-        _check_image_source(name, table, source)
+        if "from" not in table:
+            _check_image_source(name, table, source)
+        elif "build" in table and "image" in table:
+            source.error(("apps", name, "image"), "set either build or image, not both")
         _check_host(name, table, source)
         _check_depends_on(name, table, list(raw_apps), source)
     _check_cycles(tables, source)
@@ -325,13 +357,35 @@ def _has_cycle(edges: dict[str, list[str]]) -> bool:
 
 
 def _normalise_apps(stack_file: StackFile, source: _Source) -> dict[str, AppConfig]:
+    from berth.spec import imports  # the platforms' formats: only stacks using them pay
+
     base = source.file.parent
-    apps = {name: _app_config(name, app, base, source.file.name) for name, app in stack_file.apps.items()}
+    apps: dict[str, AppConfig] = {}
+    for name, app in stack_file.apps.items():
+        if name in source.from_paths:
+            config = imports.from_app(name, app, source.from_paths[name], source)
+            if config is not None:
+                apps[name] = config
+        else:
+            apps[name] = _app_config(name, app, base, source.file.name)
     _check_host_ports(apps, source)
     for name, app in apps.items():
-        if app.build:
+        if app.build and (name not in source.from_paths or "build" in stack_file.apps[name].model_fields_set):
             _check_build_context(name, stack_file.apps[name], app.build, source)
     return apps
+
+
+def _platform_stack(file: Path) -> Stack:
+    """A cerebrium.toml or config.yaml on its own: one app, named (as is the stack) after
+    the name the file gives (Cerebrium deployment.name, Truss model_name), else its
+    directory's; state and build files in .berth/ beside it."""
+    from berth.spec import imports
+
+    app, problems = imports.read_platform_file(file, _shown_path(file), stack_dir=file.parent, app=None)
+    if problems:
+        raise DiagnosticsError(sorted(problems, key=lambda d: d.line or float("inf")))
+    assert app is not None
+    return Stack(name=app.name, file=str(file), apps={app.name: app})
 
 
 def _app_config(name: str, app: AppFile, base: Path, origin: str) -> AppConfig:

@@ -150,6 +150,13 @@ class AppFile(_Table):
     memory: Memory | None = None
 
 
+class FromAppFile(AppFile):
+    """An `[apps.NAME]` table with `from = "PATH"` (a cerebrium.toml or Truss config.yaml,
+    read by the loader): every key is optional and overrides what the file says."""
+
+    port: Port | None = None
+
+
 class StackSection(_Table):
     """`[stack]`; the whole table may be left out."""
 

@@ -30,6 +30,8 @@ def value_text(value: Any) -> str:
 
 
 def render_plan(plan: Plan, ui: Consoles) -> None:
+    for name, entry in plan.apps.items():
+        _render_source(name, entry, ui)
     for warning in plan.warnings:
         ui.say(f"Warning: {warning}", "yellow")
     if not plan.has_changes:
@@ -69,6 +71,42 @@ def _render_change(change: Change, ui: Consoles) -> None:
     ui.say("    }\n")
 
 
+def _render_source(name: str, entry: dict[str, Any], ui: Consoles) -> None:
+    """What berth made of an app from a platform's format: the values it will run."""
+    ui.say(f"App {name}, from {entry['origin']}:", "bold")
+    rows: list[tuple[str, str]] = []
+    build = entry["build"]
+    seen = f" (host has {entry['image_id'][:19]})" if entry["image_id"] else ""
+    if build:
+        rows.append(("image", f"built by berth on {build['base']}{seen}" if build["base"]
+                     else f"built from {build['dockerfile']}"))
+        rows.append(("dockerfile", build["dockerfile"]))
+    else:
+        rows.append(("image", f"{entry['image']}{seen}"))
+    rows.append(("command", value_text(entry["command"]) if entry["command"] else "the image's own"))
+    rows.append(("port", f"{entry['port']} (published on {entry['host_port']}"
+                 + (f"..{entry['host_port'] + entry['replicas'] - 1})" if entry["replicas"] > 1 else ")")))
+    rows.append(("replicas", str(entry["replicas"])))
+    rows.append(("readiness", f"GET {entry['readiness']}" if entry["readiness"] else "TCP connect"))
+    rows.append(("liveness", f"GET {entry['liveness']}" if entry["liveness"] else "none"))
+    timing = entry["probe_timing"]
+    rows.append(("probe timing", f"ready within {entry['readiness_timeout']:g}s"
+                 + "".join(f", {key} {value:g}s" for key, value in timing.items())))
+    if entry["gpus"]:
+        rows.append(("gpus", f"{entry['gpus']} x {entry['gpu_type'] or 'any'}"))
+    for key in ("cpus", "memory", "predict", "predict_concurrency"):
+        if entry[key] is not None:
+            rows.append((key, str(entry[key])))
+    if entry["secrets"]:
+        rows.append(("secrets", ", ".join(f"/secrets/{s}" for s in entry["secrets"])))
+    if entry["env"]:
+        rows.append(("env", value_text(entry["env"])))
+    width = max(len(key) for key, _ in rows)
+    for key, value in rows:
+        ui.say(f"    {key:<{width}} = {value}")
+    ui.say()
+
+
 def plan_document(plan: Plan) -> dict[str, Any]:
     """The --json form. Its schema is documented in the README; keep them in step."""
     return {
@@ -91,4 +129,5 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         ],
         "summary": plan.summary(),
         "warnings": plan.warnings,
+        "apps": plan.apps,
     }

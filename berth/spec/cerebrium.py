@@ -1,0 +1,490 @@
+"""Cerebrium's cerebrium.toml, read into one app.
+
+Both forms the Cerebrium CLI accepts: the older `[cerebrium.deployment]`,
+`[cerebrium.runtime.custom]`, ... and the newer unprefixed `[deployment]`,
+`[runtime.python]`, ...; a file mixing them is an error, as it is for the CLI. The key
+names and defaults are the CLI's (pkg/projectconfig in CerebriumAI/cerebrium).
+
+Runtimes berth can run: `python` (and `custom` without a Dockerfile): berth writes the
+Dockerfile itself (base image, Python check, apt and pip dependencies, the app's files,
+the entrypoint); `docker` (and `custom` with dockerfile_path): the app's own Dockerfile.
+The default `cortex` runtime and partner services are Cerebrium's own servers: an error.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from berth.spec import locate
+from berth.spec.platform import (
+    GENERATED_DIR,
+    Imported,
+    PlatformSource,
+    app_name,
+    build_dir,
+    is_set,
+    json_list,
+    pip_install,
+    stage_context,
+    write_if_changed,
+)
+from berth.spec.stackfile import Port, expect, shown
+from planner.desired import BuildSource
+
+FILE = "cerebrium.toml"
+FORMAT = "Cerebrium"
+SECTIONS = ("deployment", "hardware", "scaling", "dependencies", "runtime")
+
+# The CLI's defaults (pkg/projectconfig/loader.go).
+DEFAULT_PYTHON = "3.11"
+DEFAULT_BASE = "debian:bookworm-slim"
+DEFAULT_INCLUDE = ("./*", "main.py", "cerebrium.toml")
+DEFAULT_EXCLUDE = (".*",)
+DEFAULT_ENTRYPOINT = ("uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000")
+DEFAULT_PORT = 8000
+GIB = 1024**3
+
+# compute names: an architecture, then the card ("AMPERE_A100_80GB" -> "A100_80GB").
+_COMPUTE = re.compile(r"(TURING|AMPERE|ADA|HOPPER|BLACKWELL)_([A-Z0-9_]+)")
+_PARTNERS = ("deepgram", "rime")
+
+
+def _empty_is_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+def _version_text(value: Any) -> Any:
+    # viper reads `torch = 2.1` as a string too
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+Endpoint = Annotated[
+    Annotated[str, Field(pattern=r"^/\S*$")] | None, BeforeValidator(_empty_is_none),
+    expect('an HTTP path starting with "/", like "/health"'),
+]
+Strings = Annotated[list[str], expect("a list of strings")]
+Entrypoint = Annotated[list[str], Field(min_length=1), expect('a non-empty list of strings, like ["uvicorn", "main:app"]')]
+Version = Annotated[str, BeforeValidator(_version_text), expect('a version string, like "2.1.0", ">=2" or "latest"')]
+Text = Annotated[str, Field(min_length=1), expect("a non-empty string")]
+Positive = Annotated[float, Field(gt=0), expect("a number greater than 0")]
+Count = Annotated[int, Field(ge=0), expect("an integer of at least 0")]
+AtLeastOne = Annotated[int, Field(ge=1), expect("an integer of at least 1")]
+Flag = Annotated[bool, expect("true or false")]
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class DependencyPaths(_Table):
+    pip: Text | None = None
+    conda: Text | None = None
+    apt: Text | None = None
+
+
+class Dependencies(_Table):
+    pip: dict[str, Version] = Field(default_factory=dict)
+    conda: dict[str, Version] = Field(default_factory=dict)
+    apt: dict[str, Version] = Field(default_factory=dict)
+    paths: DependencyPaths = Field(default_factory=DependencyPaths)
+
+
+class _Build(_Table):
+    """What [deployment] used to hold and the python/cortex runtimes hold now."""
+
+    python_version: Text | None = None
+    docker_base_image_url: Text | None = None
+    shell_commands: Strings | None = None
+    pre_build_commands: Strings | None = None
+    use_uv: Flag | None = None
+
+
+class Deployment(_Build):
+    name: Text
+    include: Strings | None = None
+    exclude: Strings | None = None
+    disable_auth: Flag | None = None
+    deployment_initialization_timeout: AtLeastOne | None = None
+
+
+class Hardware(_Table):
+    cpu: Positive | None = None
+    memory: Positive | None = None  # GB
+    compute: Text | None = None
+    gpu_count: AtLeastOne | None = None
+    provider: Text | None = None
+    region: Text | None = None
+
+
+class Scaling(_Table):
+    min_replicas: Count | None = None
+    max_replicas: Count | None = None
+    cooldown: Count | None = None
+    replica_concurrency: AtLeastOne | None = None
+    response_grace_period: Count | None = None
+    scaling_metric: Text | None = None
+    scaling_target: Count | None = None
+    scaling_buffer: Count | None = None
+    roll_out_duration_seconds: Count | None = None
+    evaluation_interval_seconds: Count | None = None
+    load_balancing_algorithm: Text | None = None
+    compute_tier: Text | None = None
+
+
+class _Server(_Table):
+    entrypoint: Entrypoint | None = None
+    port: Port | None = None
+    healthcheck_endpoint: Endpoint = None
+    readycheck_endpoint: Endpoint = None
+
+
+class PythonRuntime(_Build, _Server):
+    deps: Dependencies | None = None
+
+
+class DockerRuntime(_Server):
+    dockerfile_path: Text
+
+
+class CustomRuntime(_Server):
+    dockerfile_path: Annotated[str | None, BeforeValidator(_empty_is_none)] = None
+
+
+_RUNTIMES: dict[str, type[_Table]] = {"python": PythonRuntime, "docker": DockerRuntime, "custom": CustomRuntime}
+
+
+class _Note:
+    """Why each key berth cannot honour is ignored, in one line."""
+
+    SCALING = {
+        "cooldown": "no autoscaler on one's own hosts",
+        "response_grace_period": "containers get berth's fixed 10 s to stop",
+        "scaling_metric": "no autoscaler on one's own hosts",
+        "scaling_target": "no autoscaler on one's own hosts",
+        "scaling_buffer": "no autoscaler on one's own hosts",
+        "roll_out_duration_seconds": "berth replaces containers as fast as readiness allows",
+        "evaluation_interval_seconds": "no autoscaler on one's own hosts",
+        "load_balancing_algorithm": "berth publishes one port per replica; no load balancer yet",
+        "compute_tier": "a Cerebrium billing tier",
+    }
+
+
+def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[Imported, PlatformSource]:
+    """cerebrium.toml at `file` as one app named `app` (None: named after deployment.name);
+    its build files go under stack_dir/.berth/build/APP. Problems are collected in the
+    returned source."""
+    from berth.spec.load import _parse, _validated
+
+    text = _read_text(file, shown_as)
+    source = PlatformSource(file=file, shown=shown_as, format=FORMAT,
+                            find_line=lambda path: locate.find_line(text, [p for p in path if isinstance(p, str)]))
+    raw = _parse(SimpleNamespace(text=text, shown=shown_as))
+    tables = _tables(raw, source)
+    directory = file.parent
+    imported = Imported(fields={"origin": source.origin}, name=None, directory=directory, app=app or "")
+    if tables is None:
+        return imported, source
+
+    deployment = _validated(Deployment, tables.get("deployment", {}), ("deployment",), source)
+    hardware = _validated(Hardware, tables.get("hardware", {}), ("hardware",), source)
+    scaling = _validated(Scaling, tables.get("scaling", {}), ("scaling",), source)
+    dependencies = _validated(Dependencies, tables.get("dependencies", {}), ("dependencies",), source)
+    runtime = _runtime(tables.get("runtime"), source)
+    if "deployment" not in tables:
+        source.error(("deployment",), "missing [deployment] table (it names the app)")
+    if deployment is not None:
+        imported.name = deployment.name
+    imported.app = app or app_name(imported.name, directory)
+    if None in (deployment, hardware, scaling, dependencies) or runtime is None:
+        return imported, source
+
+    kind, rt = runtime
+    fields = imported.fields
+    fields.update(_server(kind, rt))
+    fields.update(_hardware(hardware, source))
+    fields.update(_scaling(scaling, source))
+    _deployment(deployment, fields, source)
+
+    out = build_dir(stack_dir, imported.app)
+    include = deployment.include or list(DEFAULT_INCLUDE)
+    exclude = deployment.exclude or list(DEFAULT_EXCLUDE)
+    dockerfile_path = rt.dockerfile_path if isinstance(rt, (DockerRuntime, CustomRuntime)) else None
+    build = _effective_build(rt if isinstance(rt, PythonRuntime) else None, deployment)
+    if dockerfile_path:
+        _ignore_build_keys(kind, rt, deployment, dependencies, source)
+        dockerfile = (directory / dockerfile_path).resolve()
+        if not dockerfile.is_file():
+            source.error(("runtime", kind, "dockerfile_path"), f"Dockerfile {dockerfile_path} not found ({dockerfile})")
+            return imported, source
+        generated: dict[str, str] = {}
+    else:
+        deps = _merge_deps(dependencies, rt.deps if isinstance(rt, PythonRuntime) else None, kind, source)
+        generated = _dependency_files(deps, directory, kind, source)
+        dockerfile = out / "Dockerfile"
+        if not source.problems:
+            write_if_changed(dockerfile, _dockerfile(build, generated, fields["port"], fields["command"], source.origin))
+    if source.problems:
+        return imported, source
+    context = out / "context"
+    stage_context(directory, context, include, exclude, generated)
+    fields["build"] = BuildSource(context=str(context), dockerfile=str(dockerfile),
+                                  base=None if dockerfile_path else build["base"])
+    return imported, source
+
+
+def _read_text(file: Path, shown_as: str) -> str:
+    from berth.spec.load import _fail
+
+    try:
+        return file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        _fail(f"cannot read: {getattr(err, 'strerror', None) or err}", file=shown_as)
+
+
+def _tables(raw: dict[str, Any], source: PlatformSource) -> dict[str, Any] | None:
+    """The file's sections, whichever form it is written in."""
+    from berth.spec.load import _unknown_key
+
+    legacy = "cerebrium" in raw
+    unprefixed = [key for key in raw if key in SECTIONS]
+    if legacy and unprefixed:
+        source.error((unprefixed[0],), f"[{unprefixed[0]}] mixes with [cerebrium.*] tables: use one form, "
+                                       "the unprefixed one or the older [cerebrium.*] one")
+        return None
+    for key in raw:
+        if key != "cerebrium" and key not in SECTIONS:
+            _unknown_key(source, (key,), ["cerebrium", *SECTIONS])
+    if not legacy:
+        return raw
+    tables = raw["cerebrium"]
+    if not isinstance(tables, dict):
+        source.error(("cerebrium",), f"expected a table, got {shown(tables)}")
+        return None
+    source.prefix = ("cerebrium",)
+    for key in tables:
+        if key not in SECTIONS:
+            _unknown_key(source, (key,), list(SECTIONS))
+    return tables
+
+
+def _runtime(raw: Any, source: PlatformSource) -> tuple[str, Any] | None:
+    from berth.spec.load import _validated
+
+    if raw is None:
+        source.error(("deployment",), "no [runtime.python], [runtime.docker] or [runtime.custom] table: "
+                     "the default (cortex) runtime is Cerebrium's own server for main.py functions, which "
+                     "berth cannot run; add [runtime.python] with an entrypoint that starts your server")
+        return None
+    if not isinstance(raw, dict) or not raw:
+        source.error(("runtime",), "expected one table like [runtime.python]")
+        return None
+    if len(raw) > 1:
+        source.error(("runtime", list(raw)[1]), f"only one runtime may be given; found {', '.join(raw)}")
+        return None
+    (kind, table), = raw.items()
+    if kind == "cortex":
+        source.error(("runtime", kind), "the cortex runtime is Cerebrium's own server for main.py functions, "
+                     "which berth cannot run; use [runtime.python] with an entrypoint that starts your server")
+        return None
+    if kind in _PARTNERS:
+        source.error(("runtime", kind), f"{kind} is a Cerebrium partner service; berth cannot run it")
+        return None
+    if kind not in _RUNTIMES:
+        source.error(("runtime", kind), f"unknown runtime {shown(kind)}; berth runs python, docker and custom")
+        return None
+    model = _validated(_RUNTIMES[kind], table, ("runtime", kind), source)
+    return None if model is None else (kind, model)
+
+
+def _server(kind: str, rt: Any) -> dict[str, Any]:
+    docker = isinstance(rt, DockerRuntime) or (isinstance(rt, CustomRuntime) and rt.dockerfile_path)
+    entrypoint = rt.entrypoint or (None if docker else list(DEFAULT_ENTRYPOINT))
+    port = rt.port or DEFAULT_PORT
+    return {
+        # A Dockerfile's own CMD runs unless an entrypoint is given.
+        "command": tuple(entrypoint) if entrypoint else None,
+        "port": port,
+        "host_port": port,
+        # Unspecified, both are a TCP check of the port, as Cerebrium documents.
+        "readiness": rt.readycheck_endpoint,
+        "liveness": rt.healthcheck_endpoint,
+    }
+
+
+def _hardware(hw: Hardware, source: PlatformSource) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if hw.cpu is not None:
+        fields["cpus"] = hw.cpu
+    if hw.memory is not None:
+        fields["memory"] = int(hw.memory * GIB)
+    compute = hw.compute
+    if compute is not None and compute != "CPU":
+        match = _COMPUTE.fullmatch(compute)
+        if not match:
+            source.error(("hardware", "compute"), f"unknown compute {shown(compute)}; expected CPU or a GPU "
+                         'name like "ADA_L4", "HOPPER_H100", "AMPERE_A100_80GB", "AMPERE_A10", "TURING_T4"')
+        else:
+            fields["gpu_type"] = match[2]
+            fields["gpus"] = hw.gpu_count or 1
+    elif hw.gpu_count is not None:
+        source.ignore(("hardware", "gpu_count"), "compute is CPU (or unset), so no GPUs are asked for")
+    if hw.provider is not None:
+        source.ignore(("hardware", "provider"), "a Cerebrium cloud provider; berth runs on your own hosts")
+    if hw.region is not None:
+        source.ignore(("hardware", "region"), "a Cerebrium region; berth runs on your own hosts")
+    return fields
+
+
+def _scaling(sc: Scaling, source: PlatformSource) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    replicas = max(1, sc.min_replicas or 0)
+    if sc.min_replicas is not None:
+        fields["replicas"] = replicas
+        if sc.min_replicas == 0:
+            source.ignore(("scaling", "min_replicas"), "scaling to zero needs Cerebrium's autoscaler; "
+                          "berth keeps 1 replica running")
+    if sc.max_replicas is not None:
+        if sc.min_replicas is not None and sc.max_replicas < sc.min_replicas:
+            source.error(("scaling", "max_replicas"), f"max_replicas {sc.max_replicas} is below min_replicas {sc.min_replicas}")
+        elif sc.max_replicas > replicas:
+            source.ignore(("scaling", "max_replicas"), f"no autoscaler on one's own hosts: berth runs "
+                          f"{replicas} replica{'s' if replicas > 1 else ''} (min_replicas, at least 1)")
+    if sc.replica_concurrency is not None:
+        fields["predict_concurrency"] = sc.replica_concurrency
+    for key, why in _Note.SCALING.items():
+        if getattr(sc, key) is not None:
+            source.ignore(("scaling", key), why)
+    return fields
+
+
+def _deployment(dep: Deployment, fields: dict[str, Any], source: PlatformSource) -> None:
+    if dep.deployment_initialization_timeout is not None:
+        fields["readiness_timeout"] = float(dep.deployment_initialization_timeout)
+    if dep.disable_auth is False:
+        source.ignore(("deployment", "disable_auth"), "berth puts no authentication in front of apps: "
+                      "the port is served as the app answers it")
+
+
+def _effective_build(rt: PythonRuntime | None, dep: Deployment) -> dict[str, Any]:
+    """The runtime's build settings, falling back to [deployment]'s (deprecated there,
+    still read by the CLI), then to the CLI's defaults."""
+
+    def pick(key: str, default: Any) -> Any:
+        value = getattr(rt, key) if rt is not None else None
+        if value is None:
+            value = getattr(dep, key)
+        return default if value is None else value
+
+    return {
+        "python": pick("python_version", DEFAULT_PYTHON),
+        "base": pick("docker_base_image_url", DEFAULT_BASE),
+        "shell": pick("shell_commands", []),
+        "pre_build": pick("pre_build_commands", []),
+        "uv": pick("use_uv", False),
+    }
+
+
+def _ignore_build_keys(kind: str, rt: Any, dep: Deployment, deps: Dependencies, source: PlatformSource) -> None:
+    """A Dockerfile build makes its own image: what would shape berth's own is unused."""
+    why = "the app's own Dockerfile builds the image"
+    for key in ("python_version", "docker_base_image_url", "shell_commands", "pre_build_commands", "use_uv"):
+        if is_set(getattr(dep, key)):
+            source.ignore(("deployment", key), why)
+    for key, value in deps:
+        if key != "paths" and value:
+            source.ignore(("dependencies", key), why)
+    for key, value in deps.paths:
+        if value:
+            source.ignore(("dependencies", "paths", key), why)
+
+
+def _merge_deps(top: Dependencies, inner: Dependencies | None, kind: str, source: PlatformSource) -> dict[str, Any]:
+    """[dependencies] (older) and [runtime.python.deps] (newer); the runtime's win per package."""
+    merged: dict[str, Any] = {"pip": dict(top.pip), "apt": dict(top.apt), "conda": dict(top.conda),
+                              "paths": {k: (v, ("dependencies", "paths", k)) for k, v in top.paths if v}}
+    if inner is not None:
+        merged["pip"].update(inner.pip)
+        merged["apt"].update(inner.apt)
+        merged["conda"].update(inner.conda)
+        merged["paths"].update({k: (v, ("runtime", kind, "deps", "paths", k)) for k, v in inner.paths if v})
+    if merged["conda"] or "conda" in merged["paths"]:
+        where = ("runtime", kind, "deps", "conda") if inner is not None and inner.conda else ("dependencies", "conda")
+        if "conda" in merged["paths"]:
+            where = merged["paths"]["conda"][1]
+        source.error(where, "conda dependencies need Cerebrium's conda image; berth installs pip and apt "
+                     "packages: move them to pip or apt")
+    return merged
+
+
+def requirement_lines(deps: dict[str, str]) -> list[str]:
+    """Cerebrium's rule: "", "*" and "latest" are unpinned; a version starting with
+    =, >, < or ! is used as written; anything else means ==version. Sorted by name."""
+    lines = []
+    for name in sorted(deps):
+        version = deps[name].strip()
+        if version in ("", "*", "latest"):
+            lines.append(name)
+        elif version[0] in "=><!":
+            lines.append(f"{name}{version}")
+        else:
+            lines.append(f"{name}=={version}")
+    return lines
+
+
+def _apt_packages(deps: dict[str, str]) -> list[str]:
+    return [name if version.strip() in ("", "*", "latest") else f"{name}={version.strip()}"
+            for name, version in sorted(deps.items())]
+
+
+def _dependency_files(deps: dict[str, Any], directory: Path, kind: str, source: PlatformSource) -> dict[str, str]:
+    """requirements.txt and apt.txt for .berth-build/, from tables or the files paths names."""
+    files: dict[str, str] = {}
+    for key, name, lines in (("pip", "requirements.txt", requirement_lines(deps["pip"])),
+                             ("apt", "apt.txt", _apt_packages(deps["apt"]))):
+        path = deps["paths"].get(key)
+        if path and lines:
+            source.error(path[1], f"both {key} packages and a {key} file are given: use one, as Cerebrium requires")
+        elif path:
+            file = (directory / path[0]).resolve()
+            try:
+                files[name] = file.read_text()
+            except OSError as err:
+                source.error(path[1], f"cannot read {path[0]}: {err.strerror or err} ({file})")
+        elif lines:
+            files[name] = "\n".join(lines) + "\n"
+    return files
+
+
+def _dockerfile(build: dict[str, Any], generated: dict[str, str], port: int, command: Any, origin: str) -> str:
+    python = build["python"]
+    check = (f"import sys; v = '%d.%d' % sys.version_info[:2]; "
+             f"sys.exit(0 if v == '{python}' else 'python_version {python} was asked for; "
+             f"the base image has Python ' + v)")
+    lines = [
+        f"# Generated by berth from {origin}. Edit the cerebrium.toml, not this file.",
+        f"FROM {build['base']}",
+        "ENV DEBIAN_FRONTEND=noninteractive PIP_BREAK_SYSTEM_PACKAGES=1 PYTHONUNBUFFERED=1",
+        *(f"RUN {command_line}" for command_line in build["pre_build"]),
+        # A base without Python (debian:bookworm-slim as published) gets Debian's.
+        "RUN if ! command -v python3 >/dev/null 2>&1 || ! python3 -m pip --version >/dev/null 2>&1; then "
+        "apt-get update && apt-get install -y --no-install-recommends python3 python3-pip ca-certificates "
+        "&& rm -rf /var/lib/apt/lists/*; fi",
+        f'RUN python3 -c "{check}"',
+    ]
+    if "apt.txt" in generated:
+        lines += [f"COPY {GENERATED_DIR}/apt.txt /tmp/berth-apt.txt",
+                  "RUN apt-get update && xargs -a /tmp/berth-apt.txt apt-get install -y --no-install-recommends "
+                  "&& rm -rf /var/lib/apt/lists/*"]
+    if "requirements.txt" in generated:
+        lines += [f"COPY {GENERATED_DIR}/requirements.txt /tmp/berth-requirements.txt",
+                  *pip_install("/tmp/berth-requirements.txt", uv=build["uv"])]
+    lines += ["WORKDIR /app", "COPY . /app", *(f"RUN {command_line}" for command_line in build["shell"]),
+              f"EXPOSE {port}", f"CMD {json_list(command)}", ""]
+    return "\n".join(lines)
+

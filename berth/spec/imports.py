@@ -1,0 +1,87 @@
+"""The platforms' own files as apps: alone (a stack of one) or through `from = "PATH"`
+in a berth.toml app table, whose other keys then override what the file says.
+
+The readers (cerebrium.py, truss.py) turn a file into AppConfig fields; this module
+picks the reader, names the app, and applies a berth.toml table's overrides.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from berth.spec.stackfile import FromAppFile, shown
+from planner.desired import AppConfig
+from planner.diagnostics import Diagnostic
+
+if TYPE_CHECKING:
+    from berth.spec.load import _Source
+
+# Keys of an [apps.NAME] table that replace the file's value as they are.
+_PLAIN = ("readiness", "liveness", "readiness_timeout", "replicas", "host", "restart", "cpus", "memory")
+
+
+def read_platform_file(file: Path, shown_as: str, *, stack_dir: Path, app: str | None) -> tuple[AppConfig | None, list[Diagnostic]]:
+    """The app a cerebrium.toml or Truss config.yaml describes, or the problems found."""
+    from berth.spec import cerebrium, truss
+    from berth.spec.load import file_format
+
+    reader = cerebrium if file_format(file) == "cerebrium" else truss
+    imported, source = reader.read(file, shown_as, stack_dir, app)
+    if not source.problems and not imported.app:
+        source.error((), f"cannot make an app name from {shown(imported.name or file.parent.name)}; "
+                     "give the app a name of lowercase letters, digits, '-' and '_'")
+    if source.problems:
+        return None, source.problems
+    return AppConfig(**imported.fields, name=imported.app, ignored=tuple(source.ignored)), []
+
+
+def from_app(name: str, app: FromAppFile, written: Any, source: _Source) -> AppConfig | None:
+    """[apps.NAME] with `from`: the file's app, with the table's keys over it."""
+    from berth.spec.load import CEREBRIUM_FILE, TRUSS_FILE, _app_config, _shown_path, file_format
+
+    loc = ("apps", name, "from")
+    if not isinstance(written, str) or not written.strip():
+        source.error(loc, f'expected a path to a cerebrium.toml or Truss config.yaml, got {shown(written)}')
+        return None
+    path = Path(source.file.parent, Path(written).expanduser())
+    if path.is_dir():
+        found = [n for n in (CEREBRIUM_FILE, TRUSS_FILE) if (path / n).is_file()]
+        if len(found) != 1:
+            what = " and ".join(found) if found else f"no {CEREBRIUM_FILE} or {TRUSS_FILE}"
+            source.error(loc, f"directory {written} holds {what}: name the file")
+            return None
+        path = path / found[0]
+    elif not path.is_file():
+        source.error(loc, f"{written} not found ({path})")
+        return None
+    elif file_format(path) == "berth":
+        source.error(loc, f"{written} is not a cerebrium.toml or Truss config.yaml; "
+                     "from names one app's platform file, not another stack file")
+        return None
+    file = path.resolve()
+    config, problems = read_platform_file(file, _shown_path(file), stack_dir=source.file.parent, app=name)
+    source.problems.extend(problems)
+    if config is None:
+        return None
+    fmt = config.origin.rsplit(" (", 1)[-1]
+    update: dict[str, Any] = {"origin": f"{written} ({fmt}"}
+    written_keys = app.model_fields_set
+    ours = _app_config(name, app.model_copy(update={"port": app.port or config.port}), source.file.parent, "")
+    if "build" in written_keys:
+        update |= {"build": ours.build, "image": None}
+    if "image" in written_keys:
+        update |= {"image": ours.image, "build": None}
+    if "command" in written_keys:
+        update["command"] = ours.command
+    if "port" in written_keys:
+        update["port"] = ours.port
+        update["host_port"] = ours.port  # host_port follows port unless given too
+    if "host_port" in written_keys:
+        update["host_port"] = ours.host_port
+    if "depends_on" in written_keys:
+        update["depends_on"] = ours.depends_on
+    update |= {key: getattr(ours, key) for key in _PLAIN if key in written_keys}
+    if "env" in written_keys:
+        update["env"] = {**config.env, **ours.env}
+    return AppConfig(**(config.model_dump() | update))

@@ -1,0 +1,420 @@
+"""Baseten Truss's config.yaml (a docker_server Truss), read into one app.
+
+Key names, required fields and defaults are truss 0.18.36's (truss/base/truss_config.py).
+berth runs the docker_server form: an image with its own HTTP server. As Truss does, it
+builds a thin image on base_image.image: system_packages, requirements (or a
+requirements.txt beside the file), the data directory, build_commands, then the start
+command under `sh -c` with the base image's ENTRYPOINT cleared (a vLLM image's own
+entrypoint would otherwise swallow it). With docker_server.no_build the image runs as it
+is. A Truss with a model class instead of docker_server needs Truss's own server: an
+error. Secrets are names only: values never come from the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from berth.spec.platform import (
+    GENERATED_DIR,
+    Imported,
+    PlatformSource,
+    app_name,
+    apt_install,
+    build_dir,
+    is_set,
+    json_list,
+    pip_install,
+    stage_context,
+    write_if_changed,
+)
+from berth.spec.stackfile import Port, expect, shown
+from berth.spec.yamlfile import YamlError, load_yaml
+from planner.desired import BuildSource
+
+FILE = "config.yaml"
+FORMAT = "Truss"
+
+# truss.base.truss_config.Accelerator; names are case-sensitive.
+ACCELERATORS = ("T4", "L4", "A10G", "V100", "A100", "A100_40GB", "H100", "H200", "H100_40GB", "B200", "L40S",
+                "RTX_PRO_6000", "B300", "GB300", "B10")
+_MEMORY_UNITS = {"k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+                 "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4, "Pi": 1024**5, "Ei": 1024**6}
+_MEMORY = re.compile(r"([0-9.]+)([a-zA-Z]*)")
+_MILLI_CPU = re.compile(r"([0-9.]+)m")
+
+# Keys of a Truss config that mean nothing for a docker_server Truss, on Baseten too:
+# descriptions and the model-class server's settings. Read and left alone.
+UNUSED = ("model_metadata", "description", "examples_filename", "spec_version", "input_type", "model_framework",
+          "model_type", "model_module_dir", "model_class_filename", "model_class_name", "bundled_packages_dir")
+# Keys berth reads but cannot honour on one's own hosts: each becomes a plan warning when set.
+IGNORED = {
+    "python_version": "a docker_server Truss runs the base image's Python",
+    "external_data": "Baseten downloads it at serving time; berth does not",
+    "external_package_dirs": "packages outside the Truss are not copied into the image",
+    "model_cache": "Baseten's weight cache; the server downloads its own weights",
+    "hf_cache": "Baseten's weight cache; the server downloads its own weights",
+    "weights": "Baseten Delivery Network weights; the server downloads its own weights",
+    "bdn": "Baseten Delivery Network mounts",
+    "trt_llm": "Baseten's TensorRT-LLM server; docker_server runs your own",
+    "bis_llm": "Baseten's BIS-LLM server; docker_server runs your own",
+    "training_checkpoints": "Baseten training checkpoints",
+    "build": "Baseten build secrets; build_commands run without them",
+    "live_reload": "Truss's development server",
+    "use_local_src": "Truss's development server",
+    "cache_internal": "Baseten's internal cache",
+    "apply_library_patches": "Truss's model-class server",
+}
+MAPPED = ("model_name", "base_image", "requirements_file", "requirements", "system_packages",
+          "environment_variables", "secrets", "resources", "runtime", "build_commands", "docker_server", "data_dir")
+RUNTIME_IGNORED = {
+    "streaming_read_timeout": "Baseten's proxy timeout; berth does not proxy requests",
+    "enable_tracing_data": "Truss server tracing",
+    "enable_debug_logs": "Truss server log level",
+    "transport": "Baseten's proxy transport; the server's port is published as it is",
+    "is_websocket_endpoint": "Baseten's proxy transport; the server's port is published as it is",
+    "oidc": "Baseten OIDC tokens",
+    "remote_ssh": "Baseten SSH access",
+    "egress_restrictions": "berth does not restrict a container's network",
+    "truss_server_version_override": "Truss's own server",
+}
+RESOURCES_IGNORED = {
+    "instance_type": "a Baseten instance SKU; cpu, memory and accelerator are used",
+    "node_count": "multi-node deployments",
+    "fabric": "Baseten network fabric",
+}
+
+Text = Annotated[str, Field(min_length=1), expect("a non-empty string")]
+Endpoint = Annotated[str, Field(pattern=r"^/\S*$"), expect('an HTTP path starting with "/", like "/health"')]
+Seconds = Annotated[int, Field(ge=0), expect("a whole number of seconds")]
+Strings = Annotated[list[str], expect("a list of strings")]
+Scalar = Annotated[str | int | float, expect('a string like "1", "500m" or "2Gi"')]
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BaseImage(_Table):
+    image: Text
+    python_executable_path: Annotated[str, Field(pattern=r"^(/.*)?$"), expect("an absolute path")] = ""
+    docker_auth: dict[str, Any] | None = None
+
+
+class DockerServer(_Table):
+    start_command: Text | None = None
+    server_port: Port
+    predict_endpoint: Endpoint
+    readiness_endpoint: Endpoint
+    liveness_endpoint: Endpoint
+    run_as_user_id: Annotated[int, expect("an integer")] | None = None
+    no_build: Annotated[bool, expect("true or false")] | None = None
+
+
+class Resources(_Table):
+    cpu: Scalar | None = None
+    memory: Scalar | None = None
+    accelerator: Annotated[str | dict[str, Any], expect('a string like "L4" or "H100:2"')] | None = None
+    use_gpu: Annotated[bool, expect("true or false")] | None = None
+    instance_type: Any = None
+    node_count: Any = None
+    fabric: Any = None
+
+
+class HealthChecks(_Table):
+    restart_check_delay_seconds: Seconds | None = None
+    restart_threshold_seconds: Seconds | None = None
+    stop_traffic_threshold_seconds: Seconds | None = None
+    startup_threshold_seconds: Seconds | None = None
+
+
+class Runtime(_Table):
+    predict_concurrency: Annotated[int, Field(ge=1), expect("an integer of at least 1")] = 1
+    health_checks: HealthChecks = Field(default_factory=HealthChecks)
+    streaming_read_timeout: Any = None
+    enable_tracing_data: Any = None
+    enable_debug_logs: Any = None
+    transport: Any = None
+    is_websocket_endpoint: Any = None
+    oidc: Any = None
+    remote_ssh: Any = None
+    egress_restrictions: Any = None
+    truss_server_version_override: Any = None
+
+
+def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[Imported, PlatformSource]:
+    """config.yaml at `file` as one app named `app` (None: named after model_name); its
+    build files go under stack_dir/.berth/build/APP. Problems are collected in the
+    returned source."""
+    from berth.spec.load import _fail, _validated
+
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        _fail(f"cannot read: {getattr(err, 'strerror', None) or err}", file=shown_as)
+    try:
+        document = load_yaml(text)
+    except YamlError as err:
+        _fail(f"invalid YAML: {err.message}", file=shown_as, line=err.line)
+    source = PlatformSource(file=file, shown=shown_as, format=FORMAT, find_line=document.find_line)
+    raw = document.value
+    directory = file.parent
+    imported = Imported(fields={"origin": source.origin}, name=None, directory=directory, app=app or "")
+    if not isinstance(raw, dict):
+        source.error((), f"expected a mapping of keys like docker_server: and base_image:, got {shown(raw)}")
+        return imported, source
+
+    _top_level_keys(raw, source)
+    name = raw.get("model_name")
+    if name is not None and not (isinstance(name, str) and name.strip()):
+        source.error(("model_name",), f"expected a non-empty string, got {shown(name)}")
+    elif name is not None:
+        imported.name = name
+    imported.app = app or app_name(imported.name, directory)
+    if "docker_server" not in raw:
+        source.error((), "no docker_server: berth runs Truss "
+                     "configs whose docker_server starts an HTTP server; a Truss with a model class needs "
+                     "Truss's own server")
+        return imported, source
+    server = _validated(DockerServer, raw.get("docker_server"), ("docker_server",), source)
+    base = _validated(BaseImage, raw.get("base_image"), ("base_image",), source) if "base_image" in raw else None
+    if "base_image" not in raw:
+        source.error(("docker_server",), "a docker_server Truss needs base_image.image: the image with the server")
+    resources = _validated(Resources, raw.get("resources") or {}, ("resources",), source)
+    runtime = _validated(Runtime, raw.get("runtime") or {}, ("runtime",), source)
+    if server is not None and not server.no_build and server.start_command is None:
+        source.error(("docker_server", "start_command"), "missing required key (it may be left out only with no_build: true)")
+    fields = imported.fields
+    fields["env"] = _environment(raw.get("environment_variables"), source)
+    fields["secrets"] = _secrets(raw.get("secrets"), source)
+    if resources is not None:
+        fields.update(_resources(resources, source))
+    if runtime is not None:
+        fields.update(_runtime(runtime, source))
+    layer = _layer(raw, directory, source)
+    if server is None or base is None or source.problems:
+        return imported, source
+
+    fields.update({
+        "command": ("sh", "-c", server.start_command) if server.start_command else None,
+        "port": server.server_port,
+        "host_port": server.server_port,
+        "readiness": server.readiness_endpoint,
+        "liveness": server.liveness_endpoint,
+        "predict": server.predict_endpoint,
+    })
+    if server.run_as_user_id is not None:
+        source.ignore(("docker_server", "run_as_user_id"), "berth runs the server as the image's user")
+    if base.docker_auth:
+        source.ignore(("base_image", "docker_auth"), "berth pulls with the host's own Docker credentials")
+    if server.no_build:
+        if layer["wanted"]:
+            source.error(layer["wanted"][0], "no_build deploys base_image as it is; this would need a build")
+            return imported, source
+        fields["image"] = base.image
+        return imported, source
+
+    out = build_dir(stack_dir, imported.app)
+    python = base.python_executable_path or "python3"
+    write_if_changed(out / "Dockerfile", _dockerfile(base.image, python, layer, server.start_command, source.origin))
+    context = out / "context"
+    stage_context(directory, context, [layer["data"]] if layer["data"] else [], [], layer["generated"])
+    fields["build"] = BuildSource(context=str(context), dockerfile=str(out / "Dockerfile"), base=base.image)
+    return imported, source
+
+
+def _top_level_keys(raw: dict[str, Any], source: PlatformSource) -> None:
+    from berth.spec.load import _unknown_key
+
+    known = [*MAPPED, *UNUSED, *IGNORED]
+    for key, value in raw.items():
+        if key in IGNORED:
+            if is_set(value) and not (key == "apply_library_patches" and value is True):
+                source.ignore((key,), IGNORED[key])
+        elif key not in MAPPED and key not in UNUSED:
+            _unknown_key(source, (key,), known)
+
+
+def _environment(raw: Any, source: PlatformSource) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        source.error(("environment_variables",), f"expected a mapping of names to values, got {shown(raw)}")
+        return {}
+    # As Truss does: booleans lower-case, everything else str().
+    return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in raw.items()}
+
+
+def _secrets(raw: Any, source: PlatformSource) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        source.error(("secrets",), f"expected a mapping of secret names (to null), got {shown(raw)}")
+        return ()
+    for name, value in raw.items():
+        if value is not None:
+            # Never echo the value: it may be a real secret committed by mistake.
+            source.ignore(("secrets", str(name)), "a value in the file is never used; berth takes secret "
+                          "values from its own secret sources")
+    return tuple(str(name) for name in raw)
+
+
+def cpu_count(value: str | int | float) -> float | None:
+    """Truss's cpu: a number of cores, or millicores like "500m"."""
+    text = str(value).strip()
+    try:
+        cores = float(text)
+    except ValueError:
+        match = _MILLI_CPU.fullmatch(text)
+        cores = float(match[1]) / 1000 if match else -1
+    return cores if cores > 0 else None
+
+
+def memory_bytes(value: str | int | float) -> int | None:
+    """Truss's memory: bytes, or a number with k/M/G/T (powers of 1000) or Ki/Mi/Gi/Ti (1024)."""
+    match = _MEMORY.fullmatch(str(value).strip())
+    if not match or match[2] not in ("", *_MEMORY_UNITS):
+        return None
+    try:
+        size = math.ceil(float(match[1]) * _MEMORY_UNITS.get(match[2], 1))
+    except ValueError:
+        return None
+    return size if size > 0 else None
+
+
+def accelerator(value: str | dict[str, Any]) -> tuple[str, int] | str:
+    """("H100", 2) from "H100:2" or {accelerator: H100, count: 2}; a message when invalid."""
+    if isinstance(value, dict):
+        name, count = value.get("accelerator"), value.get("count", 1)
+    else:
+        name, _, count_text = value.strip().partition(":")
+        count = int(count_text) if count_text.isdigit() else (1 if not count_text else -1)
+    if name not in ACCELERATORS:
+        same = [known for known in ACCELERATORS if known.lower() == str(name).lower()]
+        close = same or difflib.get_close_matches(str(name), ACCELERATORS, n=1, cutoff=0.5)
+        hint = f'; did you mean "{close[0]}"?' if close else f" (known, case-sensitive: {', '.join(ACCELERATORS)})"
+        return f"unknown accelerator {shown(name)}{hint}"
+    if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
+        return f"invalid GPU count in {shown(value if isinstance(value, str) else count)}; it must be a positive integer"
+    return name, count
+
+
+def _resources(res: Resources, source: PlatformSource) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if res.cpu is not None:
+        cpus = cpu_count(res.cpu)
+        if cpus is None:
+            source.error(("resources", "cpu"), f'invalid cpu {shown(res.cpu)}; expected cores like "1" or millicores like "500m"')
+        else:
+            fields["cpus"] = cpus
+    if res.memory is not None:
+        size = memory_bytes(res.memory)
+        if size is None:
+            source.error(("resources", "memory"), f'invalid memory {shown(res.memory)}; expected a size like "2Gi", "512Mi" or "4G"')
+        else:
+            fields["memory"] = size
+    if res.accelerator is not None:
+        parsed = accelerator(res.accelerator)
+        if isinstance(parsed, str):
+            source.error(("resources", "accelerator"), parsed)
+        else:
+            fields["gpu_type"], fields["gpus"] = parsed
+            if res.use_gpu is False:
+                source.ignore(("resources", "use_gpu"), "accelerator decides, as in Truss")
+    elif res.use_gpu:
+        fields["gpus"] = 1  # older Truss configs: one GPU of any type
+    for key, why in RESOURCES_IGNORED.items():
+        if is_set(getattr(res, key)):
+            source.ignore(("resources", key), why)
+    return fields
+
+
+def _runtime(rt: Runtime, source: PlatformSource) -> dict[str, Any]:
+    fields: dict[str, Any] = {"predict_concurrency": rt.predict_concurrency}
+    checks = rt.health_checks
+    if checks.startup_threshold_seconds is not None:
+        fields["readiness_timeout"] = float(checks.startup_threshold_seconds)
+    timing = {
+        "liveness_delay": checks.restart_check_delay_seconds,
+        "liveness_restart_after": checks.restart_threshold_seconds,
+        "unready_after": checks.stop_traffic_threshold_seconds,
+    }
+    fields["probe_timing"] = {k: float(v) for k, v in timing.items() if v is not None}
+    for key, why in RUNTIME_IGNORED.items():
+        value = getattr(rt, key)
+        if is_set(value) and not (key == "transport" and value in ({"kind": "http"}, "http")):
+            source.ignore(("runtime", key), why)
+    return fields
+
+
+def _layer(raw: dict[str, Any], directory: Path, source: PlatformSource) -> dict[str, Any]:
+    """What goes into the image on top of base_image: apt packages, pip requirements,
+    the data directory, build commands. `wanted` lists the keys that asked for any."""
+    layer: dict[str, Any] = {"apt": [], "generated": {}, "data": None, "commands": [], "wanted": []}
+    for key in ("system_packages", "build_commands", "requirements"):
+        value = raw.get(key)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            source.error((key,), f"expected a list of strings, got {shown(value)}")
+            raw = {**raw, key: []}
+    layer["apt"] = list(raw.get("system_packages") or [])
+    layer["commands"] = list(raw.get("build_commands") or [])
+    requirements = list(raw.get("requirements") or [])
+    req_file = raw.get("requirements_file")
+    if req_file is not None and requirements:
+        source.error(("requirements_file",), "requirements and requirements_file are mutually exclusive, as in Truss")
+    elif req_file is not None:
+        if not isinstance(req_file, str) or not req_file:
+            source.error(("requirements_file",), f"expected a file name, got {shown(req_file)}")
+        elif Path(req_file).name in ("pyproject.toml", "uv.lock"):
+            source.error(("requirements_file",), "berth installs requirements files in pip's format "
+                         "(requirements.txt); export one from the project")
+        else:
+            _read_requirements(directory / req_file, ("requirements_file",), layer, source)
+    elif requirements:
+        layer["generated"]["requirements.txt"] = "\n".join(requirements) + "\n"
+        layer["wanted"].append(("requirements",))
+    elif (directory / "requirements.txt").is_file():
+        _read_requirements(directory / "requirements.txt", ("docker_server",), layer, source)
+    data_dir = raw.get("data_dir", "data")
+    if isinstance(data_dir, str) and data_dir and (directory / data_dir).is_dir() and any((directory / data_dir).iterdir()):
+        layer["data"] = data_dir.strip("/")
+        layer["wanted"].append(("data_dir",))
+    if layer["apt"]:
+        layer["wanted"].append(("system_packages",))
+    if layer["commands"]:
+        layer["wanted"].append(("build_commands",))
+    return layer
+
+
+def _read_requirements(path: Path, loc: tuple[str, ...], layer: dict[str, Any], source: PlatformSource) -> None:
+    try:
+        layer["generated"]["requirements.txt"] = path.read_text()
+        layer["wanted"].append(loc)
+    except OSError as err:
+        source.error(loc, f"cannot read {path.name}: {err.strerror or err} ({path})")
+
+
+def _dockerfile(image: str, python: str, layer: dict[str, Any], start_command: str | None, origin: str) -> str:
+    lines = [
+        f"# Generated by berth from {origin}. Edit the config.yaml, not this file.",
+        f"FROM {image}",
+        "ENV DEBIAN_FRONTEND=noninteractive PIP_BREAK_SYSTEM_PACKAGES=1",
+    ]
+    if layer["apt"]:
+        lines.append(apt_install(layer["apt"]))
+    if "requirements.txt" in layer["generated"]:
+        lines += [f"COPY {GENERATED_DIR}/requirements.txt /tmp/berth-requirements.txt",
+                  *pip_install("/tmp/berth-requirements.txt", python=python)]
+    if layer["data"]:
+        lines.append(f"COPY {layer['data']} /app/data")
+    lines += [f"RUN {command}" for command in layer["commands"]]
+    if start_command:
+        # Truss runs the start command under `sh -c` in place of the image's entrypoint.
+        lines += ["ENTRYPOINT []", f"CMD {json_list(['sh', '-c', start_command])}"]
+    lines.append("")
+    return "\n".join(lines)
