@@ -29,9 +29,21 @@ class Session:
     state_dir: Path
     store: DiskStore = field(init=False)
     _providers: dict[str, Any] = field(default_factory=dict, init=False)
+    _secrets: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.store = DiskStore(self.state_dir / "state")
+
+    @property
+    def secrets(self) -> Any:
+        """The stack's secret values (planner.secrets.SecretValues), read once per
+        command and kept in memory; the digest key lives in STATE_DIR/secrets.key,
+        beside the state store and never in it."""
+        if self._secrets is None:
+            from planner.secrets import KEY_FILE, SecretKey, SecretValues
+
+            self._secrets = SecretValues(self.stack, SecretKey(self.state_dir / KEY_FILE))
+        return self._secrets
 
     @property
     def providers(self) -> dict[str, Any]:
@@ -47,7 +59,12 @@ class Session:
     def plan(self, state: State | None, *, destroy: bool = False) -> Plan:
         from planner.diff import diff
         from planner.refresh import content_hashes, observe_all
+        from planner.resources import secret_names
 
+        # Every source is read before any host is asked anything; a missing one stops
+        # the plan here. Destroy needs no values.
+        names = [] if destroy else [n for app in self.stack.apps.values() for n in secret_names(app)]
+        digests = self.secrets.digests(names) if names else {}
         memo = self._memo()
         try:
             hashes = {} if destroy else content_hashes(self.stack, memo)
@@ -55,7 +72,7 @@ class Session:
             if memo is not None:
                 memo.close()
         observed = observe_all(self.providers, self.stack.name)
-        return diff(self.stack, state, observed, hashes, destroy=destroy)
+        return diff(self.stack, state, observed, hashes, destroy=destroy, secret_digests=digests)
 
     def _memo(self) -> Any:
         """Per-file content hashes, kept between runs; a cache, so failing to open it
@@ -70,7 +87,10 @@ class Session:
     def apply(self, plan: Plan, state: State, *, parallelism: int, stop: threading.Event, emit: Any) -> Any:
         from planner.apply import apply_plan
 
-        return apply_plan(plan, self.store, state, self.providers, parallelism=parallelism, stop=stop, emit=emit)
+        if any(c.type == "secret" and c.after is not None for c in plan.actions):
+            self.secrets.key.save()  # before any digest made with it is recorded
+        return apply_plan(plan, self.store, state, self.providers, parallelism=parallelism, stop=stop, emit=emit,
+                          secrets=self.secrets)
 
     def close(self) -> None:
         for provider in self._providers.values():

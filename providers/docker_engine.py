@@ -15,6 +15,7 @@ import threading
 from typing import Any
 from urllib.parse import urlparse
 
+from providers.base import SecretFiles
 from providers.types import (
     LABEL_CONTENT_HASH,
     LABEL_STACK,
@@ -24,6 +25,7 @@ from providers.types import (
     ObservedImage,
     Progress,
     ProviderError,
+    SecretParts,
 )
 
 STOP_TIMEOUT = 10  # seconds a container gets to exit on SIGTERM before it is killed
@@ -36,10 +38,13 @@ def _summary(err: Exception) -> str:
 
 
 class DockerEngine:
-    def __init__(self, host: str, client: Any, probe_address: str) -> None:
+    def __init__(self, host: str, client: Any, probe_address: str, secret_files: SecretFiles | None = None) -> None:
         self.host = host
         self.api = client.api if hasattr(client, "api") else client
         self.probe_address = probe_address
+        # None where berth cannot put files beside the engine (DOCKER_HOST on another
+        # machine): stacks with secrets then fail at their first secret step.
+        self.secret_files = secret_files
         self._pull_lock = threading.Lock()
         self._locks_guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
@@ -56,6 +61,7 @@ class DockerEngine:
             raise ProviderError(f"host {self.host}: cannot list containers: {_summary(err)}") from None
         return Observation(
             host=self.host,
+            secrets=self.secret_files.list(stack) if self.secret_files else (),
             containers=tuple(
                 ObservedContainer(
                     id=c["Id"],
@@ -174,6 +180,7 @@ class DockerEngine:
             port_bindings={spec.port: spec.host_port},
             restart_policy={"Name": spec.restart, "MaximumRetryCount": 0},
             init=True,  # forwards SIGTERM to the server and reaps zombies
+            mounts=self._secret_mounts(spec),
             **_limits(spec),
         )
         try:
@@ -192,9 +199,20 @@ class DockerEngine:
     def _create(self, spec: ContainerSpec, host_config: dict) -> dict:
         return self.api.create_container(
             image=spec.image, name=spec.name, command=list(spec.command) if spec.command else None,
-            environment=spec.env, labels=spec.labels, ports=[spec.port], host_config=host_config,
-            stop_timeout=STOP_TIMEOUT,
+            environment=spec.env | spec.secret_env, labels=spec.labels, ports=[spec.port],
+            host_config=host_config, stop_timeout=STOP_TIMEOUT,
         )
+
+    def _secret_mounts(self, spec: ContainerSpec) -> list[Any] | None:
+        """Read-only bind mounts of the secret files. A Mount, not a -v bind: a missing
+        source is an error, where -v would quietly create an empty directory there."""
+        if not spec.secret_mounts:
+            return None
+        from docker.types import Mount
+
+        files = self._files()
+        return [Mount(target=m.target, source=files.path(m.parts), type="bind", read_only=True)
+                for m in spec.secret_mounts]
 
     def _remove_leftover(self, spec: ContainerSpec) -> None:
         """A container already holds the name: take it away only if this stack owns it."""
@@ -233,6 +251,30 @@ class DockerEngine:
             pass
         except docker.errors.APIError as err:
             raise ProviderError(f"cannot remove container {container_id[:12]} on {self.host}: {_summary(err)}") from None
+
+    def restart_container(self, container_id: str) -> None:
+        import docker.errors
+
+        try:
+            self.api.restart(container_id, timeout=STOP_TIMEOUT)
+        except docker.errors.APIError as err:
+            raise ProviderError(f"cannot restart container {container_id[:12]} on {self.host}: {_summary(err)}") from None
+
+    # Secrets -------------------------------------------------------------------------
+
+    def _files(self) -> SecretFiles:
+        if self.secret_files is None:
+            raise ProviderError(
+                f"host {self.host}: the Docker engine ({os.environ.get('DOCKER_HOST')}) runs on another "
+                "machine, where berth cannot write secret files; declare that machine as an SSH host"
+            )
+        return self.secret_files
+
+    def write_secret(self, parts: SecretParts, value: bytes) -> str:
+        return self._files().write(parts, value)
+
+    def remove_secret(self, parts: SecretParts) -> None:
+        self._files().remove(parts)
 
     def container_state(self, container_id: str) -> dict:
         import docker.errors
@@ -309,6 +351,9 @@ def local_engine() -> DockerEngine:
             f"cannot reach the local Docker engine ({os.environ.get('DOCKER_HOST') or 'unix:///var/run/docker.sock'}): "
             f"{_summary(err)}. Is dockerd running? (scripts/setup.sh starts one)"
         ) from None
+    from providers.secret_files import LocalSecretFiles, default_root
+
     url = urlparse(os.environ.get("DOCKER_HOST", ""))
+    remote = url.scheme in ("tcp", "http", "https", "ssh") and url.hostname not in (None, "localhost", "127.0.0.1", "::1")
     probe_address = url.hostname if url.scheme in ("tcp", "http", "https") and url.hostname else "127.0.0.1"
-    return DockerEngine("local", client, probe_address)
+    return DockerEngine("local", client, probe_address, None if remote else LocalSecretFiles(default_root()))
