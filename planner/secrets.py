@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets as _random
 import shlex
 import subprocess
@@ -32,6 +33,7 @@ KEY_FILE = "secrets.key"
 KEY_BYTES = 32
 COMMAND_TIMEOUT = 120.0  # seconds a password manager may take (it may wait for a PIN)
 REDACT_MIN = 4  # shorter values are not searched for in messages: they would blank out text
+_ENV_KEY = re.compile(rb"[A-Za-z0-9_.-]+")
 
 
 class SecretUnavailable(ProviderError):
@@ -209,7 +211,7 @@ def parse_env_file(text: bytes, bad_line) -> dict[str, bytes]:
             line = line[len(b"export "):].lstrip()
         key, equals, value = line.partition(b"=")
         key = key.strip()
-        if not equals or not key or not all(c.isalnum() or c in b"_-." for c in key.decode("latin-1")):
+        if not equals or not _ENV_KEY.fullmatch(key):
             raise bad_line(number)
         value = value.strip()
         if len(value) >= 2 and value[:1] in (b'"', b"'") and value[-1:] == value[:1]:
