@@ -14,7 +14,15 @@ from providers.types import ContainerSpec, Observation, Progress, SecretParts
 class SecretFiles(Protocol):
     """Where a host keeps secret files, and how berth reaches them: the local file
     system (providers.secret_files.LocalSecretFiles) or a host's SFTP session. A
-    DockerEngine takes one, so the Docker-level code is shared between hosts."""
+    DockerEngine takes one, so the Docker-level code is shared between hosts.
+
+    An SFTP implementation does what LocalSecretFiles does, over the host's one SSH
+    connection: mkdir (0700) ROOT, ROOT/STACK and ROOT/STACK/APP and chmod them 0700;
+    open a temporary file beside the target with mode 0600 *before* writing (never
+    write then chmod), posix_rename it over the target; remove unlinks and rmdirs the
+    emptied directories; list is a listdir per app directory. ROOT on a server is
+    /var/lib/berth/secrets (SSH as root) and the login user's ~/.local/state/berth/secrets
+    otherwise. Errors name the host and path, never the value."""
 
     def path(self, parts: SecretParts) -> str:
         """The host path of the file for (stack, app, secret); pure."""

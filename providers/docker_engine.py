@@ -264,10 +264,9 @@ class DockerEngine:
 
     def _files(self) -> SecretFiles:
         if self.secret_files is None:
-            raise ProviderError(
-                f"host {self.host}: the Docker engine ({os.environ.get('DOCKER_HOST')}) runs on another "
-                "machine, where berth cannot write secret files; declare that machine as an SSH host"
-            )
+            why = (f"the Docker engine (DOCKER_HOST={os.environ.get('DOCKER_HOST')}) runs on another machine; "
+                   "declare that machine as an SSH host" if self.host == "local" else "no file transport to it")
+            raise ProviderError(f"host {self.host}: berth cannot write secret files beside its engine: {why}")
         return self.secret_files
 
     def write_secret(self, parts: SecretParts, value: bytes) -> str:
