@@ -49,11 +49,12 @@ class Session:
     def providers(self) -> dict[str, Any]:
         if not self._providers:
             from providers.docker_engine import local_engine
+            from providers.secret_files import default_root
 
             hosts = {app.host for app in self.stack.apps.values()} | {"local"}
             for host in sorted(hosts):
                 if host == "local":
-                    self._providers[host] = local_engine()
+                    self._providers[host] = local_engine(secrets_root=default_root())
         return self._providers
 
     def plan(self, state: State | None, *, destroy: bool = False) -> Plan:

@@ -12,10 +12,12 @@ import http.client
 import os
 import socket
 import threading
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 from urllib.parse import urlparse
 
 from providers.base import SecretFiles
+from providers.engine_http import EngineHTTP
 from providers.types import (
     LABEL_CONTENT_HASH,
     LABEL_STACK,
@@ -38,9 +40,20 @@ def _summary(err: Exception) -> str:
 
 
 class DockerEngine:
-    def __init__(self, host: str, client: Any, probe_address: str, secret_files: SecretFiles | None = None) -> None:
+    """client is a docker-py client, or None with `connect` giving one on first use;
+    with `http`, refresh reads through it and never loads docker-py. secret_files: where
+    this host keeps secret files (None where berth cannot reach its file system)."""
+
+    def __init__(
+        self, host: str, client: Any, probe_address: str, *,
+        connect: Callable[[], Any] | None = None, http: EngineHTTP | None = None,
+        secret_files: SecretFiles | None = None,
+    ) -> None:
         self.host = host
-        self.api = client.api if hasattr(client, "api") else client
+        self._api = client.api if hasattr(client, "api") else client
+        self._connect = connect
+        self._http = http
+        self._api_lock = threading.Lock()
         self.probe_address = probe_address
         # None where berth cannot put files beside the engine (DOCKER_HOST on another
         # machine): stacks with secrets then fail at their first secret step.
@@ -49,16 +62,32 @@ class DockerEngine:
         self._locks_guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
 
+    @property
+    def api(self) -> Any:
+        """docker-py's APIClient, made on first use (importing it costs 0.3 s)."""
+        if self._api is None:
+            with self._api_lock:
+                if self._api is None:
+                    assert self._connect is not None, "DockerEngine needs a client or a connect()"
+                    client = self._connect()
+                    self._api = client.api if hasattr(client, "api") else client
+        return self._api
+
     # Refresh -------------------------------------------------------------------------
 
     def observe(self, stack: str) -> Observation:
-        import docker.errors
+        filters = {"label": [f"{LABEL_STACK}={stack}"]}
+        if self._http is not None:
+            listed = self._http.get_json("/containers/json", all=1, filters=filters)
+            images = self._http.get_json("/images/json")
+        else:
+            import docker.errors
 
-        try:
-            listed = self.api.containers(all=True, filters={"label": f"{LABEL_STACK}={stack}"})
-            images = self.api.images()
-        except docker.errors.DockerException as err:
-            raise ProviderError(f"host {self.host}: cannot list containers: {_summary(err)}") from None
+            try:
+                listed = self.api.containers(all=True, filters=filters)
+                images = self.api.images()
+            except docker.errors.DockerException as err:
+                raise ProviderError(f"host {self.host}: cannot list containers: {_summary(err)}") from None
         return Observation(
             host=self.host,
             secrets=self.secret_files.list(stack) if self.secret_files else (),
@@ -308,15 +337,19 @@ class DockerEngine:
             status = conn.getresponse().status
             return 200 <= status < 300, f"HTTP {status}"
         except (OSError, http.client.HTTPException) as err:
-            return False, f"{type(err).__name__}: {getattr(err, 'strerror', None) or err}"
+            reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+            return False, reason.lower() if isinstance(err, OSError) else reason
         finally:
             conn.close()
 
     def close(self) -> None:
-        try:
-            self.api.close()
-        except Exception:
-            pass
+        if self._http is not None:
+            self._http.close()
+        if self._api is not None:
+            try:
+                self._api.close()
+            except Exception:
+                pass
 
 
 def _limits(spec: ContainerSpec) -> dict[str, Any]:
@@ -339,20 +372,29 @@ def _split_ref(ref: str) -> tuple[str, str | None]:
     return ref, "latest"
 
 
-def local_engine() -> DockerEngine:
-    """The engine berth runs beside, as the docker CLI would find it (DOCKER_HOST)."""
-    import docker
+def local_engine(secrets_root: Path | None = None) -> DockerEngine:
+    """The engine berth runs beside, as the docker CLI would find it (DOCKER_HOST).
+    secrets_root: where secret files go on this machine (the session decides; see
+    providers.secret_files); None, or an engine on another machine, leaves it without."""
+    from providers.secret_files import LocalSecretFiles
 
-    try:
-        client = docker.from_env(timeout=900)
-    except docker.errors.DockerException as err:
-        raise ProviderError(
-            f"cannot reach the local Docker engine ({os.environ.get('DOCKER_HOST') or 'unix:///var/run/docker.sock'}): "
-            f"{_summary(err)}. Is dockerd running? (scripts/setup.sh starts one)"
-        ) from None
-    from providers.secret_files import LocalSecretFiles, default_root
+    base_url = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
-    url = urlparse(os.environ.get("DOCKER_HOST", ""))
-    remote = url.scheme in ("tcp", "http", "https", "ssh") and url.hostname not in (None, "localhost", "127.0.0.1", "::1")
+    def connect() -> Any:
+        import docker
+
+        try:
+            return docker.from_env(timeout=900)
+        except docker.errors.DockerException as err:
+            raise ProviderError(
+                f"cannot reach the local Docker engine ({base_url}): {_summary(err)}. "
+                "Is dockerd running? (scripts/setup.sh starts one)"
+            ) from None
+
+    tls = bool(os.environ.get("DOCKER_TLS_VERIFY"))
+    http = EngineHTTP(base_url) if EngineHTTP.supports(base_url, tls) else None
+    url = urlparse(base_url)
     probe_address = url.hostname if url.scheme in ("tcp", "http", "https") and url.hostname else "127.0.0.1"
-    return DockerEngine("local", client, probe_address, None if remote else LocalSecretFiles(default_root()))
+    remote = url.scheme in ("tcp", "http", "https", "ssh") and url.hostname not in (None, "localhost", "127.0.0.1", "::1")
+    return DockerEngine("local", None, probe_address, connect=connect, http=http,
+                        secret_files=None if remote or secrets_root is None else LocalSecretFiles(secrets_root))
