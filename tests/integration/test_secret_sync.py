@@ -177,7 +177,7 @@ def test_each_source_is_mounted_and_the_value_is_stored_and_shown_nowhere(secret
 
     # Destroy needs no values: it removes the files and the directories berth made.
     destroyed = project.berth("destroy", "--auto-approve")
-    assert "0 added, 0 changed, 6 destroyed" in destroyed.stdout
+    assert "Destroy complete! Resources: 6 destroyed." in destroyed.stdout
     assert not root.parent.exists() and project.labelled() == []
     assert not files_holding(project.path / ".berth", needles)
 
