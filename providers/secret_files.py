@@ -48,8 +48,13 @@ class LocalSecretFiles:
     def write(self, parts: SecretParts, value: bytes) -> str:
         target = Path(self.path(parts))
         try:
-            for directory in (self.root, target.parent.parent, target.parent):
-                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not self.root.is_dir():  # a root berth makes is its own: 0700 whatever the umask
+                self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.chmod(self.root, 0o700)
+            # A root that already existed is left as it is (BERTH_SECRETS_DIR may name a
+            # shared directory, even /tmp): the per-stack directory, always 0700, guards.
+            for directory in (target.parent.parent, target.parent):
+                directory.mkdir(mode=0o700, exist_ok=True)
                 os.chmod(directory, 0o700)  # whatever the umask or an earlier owner left
             temporary = target.with_name(f".{target.name}.tmp-{_random.token_hex(4)}")
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)

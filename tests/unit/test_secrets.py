@@ -181,6 +181,15 @@ def test_secret_files_are_0600_in_0700_dirs_replaced_atomically_and_removed_with
     assert not (root / "demo").exists() and root.is_dir() and files.list("demo") == ()
 
 
+def test_an_existing_root_keeps_its_mode_and_the_stack_directory_guards(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # as BERTH_SECRETS_DIR=/tmp would be: never narrowed by berth
+    LocalSecretFiles(shared).write(("demo", "web", "hf"), b"v")
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert stat.S_IMODE((shared / "demo").stat().st_mode) == 0o700
+
+
 def test_secret_file_parts_cannot_leave_the_root(tmp_path: Path) -> None:
     with pytest.raises(ProviderError):
         LocalSecretFiles(tmp_path).write(("demo", "..", "x"), b"v")
