@@ -17,7 +17,6 @@ import hmac
 import os
 import re
 import secrets as _random
-import shlex
 import subprocess
 import threading
 from collections.abc import Iterable
@@ -277,7 +276,3 @@ def _shown(file: str) -> str:
         return str(Path(file).relative_to(Path.cwd()))
     except ValueError:
         return file
-
-
-def command_text(command: Iterable[str]) -> str:
-    return shlex.join(list(command))
