@@ -29,19 +29,32 @@ class Session:
     state_dir: Path
     store: DiskStore = field(init=False)
     _providers: dict[str, Any] = field(default_factory=dict, init=False)
+    _secrets: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.store = DiskStore(self.state_dir / "state")
 
     @property
+    def secrets(self) -> Any:
+        """The stack's secret values (planner.secrets.SecretValues), read once per
+        command and kept in memory; the digest key lives in STATE_DIR/secrets.key,
+        beside the state store and never in it."""
+        if self._secrets is None:
+            from planner.secrets import KEY_FILE, SecretKey, SecretValues
+
+            self._secrets = SecretValues(self.stack, SecretKey(self.state_dir / KEY_FILE))
+        return self._secrets
+
+    @property
     def providers(self) -> dict[str, Any]:
         if not self._providers:
             from providers.docker_engine import local_engine
+            from providers.secret_files import default_root
 
             hosts = {app.host for app in self.stack.apps.values()} | {"local"}
             for host in sorted(hosts):
                 if host == "local":
-                    self._providers[host] = local_engine()
+                    self._providers[host] = local_engine(secrets_root=default_root())
         return self._providers
 
     def plan(self, state: State | None, *, destroy: bool = False, refresh: bool = True,
@@ -51,7 +64,12 @@ class Session:
         content hashes (rollback to images an earlier apply built)."""
         from planner.diff import diff
         from planner.refresh import observe_all, observe_from_state
+        from planner.resources import secret_names
 
+        # Every source is read before any host is asked anything; a missing one stops
+        # the plan here. Destroy needs no values.
+        names = [] if destroy else [n for app in self.stack.apps.values() for n in secret_names(app)]
+        digests = self.secrets.digests(names) if names else {}
         if hashes is None:
             hashes = {} if destroy else self.content_hashes()
         if refresh:
@@ -59,7 +77,7 @@ class Session:
         else:
             hosts = {app.host for app in self.stack.apps.values()} | {"local"}
             observed = observe_from_state(state, self.stack.name, hosts)
-        plan = diff(self.stack, state, observed, hashes, destroy=destroy)
+        plan = diff(self.stack, state, observed, hashes, destroy=destroy, secret_digests=digests)
         if destroy:
             return plan
         from planner.sources import describe
@@ -96,8 +114,15 @@ class Session:
               config: dict[str, Any] | None = None, note: str | None = None) -> Any:
         from planner.apply import apply_plan
 
+        self.keep_secret_key(plan)
         return apply_plan(plan, self.store, state, self.providers, parallelism=parallelism, stop=stop, emit=emit,
-                          config=config, note=note)
+                          config=config, note=note, secrets=self.secrets)
+
+    def keep_secret_key(self, plan: Plan) -> None:
+        """Save the digest key before anything made with it is recorded or saved (state,
+        a saved plan): a later run must compute the same digests."""
+        if any(c.type == "secret" and c.after is not None for c in plan.actions):
+            self.secrets.key.save()
 
     def close(self) -> None:
         for provider in self._providers.values():

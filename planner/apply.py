@@ -4,24 +4,32 @@ Each finished step is recorded in state and written to the store at once, so a r
 that dies at any point leaves a state the next plan converges from: a container is
 recorded as `created` the moment it exists, `ready` once its probe passed, `tainted`
 if the probe failed.
+
+Secret values come from a SecretValues (read from their sources, in memory) and go only
+to the host's secret file or a container's secret env; every event message passes
+through its redact(), so a container log quoting a value is not shown with it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from planner.events import Emit, Event
 from planner.graph import Step, build_graph
 from planner.plan import Action, Change, Plan
-from planner.resources import UPDATE_KEYS, container_spec, image_labels
+from planner.resources import RESTART_KEYS, UPDATE_KEYS, container_spec, image_labels, secret_parts
 from planner.walk import Outcome, Status, WalkEvent, walk
 from providers.base import Provider
 from providers.readiness import wait_ready
 from state.address import Address
 from state.model import ResourceState, State
 from state.store import StateStore
+
+if TYPE_CHECKING:
+    from planner.secrets import SecretValues
 
 
 class Recorder:
@@ -130,13 +138,19 @@ def apply_plan(
     emit: Emit,
     config: dict[str, Any] | None = None,
     note: str | None = None,
+    secrets: SecretValues | None = None,
 ) -> ApplyResult:
+    """secrets: the stack's secret values, needed when the plan writes a secret file or
+    creates a container with secret_env; the digest of each value is checked against
+    the plan's, so a value that changed since the plan was shown is not applied."""
     stop = stop or threading.Event()
+    if secrets is not None:
+        emit = _redacting(emit, secrets)
     recorder = Recorder(store, state.model_copy(update={"stack": plan.stack}),
                         note=note or ("destroy" if plan.destroy else "apply"), config=config)
     refresh_state(plan, recorder)
     graph = build_graph(plan)
-    runner = _StepRunner(plan.stack, graph, providers, recorder, stop, emit)
+    runner = _StepRunner(plan.stack, graph, providers, recorder, stop, emit, secrets)
 
     def on_walk_event(event: WalkEvent) -> None:
         outcome = event.outcome
@@ -162,6 +176,13 @@ def apply_plan(
     )
 
 
+def _redacting(emit: Emit, secrets: SecretValues) -> Emit:
+    def redacted(event: Event) -> None:
+        emit(dataclasses.replace(event, message=secrets.redact(event.message), detail=secrets.redact(event.detail)))
+
+    return redacted
+
+
 def _message(err: BaseException | None) -> str:
     from providers.types import ProviderError
 
@@ -174,13 +195,14 @@ class _StepRunner:
     """Runs one step against its host and records what it did; returns a short detail."""
 
     def __init__(self, stack: str, graph: Any, providers: dict[str, Provider], recorder: Recorder,
-                 stop: threading.Event, emit: Emit) -> None:
+                 stop: threading.Event, emit: Emit, secrets: SecretValues | None = None) -> None:
         self.stack = stack
         self.graph = graph
         self.providers = providers
         self.recorder = recorder
         self.stop = stop
         self.emit = emit
+        self.secrets = secrets
 
     def run(self, step: Step) -> str:
         changes: list[Change] = self.graph.nodes[step]["changes"]
@@ -235,7 +257,8 @@ class _StepRunner:
         return ""
 
     def _create(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
-        spec = container_spec(self.stack, address, changes[0].after)
+        after = changes[0].after
+        spec = container_spec(self.stack, address, after, self._secret_env(after))
         container_id = provider.run_container(spec)
         self._record(changes[0], address, container_id, status="created")
         return f"id={container_id[:12]}"
@@ -248,8 +271,51 @@ class _StepRunner:
             provider.update_container(container_id, container_spec(self.stack, address, change.after))
         prev = self.recorder.get(step.address)
         known = prev is not None and prev.id == container_id
-        self._record(change, address, container_id, status=prev.status if known else "created")
-        return f"id={container_id[:12]}"
+        status = prev.status if known else "created"
+        restart = known and any(before.get(k) != change.after.get(k) for k in RESTART_KEYS)
+        if restart:  # a secret it mounts was rewritten: the restart mounts the new file
+            provider.restart_container(container_id)
+            status = "created"  # ready again once the wait step's probe passes
+        self._record(change, address, container_id, status=status)
+        return f"{'restarted, ' if restart else ''}id={container_id[:12]}"
+
+    def _secret_env(self, after: dict[str, Any]) -> dict[str, str]:
+        from providers.types import ProviderError
+
+        wanted = after.get("secret_env") or {}
+        if not wanted:
+            return {}
+        assert self.secrets is not None, "secret_env without secret values"
+        env = {}
+        for var, name in wanted.items():
+            value = self.secrets.value(name)
+            try:
+                text = value.decode("utf-8")
+            except UnicodeDecodeError:
+                text = ""
+            if not text or "\0" in text:
+                raise ProviderError(f"secret {name} is not text and cannot be passed in environment variable {var}")
+            env[var] = text
+        return env
+
+    # Secrets
+    def _sync_secret(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+        from providers.types import ProviderError
+
+        change = changes[0]
+        assert self.secrets is not None, "a secret step without secret values"
+        value = self.secrets.value(address.secret)
+        if self.secrets.digest(address.secret) != change.after["value"]:
+            raise ProviderError(f"secret {address.secret} has a different value than when the plan was made; "
+                                "run berth plan again")
+        path = provider.write_secret(secret_parts(self.stack, address.app, address.secret), value)
+        self._record(change, address, path)
+        return path
+
+    def _remove_secret(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+        provider.remove_secret(secret_parts(self.stack, address.app, address.secret))
+        self.recorder.drop(step.address)
+        return ""
 
     def _wait(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
         from providers.types import ReadinessError

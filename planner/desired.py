@@ -72,3 +72,27 @@ class Stack(_Frozen):
     name: str
     file: str  # absolute path of the stack file
     apps: dict[str, AppConfig] = Field(default_factory=dict)
+    # Where each secret an app names comes from; every name in an app's secrets and
+    # secret_env has an entry (the loaders see to it).
+    secrets: dict[str, SecretSource] = Field(default_factory=dict)
+    secrets_file: str | None = None  # absolute path of [stack] secrets_file
+
+
+class SecretSource(_Frozen):
+    """Where one secret's value comes from. Exactly one of env, file, command and
+    secrets_file is set. The value itself is never part of a Stack: planner.secrets
+    reads it into memory at plan and apply time.
+
+    `source` is how plans and state name the source ("env HF_TOKEN"); it must never hold
+    a value. defined_* locate the definition for diagnostics.
+    """
+
+    name: str
+    env: str | None = None  # an environment variable of berth's own process
+    file: str | None = None  # an absolute path; one trailing newline is stripped
+    command: tuple[str, ...] | None = None  # run without a shell; its stdout, one trailing newline stripped
+    secrets_file: str | None = None  # an absolute path of KEY=VALUE lines; KEY is the secret's name
+    source: str = ""
+    defined_file: str | None = None
+    defined_key: str | None = None
+    defined_line: int | None = None

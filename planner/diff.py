@@ -9,6 +9,10 @@ tests are data. The rules, per resource:
 - only live-changeable attributes (restart, limits) or berth-side ones (probes) → update
 - readiness never confirmed (an earlier run died while waiting) → update: wait again
 - labelled with the stack but not desired → delete; in state, gone and not desired → forget
+- a secret file: absent from the host → create; its value's digest or its source
+  changed → update (rewrite); on the host but not desired → delete
+- a container whose mounted secret's value changed → update (restart), or replace when
+  that secret is also one of its environment variables (secret_env)
 
 A container is matched to its address by the engine ID state records first, and by its
 `berth.address` label only when state has no record of it: labels cannot change on a
@@ -37,6 +41,8 @@ from planner.resources import (
     image_ref,
     legacy_config_hashes,
     replace_view,
+    secret_attributes,
+    secret_names,
     tag_app,
 )
 from providers.types import (
@@ -58,9 +64,13 @@ def diff(
     content_hashes: dict[str, str],
     *,
     destroy: bool = False,
+    secret_digests: dict[str, str] | None = None,
 ) -> Plan:
+    """secret_digests: the keyed digest of each secret's current value, by name (every
+    secret an app uses; none are needed to destroy)."""
     state = state or State(stack=stack.name)
     apps = {} if destroy else stack.apps
+    digests = secret_digests or {}
     changes: list[Change] = []
     by_address = _observed_by_address(observed, state)
 
@@ -69,9 +79,11 @@ def diff(
         image_attrs = image_attributes(stack.name, app, content_hashes.get(app.name))
         image_change = _diff_image(stack.name, app, image_attrs, state, obs)
         changes.append(image_change)
+        changes.extend(_diff_secrets(stack, app, digests, state, obs))
+        versions = {name: digests[name] for name in secret_names(app)}
         for index in range(app.replicas):
             address = Address.container(app.name, index, app.host)
-            attrs = container_attributes(stack.name, app, index, image_ref(image_attrs))
+            attrs = container_attributes(stack.name, app, index, image_ref(image_attrs), versions)
             found = by_address.pop(str(address), [])
             change, extra = _diff_container(address, attrs, state.resources.get(str(address)), found, image_change, obs)
             changes.append(change)
@@ -79,6 +91,7 @@ def diff(
 
     changes.extend(_orphan_containers(by_address, state))
     changes.extend(_orphan_images(stack.name, apps, state, observed))
+    changes.extend(_orphan_secrets({c.address for c in changes}, state, observed))
     changes.extend(_forgotten(state, {c.address for c in changes}))
     changes.sort(key=lambda c: Address.parse(c.address).sort_key())
     return Plan(
@@ -164,11 +177,16 @@ def _diff_container(
     known = prev is not None and prev.id == current.id
     old = before or {}
     old_view, new_view = replace_view(old), replace_view(attrs)
-    forced = [k for k in REPLACE_KEYS if old_view[k] != new_view[k]] if known else []
+    forced = [k for k in REPLACE_KEYS if old_view.get(k) != new_view.get(k)] if known else []
     # Clearing a limit is not something docker update can do.
     forced += [k for k in UPDATE_KEYS if known and old.get(k) is not None and attrs.get(k) is None]
     if forced:
         return change(Action.REPLACE, [], forced), extra_changes
+    # Secret files live under the app's name; a container renamed in place (after
+    # `state mv`) would keep mounting the old app's files, which this apply removes.
+    mounted_for = current.labels.get(LABEL_APP)
+    if known and attrs.get("secrets") and mounted_for not in (None, address.app):
+        return change(Action.REPLACE, [f"its secret files are mounted from app {mounted_for}'s directory"]), extra_changes
     if current.state != "running":
         return change(Action.REPLACE, [f"container is {current.state or 'not running'}"]), extra_changes
     label = current.labels.get(LABEL_CONFIG_HASH)
@@ -182,6 +200,14 @@ def _diff_container(
     if image_id and current.image_id and current.image_id != image_id:
         return change(Action.REPLACE, [f"{attrs['image']} now names image {image_id[7:19]}, "
                                        f"the container runs {current.image_id[7:19]}"]), extra_changes
+    rotated = _rotated_secrets(old, attrs) if known else []
+    if rotated:
+        in_env = sorted(var for var, name in (attrs.get("secret_env") or {}).items() if name in rotated)
+        what = f"secret{'s' if len(rotated) > 1 else ''} {', '.join(rotated)} changed"
+        if in_env:
+            return change(Action.REPLACE, [f"{what}; as environment variable {', '.join(in_env)} it needs a new container"],
+                          ["secret_versions"]), extra_changes
+        return change(Action.UPDATE, [f"{what}: the container is restarted to read it"]), extra_changes
     if not known:
         # Started by an earlier run that died before recording it: adopt it, then confirm readiness.
         return change(Action.UPDATE, ["container was started by an interrupted run; readiness will be checked"]), extra_changes
@@ -190,6 +216,54 @@ def _diff_container(
     if any(old.get(k) != attrs.get(k) for k in (*REPLACE_KEYS, *UPDATE_KEYS, *BERTH_KEYS)):
         return change(Action.UPDATE, []), extra_changes
     return change(Action.NOOP, []), extra_changes
+
+
+def _rotated_secrets(old: dict[str, Any], attrs: dict[str, Any]) -> list[str]:
+    """Mounted secrets whose value changed since the container started. Names added or
+    removed change the mount set, which replaces the container anyway."""
+    before, after = old.get("secret_versions") or {}, attrs.get("secret_versions") or {}
+    return sorted(name for name in after if name in before and before[name] != after[name])
+
+
+def _diff_secrets(stack: Stack, app: AppConfig, digests: dict[str, str], state: State, obs: Observation) -> list[Change]:
+    changes = []
+    for name in secret_names(app):
+        key = str(Address(app=app.name, kind="secret", host=app.host, secret=name))
+        attrs = secret_attributes(stack.secrets[name], digests[name])
+        prev = state.resources.get(key)
+        before = prev.attributes if prev else None
+        ids = [prev.id] if prev and prev.id else []
+
+        def change(action: Action, reasons: list[str]) -> Change:
+            return Change(address=key, type="secret", action=action, before=before, after=attrs, ids=ids, reasons=reasons)
+
+        if (app.name, name) not in obs.secrets:
+            changes.append(change(Action.CREATE, ["secret file no longer exists on the host"] if prev else []))
+        elif prev is None:
+            changes.append(change(Action.CREATE, ["a secret file is on the host but not in state: it is rewritten"]))
+        elif prev.attributes.get("value") != attrs["value"]:
+            changes.append(change(Action.UPDATE, ["value changed"]))
+        elif prev.attributes != attrs:
+            changes.append(change(Action.UPDATE, []))
+        else:
+            changes.append(change(Action.NOOP, []))
+    return changes
+
+
+def _orphan_secrets(planned: set[str], state: State, observed: dict[str, Observation]) -> list[Change]:
+    """Secret files on a host that no app mounts any more (all of them, on destroy)."""
+    changes = []
+    for host, obs in observed.items():
+        for app, name in obs.secrets:
+            key = str(Address(app=app, kind="secret", host=host, secret=name))
+            if key in planned:
+                continue
+            prev = state.resources.get(key)
+            changes.append(Change(address=key, type="secret", action=Action.DELETE,
+                                  before=prev.attributes if prev else {"name": name},
+                                  ids=[prev.id] if prev and prev.id else [],
+                                  reasons=[] if prev else ["not in state, but in this stack's secret directory"]))
+    return changes
 
 
 def _orphan_containers(by_address: dict[str, list[ObservedContainer]], state: State) -> list[Change]:

@@ -1,9 +1,10 @@
 """Plan → step graph: which steps apply runs, and what each must wait for.
 
 Built in small named passes over an nx.DiGraph whose nodes are Steps (edge u → v: v
-runs after u): one pass adds each change's steps, then dependency edges (images before
-containers, depends_on readiness before dependents, dependents removed before what they
-depend on, a host port or name freed before it is reused, old images pruned last).
+runs after u): one pass adds each change's steps, then dependency edges (images and
+secret files before containers, depends_on readiness before dependents, dependents
+removed before what they depend on, a host port or name freed before it is reused, old
+images pruned and unused secret files removed last).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from state.address import Address
 if TYPE_CHECKING:
     import networkx as nx
 
-StepKind = Literal["build", "pull", "tag", "remove-image", "prune-image", "remove", "create", "update", "wait"]
+StepKind = Literal["build", "pull", "tag", "remove-image", "prune-image", "remove", "create", "update", "wait",
+                   "sync-secret", "remove-secret"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ def build_graph(plan: Plan) -> nx.DiGraph:
     for change in plan.actions:
         _add_steps(graph, change)
     _image_edges(graph)
+    _secret_edges(graph)
     _depends_on_edges(graph)
     _destroy_order_edges(graph)
     _reuse_edges(graph)
@@ -65,6 +68,14 @@ def _add_steps(graph: nx.DiGraph, change: Change) -> None:
                 kinds = ["remove-image"]
             case _:
                 raise AssertionError(f"no steps for {change.action!r} on an image")
+    elif change.type == "secret":
+        match change.action:
+            case Action.CREATE | Action.UPDATE:
+                kinds = ["sync-secret"]  # write the file (again): a source-only change costs one write
+            case Action.DELETE:
+                kinds = ["remove-secret"]
+            case _:
+                raise AssertionError(f"no steps for {change.action!r} on a secret")
     else:
         match change.action:
             case Action.CREATE:
@@ -106,6 +117,23 @@ def _image_edges(graph: nx.DiGraph) -> None:
             for step in steps:
                 if step.kind != "remove" or graph.nodes[step]["changes"][0].action is Action.REPLACE:
                     graph.add_edge(image_step, step)
+
+
+def _secret_edges(graph: nx.DiGraph) -> None:
+    """An app's secret files are written before its containers are created or restarted,
+    and before an old container is removed for a replace (a source that fails at apply
+    leaves the app running); a file no longer wanted goes after the containers that
+    mounted it."""
+    syncs = _by_app(graph, {"sync-secret"})
+    removals = _by_app(graph, {"remove-secret"})
+    for key, steps in _by_app(graph, {"create", "update", "remove"}).items():
+        for step in steps:
+            if step.kind != "remove" or graph.nodes[step]["changes"][0].action is Action.REPLACE:
+                for sync in syncs.get(key, []):
+                    graph.add_edge(sync, step)
+            if step.kind == "remove":
+                for removal in removals.get(key, []):
+                    graph.add_edge(step, removal)
 
 
 def _depends_on_edges(graph: nx.DiGraph) -> None:

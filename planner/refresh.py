@@ -55,9 +55,13 @@ def observe_from_state(state: State | None, stack: str, hosts: set[str]) -> dict
     labels berth would have set; images carry their tags and labels."""
     containers: dict[str, list[ObservedContainer]] = {h: [] for h in hosts}
     images: dict[str, list[ObservedImage]] = {h: [] for h in hosts}
+    secrets: dict[str, list[tuple[str, str]]] = {h: [] for h in hosts}
     for key, resource in (state.resources.items() if state else ()):
         attrs = resource.attributes
-        if resource.type == "container":
+        if resource.type == "secret":
+            address = Address.parse(key)
+            secrets.setdefault(resource.host, []).append((address.app, address.secret))
+        elif resource.type == "container":
             spec = container_spec(stack, Address.parse(key), {**_SPEC_DEFAULTS, **attrs})
             containers.setdefault(resource.host, []).append(ObservedContainer(
                 id=resource.id, name=attrs.get("name", ""), state="running", image_id="",
@@ -73,8 +77,9 @@ def observe_from_state(state: State | None, stack: str, hosts: set[str]) -> dict
                 found.append(ObservedImage(id=resource.id, tags=tags, digests=(), labels=labels))
             else:  # apps built from one context share one image, each with its own tag
                 found[same] = replace(found[same], tags=found[same].tags + tags, labels=found[same].labels | labels)
-    return {h: Observation(host=h, containers=tuple(containers.get(h, ())), images=tuple(images.get(h, ())))
-            for h in set(containers) | set(images)}
+    return {h: Observation(host=h, containers=tuple(containers.get(h, ())), images=tuple(images.get(h, ())),
+                           secrets=tuple(sorted(secrets.get(h, ()))))
+            for h in set(containers) | set(images) | set(secrets)}
 
 
 _SPEC_DEFAULTS = {"name": "", "image": "", "command": None, "env": {}, "port": 0, "host_port": 0,

@@ -12,19 +12,33 @@ import json
 import re
 from typing import Any
 
-from planner.desired import AppConfig
+from planner.desired import AppConfig, SecretSource
 from providers.types import (
     LABEL_ADDRESS,
     LABEL_APP,
     LABEL_CONFIG_HASH,
     LABEL_CONTENT_HASH,
     LABEL_STACK,
+    SECRETS_MOUNT,
     ContainerSpec,
+    SecretMount,
+    SecretParts,
 )
 from state.address import Address
 
-# A change to any of these needs a new container.
-REPLACE_KEYS = ("image", "command", "env", "port", "host_port")
+# A change to any of these needs a new container. The mount set and the env mapping of
+# secrets are among them; the secrets' values are not (see RESTART_KEYS).
+REPLACE_KEYS = ("image", "command", "env", "port", "host_port", "secrets", "secret_env")
+# Keys a container has only when its app uses secrets, so that containers made without
+# them keep their attributes and config-hash.
+SECRET_KEYS = ("secrets", "secret_env", "secret_versions")
+# The digest of each mounted secret's value when the container started: a change
+# restarts it (the bind mount is read afresh), or replaces it when the secret is also in
+# its env (secret_env), which only a new container can change.
+RESTART_KEYS = ("secret_versions",)
+# Attributes shown as "(sensitive value)" in plans and `state show`, text and JSON.
+SENSITIVE_KEYS = frozenset({"value", "secret_versions"})
+SENSITIVE = "(sensitive value)"
 # Docker changes these on a running container (docker rename, docker update); clearing a
 # limit needs a new container. A container keeps its ID through them, which is what lets
 # an app renamed in the file (after `berth state mv`) keep its container.
@@ -64,7 +78,34 @@ def image_ref(image_attrs: dict[str, Any]) -> str:
     return image_attrs["tag"] if image_attrs["source"] == "build" else image_attrs["ref"]
 
 
-def container_attributes(stack: str, app: AppConfig, index: int, image: str) -> dict[str, Any]:
+def secret_names(app: AppConfig) -> list[str]:
+    """The secrets an app's containers mount: those it lists, and those it passes as env
+    (a secret in secret_env is also mounted), sorted so that order never matters."""
+    return sorted({*app.secrets, *app.secret_env.values()})
+
+
+def secret_parts(stack: str, app: str, secret: str) -> SecretParts:
+    return (stack, app, secret)
+
+
+def secret_attributes(source: SecretSource, value_digest: str) -> dict[str, Any]:
+    """A secret file's attributes. `value` is the keyed digest of the value, never the
+    value itself; plans and `state show` display it as (sensitive value)."""
+    return {"name": source.name, "source": source.source, "mount": f"{SECRETS_MOUNT}/{source.name}",
+            "value": value_digest}
+
+
+def masked(attrs: dict[str, Any] | None) -> dict[str, Any] | None:
+    """attrs for display: sensitive ones replaced by "(sensitive value)"."""
+    if attrs is None:
+        return None
+    return {k: SENSITIVE if k in SENSITIVE_KEYS and v not in (None, {}) else v for k, v in attrs.items()}
+
+
+def container_attributes(
+    stack: str, app: AppConfig, index: int, image: str, secret_versions: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """secret_versions: the digest of each secret's value, by name (apps with secrets)."""
     return {
         "name": container_name(stack, app.name, index),
         "image": image,
@@ -79,6 +120,17 @@ def container_attributes(stack: str, app: AppConfig, index: int, image: str) -> 
         "liveness": app.liveness,
         "readiness_timeout": app.readiness_timeout,
         "depends_on": list(app.depends_on),
+    } | _secret_attributes(app, secret_versions or {})
+
+
+def _secret_attributes(app: AppConfig, versions: dict[str, str]) -> dict[str, Any]:
+    names = secret_names(app)
+    if not names:
+        return {}
+    return {
+        "secrets": names,
+        "secret_env": dict(sorted(app.secret_env.items())),
+        "secret_versions": {name: versions[name] for name in names},
     }
 
 
@@ -94,8 +146,13 @@ def image_identity(image: str | None) -> str | None:
 
 
 def replace_view(attrs: dict[str, Any]) -> dict[str, Any]:
-    """The attributes that need a new container when they change, as compared."""
-    return {k: image_identity(attrs.get(k)) if k == "image" else attrs.get(k) for k in REPLACE_KEYS}
+    """The attributes that need a new container when they change, as compared. The
+    secret keys count only when set, so containers made without secrets keep their hash."""
+    return {
+        k: image_identity(attrs.get(k)) if k == "image" else attrs.get(k)
+        for k in REPLACE_KEYS
+        if k not in SECRET_KEYS or attrs.get(k)
+    }
 
 
 def config_hash(attrs: dict[str, Any]) -> str:
@@ -110,7 +167,12 @@ def legacy_config_hashes(attrs: dict[str, Any]) -> set[str]:
     return {canonical_hash({k: attrs.get(k) for k in ("name", "image", "command", "env", "port", "host_port")})}
 
 
-def container_spec(stack: str, address: Address, attrs: dict[str, Any]) -> ContainerSpec:
+def container_spec(
+    stack: str, address: Address, attrs: dict[str, Any], secret_env: dict[str, str] | None = None,
+) -> ContainerSpec:
+    """secret_env: the values of attrs' secret_env variables, which apply reads from the
+    secrets' sources; plans and state never hold them."""
+    names = attrs.get("secrets") or []
     return ContainerSpec(
         name=attrs["name"],
         image=attrs["image"],
@@ -121,6 +183,9 @@ def container_spec(stack: str, address: Address, attrs: dict[str, Any]) -> Conta
         restart=attrs["restart"],
         cpus=attrs["cpus"],
         memory=attrs["memory"],
+        secret_mounts=tuple(SecretMount(secret_parts(stack, address.app, name), f"{SECRETS_MOUNT}/{name}")
+                            for name in names),
+        secret_env=dict(secret_env or {}),
         labels={
             LABEL_STACK: stack,
             LABEL_APP: address.app,

@@ -8,7 +8,32 @@ from __future__ import annotations
 
 from typing import Iterator, Protocol
 
-from providers.types import ContainerSpec, Observation, ObservedContainer, Progress
+from providers.types import ContainerSpec, Observation, ObservedContainer, Progress, SecretParts
+
+
+class SecretFiles(Protocol):
+    """Where a host keeps secret files, and how berth reaches them: the local file
+    system (providers.secret_files.LocalSecretFiles) or a host's SFTP session. A
+    DockerEngine takes one, so the Docker-level code is shared between hosts.
+
+    An SFTP implementation does what LocalSecretFiles does, over the host's one SSH
+    connection: mkdir (0700) ROOT, ROOT/STACK and ROOT/STACK/APP and chmod them 0700;
+    open a temporary file beside the target with mode 0600 *before* writing (never
+    write then chmod), posix_rename it over the target; remove unlinks and rmdirs the
+    emptied directories; list is a listdir per app directory. ROOT on a server is
+    /var/lib/berth/secrets (SSH as root) and the login user's ~/.local/state/berth/secrets
+    otherwise. Errors name the host and path, never the value."""
+
+    def path(self, parts: SecretParts) -> str:
+        """The host path of the file for (stack, app, secret); pure."""
+        ...
+
+    def write(self, parts: SecretParts, value: bytes) -> str: ...  # as Provider.write_secret
+    def remove(self, parts: SecretParts) -> None: ...  # as Provider.remove_secret
+
+    def list(self, stack: str) -> tuple[tuple[str, str], ...]:
+        """(app, secret) of every secret file of the stack on the host."""
+        ...
 
 
 class Provider(Protocol):
@@ -58,6 +83,32 @@ class Provider(Protocol):
     def remove_container(self, container_id: str) -> None:
         """Stop (gracefully, then kill) and remove; absent is not an error."""
         ...
+
+    def restart_container(self, container_id: str) -> None:
+        """Stop (gracefully) and start again, keeping the container: its bind mounts are
+        set up afresh, so a secret file rewritten since it started is read anew."""
+        ...
+
+    # Secrets. A secret is one file per (stack, app, secret) on the host, holding the raw
+    # value; containers bind-mount it read-only at /secrets/NAME. The value passes
+    # through here in memory only: implementations never log it, put it in an error
+    # message, or keep it anywhere but that file.
+
+    def write_secret(self, parts: SecretParts, value: bytes) -> str:
+        """Write `value` to the file for parts = (stack, app, secret), replacing any
+        earlier one atomically (a new file renamed over the old, so a running container
+        keeps the old value until it restarts). The file is mode 0600 in directories
+        (per stack, per app) of mode 0700 that berth's user (root on a server) owns.
+        Returns the file's path on the host, which run_container mounts."""
+        ...
+
+    def remove_secret(self, parts: SecretParts) -> None:
+        """Remove the file and the per-app and per-stack directories it leaves empty;
+        absent is not an error."""
+        ...
+
+    # observe() also lists the stack's secret files (Observation.secrets), so a file
+    # removed behind berth's back is planned back and a leftover one is removed.
 
     def container_state(self, container_id: str) -> dict:
         """Docker's State object: Status, ExitCode, Restarting, ... plus RestartCount."""

@@ -12,9 +12,11 @@ import http.client
 import os
 import socket
 import threading
+from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import urlparse
 
+from providers.base import SecretFiles
 from providers.engine_http import EngineHTTP
 from providers.types import (
     LABEL_CONTENT_HASH,
@@ -25,6 +27,7 @@ from providers.types import (
     ObservedImage,
     Progress,
     ProviderError,
+    SecretParts,
 )
 
 STOP_TIMEOUT = 10  # seconds a container gets to exit on SIGTERM before it is killed
@@ -38,11 +41,13 @@ def _summary(err: Exception) -> str:
 
 class DockerEngine:
     """client is a docker-py client, or None with `connect` giving one on first use;
-    with `http`, refresh reads through it and never loads docker-py."""
+    with `http`, refresh reads through it and never loads docker-py. secret_files: where
+    this host keeps secret files (None where berth cannot reach its file system)."""
 
     def __init__(
         self, host: str, client: Any, probe_address: str, *,
         connect: Callable[[], Any] | None = None, http: EngineHTTP | None = None,
+        secret_files: SecretFiles | None = None,
     ) -> None:
         self.host = host
         self._api = client.api if hasattr(client, "api") else client
@@ -50,6 +55,9 @@ class DockerEngine:
         self._http = http
         self._api_lock = threading.Lock()
         self.probe_address = probe_address
+        # None where berth cannot put files beside the engine (DOCKER_HOST on another
+        # machine): stacks with secrets then fail at their first secret step.
+        self.secret_files = secret_files
         self._pull_lock = threading.Lock()
         self._locks_guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
@@ -82,6 +90,7 @@ class DockerEngine:
                 raise ProviderError(f"host {self.host}: cannot list containers: {_summary(err)}") from None
         return Observation(
             host=self.host,
+            secrets=self.secret_files.list(stack) if self.secret_files else (),
             containers=tuple(_observed(c) for c in listed),
             images=tuple(
                 ObservedImage(
@@ -224,6 +233,7 @@ class DockerEngine:
             port_bindings={spec.port: spec.host_port},
             restart_policy={"Name": spec.restart, "MaximumRetryCount": 0},
             init=True,  # forwards SIGTERM to the server and reaps zombies
+            mounts=self._secret_mounts(spec),
             **_limits(spec),
         )
         try:
@@ -242,9 +252,20 @@ class DockerEngine:
     def _create(self, spec: ContainerSpec, host_config: dict) -> dict:
         return self.api.create_container(
             image=spec.image, name=spec.name, command=list(spec.command) if spec.command else None,
-            environment=spec.env, labels=spec.labels, ports=[spec.port], host_config=host_config,
-            stop_timeout=STOP_TIMEOUT,
+            environment=spec.env | spec.secret_env, labels=spec.labels, ports=[spec.port],
+            host_config=host_config, stop_timeout=STOP_TIMEOUT,
         )
+
+    def _secret_mounts(self, spec: ContainerSpec) -> list[Any] | None:
+        """Read-only bind mounts of the secret files. A Mount, not a -v bind: a missing
+        source is an error, where -v would quietly create an empty directory there."""
+        if not spec.secret_mounts:
+            return None
+        from docker.types import Mount
+
+        files = self._files()
+        return [Mount(target=m.target, source=files.path(m.parts), type="bind", read_only=True)
+                for m in spec.secret_mounts]
 
     def _remove_leftover(self, spec: ContainerSpec) -> None:
         """A container already holds the name: take it away only if this stack owns it."""
@@ -285,6 +306,29 @@ class DockerEngine:
             pass
         except docker.errors.APIError as err:
             raise ProviderError(f"cannot remove container {container_id[:12]} on {self.host}: {_summary(err)}") from None
+
+    def restart_container(self, container_id: str) -> None:
+        import docker.errors
+
+        try:
+            self.api.restart(container_id, timeout=STOP_TIMEOUT)
+        except docker.errors.APIError as err:
+            raise ProviderError(f"cannot restart container {container_id[:12]} on {self.host}: {_summary(err)}") from None
+
+    # Secrets -------------------------------------------------------------------------
+
+    def _files(self) -> SecretFiles:
+        if self.secret_files is None:
+            why = (f"the Docker engine (DOCKER_HOST={os.environ.get('DOCKER_HOST')}) runs on another machine; "
+                   "declare that machine as an SSH host" if self.host == "local" else "no file transport to it")
+            raise ProviderError(f"host {self.host}: berth cannot write secret files beside its engine: {why}")
+        return self.secret_files
+
+    def write_secret(self, parts: SecretParts, value: bytes) -> str:
+        return self._files().write(parts, value)
+
+    def remove_secret(self, parts: SecretParts) -> None:
+        self._files().remove(parts)
 
     def container_state(self, container_id: str) -> dict:
         import docker.errors
@@ -380,8 +424,12 @@ def _split_ref(ref: str) -> tuple[str, str | None]:
     return ref, "latest"
 
 
-def local_engine() -> DockerEngine:
-    """The engine berth runs beside, as the docker CLI would find it (DOCKER_HOST)."""
+def local_engine(secrets_root: Path | None = None) -> DockerEngine:
+    """The engine berth runs beside, as the docker CLI would find it (DOCKER_HOST).
+    secrets_root: where secret files go on this machine (the session decides; see
+    providers.secret_files); None, or an engine on another machine, leaves it without."""
+    from providers.secret_files import LocalSecretFiles
+
     base_url = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
     def connect() -> Any:
@@ -399,4 +447,6 @@ def local_engine() -> DockerEngine:
     http = EngineHTTP(base_url) if EngineHTTP.supports(base_url, tls) else None
     url = urlparse(base_url)
     probe_address = url.hostname if url.scheme in ("tcp", "http", "https") and url.hostname else "127.0.0.1"
-    return DockerEngine("local", None, probe_address, connect=connect, http=http)
+    remote = url.scheme in ("tcp", "http", "https", "ssh") and url.hostname not in (None, "localhost", "127.0.0.1", "::1")
+    return DockerEngine("local", None, probe_address, connect=connect, http=http,
+                        secret_files=None if remote or secrets_root is None else LocalSecretFiles(secrets_root))

@@ -32,6 +32,20 @@ class Interrupted(ProviderError):
     """The run was interrupted (Ctrl-C) while this step waited."""
 
 
+# Where a secret's file lives on a host, as (stack, app, secret): each host maps it to a
+# path of its own (providers.secret_files); the planner never builds host paths.
+SecretParts = tuple[str, str, str]
+SECRETS_MOUNT = "/secrets"  # inside containers, secret NAME is the file /secrets/NAME
+
+
+@dataclass(frozen=True)
+class SecretMount:
+    """A secret file mounted read-only into a container."""
+
+    parts: SecretParts
+    target: str  # /secrets/NAME
+
+
 @dataclass(frozen=True)
 class ContainerSpec:
     name: str
@@ -44,6 +58,10 @@ class ContainerSpec:
     restart: str = "unless-stopped"
     cpus: float | None = None
     memory: int | None = None
+    secret_mounts: tuple[SecretMount, ...] = ()
+    # Environment variables whose values are secrets (secret_env): kept apart from env
+    # and out of repr, so that no message or traceback that prints a spec shows them.
+    secret_env: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -76,6 +94,7 @@ class Observation:
     host: str
     containers: tuple[ObservedContainer, ...] = ()
     images: tuple[ObservedImage, ...] = ()
+    secrets: tuple[tuple[str, str], ...] = ()  # (app, secret) of the stack's secret files on the host
 
     def image_for_ref(self, ref: str) -> ObservedImage | None:
         """The image a tag or digest reference names on this host, as Docker resolves it."""

@@ -14,7 +14,9 @@ from pydantic import BaseModel, Field
 
 FORMAT_VERSION = 1
 
-ResourceType = Literal["image", "container"]
+# secret: a secret file on a host; its id is the file's path, and its attributes keep
+# only a keyed digest of the value (planner.secrets), never the value.
+ResourceType = Literal["image", "container", "secret"]
 # created: the container runs but its readiness has not been confirmed yet (a run died
 # while waiting); tainted: readiness failed, so the next apply replaces it.
 ResourceStatus = Literal["ready", "created", "tainted"]

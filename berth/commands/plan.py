@@ -35,6 +35,7 @@ def cmd_plan(args: argparse.Namespace, ui: Any) -> int:
     if args.out:
         from planner.savedplan import SavedPlan
 
+        session.keep_secret_key(plan)
         SavedPlan(plan=plan, config=recorded_config_for(session.stack, destroy=args.destroy),
                   targets=args.target, replace=args.replace).save(args.out)
         if not args.json:

@@ -52,15 +52,17 @@ def cmd_state_show(args: argparse.Namespace, ui: Any) -> int:
     if resource is None:
         ui.say(f"Error: no resource {key} in state", "bold red", err=True)
         return EXIT_ERROR
+    from planner.resources import masked
+
     if args.json:
-        print(resource.model_dump_json(indent=2))
+        print(resource.model_copy(update={"attributes": masked(resource.attributes)}).model_dump_json(indent=2))
         return EXIT_OK
     fields = {"id": resource.id, "host": resource.host, "status": resource.status} | resource.attributes
     width = max(len(k) for k in fields)
     ui.say(f"# {key}:")
     ui.say(f'{resource.type} "{key}" {{')
     for name, value in fields.items():
-        ui.say(f"    {name:<{width}} = {value_text(value)}")
+        ui.say(f"    {name:<{width}} = {value_text(value, name)}")
     ui.say("}")
     return EXIT_OK
 

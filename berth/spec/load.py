@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import shlex
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,8 +20,20 @@ from typing import Any, NoReturn, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from berth.spec import locate
-from berth.spec.stackfile import NAME_PATTERN, NAME_RULE, AppFile, FromAppFile, StackFile, StackSection, shown
-from planner.desired import AppConfig, BuildSource, Stack
+from berth.spec.stackfile import (
+    ENV_NAME_PATTERN,
+    NAME_PATTERN,
+    NAME_RULE,
+    SECRET_NAME_PATTERN,
+    SECRET_NAME_RULE,
+    AppFile,
+    FromAppFile,
+    SecretTable,
+    StackFile,
+    StackSection,
+    shown,
+)
+from planner.desired import AppConfig, BuildSource, SecretSource, Stack
 from planner.diagnostics import Diagnostic, DiagnosticsError
 
 STACK_FILE = "berth.toml"
@@ -92,11 +105,17 @@ def load_stack(path: str | None) -> Stack:
     raw = source.raw = _parse(source)
     stack_file = _validate(raw, source)
     _check_apps(raw.get("apps"), source)
+    _check_secrets(raw, source)
     apps = _normalise_apps(stack_file, source)
+    secrets = _secret_sources(stack_file, apps, source)
+    platform_apps = {name: app for name, app in apps.items() if name in source.from_paths}
+    secrets |= _platform_secret_defaults(platform_apps, secrets, source.shown)
     name = _stack_name(stack_file.stack, file, source)
     if source.problems:
         raise DiagnosticsError(sorted(source.problems, key=lambda d: d.line or float("inf")))
-    return Stack(name=name, file=str(file), apps=apps)
+    secrets_file = stack_file.stack.secrets_file if stack_file.stack else None
+    return Stack(name=name, file=str(file), apps=apps, secrets=secrets,
+                 secrets_file=_local_path(file.parent, secrets_file) if secrets_file else None)
 
 
 # -- the file and its diagnostics -------------------------------------------------------
@@ -201,7 +220,18 @@ def _validate(raw: dict[str, Any], source: _Source) -> StackFile:
             app = _validated(AppFile, table, ("apps", name), source)
         if app is not None:
             apps[name] = app
-    return StackFile.model_construct(stack=stack, apps=apps)
+    secrets: dict[str, SecretTable] = {}
+    raw_secrets = raw.get("secrets", {})
+    if not isinstance(raw_secrets, dict):
+        source.error(("secrets",), f"expected a table of secrets like [secrets.hf_token], got {shown(raw_secrets)}")
+        raw_secrets = {}
+    for name, table in raw_secrets.items():
+        if not re.match(SECRET_NAME_PATTERN, name):
+            source.error(("secrets", name), f"secret name {shown(name)} must be {SECRET_NAME_RULE}")
+        secret = _validated(SecretTable, table, ("secrets", name), source)
+        if secret is not None:
+            secrets[name] = secret
+    return StackFile.model_construct(stack=stack, apps=apps, secrets=secrets)
 
 
 def _validated(model: type[M], data: Any, prefix: Loc, source: _Source) -> M | None:
@@ -330,6 +360,51 @@ def _check_cycles(tables: dict[str, dict[str, Any]], source: _Source) -> None:
         source.error(("apps", names[0], "depends_on"), f"depends_on cycle: {cycle}")
 
 
+def _check_secrets(raw: dict[str, Any], source: _Source) -> None:
+    """Each [secrets.NAME] has one source; each secret an app names is defined (or may
+    come from the secrets file); secret_env names real variables not also in env."""
+    tables = raw.get("secrets") if isinstance(raw.get("secrets"), dict) else {}
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            continue
+        given = [key for key in ("env", "file", "command") if key in table]
+        if not given:
+            source.error(("secrets", name),
+                         'needs a source: env = "VAR", file = "~/path" or command = ["pass", "show", "NAME"]')
+        elif len(given) > 1:
+            source.error(("secrets", name, given[1]), f"set only one of env, file and command (found {' and '.join(given)})")
+    stack = raw.get("stack")
+    from_file = isinstance(stack, dict) and "secrets_file" in stack
+    apps = raw.get("apps") if isinstance(raw.get("apps"), dict) else {}
+    for app, table in apps.items():
+        if not isinstance(table, dict):
+            continue
+        used: list[tuple[Loc, Any]] = []
+        if isinstance(table.get("secrets"), list):
+            used += [(("apps", app, "secrets"), name) for name in table["secrets"]]
+        secret_env = table.get("secret_env")
+        env = table.get("env") if isinstance(table.get("env"), dict) else {}
+        if isinstance(secret_env, dict):
+            for var, name in secret_env.items():
+                loc: Loc = ("apps", app, "secret_env", var)
+                if not re.match(ENV_NAME_PATTERN, var):
+                    source.error(loc, f"{shown(var)} is not an environment variable name "
+                                      "(letters, digits and '_', not starting with a digit)")
+                elif var in env:
+                    source.error(loc, f"{var} is also set in env; set it in one place")
+                used.append((loc, name))
+        for loc, name in used:
+            if not isinstance(name, str):
+                continue  # a wrong type, reported by validation
+            if not re.match(SECRET_NAME_PATTERN, name):
+                source.error(loc, f"secret name {shown(name)} must be {SECRET_NAME_RULE}")
+            elif name not in tables and not from_file:
+                close = difflib.get_close_matches(name, list(tables), n=1, cutoff=0.6)
+                hint = f'; did you mean "{close[0]}"?' if close else ""
+                source.error(loc, f"unknown secret {shown(name)}{hint}; define it in [secrets.{name}] "
+                                  "or name a secrets_file in [stack]")
+
+
 def _has_cycle(edges: dict[str, list[str]]) -> bool:
     """Depth-first search with three colours, iterative so deep chains cannot overflow."""
     done: set[str] = set()
@@ -385,7 +460,8 @@ def _platform_stack(file: Path) -> Stack:
     if problems:
         raise DiagnosticsError(sorted(problems, key=lambda d: d.line or float("inf")))
     assert app is not None
-    return Stack(name=app.name, file=str(file), apps={app.name: app})
+    apps = {app.name: app}
+    return Stack(name=app.name, file=str(file), apps=apps, secrets=_platform_secret_defaults(apps, {}, _shown_path(file)))
 
 
 def _app_config(name: str, app: AppFile, base: Path, origin: str) -> AppConfig:
@@ -414,8 +490,61 @@ def _app_config(name: str, app: AppFile, base: Path, origin: str) -> AppConfig:
         restart=app.restart,
         cpus=app.cpus,
         memory=app.memory,
+        secrets=tuple(dict.fromkeys(app.secrets)),
+        secret_env=dict(app.secret_env),
         origin=origin,
     )
+
+
+def _local_path(base: Path, written: str) -> str:
+    """A path on this machine as the file writes it: ~ expanded, relative to the stack file."""
+    return os.path.abspath(base / Path(written).expanduser())
+
+
+def _secret_sources(stack_file: StackFile, apps: dict[str, AppConfig], source: _Source) -> dict[str, SecretSource]:
+    """Each [secrets.NAME]'s source; then, for a secret an app names that no table
+    defines, the secrets file (a table wins over a line of the file: it is explicit)."""
+    base = source.file.parent
+    sources: dict[str, SecretSource] = {}
+    for name, table in stack_file.secrets.items():
+        where = {"name": name, "defined_file": source.shown, "defined_key": f"secrets.{name}",
+                 "defined_line": locate.find_line(source.text, ["secrets", name])}
+        if table.env is not None:
+            sources[name] = SecretSource(env=table.env, source=f"env {table.env}", **where)
+        elif table.file is not None:
+            sources[name] = SecretSource(file=_local_path(base, table.file), source=f"file {table.file}", **where)
+        elif table.command is not None:
+            command = ("sh", "-c", table.command) if isinstance(table.command, str) else tuple(table.command)
+            shown_command = table.command if isinstance(table.command, str) else shlex.join(command)
+            sources[name] = SecretSource(command=command, source=f"command {shown_command}", **where)
+    section = stack_file.stack
+    if section is not None and section.secrets_file:
+        used = {name for app in apps.values() for name in (*app.secrets, *app.secret_env.values())}
+        for name in sorted(used - set(sources)):
+            sources[name] = SecretSource(
+                name=name, secrets_file=_local_path(base, section.secrets_file),
+                source=f"secrets_file {section.secrets_file}", defined_file=source.shown,
+                defined_key="stack.secrets_file", defined_line=locate.find_line(source.text, ["stack", "secrets_file"]),
+            )
+    return sources
+
+
+def _platform_secret_defaults(
+    apps: dict[str, AppConfig], defined: dict[str, SecretSource], shown_file: str,
+) -> dict[str, SecretSource]:
+    """Cerebrium and Truss files name secrets whose values live on the platform. One
+    that berth.toml does not define is read, as the platforms hand secrets to local
+    runs, from the environment variable of its name in upper case (hf_access_token:
+    HF_ACCESS_TOKEN)."""
+    sources: dict[str, SecretSource] = {}
+    for app in apps.values():
+        for name in (*app.secrets, *app.secret_env.values()):
+            if name in defined or name in sources:
+                continue
+            var = re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
+            sources[name] = SecretSource(name=name, env=var, source=f"env {var}",
+                                         defined_file=shown_file, defined_key=f"apps.{app.name}.secrets")
+    return sources
 
 
 def _env_text(value: str | int | float | bool) -> str:

@@ -28,6 +28,11 @@ from pydantic_core import PydanticCustomError
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 NAME_RULE = "lowercase letters, digits, '-' and '_', starting with a letter or digit"
+# Secret names become file names (/secrets/NAME) and addresses; platforms' formats use
+# upper case too (HF_TOKEN), so it is allowed.
+SECRET_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
+SECRET_NAME_RULE = "letters, digits, '-' and '_', starting with a letter or digit"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 # Docker's meaning of sizes (`docker run -m 1g`, also 1gb), since these become Docker's
 # memory limit; the IEC suffixes (Ki, Mi, Gi, Ti) mean the same powers of 1024.
@@ -113,6 +118,8 @@ Restart = Annotated[
     expect('one of "no", "always", "unless-stopped" or "on-failure"'),
 ]
 AppNames = Annotated[list[str], expect("a list of app names")]
+SecretNames = Annotated[list[str], expect("a list of secret names")]
+EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN), expect("an environment variable name like HF_TOKEN")]
 Memory = Annotated[int, PlainValidator(memory_bytes)]
 
 
@@ -148,6 +155,17 @@ class AppFile(_Table):
     restart: Restart = "unless-stopped"
     cpus: Cpus | None = None
     memory: Memory | None = None
+    secrets: SecretNames = Field(default_factory=list)  # mounted read-only at /secrets/NAME
+    secret_env: dict[str, Text] = Field(default_factory=dict)  # env var -> secret name
+
+
+class SecretTable(_Table):
+    """`[secrets.NAME]`: where the value comes from; exactly one of the three (checked
+    by the loader, beside the other secret errors)."""
+
+    env: EnvName | None = None
+    file: Text | None = None
+    command: Command | None = None
 
 
 class FromAppFile(AppFile):
@@ -161,6 +179,7 @@ class StackSection(_Table):
     """`[stack]`; the whole table may be left out."""
 
     name: Name | None = None
+    secrets_file: Text | None = None  # KEY=VALUE lines: the secrets no [secrets.NAME] defines
 
 
 class StackFile(_Table):
@@ -168,3 +187,4 @@ class StackFile(_Table):
 
     stack: StackSection | None = None
     apps: dict[Annotated[str, Field(pattern=NAME_PATTERN)], AppFile] = Field(default_factory=dict)
+    secrets: dict[str, SecretTable] = Field(default_factory=dict)

@@ -25,6 +25,8 @@ VERBS = {  # kind: (while running, when done)
     "create": ("Creating", "Creation complete"),
     "update": ("Modifying", "Modifications complete"),
     "wait": ("Waiting for readiness", "Ready"),
+    "sync-secret": ("Writing secret file", "Secret file written"),
+    "remove-secret": ("Removing secret file", "Removal complete"),
 }
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from berth.ui.console import Consoles
 from planner.plan import Action, Change, Plan
+from planner.resources import SENSITIVE, SENSITIVE_KEYS, masked
 
 STYLE = {
     Action.CREATE: "green",
@@ -25,7 +26,10 @@ HEADLINE = {
 ATTRIBUTE_SYMBOL = {Action.CREATE: "+", Action.DELETE: "-"}
 
 
-def value_text(value: Any) -> str:
+def value_text(value: Any, key: str = "") -> str:
+    """A value as plans show it; a sensitive attribute (by its key) never shows."""
+    if key in SENSITIVE_KEYS and value not in (None, {}):
+        return SENSITIVE
     return json.dumps(value, sort_keys=True) if not isinstance(value, str) else json.dumps(value)
 
 
@@ -59,11 +63,11 @@ def _render_change(change: Change, ui: Consoles) -> None:
             value = new if change.action is Action.CREATE else old
             if value in (None, [], {}):
                 continue
-            ui.say(f"      {ATTRIBUTE_SYMBOL[change.action.value and change.action]} {key:<{width}} = {value_text(value)}", style)
+            ui.say(f"      {ATTRIBUTE_SYMBOL[change.action.value and change.action]} {key:<{width}} = {value_text(value, key)}", style)
             shown += 1
         elif old != new and change.before is not None:
             forces = "  # forces replacement" if key in change.forces_replacement else ""
-            ui.say(f"      ~ {key:<{width}} = {value_text(old)} -> {value_text(new)}{forces}", "yellow")
+            ui.say(f"      ~ {key:<{width}} = {value_text(old, key)} -> {value_text(new, key)}{forces}", "yellow")
             shown += 1
     hidden = len(keys) - shown
     if hidden and change.action not in (Action.CREATE, Action.DELETE):
@@ -120,8 +124,8 @@ def plan_document(plan: Plan) -> dict[str, Any]:
                 "address": c.address,
                 "type": c.type,
                 "action": c.action.word,
-                "before": c.before,
-                "after": c.after,
+                "before": masked(c.before),
+                "after": masked(c.after),
                 "reasons": c.reasons,
                 "forces_replacement": c.forces_replacement,
             }

@@ -11,6 +11,7 @@ cannot be pulled here, and the plan says so.
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import urllib.request
 from pathlib import Path
@@ -108,6 +109,13 @@ def test_truss_docker_server_applies_through_from(project) -> None:
 def test_vllm_example_plans_as_it_is(project) -> None:
     shutil.copytree(EXAMPLES / "truss-vllm", project.path / "vllm")
     result = project.berth("plan", "-f", str(project.path / "vllm"), "--detailed-exitcode", check=False)
+    # The Truss names secret hf_access_token; with no [secrets] table it is read from HF_ACCESS_TOKEN.
+    assert result.returncode == 1
+    assert "HF_ACCESS_TOKEN" in result.stderr and "is not set" in result.stderr, result.stderr
+    token = "hf_" + secrets.token_hex(12)
+    result = project.berth("plan", "-f", str(project.path / "vllm"), "--detailed-exitcode", check=False,
+                           env={"HF_ACCESS_TOKEN": token})
     assert result.returncode == 2, result.stderr
+    assert token not in result.stdout + result.stderr
     assert "vllm/vllm-openai:latest is a mutable tag: it is not on host local and will be pulled" in result.stdout
     assert "gpus                = 1 x L4" in result.stdout

@@ -10,9 +10,16 @@ Each file in plan_cases/ is one case (JSON), run by test_plan_case:
     world_content, content
                   per build context path, a version word standing for its files, when
                   applied and now (default "v1"); content hashes are derived from it
+    world_secret_values, secret_values
+                  per secret name, a version word standing for its value, when applied
+                  and now (default "v1"); the keyed digests are derived from it
+    secret_sources
+                  per secret name, its desired source {"env"|"file"|"command": ...}
+                  (default, and always when applied: env NAME in upper case)
     state         per address: null (state lost it) or a patch {"status", "id"}
-    host          per address: null (removed out of band) or a patch of the observed
-                  container {"state", "image_id", "labels"} / image {"id", "tags", "labels"}
+    host          per address: null (removed out of band; for a secret, its file) or a
+                  patch of the observed container {"state", "image_id", "labels"} /
+                  image {"id", "tags", "labels"}
     add_containers, add_images
                   more things on a host: {"address", "id", "state", "labels", "copy_of"}
                   / {"host", "id", "tags", "digests", "labels"}
@@ -43,7 +50,7 @@ from typing import Any
 import networkx as nx
 import pytest
 
-from planner.desired import AppConfig, BuildSource, Stack
+from planner.desired import AppConfig, BuildSource, SecretSource, Stack
 from planner.diff import diff
 from planner.graph import Step, build_graph
 from planner.plan import Action, Plan
@@ -54,6 +61,8 @@ from planner.resources import (
     image_attributes,
     image_labels,
     image_ref,
+    secret_attributes,
+    secret_names,
 )
 from providers.types import (
     LABEL_ADDRESS,
@@ -82,8 +91,9 @@ def app_config(name: str, fields: dict[str, Any]) -> AppConfig:
         fields["build"] = BuildSource(context=fields["build"])
     if fields.get("command") is not None:
         fields["command"] = tuple(fields["command"])
-    if "depends_on" in fields:
-        fields["depends_on"] = tuple(fields["depends_on"])
+    for key in ("depends_on", "secrets"):
+        if key in fields:
+            fields[key] = tuple(fields[key])
     return AppConfig(name=name, **fields)
 
 
@@ -100,6 +110,27 @@ def hashes_for(apps: dict[str, AppConfig], versions: dict[str, str]) -> dict[str
     """Content hashes per built app; `versions` is per context path (default "v1")."""
     return {name: content_hash(app.build, versions.get(app.build.context, "v1"))
             for name, app in apps.items() if app.build}
+
+
+def secret_digest(name: str, version: str) -> str:
+    """Stands for planner.secrets.digest of a value that is `version`."""
+    return "hmac-sha256:" + canonical_hash(["secret", name, version])
+
+
+def digests_for(apps: dict[str, AppConfig], versions: dict[str, str]) -> dict[str, str]:
+    """Digests of every secret an app uses; `versions` is per secret name (default "v1")."""
+    return {name: secret_digest(name, versions.get(name, "v1")) for app in apps.values() for name in secret_names(app)}
+
+
+def sources_for(apps: dict[str, AppConfig], given: dict[str, dict[str, Any]]) -> dict[str, SecretSource]:
+    """Each secret's source: env NAME (upper case) unless the case gives one."""
+    sources = {}
+    for name in {n for app in apps.values() for n in secret_names(app)}:
+        kind, ref = next(iter(given.get(name, {"env": name.upper()}).items()))
+        ref = tuple(ref) if kind == "command" else ref
+        shown = " ".join(ref) if kind == "command" else ref
+        sources[name] = SecretSource(name=name, source=f"{kind} {shown}", **{kind: ref})
+    return sources
 
 
 def image_id_for(key: str) -> str:
@@ -119,6 +150,7 @@ class World:
         self.serial = 0
         self.containers: dict[str, list[dict[str, Any]]] = {h: [] for h in hosts}
         self.images: dict[str, list[dict[str, Any]]] = {h: [] for h in hosts}
+        self.secrets: dict[str, list[tuple[str, str]]] = {h: [] for h in hosts}  # (app, secret) files
 
     def state(self) -> State | None:
         if not self.serial and not self.resources:
@@ -133,6 +165,7 @@ class World:
                 containers=tuple(ObservedContainer(**c) for c in self.containers.get(host, [])),
                 images=tuple(ObservedImage(**{**i, "tags": tuple(i["tags"]), "digests": tuple(i["digests"])})
                              for i in self.images.get(host, [])),
+                secrets=tuple(self.secrets.get(host, [])),
             )
             for host in sorted(set(self.containers) | set(self.images))
         }
@@ -150,10 +183,13 @@ class World:
         return next(i for i in self.images[host] if i["id"] == resource.id)
 
 
-def applied(apps: dict[str, AppConfig], hashes: dict[str, str], hosts: set[str]) -> World:
+def applied(apps: dict[str, AppConfig], hashes: dict[str, str], hosts: set[str],
+            digests: dict[str, str] | None = None) -> World:
     """The state and hosts exactly as a successful apply of `apps` leaves them: one image
     per content hash (apps built from one context share it, each with its own tag), one
-    per pulled reference."""
+    per pulled reference, one secret file per app and secret it uses."""
+    digests = digests if digests is not None else digests_for(apps, {})
+    sources = sources_for(apps, {})
     world = World(hosts | {app.host for app in apps.values()})
     world.serial = 1 if apps else 0
     for app in apps.values():
@@ -175,9 +211,16 @@ def applied(apps: dict[str, AppConfig], hashes: dict[str, str], hosts: set[str])
             image["tags"].append(tag)
         world.resources[image_address] = ResourceState(
             address=image_address, type="image", host=app.host, id=image_id, attributes=image_attrs)
+        for name in secret_names(app):
+            key = str(Address(app=app.name, kind="secret", host=app.host, secret=name))
+            world.secrets[app.host].append((app.name, name))
+            world.resources[key] = ResourceState(
+                address=key, type="secret", host=app.host, id=f"/var/lib/berth/secrets/{STACK}/{app.name}/{name}",
+                attributes=secret_attributes(sources[name], digests[name]))
+        versions = {name: digests[name] for name in secret_names(app)}
         for index in range(app.replicas):
             address = Address.container(app.name, index, app.host)
-            attrs = container_attributes(STACK, app, index, ref)
+            attrs = container_attributes(STACK, app, index, ref, versions)
             spec = container_spec(STACK, address, attrs)
             cid = container_id_for(address)
             world.containers[app.host].append(
@@ -189,13 +232,13 @@ def applied(apps: dict[str, AppConfig], hashes: dict[str, str], hosts: set[str])
 
 
 def merged(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """patch over base, recursively for nested dicts except env (replaced whole, so
-    a case states the new env); None removes the key."""
+    """patch over base, recursively for nested dicts except env and secret_env (replaced
+    whole, so a case states the new mapping); None removes the key."""
     out = copy.deepcopy(base)
     for key, value in patch.items():
         if value is None:
             out.pop(key, None)
-        elif isinstance(value, dict) and isinstance(out.get(key), dict) and key != "env":
+        elif isinstance(value, dict) and isinstance(out.get(key), dict) and key not in ("env", "secret_env"):
             out[key] = merged(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
@@ -205,7 +248,11 @@ def merged(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 def perturb(world: World, case: dict[str, Any]) -> None:
     as_applied = copy.deepcopy(world)
     for address, patch in case.get("host", {}).items():
-        if Address.parse(address).kind == "image":
+        parsed = Address.parse(address)
+        if parsed.kind == "secret":
+            assert patch is None, "case error: a secret file on a host is there (no entry) or not (null)"
+            world.secrets[parsed.host].remove((parsed.app, parsed.secret))
+        elif parsed.kind == "image":
             image = world.image(address)
             host = Address.parse(address).host
             if patch is None:
@@ -252,11 +299,14 @@ def plan_for(case: dict[str, Any]) -> Plan:
         desired_raw = merged(case.get("world", {}), case.get("change", {}))
     desired = configs(desired_raw)
     hosts = {"local"} | {a.host for a in desired.values()}
-    world = applied(world_apps, hashes_for(world_apps, case.get("world_content", {})), hosts)
+    world = applied(world_apps, hashes_for(world_apps, case.get("world_content", {})), hosts,
+                    digests_for(world_apps, case.get("world_secret_values", {})))
     perturb(world, case)
-    stack = Stack(name=STACK, file="/project/berth.toml", apps=desired)
+    stack = Stack(name=STACK, file="/project/berth.toml", apps=desired,
+                  secrets=sources_for(desired, case.get("secret_sources", {})))
     return diff(stack, world.state(), world.observed(), hashes_for(desired, case.get("content", {})),
-                destroy=case.get("destroy", False))
+                destroy=case.get("destroy", False),
+                secret_digests=digests_for(desired, case.get("secret_values", {})))
 
 
 # -- checking a plan against a case's expectations ------------------------------------------
@@ -349,7 +399,7 @@ def test_plan_case(case: dict[str, Any]) -> None:
 def test_every_case_is_described_and_uses_known_keys() -> None:
     known = {"description", "world", "apps", "change", "world_content", "content", "state", "host",
              "add_containers", "add_images", "destroy", "expect", "count", "summary", "order", "xfail",
-             "state_moves", "forgotten"}
+             "state_moves", "forgotten", "world_secret_values", "secret_values", "secret_sources"}
     cases = list(CASES.glob("*.json"))
     assert len(cases) >= 30
     for path in cases:

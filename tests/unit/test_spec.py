@@ -451,3 +451,75 @@ LOCATE_TOP = 'apps.web.port = 1\nstack.name = "x"\n'
 )
 def test_find_line(text: str, path: tuple[str, ...], line: int | None) -> None:
     assert find_line(text, path) == line
+
+
+# -- secrets ------------------------------------------------------------------------------
+
+SECRETS = """
+[stack]
+name = "demo"
+secrets_file = ".berth/secrets.env"
+
+[secrets.hf_access_token]
+env = "HF_TOKEN"
+
+[secrets.api_key]
+file = "~/.config/api/key"
+
+[secrets.pw]
+command = ["pass", "show", "hf"]
+
+[secrets.sh]
+command = "pass show x | head -1"
+
+[apps.web]
+build = "./web"
+port = 8000
+secrets = ["hf_access_token", "api_key", "hf_access_token"]
+secret_env = { HF_TOKEN = "hf_access_token", EXTRA = "from_file" }
+"""
+
+
+def test_secrets_map_to_sources(in_tmp: Path) -> None:
+    write(in_tmp, SECRETS)
+    stack = load_stack(None)
+    web = stack.apps["web"]
+    assert web.secrets == ("hf_access_token", "api_key")
+    assert web.secret_env == {"HF_TOKEN": "hf_access_token", "EXTRA": "from_file"}
+    s = stack.secrets
+    assert set(s) == {"hf_access_token", "api_key", "pw", "sh", "from_file"}
+    assert s["hf_access_token"].env == "HF_TOKEN" and s["hf_access_token"].source == "env HF_TOKEN"
+    assert s["hf_access_token"].defined_key == "secrets.hf_access_token" and s["hf_access_token"].defined_line == 5
+    assert s["api_key"].file == str(Path.home() / ".config/api/key") and s["api_key"].source == "file ~/.config/api/key"
+    assert s["pw"].command == ("pass", "show", "hf") and s["pw"].source == "command pass show hf"
+    assert s["sh"].command == ("sh", "-c", "pass show x | head -1")
+    # A name no table defines comes from the secrets file, relative to the stack file.
+    assert s["from_file"].secrets_file == str(in_tmp / ".berth" / "secrets.env")
+    assert s["from_file"].defined_key == "stack.secrets_file" and s["from_file"].defined_line == 3
+    assert stack.secrets_file == str(in_tmp / ".berth" / "secrets.env")
+
+
+@pytest.mark.parametrize(("text", "key", "line", "words"), [
+    ('[secrets.hf]\nenv = "HF"\n[apps.web]\nimage = "x"\nport = 1\nsecrets = ["hff"]\n',
+     "apps.web.secrets", 6, 'unknown secret "hff"; did you mean "hf"?'),
+    ('[apps.web]\nimage = "x"\nport = 1\nsecret_env = { T = "nope" }\n',
+     "apps.web.secret_env.T", 4, 'unknown secret "nope"; define it in [secrets.nope]'),
+    ('[secrets.hf]\nenv = "HF"\nfile = "/x"\n', "secrets.hf.file", 3, "set only one of env, file and command"),
+    ('[secrets.hf]\n', "secrets.hf", 1, "needs a source"),
+    ('[secrets.hf]\nenvv = "HF"\n', "secrets.hf.envv", 2, 'did you mean "env"?'),
+    ('[secrets.hf]\nenv = "HF-TOKEN"\n', "secrets.hf.env", 2, "an environment variable name"),
+    ('[secrets."a/b"]\nenv = "HF"\n', 'secrets."a/b"', 1, "must be letters, digits"),
+    ('[secrets.hf]\nenv = "HF"\n[apps.web]\nimage = "x"\nport = 1\nsecret_env = { "1X" = "hf" }\n',
+     "apps.web.secret_env.1X", 6, "is not an environment variable name"),
+    ('[secrets.hf]\nenv = "HF"\n[apps.web]\nimage = "x"\nport = 1\nenv = { T = "1" }\nsecret_env = { T = "hf" }\n',
+     "apps.web.secret_env.T", 7, "T is also set in env"),
+    ('[apps.web]\nimage = "x"\nport = 1\nsecrets = "hf"\n', "apps.web.secrets", 4, "expected a list of secret names"),
+])
+def test_secret_errors_are_located(in_tmp: Path, text: str, key: str, line: int, words: str) -> None:
+    found = errors(in_tmp, text)
+    assert any(d.key == key and d.line == line and words in d.summary for d in found), [str(d) for d in found]
+
+
+def test_a_secrets_file_admits_names_no_table_defines(in_tmp: Path) -> None:
+    write(in_tmp, '[stack]\nsecrets_file = "s.env"\n[apps.web]\nimage = "x"\nport = 1\nsecrets = ["anything"]\n')
+    assert load_stack(None).secrets["anything"].source == "secrets_file s.env"

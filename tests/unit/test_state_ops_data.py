@@ -19,7 +19,7 @@ from planner.targeting import force_replace, select
 from state.address import AddressError, moves
 from state.history import config_at, latest_config_digest, previous_config, versions
 from state.model import State
-from test_diff import STACK, applied, configs, hashes_for, load_cases, plan_for
+from test_diff import STACK, applied, configs, digests_for, hashes_for, load_cases, plan_for, sources_for
 
 WORLD = {
     "model": {"build": "/srv/model", "host_port": 8000},
@@ -100,11 +100,12 @@ def test_a_host_as_state_records_it_plans_no_changes(case) -> None:
     from state alone with the same apps, is a no-op."""
     apps = configs(case["world"])
     hashes = hashes_for(apps, case.get("world_content", {}))
-    world = applied(apps, hashes, {"local"})
+    digests = digests_for(apps, case.get("world_secret_values", {}))
+    world = applied(apps, hashes, {"local"}, digests)
     state = world.state()
     hosts = {"local"} | {a.host for a in apps.values()}
-    stack = Stack(name=STACK, file="/project/berth.toml", apps=apps)
-    plan = diff(stack, state, observe_from_state(state, STACK, hosts), hashes)
+    stack = Stack(name=STACK, file="/project/berth.toml", apps=apps, secrets=sources_for(apps, {}))
+    plan = diff(stack, state, observe_from_state(state, STACK, hosts), hashes, secret_digests=digests)
     assert not plan.has_changes, [(c.address, c.action.word, c.reasons) for c in plan.actions]
 
 
