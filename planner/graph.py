@@ -122,17 +122,20 @@ def _image_edges(graph: nx.DiGraph) -> None:
 def _secret_edges(graph: nx.DiGraph) -> None:
     """An app's secret files are written before its containers are created or restarted,
     and before an old container is removed for a replace (a source that fails at apply
-    leaves the app running); a file no longer wanted goes after the containers that
-    mounted it."""
+    leaves the app running); a file no longer wanted goes after every container removal
+    on its host: the container that mounted it may now have another app's address (after
+    `state mv`), and removing a file is quick."""
     syncs = _by_app(graph, {"sync-secret"})
-    removals = _by_app(graph, {"remove-secret"})
+    removals: dict[str, list[Step]] = defaultdict(list)
+    for (_app, host), steps in _by_app(graph, {"remove-secret"}).items():
+        removals[host].extend(steps)
     for key, steps in _by_app(graph, {"create", "update", "remove"}).items():
         for step in steps:
             if step.kind != "remove" or graph.nodes[step]["changes"][0].action is Action.REPLACE:
                 for sync in syncs.get(key, []):
                     graph.add_edge(sync, step)
             if step.kind == "remove":
-                for removal in removals.get(key, []):
+                for removal in removals.get(key[1], []):
                     graph.add_edge(step, removal)
 
 
