@@ -59,6 +59,22 @@ class AppConfig(_Frozen):
     # in the plan as ignored, never dropped silently.
     ignored: tuple[str, ...] = ()
     origin: str = "berth.toml"  # the file (and format) this app was read from, for display
+    # The file named no host but asks for GPUs: GPU placement picks the host (host then
+    # holds the pick). False: host is what the file says.
+    host_auto: bool = False
+
+
+class HostConfig(_Frozen):
+    """One `[hosts.NAME]`: a Docker host reached over SSH, and how to trust it."""
+
+    name: str
+    user: str
+    address: str
+    port: int = 22
+    identity_file: str | None = None  # absolute or ~; None: ssh-agent, then ~/.ssh/id_*
+    known_hosts: str = "~/.ssh/known_hosts"
+    accept_new_host_key: bool = False  # unknown keys only; a changed key is always refused
+    docker_socket: str = "/var/run/docker.sock"  # the engine's socket on the host
 
 
 class Stack(_Frozen):
@@ -67,3 +83,4 @@ class Stack(_Frozen):
     name: str
     file: str  # absolute path of the stack file
     apps: dict[str, AppConfig] = Field(default_factory=dict)
+    hosts: dict[str, HostConfig] = Field(default_factory=dict)  # SSH hosts; "local" is implicit

@@ -19,8 +19,17 @@ from typing import Any, NoReturn, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from berth.spec import locate
-from berth.spec.stackfile import NAME_PATTERN, NAME_RULE, AppFile, StackFile, StackSection, shown
-from planner.desired import AppConfig, BuildSource, Stack
+from berth.spec.stackfile import (
+    NAME_PATTERN,
+    NAME_RULE,
+    SSH_PATTERN,
+    AppFile,
+    HostFile,
+    StackFile,
+    StackSection,
+    shown,
+)
+from planner.desired import AppConfig, BuildSource, HostConfig, Stack
 from planner.diagnostics import Diagnostic, DiagnosticsError
 
 STACK_FILE = "berth.toml"
@@ -68,12 +77,13 @@ def load_stack(path: str | None) -> Stack:
     source = _Source(file=file, shown=_shown_path(file), text=_read(file))
     raw = source.raw = _parse(source)
     stack_file = _validate(raw, source)
-    _check_apps(raw.get("apps"), source)
+    _check_apps(raw.get("apps"), raw.get("hosts"), source)
     apps = _normalise_apps(stack_file, source)
+    hosts = {name: _host_config(name, host, file.parent) for name, host in stack_file.hosts.items()}
     name = _stack_name(stack_file.stack, file, source)
     if source.problems:
         raise DiagnosticsError(sorted(source.problems, key=lambda d: d.line or float("inf")))
-    return Stack(name=name, file=str(file), apps=apps)
+    return Stack(name=name, file=str(file), apps=apps, hosts=hosts)
 
 
 # -- the file and its diagnostics -------------------------------------------------------
@@ -172,7 +182,20 @@ def _validate(raw: dict[str, Any], source: _Source) -> StackFile:
         app = _validated(AppFile, table, ("apps", name), source)
         if app is not None:
             apps[name] = app
-    return StackFile.model_construct(stack=stack, apps=apps)
+    hosts: dict[str, HostFile] = {}
+    raw_hosts = raw.get("hosts", {})
+    if not isinstance(raw_hosts, dict):
+        source.error(("hosts",), f"expected a table of hosts like [hosts.gpu-a], got {shown(raw_hosts)}")
+        raw_hosts = {}
+    for name, table in raw_hosts.items():
+        if not re.match(NAME_PATTERN, name):
+            source.error(("hosts", name), f"host name {shown(name)} must be {NAME_RULE}")
+        elif name == LOCAL_HOST:
+            source.error(("hosts", name), f'"{LOCAL_HOST}" is the engine berth runs beside; name SSH hosts otherwise')
+        host = _validated(HostFile, table, ("hosts", name), source)
+        if host is not None:
+            hosts[name] = host
+    return StackFile.model_construct(stack=stack, apps=apps, hosts=hosts)
 
 
 def _validated(model: type[M], data: Any, prefix: Loc, source: _Source) -> M | None:
@@ -233,13 +256,17 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 # -- checks that span apps, on the raw tables so that they run even for invalid apps -----
 
 
-def _check_apps(raw_apps: Any, source: _Source) -> None:
+def _check_apps(raw_apps: Any, raw_hosts: Any, source: _Source) -> None:
     if not isinstance(raw_apps, dict):
         return
     tables = {name: table for name, table in raw_apps.items() if isinstance(table, dict)}
+    host_names = [LOCAL_HOST, *(raw_hosts if isinstance(raw_hosts, dict) else {})]
     for name, table in tables.items():
         _check_image_source(name, table, source)
-        _check_host(name, table, source)
+        _check_host(name, table, host_names, source)
+        if "gpus" in table and "accelerator" in table:
+            source.error(("apps", name, "accelerator"),
+                         'set either gpus (a count) or accelerator ("H100:2": type and count), not both')
         _check_depends_on(name, table, list(raw_apps), source)
     _check_cycles(tables, source)
 
@@ -254,10 +281,14 @@ def _check_image_source(name: str, table: dict[str, Any], source: _Source) -> No
         )
 
 
-def _check_host(name: str, table: dict[str, Any], source: _Source) -> None:
+def _check_host(name: str, table: dict[str, Any], host_names: list[str], source: _Source) -> None:
     host = table.get("host", LOCAL_HOST)
-    if isinstance(host, str) and host != LOCAL_HOST:
-        source.error(("apps", name, "host"), f"unknown host {shown(host)}; only \"{LOCAL_HOST}\" is defined")
+    if isinstance(host, str) and host not in host_names:
+        close = difflib.get_close_matches(host, host_names, n=1, cutoff=0.6)
+        hint = f'; did you mean "{close[0]}"?' if close else ""
+        defined = ", ".join(f'"{h}"' for h in host_names)
+        source.error(("apps", name, "host"), f"unknown host {shown(host)}{hint} (defined: {defined}; "
+                                             f"add a [hosts.{host}] table for an SSH host)")
 
 
 def _dependencies(table: dict[str, Any]) -> list[str]:
@@ -300,7 +331,10 @@ def _check_cycles(tables: dict[str, dict[str, Any]], source: _Source) -> None:
 
 def _normalise_apps(stack_file: StackFile, source: _Source) -> dict[str, AppConfig]:
     base = source.file.parent
-    apps = {name: _app_config(name, app, base, source.file.name) for name, app in stack_file.apps.items()}
+    apps = {
+        name: _app_config(name, app, base, source.file.name, bool(stack_file.hosts), "host" in source.app_table(name))
+        for name, app in stack_file.apps.items()
+    }
     _check_host_ports(apps, source)
     for name, app in apps.items():
         if app.build:
@@ -308,7 +342,37 @@ def _normalise_apps(stack_file: StackFile, source: _Source) -> dict[str, AppConf
     return apps
 
 
-def _app_config(name: str, app: AppFile, base: Path, origin: str) -> AppConfig:
+def _host_config(name: str, host: HostFile, base: Path) -> HostConfig:
+    match = re.match(SSH_PATTERN, host.ssh)
+    assert match is not None  # validated by HostFile
+    user = match["user"] or os.environ.get("USER") or "root"
+
+    def path(value: str) -> str:
+        """~ kept for use time; a relative path is relative to the stack file."""
+        return value if value.startswith("~") or os.path.isabs(value) else str((base / value).resolve())
+
+    return HostConfig(
+        name=name,
+        user=user,
+        address=match["address"].strip("[]"),
+        port=int(match["port"] or 22),
+        identity_file=path(host.identity_file) if host.identity_file else None,
+        known_hosts=path(host.known_hosts),
+        accept_new_host_key=host.accept_new_host_key,
+        docker_socket=host.docker_socket,
+    )
+
+
+def _gpu_request(app: AppFile) -> tuple[int, str | None]:
+    """(count, type): `gpus = N`, or `accelerator = "TYPE[:N]"` (N defaults to 1)."""
+    if app.accelerator:
+        kind, _, count = app.accelerator.partition(":")
+        return int(count or 1), kind
+    return app.gpus or 0, None
+
+
+def _app_config(name: str, app: AppFile, base: Path, origin: str, has_hosts: bool = False,
+                host_written: bool = True) -> AppConfig:
     build = None
     if app.build:
         build = BuildSource(
@@ -317,6 +381,7 @@ def _app_config(name: str, app: AppFile, base: Path, origin: str) -> AppConfig:
             args={key: _env_text(value) for key, value in app.build.args.items()},
         )
     command = app.command
+    gpus, gpu_type = _gpu_request(app)
     return AppConfig(
         name=name,
         host=app.host,
@@ -334,7 +399,11 @@ def _app_config(name: str, app: AppFile, base: Path, origin: str) -> AppConfig:
         restart=app.restart,
         cpus=app.cpus,
         memory=app.memory,
+        gpus=gpus,
+        gpu_type=gpu_type,
         origin=origin,
+        # No host named, GPUs asked for, SSH hosts to choose from: placement picks one.
+        host_auto=bool(gpus) and has_hosts and not host_written,
     )
 
 

@@ -113,6 +113,14 @@ Restart = Annotated[
     expect('one of "no", "always", "unless-stopped" or "on-failure"'),
 ]
 AppNames = Annotated[list[str], expect("a list of app names")]
+# user@address[:port]; the user may be left out (as ssh, the current user); IPv6 in [].
+SSH_PATTERN = r"^(?:(?P<user>[^@\s]+)@)?(?P<address>\[[0-9A-Fa-f:.]+\]|[^:@\s\[\]]+)(?::(?P<port>[1-9]\d{0,4}))?$"
+SshAddress = Annotated[str, Field(pattern=SSH_PATTERN), expect('an SSH destination like "ubuntu@10.0.0.5" or "ubuntu@gpu-a:2222"')]
+Gpus = Annotated[int, Field(ge=1), expect("a number of GPUs of at least 1")]
+Accelerator = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*(:[1-9]\d*)?$"),
+    expect('an accelerator like "H100" or "H100:2" (type, then optionally a count)'),
+]
 Memory = Annotated[int, PlainValidator(memory_bytes)]
 
 
@@ -148,6 +156,18 @@ class AppFile(_Table):
     restart: Restart = "unless-stopped"
     cpus: Cpus | None = None
     memory: Memory | None = None
+    gpus: Gpus | None = None
+    accelerator: Accelerator | None = None
+
+
+class HostFile(_Table):
+    """One `[hosts.NAME]` table: a Docker host reached over SSH."""
+
+    ssh: SshAddress
+    identity_file: Text | None = None
+    known_hosts: Text = "~/.ssh/known_hosts"
+    accept_new_host_key: bool = False
+    docker_socket: Annotated[str, Field(pattern=r"^/\S+$"), expect('an absolute socket path like "/var/run/docker.sock"')] = "/var/run/docker.sock"
 
 
 class StackSection(_Table):
@@ -161,3 +181,4 @@ class StackFile(_Table):
 
     stack: StackSection | None = None
     apps: dict[Annotated[str, Field(pattern=NAME_PATTERN)], AppFile] = Field(default_factory=dict)
+    hosts: dict[Annotated[str, Field(pattern=NAME_PATTERN)], HostFile] = Field(default_factory=dict)
