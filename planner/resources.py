@@ -22,8 +22,8 @@ from providers.types import (
 )
 from state.address import Address
 
-# A change to any of these needs a new container.
-REPLACE_KEYS = ("name", "image", "command", "env", "port", "host_port")
+# A change to any of these needs a new container. gpus: the device indexes placement gave it.
+REPLACE_KEYS = ("name", "image", "command", "env", "port", "host_port", "gpus")
 # Docker changes these on a running container (docker update); clearing one needs a new container.
 UPDATE_KEYS = ("restart", "cpus", "memory")
 # Only berth reads these; changing them touches nothing on the host.
@@ -61,8 +61,10 @@ def image_ref(image_attrs: dict[str, Any]) -> str:
     return image_attrs["tag"] if image_attrs["source"] == "build" else image_attrs["ref"]
 
 
-def container_attributes(stack: str, app: AppConfig, index: int, image: str) -> dict[str, Any]:
-    return {
+def container_attributes(
+    stack: str, app: AppConfig, index: int, image: str, gpus: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
+    attrs = {
         "name": container_name(stack, app.name, index),
         "image": image,
         "command": list(app.command) if app.command is not None else None,
@@ -77,10 +79,13 @@ def container_attributes(stack: str, app: AppConfig, index: int, image: str) -> 
         "readiness_timeout": app.readiness_timeout,
         "depends_on": list(app.depends_on),
     }
+    if gpus:  # absent without GPUs, so containers made before placement existed keep their hash
+        attrs["gpus"] = list(gpus)
+    return attrs
 
 
 def config_hash(attrs: dict[str, Any]) -> str:
-    return canonical_hash({k: attrs.get(k) for k in REPLACE_KEYS})
+    return canonical_hash({k: attrs.get(k) for k in REPLACE_KEYS if k != "gpus" or attrs.get(k)})
 
 
 def container_spec(stack: str, address: Address, attrs: dict[str, Any]) -> ContainerSpec:
@@ -94,6 +99,7 @@ def container_spec(stack: str, address: Address, attrs: dict[str, Any]) -> Conta
         restart=attrs["restart"],
         cpus=attrs["cpus"],
         memory=attrs["memory"],
+        gpus=tuple(attrs.get("gpus") or ()),
         labels={
             LABEL_STACK: stack,
             LABEL_APP: address.app,

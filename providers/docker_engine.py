@@ -175,6 +175,7 @@ class DockerEngine:
             restart_policy={"Name": spec.restart, "MaximumRetryCount": 0},
             init=True,  # forwards SIGTERM to the server and reaps zombies
             **_limits(spec),
+            **_devices(spec),
         )
         try:
             created = self._create(spec, host_config)
@@ -190,9 +191,10 @@ class DockerEngine:
         return created["Id"]
 
     def _create(self, spec: ContainerSpec, host_config: dict) -> dict:
+        env = spec.env | ({"NVIDIA_VISIBLE_DEVICES": ",".join(spec.gpus)} if spec.gpus else {})
         return self.api.create_container(
             image=spec.image, name=spec.name, command=list(spec.command) if spec.command else None,
-            environment=spec.env, labels=spec.labels, ports=[spec.port], host_config=host_config,
+            environment=env, labels=spec.labels, ports=[spec.port], host_config=host_config,
             stop_timeout=STOP_TIMEOUT,
         )
 
@@ -271,11 +273,37 @@ class DockerEngine:
         finally:
             conn.close()
 
+    # Facts --------------------------------------------------------------------------
+
+    def gpus(self) -> tuple:
+        """The GPUs of the machine berth runs on (the local engine's, as nvidia-smi says)."""
+        from providers.gpus import local_gpus
+
+        return local_gpus()
+
+    def docker_version(self) -> str:
+        import docker.errors
+
+        try:
+            return self.api.version().get("Version", "?")
+        except docker.errors.DockerException as err:
+            raise ProviderError(f"host {self.host}: cannot read the Docker version: {_summary(err)}") from None
+
     def close(self) -> None:
         try:
             self.api.close()
         except Exception:
             pass
+
+
+def _devices(spec: ContainerSpec) -> dict[str, Any]:
+    """The GPUs placement assigned, as `docker run --gpus '"device=0,1"'` asks for them."""
+    if not spec.gpus:
+        return {}
+    import docker.types
+
+    return {"device_requests": [docker.types.DeviceRequest(
+        driver="nvidia", device_ids=list(spec.gpus), capabilities=[["gpu"]])]}
 
 
 def _limits(spec: ContainerSpec) -> dict[str, Any]:

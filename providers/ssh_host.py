@@ -423,6 +423,7 @@ class SshHost(DockerEngine):
         self._builder = builder
         self._forwarder = _Forwarder(lambda: self.conn.open_streamlocal(target.docker_socket))
         client = docker.APIClient(base_url=f"unix://{self._forwarder.path}", version=DOCKER_API_VERSION, timeout=900)
+        _share_one_pool(client, self._forwarder.path)
         super().__init__(target.name, client, "127.0.0.1")
         self._gpus: tuple[Gpu, ...] | None = None
         self._layers: set[str] | None = None
@@ -626,6 +627,21 @@ class SshHost(DockerEngine):
         super().close()
         self.conn.close()
         self._forwarder.close()
+
+
+def _share_one_pool(client: Any, socket_path: str) -> None:
+    """docker-py keys its unix-socket connection pools by request URL, so every endpoint
+    (/containers/json, /images/json, ...) opens a connection of its own: here, a channel
+    each. One pool for all URLs lets keep-alive reuse channels across endpoints."""
+    from docker.transport import UnixHTTPAdapter
+
+    class OnePool(UnixHTTPAdapter):
+        def get_connection(self, url: Any, proxies: Any = None) -> Any:
+            return super().get_connection("http+docker://localhost", proxies)
+
+    adapter = OnePool(f"http+unix://{socket_path}", timeout=900, max_pool_size=16)
+    client.mount("http+docker://", adapter)
+    client._custom_adapter = adapter
 
 
 def chain_ids(diff_ids: list[str]) -> list[str]:

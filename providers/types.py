@@ -44,6 +44,7 @@ class ContainerSpec:
     restart: str = "unless-stopped"
     cpus: float | None = None
     memory: int | None = None
+    gpus: tuple[str, ...] = ()  # device indexes: Docker device requests (driver nvidia)
 
 
 @dataclass(frozen=True)
