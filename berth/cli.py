@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-COMMAND_MODULES = ("plan", "apply", "state")
+COMMAND_MODULES = ("plan", "apply", "state", "hosts")
 
 
 def build_parser() -> argparse.ArgumentParser:
