@@ -122,7 +122,6 @@ class SshConnection:
         many threads saw it. A host that cannot be reached stays failed for the run."""
         with self._lock:
             if generation == self._generation and self._failed is None:
-                self.stats["drops"] += 1
                 self._replace()
             elif self._failed is not None:
                 raise self._failed
@@ -130,7 +129,8 @@ class SshConnection:
     def _replace(self) -> None:
         if self._failed is not None:
             raise self._failed
-        if self._transport is not None:
+        if self._transport is not None:  # it was connected: the connection dropped
+            self.stats["drops"] += 1
             self._transport.close()
             self._transport = None
         try:
