@@ -26,7 +26,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
-import networkx as nx
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # networkx costs 0.1 s to import: a no-op apply never walks
+    import networkx as nx
 
 Node = Hashable
 _TICK = 0.1  # seconds the calling thread blocks at a time, so Ctrl-C is seen promptly
@@ -94,6 +97,8 @@ def walk(
     """Run `run(node)` for every node of the DAG `graph`; see the module docstring."""
     if parallelism < 1:
         raise ValueError(f"parallelism must be at least 1, got {parallelism}")
+    import networkx as nx
+
     if not nx.is_directed_acyclic_graph(graph):
         raise ValueError("graph has a cycle: " + repr(nx.find_cycle(graph)))
     order = {n: i for i, n in enumerate(graph.nodes)}

@@ -12,9 +12,10 @@ import http.client
 import os
 import socket
 import threading
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlparse
 
+from providers.engine_http import EngineHTTP
 from providers.types import (
     LABEL_CONTENT_HASH,
     LABEL_STACK,
@@ -36,24 +37,49 @@ def _summary(err: Exception) -> str:
 
 
 class DockerEngine:
-    def __init__(self, host: str, client: Any, probe_address: str) -> None:
+    """client is a docker-py client, or None with `connect` giving one on first use;
+    with `http`, refresh reads through it and never loads docker-py."""
+
+    def __init__(
+        self, host: str, client: Any, probe_address: str, *,
+        connect: Callable[[], Any] | None = None, http: EngineHTTP | None = None,
+    ) -> None:
         self.host = host
-        self.api = client.api if hasattr(client, "api") else client
+        self._api = client.api if hasattr(client, "api") else client
+        self._connect = connect
+        self._http = http
+        self._api_lock = threading.Lock()
         self.probe_address = probe_address
         self._pull_lock = threading.Lock()
         self._locks_guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
 
+    @property
+    def api(self) -> Any:
+        """docker-py's APIClient, made on first use (importing it costs 0.3 s)."""
+        if self._api is None:
+            with self._api_lock:
+                if self._api is None:
+                    assert self._connect is not None, "DockerEngine needs a client or a connect()"
+                    client = self._connect()
+                    self._api = client.api if hasattr(client, "api") else client
+        return self._api
+
     # Refresh -------------------------------------------------------------------------
 
     def observe(self, stack: str) -> Observation:
-        import docker.errors
+        filters = {"label": [f"{LABEL_STACK}={stack}"]}
+        if self._http is not None:
+            listed = self._http.get_json("/containers/json", all=1, filters=filters)
+            images = self._http.get_json("/images/json")
+        else:
+            import docker.errors
 
-        try:
-            listed = self.api.containers(all=True, filters={"label": f"{LABEL_STACK}={stack}"})
-            images = self.api.images()
-        except docker.errors.DockerException as err:
-            raise ProviderError(f"host {self.host}: cannot list containers: {_summary(err)}") from None
+            try:
+                listed = self.api.containers(all=True, filters=filters)
+                images = self.api.images()
+            except docker.errors.DockerException as err:
+                raise ProviderError(f"host {self.host}: cannot list containers: {_summary(err)}") from None
         return Observation(
             host=self.host,
             containers=tuple(
@@ -269,7 +295,8 @@ class DockerEngine:
             status = conn.getresponse().status
             return 200 <= status < 300, f"HTTP {status}"
         except (OSError, http.client.HTTPException) as err:
-            return False, f"{type(err).__name__}: {getattr(err, 'strerror', None) or err}"
+            reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+            return False, reason.lower() if isinstance(err, OSError) else reason
         finally:
             conn.close()
 
@@ -290,10 +317,13 @@ class DockerEngine:
             raise ProviderError(f"host {self.host}: cannot read the Docker version: {_summary(err)}") from None
 
     def close(self) -> None:
-        try:
-            self.api.close()
-        except Exception:
-            pass
+        if self._http is not None:
+            self._http.close()
+        if self._api is not None:
+            try:
+                self._api.close()
+            except Exception:
+                pass
 
 
 def _devices(spec: ContainerSpec) -> dict[str, Any]:
@@ -328,15 +358,21 @@ def _split_ref(ref: str) -> tuple[str, str | None]:
 
 def local_engine() -> DockerEngine:
     """The engine berth runs beside, as the docker CLI would find it (DOCKER_HOST)."""
-    import docker
+    base_url = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
-    try:
-        client = docker.from_env(timeout=900)
-    except docker.errors.DockerException as err:
-        raise ProviderError(
-            f"cannot reach the local Docker engine ({os.environ.get('DOCKER_HOST') or 'unix:///var/run/docker.sock'}): "
-            f"{_summary(err)}. Is dockerd running? (scripts/setup.sh starts one)"
-        ) from None
-    url = urlparse(os.environ.get("DOCKER_HOST", ""))
+    def connect() -> Any:
+        import docker
+
+        try:
+            return docker.from_env(timeout=900)
+        except docker.errors.DockerException as err:
+            raise ProviderError(
+                f"cannot reach the local Docker engine ({base_url}): {_summary(err)}. "
+                "Is dockerd running? (scripts/setup.sh starts one)"
+            ) from None
+
+    tls = bool(os.environ.get("DOCKER_TLS_VERIFY"))
+    http = EngineHTTP(base_url) if EngineHTTP.supports(base_url, tls) else None
+    url = urlparse(base_url)
     probe_address = url.hostname if url.scheme in ("tcp", "http", "https") and url.hostname else "127.0.0.1"
-    return DockerEngine("local", client, probe_address)
+    return DockerEngine("local", None, probe_address, connect=connect, http=http)

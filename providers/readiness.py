@@ -1,12 +1,14 @@
 """Waiting for a container to become ready, over any Provider.
 
-Polls the published port with backoff (50 ms growing to 1 s) so a fast server is
-noticed within tens of milliseconds and a slow model load costs about one probe a
-second. A container that exits or restarts while we wait fails at once, with its log.
+Polls the published port with backoff: from 50 ms up to 100 ms for the first 20 s, so
+a server that starts in seconds is noticed within about 100 ms (bench/ measures it),
+then up to 1 s, so a model loading for minutes costs about one probe a second. A
+container that exits or restarts while we wait fails at once, with its log.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import Callable
@@ -15,7 +17,10 @@ from providers.base import Provider
 from providers.types import Interrupted, ReadinessError
 
 LOG_TAIL = 30
+LOG_FETCH = 400  # lines read to find LOG_TAIL useful ones among the probe's own access logs
 FIRST_DELAY = 0.05
+FAST_MAX_DELAY = 0.1
+FAST_PHASE = 20.0  # seconds of quick polling before backing off to MAX_DELAY
 MAX_DELAY = 1.0
 STATE_CHECK_EVERY = 1.0  # seconds between container-state checks (an API call each)
 
@@ -42,20 +47,45 @@ def wait_ready(
         if ok:
             return now - start
         if now >= next_state_check:
-            _fail_if_stopped(provider, container_id, what)
+            _fail_if_stopped(provider, container_id, what, path)
             next_state_check = now + STATE_CHECK_EVERY
         if now >= deadline:
             raise ReadinessError(
                 f"not ready after {timeout:g}s: {what} on port {port} never passed (last: {seen})",
-                provider.logs(container_id, LOG_TAIL),
+                useful_tail(provider.logs(container_id, LOG_FETCH), path),
             )
         on_wait(now - start, seen)
         if cancel.wait(min(delay, max(0.0, deadline - now))):
             raise Interrupted("interrupted while waiting for readiness")
-        delay = min(delay * 1.5, MAX_DELAY)
+        delay = min(delay * 1.5, FAST_MAX_DELAY if now - start < FAST_PHASE else MAX_DELAY)
 
 
-def _fail_if_stopped(provider: Provider, container_id: str, what: str) -> None:
+def useful_tail(log: str, path: str | None, keep: int = LOG_TAIL) -> str:
+    """The last `keep` lines worth reading: the probe's own access-log lines (a request
+    for the readiness path) are dropped, and a run of lines that differ only in numbers
+    (ports, timestamps: one per probe) is folded into its last line with a count.
+    Otherwise a server that never became ready shows only berth's probes."""
+    lines = [line for line in log.splitlines() if not _is_probe_request(line, path)]
+    folded: list[str] = []
+    run_shape, run_length = None, 0
+    for line in lines:
+        shape = re.sub(r"\d+", "0", line)
+        if shape == run_shape:
+            run_length += 1
+            folded[-1] = f"{line}   (and {run_length - 1} more like it)"
+        else:
+            run_shape, run_length = shape, 1
+            folded.append(line)
+    return "\n".join(folded[-keep:])
+
+
+def _is_probe_request(line: str, path: str | None) -> bool:
+    if not path or path == "/":
+        return False
+    return any(form in line for form in (f"GET {path} ", f"GET {path}?", f"url:{path}", f'"{path}"'))
+
+
+def _fail_if_stopped(provider: Provider, container_id: str, what: str, path: str | None) -> None:
     state = provider.container_state(container_id)
     status = state.get("Status")
     if status in ("exited", "dead", "removed") or state.get("Restarting") or state.get("RestartCount"):
@@ -64,5 +94,5 @@ def _fail_if_stopped(provider: Provider, container_id: str, what: str) -> None:
         if state.get("Restarting") or state.get("RestartCount"):
             how = f"crashed (exit code {code}) and is restarting"
         raise ReadinessError(
-            f"container {how} before {what} passed", provider.logs(container_id, LOG_TAIL)
+            f"container {how} before {what} passed", useful_tail(provider.logs(container_id, LOG_FETCH), path)
         )

@@ -20,7 +20,6 @@ def register(commands: Any) -> None:
 
 
 def cmd_apply(args: argparse.Namespace, ui: Any) -> int:
-    from berth.ui.apply_view import ApplyView
     from berth.ui.plan_view import render_plan
     from planner.apply import Recorder, refresh_state
     from state import lock
@@ -40,11 +39,13 @@ def cmd_apply(args: argparse.Namespace, ui: Any) -> int:
             if not args.auto_approve and not _confirm(ui, args.destroy):
                 ui.say("Apply cancelled.", "yellow")
                 return EXIT_ERROR
+            from berth.ui.apply_view import ApplyView
+
             ui.say()
             stop = threading.Event()
             with ApplyView(ui) as view, _graceful_interrupt(stop, ui):
                 result = session.apply(plan, state, parallelism=max(1, args.parallelism), stop=stop, emit=view)
-            view.render_summary(result.counts(), result.interrupted)
+            view.render_summary(result.counts(), result.interrupted, destroy=args.destroy)
             if result.interrupted:
                 return EXIT_INTERRUPTED
             return EXIT_OK if result.ok else EXIT_ERROR

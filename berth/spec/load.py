@@ -308,7 +308,10 @@ def _check_depends_on(name: str, table: dict[str, Any], app_names: list[str], so
 
 def _check_cycles(tables: dict[str, dict[str, Any]], source: _Source) -> None:
     """One diagnostic per set of apps that wait on each other."""
-    import networkx as nx  # heavy; only loading pays for it
+    edges = {name: [d for d in _dependencies(table) if d in tables and d != name] for name, table in tables.items()}
+    if not _has_cycle(edges):
+        return
+    import networkx as nx  # heavy (0.15 s): imported only to describe a cycle that exists
 
     graph = nx.DiGraph()
     graph.add_nodes_from(tables)
@@ -324,6 +327,29 @@ def _check_cycles(tables: dict[str, dict[str, Any]], source: _Source) -> None:
             names = names[names.index(first) :] + names[: names.index(first)]
         cycle = " -> ".join([*names, names[0]])
         source.error(("apps", names[0], "depends_on"), f"depends_on cycle: {cycle}")
+
+
+def _has_cycle(edges: dict[str, list[str]]) -> bool:
+    """Depth-first search with three colours, iterative so deep chains cannot overflow."""
+    done: set[str] = set()
+    for root in edges:
+        if root in done:
+            continue
+        on_path = {root}
+        stack = [(root, iter(edges[root]))]
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                on_path.discard(node)
+                done.add(node)
+            elif child in on_path:
+                return True
+            elif child not in done:
+                on_path.add(child)
+                stack.append((child, iter(edges[child])))
+    return False
 
 
 # -- normalisation into planner.desired, and the checks that need normalised values -----

@@ -1,11 +1,13 @@
-"""Live progress of an apply: a line per step start and end, Terraform-style, and a
-"Still …" line with elapsed time every 10 s for steps that keep running (builds, model
-loads). Works the same on a terminal and in CI logs; colour only on a terminal."""
+"""Live progress of an apply: a line per step start and end, Terraform-style. On a
+terminal, a live panel below those lines shows every running step with a spinner, its
+elapsed time and the last probe result; elsewhere (CI logs, pipes) a "Still …" line
+with the elapsed time is printed every 10 s for steps that keep running."""
 
 from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from berth.ui.console import Consoles
 from planner.events import Event
@@ -44,16 +46,39 @@ class ApplyView:
         self._seen: dict[Step, str] = {}
         self._done = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="berth-progress", daemon=True)
+        self._live: Any = None
         self.failures: list[Event] = []
         self.skipped: list[Event] = []
 
     def __enter__(self) -> ApplyView:
+        if self.ui.is_terminal:
+            from rich.live import Live
+
+            self._live = Live(self._panel(), console=self.ui.out, refresh_per_second=8, transient=True)
+            self._live.start()
         self._ticker.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._done.set()
         self._ticker.join(timeout=1)
+        if self._live is not None:
+            self._live.stop()
+
+    def _panel(self) -> Any:
+        """The running steps, for the live display."""
+        from rich.spinner import Spinner
+        from rich.table import Table
+        from rich.text import Text
+
+        grid = Table.grid(padding=(0, 1))
+        now = time.monotonic()
+        for step, times in sorted(self._running.items(), key=lambda item: item[1][0]):
+            seen = self._seen.get(step, "")
+            grid.add_row(Spinner("dots", style="cyan"), Text(step.address, style="bold"),
+                         Text(VERBS[step.kind][0].lower()), Text(_duration(now - times[0]), style="yellow"),
+                         Text(f"last probe: {seen}" if seen else "", style="dim"))
+        return grid
 
     def __call__(self, event: Event) -> None:
         with self._lock:
@@ -85,8 +110,11 @@ class ApplyView:
                 self.skipped.append(event)
 
     def _tick(self) -> None:
-        while not self._done.wait(1.0):
+        while not self._done.wait(0.25 if self._live is not None else 1.0):
             with self._lock:
+                if self._live is not None:
+                    self._live.update(self._panel())
+                    continue
                 now = time.monotonic()
                 for step, times in self._running.items():
                     if now - times[1] >= STILL_EVERY:
@@ -95,7 +123,7 @@ class ApplyView:
                         seen = f", last probe: {self._seen[step]}" if step in self._seen else ""
                         self.ui.say(f"{step.address}: Still {doing[0].lower()}{doing[1:]}... [{_duration(now - times[0])} elapsed{seen}]")
 
-    def render_summary(self, counts: dict[str, int], interrupted: bool) -> None:
+    def render_summary(self, counts: dict[str, int], interrupted: bool, destroy: bool = False) -> None:
         for event in self.failures:
             self.ui.say()
             self.ui.say(f"Error: {event.step.address}: {event.message}", "bold red", err=True)
@@ -107,11 +135,14 @@ class ApplyView:
             self.ui.say()
             for event in self.skipped:
                 self.ui.say(f"Skipped: {event.step} ({event.message})", "yellow", err=True)
-        line = f"{counts['added']} added, {counts['changed']} changed, {counts['destroyed']} destroyed."
+        # Terraform's closing lines: a destroy counts only what it destroyed.
+        verb = "Destroy" if destroy else "Apply"
+        line = f"{counts['destroyed']} destroyed." if destroy else (
+            f"{counts['added']} added, {counts['changed']} changed, {counts['destroyed']} destroyed.")
         self.ui.say()
         if interrupted:
-            self.ui.say(f"Apply interrupted; state saved. Resources: {line}", "bold yellow")
+            self.ui.say(f"{verb} interrupted; state saved. Resources: {line}", "bold yellow")
         elif self.failures:
-            self.ui.say(f"Apply failed. Resources: {line}", "bold red")
+            self.ui.say(f"{verb} failed. Resources: {line}", "bold red")
         else:
-            self.ui.say(f"Apply complete! Resources: {line}", "bold green")
+            self.ui.say(f"{verb} complete! Resources: {line}", "bold green")

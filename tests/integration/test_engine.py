@@ -254,7 +254,7 @@ def test_destroy_leaves_nothing_labelled(project):
     project.berth("apply", "--auto-approve")
     assert project.labelled()
     out = project.berth("destroy", "--auto-approve").stdout
-    assert "0 added, 0 changed, 4 destroyed" in out
+    assert "Destroy complete! Resources: 4 destroyed." in out
     assert project.labelled() == []
     assert project.berth("state", "list").stdout == ""
     assert "No changes." in project.berth("destroy", "--auto-approve").stdout
