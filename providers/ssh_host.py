@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, TypeVar
 
 from providers.docker_engine import DockerEngine, _summary
+from providers.engine_http import EngineHTTP
 from providers.gpus import Gpu, parse_nvidia_smi, NVIDIA_SMI_QUERY
 from providers.types import ContainerSpec, Observation, Progress, ProviderError
 
@@ -413,8 +414,6 @@ class SshHost(DockerEngine):
     def __init__(self, target: SshTarget, builder: Callable[[], DockerEngine]) -> None:
         import logging
 
-        import docker
-
         # paramiko logs refused probe channels as warnings; berth reports what matters.
         logging.getLogger("paramiko").addHandler(logging.NullHandler())
         logging.getLogger("paramiko").propagate = False
@@ -422,9 +421,17 @@ class SshHost(DockerEngine):
         self.conn = SshConnection(target)
         self._builder = builder
         self._forwarder = _Forwarder(lambda: self.conn.open_streamlocal(target.docker_socket))
-        client = docker.APIClient(base_url=f"unix://{self._forwarder.path}", version=DOCKER_API_VERSION, timeout=900)
-        _share_one_pool(client, self._forwarder.path)
-        super().__init__(target.name, client, "127.0.0.1")
+        path = self._forwarder.path
+
+        def connect() -> Any:  # docker-py, loaded only when a step changes something
+            import docker
+
+            client = docker.APIClient(base_url=f"unix://{path}", version=DOCKER_API_VERSION, timeout=900)
+            _share_one_pool(client, path)
+            return client
+
+        # Refresh reads through plain HTTP on the same forwarder (one channel, kept alive).
+        super().__init__(target.name, None, "127.0.0.1", connect=connect, http=EngineHTTP(f"unix://{path}"))
         self._gpus: tuple[Gpu, ...] | None = None
         self._layers: set[str] | None = None
         self.image_bytes_sent = 0

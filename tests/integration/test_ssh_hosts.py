@@ -14,6 +14,7 @@ exactly that, plus the device requests the engine stored at create (docker inspe
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 import urllib.request
@@ -55,13 +56,13 @@ class SimHost:
             return 0, ""
 
 
-def testhosts(*args: str) -> None:
+def hostctl(*args: str) -> None:
     subprocess.run(["bash", str(REPO / "scripts/testhosts.sh"), *args], check=True, capture_output=True)
 
 
 @pytest.fixture(scope="session")
 def hosts() -> dict[str, SimHost]:
-    testhosts("up")  # idempotent: setup.sh normally did it already
+    hostctl("up")  # idempotent: setup.sh normally did it already
     found = {}
     for n in (1, 2, 3):
         name = f"th{n}"
@@ -84,6 +85,66 @@ def remote(project, hosts):
                 host.client.images.remove(image.id, force=True)
             except docker.errors.NotFound:
                 pass
+
+
+@dataclass
+class PrivateSshd:
+    """A second sshd of a test host, on a port of the test's own, so that a test can take
+    "the host" away (or cut its sessions) without touching the shared listener other
+    test runs may be using. Same host key, same engine."""
+
+    host: SimHost
+    port: int
+    directory: Path
+
+    def start(self) -> None:
+        config = (ROOT / self.host.name / "sshd_config").read_text()
+        config = config.replace("Port 22", f"Port {self.port}").replace(
+            f"PidFile {ROOT / self.host.name / 'sshd.pid'}", f"PidFile {self.pidfile}")
+        (self.directory / "sshd_config").write_text(config)
+        subprocess.run(["nsenter", f"--net=/run/netns/berth-{self.host.name}", "/usr/sbin/sshd",
+                        "-f", str(self.directory / "sshd_config"), "-E", str(self.directory / "sshd.log")], check=True)
+        _wait_for(lambda: self.pidfile.exists(), timeout=10)
+
+    @property
+    def pidfile(self) -> Path:
+        return self.directory / "sshd.pid"
+
+    def sessions(self) -> list[str]:
+        listener = self.pidfile.read_text().strip()
+        return subprocess.run(["ps", "-o", "pid=", "--ppid", listener], capture_output=True, text=True).stdout.split()
+
+    def stop(self) -> None:
+        """The listener and every session it serves."""
+        if not self.pidfile.exists():
+            return
+        listener = self.pidfile.read_text().strip()
+        subprocess.run(["kill", *self.sessions(), listener], capture_output=True)
+        _wait_for(lambda: not Path(f"/proc/{listener}").exists(), timeout=10)
+        self.pidfile.unlink(missing_ok=True)
+
+    def toml(self) -> str:
+        known = self.directory / "known_hosts"
+        key = (ROOT / self.host.name / "ssh_host_ed25519_key.pub").read_text().split()
+        known.write_text(f"[{self.host.address}]:{self.port} {key[0]} {key[1]}\n")
+        return self.host.toml(ssh=f'"root@{self.host.address}:{self.port}"', known_hosts=f'"{known}"')
+
+
+@pytest.fixture
+def private_sshd(project, tmp_path):
+    started = []
+
+    def start(host: SimHost) -> PrivateSshd:
+        directory = tmp_path / f"sshd-{host.name}"
+        directory.mkdir()
+        sshd = PrivateSshd(host, project.ports[-1 - len(started)], directory)
+        sshd.start()
+        started.append(sshd)
+        return sshd
+
+    yield start
+    for sshd in started:
+        sshd.stop()
 
 
 def app(name: str, host: str, port: str, message: str, **extra: str) -> str:
@@ -221,10 +282,11 @@ def _wait_for(predicate, timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
-def test_host_down_mid_apply_leaves_the_other_converged_and_next_apply_converges(project, remote):
+def test_host_down_mid_apply_leaves_the_other_converged_and_next_apply_converges(project, remote, private_sshd):
     th1, th2 = remote["th1"], remote["th2"]
+    sshd = private_sshd(th2)
     project.copy_context("httpd")
-    project.write(f'[stack]\nname = "{{stack}}"\n' + th1.toml() + th2.toml()
+    project.write(f'[stack]\nname = "{{stack}}"\n' + th1.toml() + sshd.toml()
                   + app("a", "th1", "{port0}", "on-th1", env=', READY_DELAY = "3"')
                   + app("b", "th2", "{port0}", "on-th2", env=', READY_DELAY = "3"'))
     berth = subprocess.Popen(project.argv("apply", "--auto-approve", "--no-color"), cwd=project.path,
@@ -232,14 +294,13 @@ def test_host_down_mid_apply_leaves_the_other_converged_and_next_apply_converges
     try:
         # Once th2 runs b's container (its readiness takes 3 s), th2 goes away.
         _wait_for(lambda: "app.b.container[0]@th2" in th2.stack_containers(project.stack))
-        testhosts("stop-sshd", "th2")
+        sshd.stop()
         stdout, stderr = berth.communicate(timeout=120)
     finally:
         if berth.poll() is None:
             berth.kill()
-        testhosts("start-sshd", "th2")
     assert berth.returncode == 1, stdout + stderr
-    assert "host th2 (root@10.203.2.2:22) cannot be reached: Connection refused" in stderr
+    assert f"host th2 (root@10.203.2.2:{sshd.port}) cannot be reached: Connection refused" in stderr
     assert "message: on-th1" in th1.get(project.ports[0])[1]  # th1 finished
     state = {line for line in project.berth("state", "list").stdout.split()}
     assert {"app.a.image@th1", "app.a.container[0]@th1", "app.b.image@th2", "app.b.container[0]@th2"} <= state
@@ -247,28 +308,28 @@ def test_host_down_mid_apply_leaves_the_other_converged_and_next_apply_converges
     assert shown["status"] == "created"  # made, readiness never confirmed
     assert json.loads(project.berth("state", "show", "app.a.container[0]@th1", "--json").stdout)["status"] == "ready"
 
+    sshd.start()  # the host is back
     project.berth("apply", "--auto-approve")
     assert "message: on-th2" in th2.get(project.ports[0])[1]
     assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0
 
 
-def test_a_dropped_connection_is_retried_once(project, remote):
+def test_a_dropped_connection_is_retried_once(project, remote, private_sshd):
     th1 = remote["th1"]
+    sshd = private_sshd(th1)
     project.copy_context("httpd")
-    project.write(f'[stack]\nname = "{{stack}}"\n' + th1.toml()
+    project.write(f'[stack]\nname = "{{stack}}"\n' + sshd.toml()
                   + app("a", "th1", "{port0}", "x", env=', READY_DELAY = "3"'))
     path = project.path / "ssh-stats.json"
     berth = subprocess.Popen(project.argv("apply", "--auto-approve", "--no-color"), cwd=project.path,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env={**__import__("os").environ, "BERTH_SSH_STATS": str(path)})
+                             env={**os.environ, "BERTH_SSH_STATS": str(path)})
     try:
         _wait_for(lambda: "app.a.container[0]@th1" in th1.stack_containers(project.stack))
-        # End berth's SSH session on the host (sshd's child serving it), not the listener.
-        listener = (ROOT / "th1/sshd.pid").read_text().strip()
-        sessions = subprocess.run(["ps", "-o", "pid=", "--ppid", listener], capture_output=True, text=True).stdout.split()
+        # End berth's SSH session on the host (the sshd child serving it), not the listener.
+        sessions = sshd.sessions()
         assert sessions, "berth holds no SSH session on th1"
-        for pid in sessions:
-            subprocess.run(["kill", pid], check=True)
+        subprocess.run(["kill", *sessions], check=True)
         stdout, stderr = berth.communicate(timeout=120)
     finally:
         if berth.poll() is None:
