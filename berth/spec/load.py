@@ -286,7 +286,7 @@ def _check_host(name: str, table: dict[str, Any], host_names: list[str], source:
     if isinstance(host, str) and host not in host_names:
         close = difflib.get_close_matches(host, host_names, n=1, cutoff=0.6)
         hint = f'; did you mean "{close[0]}"?' if close else ""
-        defined = ", ".join(f'"{h}"' for h in host_names)
+        defined = ", ".join(f'"{h}"' for h in dict.fromkeys(host_names))  # a bad [hosts.local] is reported apart
         source.error(("apps", name, "host"), f"unknown host {shown(host)}{hint} (defined: {defined}; "
                                              f"add a [hosts.{host}] table for an SSH host)")
 

@@ -114,7 +114,8 @@ Restart = Annotated[
 ]
 AppNames = Annotated[list[str], expect("a list of app names")]
 # user@address[:port]; the user may be left out (as ssh, the current user); IPv6 in [].
-SSH_PATTERN = r"^(?:(?P<user>[^@\s]+)@)?(?P<address>\[[0-9A-Fa-f:.]+\]|[^:@\s\[\]]+)(?::(?P<port>[1-9]\d{0,4}))?$"
+# The port is 1..65535: a larger one would only fail later, at connect, with a less clear message.
+SSH_PATTERN = r"^(?:(?P<user>[^@\s]+)@)?(?P<address>\[[0-9A-Fa-f:.]+\]|[^:@\s\[\]]+)(?::(?P<port>6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3}))?$"
 SshAddress = Annotated[str, Field(pattern=SSH_PATTERN), expect('an SSH destination like "ubuntu@10.0.0.5" or "ubuntu@gpu-a:2222"')]
 Gpus = Annotated[int, Field(ge=1), expect("a number of GPUs of at least 1")]
 Accelerator = Annotated[

@@ -243,6 +243,7 @@ ERROR_CASES = [
     ),
     pytest.param(WEB + '[hosts.gpu-a]\nssh = "root@"\n', "hosts.gpu-a.ssh", 5, "an SSH destination", id="ssh-empty"),
     pytest.param(WEB + '[hosts.gpu-a]\nssh = "a@b:0"\n', "hosts.gpu-a.ssh", 5, "an SSH destination", id="ssh-port-0"),
+    pytest.param(WEB + '[hosts.gpu-a]\nssh = "a@b:65536"\n', "hosts.gpu-a.ssh", 5, "an SSH destination", id="ssh-port-65536"),
     pytest.param(WEB + '[hosts.gpu-a]\nidentity_file = "k"\n', "hosts.gpu-a.ssh", 4, "missing required key", id="ssh-missing"),
     pytest.param(WEB + '[hosts.gpu-a]\nssh = "a@b"\nknonw_hosts = "x"\n', "hosts.gpu-a.knonw_hosts", 6,
                  'did you mean "known_hosts"?', id="host-key-typo"),
