@@ -44,4 +44,9 @@ def local_gpus() -> tuple[Gpu, ...]:
         from providers.types import ProviderError
 
         raise ProviderError(f"host local: nvidia-smi failed (exit {result.returncode}): {result.stderr.strip()}")
-    return parse_nvidia_smi(result.stdout)
+    try:
+        return parse_nvidia_smi(result.stdout)
+    except ValueError as err:
+        from providers.types import ProviderError
+
+        raise ProviderError(f"host local: cannot read nvidia-smi's answer: {err}") from None

@@ -594,7 +594,10 @@ class SshHost(DockerEngine):
             elif rc != 0:
                 raise ProviderError(f"host {self.host}: nvidia-smi failed (exit {rc}): {(err or out).strip()}")
             else:
-                self._gpus = parse_nvidia_smi(out)
+                try:
+                    self._gpus = parse_nvidia_smi(out)
+                except ValueError as err:  # not the CSV asked for: say so, never a traceback
+                    raise ProviderError(f"host {self.host}: cannot read nvidia-smi's answer: {err}") from None
         return self._gpus
 
     def probe(self, port: int, path: str | None, timeout: float) -> tuple[bool, str]:

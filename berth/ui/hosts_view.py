@@ -12,7 +12,9 @@ def render_hosts(rows: list[dict[str, Any]], ui: Consoles) -> None:
     for row in rows:
         where = row["address"] or "this machine"
         if "error" in row:
-            ui.say(f"{row['host']:<{width}}  {where}  unreachable", "bold red")
+            # Reached (Docker answered) but nvidia-smi failed is not "unreachable".
+            status = f"Docker {row['docker']}  GPUs unknown" if row.get("docker") else "unreachable"
+            ui.say(f"{row['host']:<{width}}  {where}  {status}", "bold red")
             ui.say(f"{'':<{width}}  {row['error']}", "red")
             continue
         gpus = row["gpus"]
