@@ -302,6 +302,10 @@ class SshConnection:
         finally:
             sftp.close()
 
+    def active(self) -> bool:
+        transport = self._transport
+        return transport is not None and transport.is_active()
+
     def close(self) -> None:
         with self._lock:
             if self._transport is not None:
@@ -361,6 +365,7 @@ class _Forwarder:
         self._sock.bind(self.path)
         self._sock.listen(64)
         self.local_connections = 0
+        self.last_error: Exception | None = None  # why the latest channel could not be opened
         threading.Thread(target=self._serve, name="berth-ssh-forwarder", daemon=True).start()
 
     def _serve(self) -> None:
@@ -375,9 +380,11 @@ class _Forwarder:
     def _bridge(self, conn: socket.socket) -> None:
         try:
             channel = self._open_channel()
-        except Exception:  # noqa: BLE001 - the client sees a closed connection and retries
+        except Exception as err:  # noqa: BLE001 - the client sees a closed connection; the provider asks why
+            self.last_error = err
             conn.close()
             return
+        self.last_error = None
 
         def upstream() -> None:
             try:
@@ -446,6 +453,7 @@ class SshHost(DockerEngine):
         except ChannelException:
             raise
         except _dropped() as err:
+            self._raise_if_engine_refused()
             self.conn.reconnect(generation, err)
         try:
             return fn(*args, **kwargs)
@@ -459,8 +467,30 @@ class SshHost(DockerEngine):
 
     # Docker-level operations, each retried once over a new connection -----------------
 
+    def _raise_if_engine_refused(self) -> None:
+        """The connection is up but the host refused a channel to its Docker socket (no
+        dockerd there, or docker_socket names the wrong path): say so; reconnecting would
+        not help, and the forwarder's local socket path would tell the user nothing."""
+        cause = self._forwarder.last_error
+        if cause is not None and self.conn.active():
+            t = self.target
+            raise ProviderError(
+                f"host {t.name} ({t.shown}): cannot reach its Docker engine at {t.docker_socket}: "
+                f"{getattr(cause, 'text', None) or cause} (is dockerd running there, and is "
+                f"docker_socket in [hosts.{t.name}] right?)")
+
     def observe(self, stack: str) -> Observation:
-        return self._call("list containers and images", super().observe, stack)
+        def read() -> Observation:
+            try:
+                return DockerEngine.observe(self, stack)
+            except ProviderError as err:  # EngineHTTP's: it names only the local forwarder
+                self._raise_if_engine_refused()
+                if not self.conn.active():
+                    raise ConnectionError(str(err)) from None  # dropped: _call connects again once
+                raise ProviderError(f"host {self.target.name} ({self.target.shown}): cannot list containers "
+                                    f"and images: {err}") from None
+
+        return self._call("list containers and images", read)
 
     def build_image(self, context: str, dockerfile: str, args: dict[str, str], tag: str,
                     labels: dict[str, str], progress: Progress) -> str:

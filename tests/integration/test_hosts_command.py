@@ -63,3 +63,17 @@ def test_hosts_lists_docker_and_gpus_and_names_what_failed(project, tmp_path):
     assert lines[4] == f"1 NVIDIA H100 80GB HBM3 81559 MiB {th1['gpus'][1]['uuid']}"
     assert lines[5] == f"th3 root@10.203.3.2:22 Docker {rows['th3']['docker']} no GPUs"
     assert lines[6:] == ["gone root@10.203.2.2:2 unreachable", rows["gone"]["error"]]
+
+
+def test_a_host_whose_docker_socket_refuses_is_named_with_the_socket(project):
+    """The SSH connection works but the host has no engine at docker_socket: the error
+    names the host, its address and that socket (not berth's local forwarder)."""
+    project.write(f'[stack]\nname = "{{stack}}"\n' + host("th3", "root@10.203.3.2")
+                  + 'docker_socket = "/run/berth-no-such-engine.sock"\n'
+                  + '[apps.web]\nimage = "busybox:latest"\nport = 8000\nhost = "th3"\n')
+    for command in (("plan",), ("hosts",)):
+        result = project.berth(*command, check=False)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert ("host th3 (root@10.203.3.2:22): cannot reach its Docker engine at /run/berth-no-such-engine.sock: "
+                "Connect failed") in result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
