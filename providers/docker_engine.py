@@ -213,7 +213,11 @@ class DockerEngine:
         try:
             self.api.start(created["Id"])
         except docker.errors.APIError as err:
-            raise ProviderError(f"cannot start {spec.name} on {self.host}: {_summary(err)}") from None
+            hint = ""
+            if spec.gpus and 'device driver "nvidia"' in _summary(err):
+                hint = (f" (the engine on {self.host} has no NVIDIA runtime: install nvidia-container-toolkit "
+                        f"there; the container was created with GPUs {','.join(spec.gpus)} and is left stopped)")
+            raise ProviderError(f"cannot start {spec.name} on {self.host}: {_summary(err)}{hint}") from None
         return created["Id"]
 
     def _create(self, spec: ContainerSpec, host_config: dict) -> dict:

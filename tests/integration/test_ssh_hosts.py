@@ -234,6 +234,7 @@ def test_device_requests_name_the_assigned_gpus(project, remote):
     # The stand-in hosts have no NVIDIA runtime: the engine refuses to start what it created.
     assert apply.returncode == 1
     assert 'could not select device driver "nvidia"' in apply.stderr
+    assert "the engine on th1 has no NVIDIA runtime: install nvidia-container-toolkit there" in apply.stderr
     created = {**th1.stack_containers(project.stack), **th2.stack_containers(project.stack)}
     assert set(created) == {"app.llm.container[0]@th1", "app.embed.container[0]@th1", "app.l4.container[0]@th2"}
     expected = {"app.llm.container[0]@th1": "0", "app.embed.container[0]@th1": "1", "app.l4.container[0]@th2": "0"}
