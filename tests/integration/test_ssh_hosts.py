@@ -339,3 +339,38 @@ def test_a_dropped_connection_is_retried_once(project, remote, private_sshd):
     figures = json.loads(path.read_text())["th1"]
     assert figures["drops"] == 1 and figures["connections"] == 2
     assert th1.get(project.ports[0], "/ready")[0] == 200
+
+
+def _descendants(pid: str) -> list[str]:
+    """Commands of every process under pid, from one `ps` snapshot."""
+    rows = [line.split(None, 2) for line in subprocess.run(
+        ["ps", "-eo", "pid=,ppid=,comm="], capture_output=True, text=True).stdout.splitlines()]
+    found, frontier = [], {pid}
+    while frontier:
+        below = [r for r in rows if len(r) == 3 and r[1] in frontier]
+        found += [r[2] for r in below]
+        frontier = {r[0] for r in below}
+    return found
+
+
+def test_berth_starts_no_process_on_the_host_and_leaves_no_session(project, remote, private_sshd):
+    """The Docker API travels over direct-streamlocal channels: nothing runs on the host
+    for it (docker-py's ssh:// would run a `docker system dial-stdio` per pool), and once
+    berth exits its one session is gone."""
+    th1 = remote["th1"]
+    sshd = private_sshd(th1)
+    project.copy_context("httpd")
+    project.write(f'[stack]\nname = "{{stack}}"\n' + sshd.toml()
+                  + "".join(app(f"a{i}", "th1", f"{{port{i}}}", f"m{i}", env=', READY_DELAY = "1"') for i in range(3)))
+    listener = sshd.pidfile.read_text().strip()
+    berth = subprocess.Popen(project.argv("apply", "--auto-approve", "--no-color"), cwd=project.path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: set[str] = set()
+    while berth.poll() is None:  # sample what runs under the host's sshd during the apply
+        seen.update(_descendants(listener))
+        time.sleep(0.05)
+    stdout, stderr = berth.communicate()
+    assert berth.returncode == 0, stdout + stderr
+    assert seen and seen <= {"sshd"}, seen  # berth's session was seen, and nothing else ran
+    assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0
+    _wait_for(lambda: not sshd.sessions(), timeout=5)
