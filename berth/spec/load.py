@@ -80,6 +80,7 @@ def load_stack(path: str | None) -> Stack:
     _check_apps(raw.get("apps"), raw.get("hosts"), source)
     apps = _normalise_apps(stack_file, source)
     hosts = {name: _host_config(name, host, file.parent) for name, host in stack_file.hosts.items()}
+    _check_identity_files(hosts, source)
     name = _stack_name(stack_file.stack, file, source)
     if source.problems:
         raise DiagnosticsError(sorted(source.problems, key=lambda d: d.line or float("inf")))
@@ -387,6 +388,20 @@ def _host_config(name: str, host: HostFile, base: Path) -> HostConfig:
         accept_new_host_key=host.accept_new_host_key,
         docker_socket=host.docker_socket,
     )
+
+
+def _check_identity_files(hosts: dict[str, HostConfig], source: _Source) -> None:
+    """A named key that is not there is a mistake in the file: say so at load, with its
+    line, rather than when the host is first contacted."""
+    for name, host in hosts.items():
+        if host.identity_file is None:
+            continue
+        path = os.path.expanduser(host.identity_file)
+        if not os.path.isfile(path):
+            source.error(("hosts", name, "identity_file"),
+                         f"no such key file: {path}",
+                         "the private key berth should log in with; leave identity_file out to use "
+                         "ssh-agent or ~/.ssh/id_ed25519, id_ecdsa, id_rsa")
 
 
 def _gpu_request(app: AppFile) -> tuple[int, str | None]:

@@ -244,6 +244,8 @@ ERROR_CASES = [
     pytest.param(WEB + '[hosts.gpu-a]\nssh = "root@"\n', "hosts.gpu-a.ssh", 5, "an SSH destination", id="ssh-empty"),
     pytest.param(WEB + '[hosts.gpu-a]\nssh = "a@b:0"\n', "hosts.gpu-a.ssh", 5, "an SSH destination", id="ssh-port-0"),
     pytest.param(WEB + '[hosts.gpu-a]\nssh = "a@b:65536"\n', "hosts.gpu-a.ssh", 5, "an SSH destination", id="ssh-port-65536"),
+    pytest.param(WEB + '[hosts.gpu-a]\nssh = "a@b"\nidentity_file = "keys/none"\n', "hosts.gpu-a.identity_file", 6,
+                 "no such key file", id="identity-file-missing"),
     pytest.param(WEB + '[hosts.gpu-a]\nidentity_file = "k"\n', "hosts.gpu-a.ssh", 4, "missing required key", id="ssh-missing"),
     pytest.param(WEB + '[hosts.gpu-a]\nssh = "a@b"\nknonw_hosts = "x"\n', "hosts.gpu-a.knonw_hosts", 6,
                  'did you mean "known_hosts"?', id="host-key-typo"),
@@ -473,6 +475,8 @@ def test_hosts_and_gpus_are_normalised(in_tmp: Path) -> None:
           '[apps.plain]\nimage = "p"\nport = 9001\n'
           '[hosts.gpu-a]\nssh = "ubuntu@10.0.0.5:2222"\nidentity_file = "keys/id"\n'
           '[hosts.gpu-b]\nssh = "[fe80::1]"\nknown_hosts = "~/kh"\naccept_new_host_key = true\n')
+    (in_tmp / "keys").mkdir()
+    (in_tmp / "keys/id").write_text("a key\n")
     stack = load_stack(None)
     a, b = stack.hosts["gpu-a"], stack.hosts["gpu-b"]
     assert (a.user, a.address, a.port, a.identity_file) == ("ubuntu", "10.0.0.5", 2222, str(in_tmp.resolve() / "keys/id"))
