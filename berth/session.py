@@ -70,6 +70,7 @@ class Session:
         from planner.diff import diff
         from planner.refresh import content_hashes, gpu_inventories, observe_all
 
+        self._check_hosts_still_defined(state)
         memo = self._memo()
         try:
             hashes = {} if destroy else content_hashes(self.stack, memo)
@@ -82,6 +83,25 @@ class Session:
         if not destroy and any(app.gpus for app in stack.apps.values()):
             stack, gpus = self._place(state, providers, gpu_inventories)
         return diff(stack, state, observed, hashes, destroy=destroy, gpus=gpus)
+
+    def _check_hosts_still_defined(self, state: State | None) -> None:
+        """Resources on a host the file no longer defines cannot be reached, so neither
+        planned for nor removed: refuse, rather than plan "no changes" and leave them."""
+        from planner.diagnostics import Diagnostic, DiagnosticsError
+
+        gone: dict[str, list[str]] = {}
+        for address, resource in (state.resources if state is not None else {}).items():
+            if resource.host != "local" and resource.host not in self.stack.hosts:
+                gone.setdefault(resource.host, []).append(address)
+        if gone:
+            raise DiagnosticsError([Diagnostic(
+                f"the state has {len(addresses)} resource{'s' if len(addresses) != 1 else ''} on host {host} "
+                f"({', '.join(sorted(addresses)[:3])}{', ...' if len(addresses) > 3 else ''}), but "
+                f"the stack file no longer defines [hosts.{host}]",
+                file=Path(self.stack.file).name,
+                detail=f"put [hosts.{host}] back so that berth can reach the host and remove them "
+                       f"(remove its apps and apply, or destroy); then delete the table")
+                for host, addresses in sorted(gone.items())])
 
     def _place(self, state: State | None, providers: dict[str, Any], inventories_of: Any) -> tuple[Stack, Any]:
         """Assign GPUs (refusing what cannot be met) and settle the host of apps that name none."""

@@ -77,3 +77,33 @@ def test_a_host_whose_docker_socket_refuses_is_named_with_the_socket(project):
         assert ("host th3 (root@10.203.3.2:22): cannot reach its Docker engine at /run/berth-no-such-engine.sock: "
                 "Connect failed") in result.stdout + result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_resources_on_a_host_no_longer_defined_are_refused_not_forgotten(project):
+    import docker
+
+    th3 = host("th3", "root@10.203.3.2") + f'docker_socket = "{ROOT / "th3/docker.sock"}"\n'
+    head = f'[stack]\nname = "{{stack}}"\n'
+    web = '[apps.web]\nimage = "busybox:latest"\nport = 8000\nhost_port = {port0}\nhost = "th3"\ncommand = ["sleep", "600"]\n'
+    engine = docker.DockerClient(base_url=f"unix://{ROOT / 'th3/docker.sock'}", timeout=60)
+    try:
+        project.write(head + th3 + web)
+        project.berth("apply", "--auto-approve")
+        assert engine.containers.list(filters={"label": f"berth.stack={project.stack}"})
+
+        project.write(head)  # the host and its app gone from the file
+        for command in (("plan",), ("apply", "--auto-approve"), ("destroy", "--auto-approve")):
+            refused = project.berth(*command, check=False)
+            assert refused.returncode == 1, refused.stdout + refused.stderr
+            assert ("the state has 2 resources on host th3 (app.web.container[0]@th3, app.web.image@th3), but the "
+                    "stack file no longer defines [hosts.th3]") in refused.stderr
+        assert engine.containers.list(filters={"label": f"berth.stack={project.stack}"})  # nothing touched
+
+        project.write(head + th3)  # the host back, without the app: apply removes it there
+        project.berth("apply", "--auto-approve")
+        assert not engine.containers.list(all=True, filters={"label": f"berth.stack={project.stack}"})
+        assert project.berth("state", "list").stdout.strip() == ""
+    finally:
+        for c in engine.containers.list(all=True, filters={"label": f"berth.stack={project.stack}"}):
+            c.remove(force=True)
+        engine.close()
