@@ -246,13 +246,25 @@ class SshConnection:
                 yield f"ssh-agent {key.get_name()}", key
         except paramiko.SSHException:
             pass
-        for name in ("id_ed25519", "id_ecdsa", "id_rsa"):
-            path = os.path.expanduser(f"~/.ssh/{name}")
+        defaults = [os.path.expanduser(f"~/.ssh/{name}") for name in ("id_ed25519", "id_ecdsa", "id_rsa")]
+        for path in dict.fromkeys([*self._config_identity_files(), *defaults]):
             if os.path.exists(path):
                 try:
                     yield path, paramiko.PKey.from_path(path)
                 except (OSError, paramiko.SSHException):
                     continue  # encrypted without an agent, or unreadable: ssh would skip it too
+
+    def _config_identity_files(self) -> list[str]:
+        """IdentityFile lines ~/.ssh/config gives this host's address, as ssh reads them
+        (Host patterns, Match not evaluated); none when there is no readable config."""
+        import paramiko
+
+        path = os.path.expanduser("~/.ssh/config")
+        try:
+            found = paramiko.SSHConfig.from_path(path).lookup(self.target.address).get("identityfile", [])
+        except (OSError, paramiko.SSHException, ValueError, KeyError):
+            return []
+        return [os.path.expanduser(f) for f in found]
 
     # Channels ------------------------------------------------------------------------
 

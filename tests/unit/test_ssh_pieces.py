@@ -117,3 +117,21 @@ def test_host_keys_unknown_changed_and_accepted(tmp_path: Path) -> None:
     # accept_new_host_key never covers a changed key.
     with pytest.raises(HostKeyError, match="HOST KEY CHANGED"):
         SshConnection(accepting)._check_host_key(other, {"ssh-ed25519": key})
+
+
+def test_keys_come_from_ssh_config_for_the_host_then_the_defaults(tmp_path: Path, monkeypatch) -> None:
+    """No identity_file and no agent: the IdentityFile ~/.ssh/config names for the host's
+    address first, then ~/.ssh/id_*; a key file that is not there is skipped."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    ssh = tmp_path / ".ssh"
+    ssh.mkdir()
+    _host_key(tmp_path, "gpu_key")
+    _host_key(ssh, "id_ed25519")
+    (ssh / "config").write_text("Host 10.0.0.*\n  IdentityFile ~/gpu_key\n  IdentityFile ~/missing\n"
+                                "Host other\n  IdentityFile ~/not_this\n")
+    target = SshTarget(name="gpu-a", user="u", address="10.0.0.5")
+    labels = [label for label, _ in SshConnection(target)._keys()]
+    assert labels == [str(tmp_path / "gpu_key"), str(ssh / "id_ed25519")]
+    other = SshTarget(name="gpu-b", user="u", address="192.168.1.9")
+    assert [label for label, _ in SshConnection(other)._keys()] == [str(ssh / "id_ed25519")]
