@@ -365,6 +365,15 @@ def _open_channel(transport: Any, kind: str, path: str) -> Any:
     raise transport.get_exception() or SSHException(f"cannot open a channel to {path} on the host")
 
 
+def _quietly(fn: Callable[[], Any]) -> None:
+    """Run a close that may fail on a connection already gone: a thread's traceback on
+    berth's stderr would tell the user nothing."""
+    try:
+        fn()
+    except Exception:  # noqa: BLE001
+        pass
+
+
 class _Forwarder:
     """A unix socket in a private directory; each connection to it is bridged onto one new
     channel from `open_channel`. Lives as long as the provider."""
@@ -404,7 +413,7 @@ class _Forwarder:
                     channel.sendall(data)
                 channel.shutdown_write()
             except Exception:  # noqa: BLE001 - either side gone: the other loop ends too
-                channel.close()
+                _quietly(channel.close)
 
         pump = threading.Thread(target=upstream, daemon=True)
         pump.start()
@@ -414,7 +423,7 @@ class _Forwarder:
         except Exception:  # noqa: BLE001 - a dropped connection: the client sees it closed
             pass
         finally:
-            channel.close()
+            _quietly(channel.close)  # the connection may be gone already (berth closing, or a drop)
             try:
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:

@@ -86,6 +86,7 @@ def test_resources_on_a_host_no_longer_defined_are_refused_not_forgotten(project
     head = f'[stack]\nname = "{{stack}}"\n'
     web = '[apps.web]\nimage = "busybox:latest"\nport = 8000\nhost_port = {port0}\nhost = "th3"\ncommand = ["sleep", "600"]\n'
     engine = docker.DockerClient(base_url=f"unix://{ROOT / 'th3/docker.sock'}", timeout=60)
+    had_busybox = any("busybox:latest" in i.tags for i in engine.images.list())
     try:
         project.write(head + th3 + web)
         project.berth("apply", "--auto-approve")
@@ -106,4 +107,9 @@ def test_resources_on_a_host_no_longer_defined_are_refused_not_forgotten(project
     finally:
         for c in engine.containers.list(all=True, filters={"label": f"berth.stack={project.stack}"}):
             c.remove(force=True)
+        if not had_busybox:  # berth sent it for this test: leave th3 as the test found it
+            try:
+                engine.images.remove("busybox:latest")
+            except docker.errors.APIError:
+                pass  # another test run is using it
         engine.close()
