@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-COMMAND_MODULES = ("plan", "apply", "refresh", "state", "importing", "rollback", "status", "logs")
+COMMAND_MODULES = ("plan", "apply", "refresh", "state", "importing", "rollback", "status", "logs", "hosts")
 
 
 def build_parser() -> argparse.ArgumentParser:

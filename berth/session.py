@@ -47,15 +47,37 @@ class Session:
 
     @property
     def providers(self) -> dict[str, Any]:
-        if not self._providers:
-            from providers.docker_engine import local_engine
-            from providers.secret_files import default_root
-
-            hosts = {app.host for app in self.stack.apps.values()} | {"local"}
-            for host in sorted(hosts):
-                if host == "local":
-                    self._providers[host] = local_engine(secrets_root=default_root())
+        """A provider for local and each [hosts.NAME]; SSH hosts connect on first use."""
+        for host in ("local", *self.stack.hosts):
+            self.provider(host)
         return self._providers
+
+    def provider(self, host: str) -> Any:
+        """The provider of one host, opened on first use; SSH hosts connect lazily."""
+        if host not in self._providers:
+            if host == "local":
+                from providers.docker_engine import local_engine
+                from providers.secret_files import default_root
+
+                self._providers[host] = local_engine(secrets_root=default_root())
+            else:
+                from providers.ssh_host import SshHost, SshTarget
+
+                config = self.stack.hosts[host]
+                target = SshTarget(**config.model_dump())
+                self._providers[host] = SshHost(target, builder=lambda: self.provider("local"))
+        return self._providers[host]
+
+    def hosts_to_read(self, state: State | None) -> list[str]:
+        """local, every host an app names, hosts state has resources on (what was moved
+        away must be removed there), and every SSH host when placement may pick one."""
+        hosts = {"local"} | {app.host for app in self.stack.apps.values()}
+        if state is not None:
+            hosts |= {r.host for r in state.resources.values() if r.host in self.stack.hosts}
+        if any(app.host_auto for app in self.stack.apps.values()):
+            hosts |= set(self.stack.hosts)
+        order = ["local", *self.stack.hosts]
+        return sorted(hosts, key=lambda h: order.index(h) if h in order else len(order))
 
     def plan(self, state: State | None, *, destroy: bool = False, refresh: bool = True,
              hashes: dict[str, str] | None = None) -> Plan:
@@ -63,9 +85,10 @@ class Session:
         hosts are taken to be as state records them. hashes overrides the build contexts'
         content hashes (rollback to images an earlier apply built)."""
         from planner.diff import diff
-        from planner.refresh import observe_all, observe_from_state
+        from planner.refresh import observe_from_state
         from planner.resources import secret_names
 
+        self._check_hosts_still_defined(state)
         # Every source is read before any host is asked anything; a missing one stops
         # the plan here. Destroy needs no values.
         names = [] if destroy else [n for app in self.stack.apps.values() for n in secret_names(app)]
@@ -73,16 +96,18 @@ class Session:
         if hashes is None:
             hashes = {} if destroy else self.content_hashes()
         if refresh:
-            observed = observe_all(self.providers, self.stack.name, state)
+            observed = self.observe(state)
         else:
-            hosts = {app.host for app in self.stack.apps.values()} | {"local"}
-            observed = observe_from_state(state, self.stack.name, hosts)
-        plan = diff(self.stack, state, observed, hashes, destroy=destroy, secret_digests=digests)
+            observed = observe_from_state(state, self.stack.name, set(self.hosts_to_read(state)))
+        stack, gpus = self.stack, None
+        if not destroy and any(app.gpus for app in stack.apps.values()):
+            stack, gpus = self._place(state, refresh=refresh)
+        plan = diff(stack, state, observed, hashes, destroy=destroy, secret_digests=digests, gpus=gpus)
         if destroy:
             return plan
         from planner.sources import describe
 
-        apps, warnings = describe(self.stack, observed)
+        apps, warnings = describe(stack, observed)
         return plan.model_copy(update={"apps": apps, "warnings": [*plan.warnings, *warnings]})
 
     def content_hashes(self) -> dict[str, str]:
@@ -96,9 +121,51 @@ class Session:
                 memo.close()
 
     def observe(self, state: State | None) -> dict[str, Any]:
+        """What every host berth must read has, in parallel."""
         from planner.refresh import observe_all
 
-        return observe_all(self.providers, self.stack.name, state)
+        providers = {host: self.provider(host) for host in self.hosts_to_read(state)}
+        return observe_all(providers, self.stack.name, state)
+
+    def _check_hosts_still_defined(self, state: State | None) -> None:
+        """Resources on a host the file no longer defines cannot be reached, so neither
+        planned for nor removed: refuse, rather than plan "no changes" and leave them."""
+        from planner.diagnostics import Diagnostic, DiagnosticsError
+
+        gone: dict[str, list[str]] = {}
+        for address, resource in (state.resources if state is not None else {}).items():
+            if resource.host != "local" and resource.host not in self.stack.hosts:
+                gone.setdefault(resource.host, []).append(address)
+        if gone:
+            raise DiagnosticsError([Diagnostic(
+                f"the state has {len(addresses)} resource{'s' if len(addresses) != 1 else ''} on host {host} "
+                f"({', '.join(sorted(addresses)[:3])}{', ...' if len(addresses) > 3 else ''}), but "
+                f"the stack file no longer defines [hosts.{host}]",
+                file=Path(self.stack.file).name,
+                detail=f"put [hosts.{host}] back so that berth can reach the host and remove them "
+                       f"(remove its apps and apply, or destroy); then delete the table")
+                for host, addresses in sorted(gone.items())])
+
+    def _place(self, state: State | None, *, refresh: bool) -> tuple[Stack, Any]:
+        """Assign GPUs (refusing what cannot be met) and settle the host of apps that name
+        none. Without refresh, the devices state records are kept and nothing is asked."""
+        from planner.placement import place, previous_assignment, recorded_placement
+        from planner.refresh import gpu_inventories
+
+        apps = list(self.stack.apps.values())
+        previous = previous_assignment(state.resources if state else {})
+        if refresh:
+            wanted = {app.host for app in apps if app.gpus and not app.host_auto}
+            candidates = list(self.stack.hosts) + ["local"]
+            if any(app.host_auto and app.gpus for app in apps):
+                wanted |= set(candidates)
+            inventories = gpu_inventories({h: self.provider(h) for h in wanted})
+            placement = place(apps, inventories, previous, candidates)
+        else:
+            placement = recorded_placement(apps, previous)
+        resolved = {name: app.model_copy(update={"host": placement.hosts[name]}) if name in placement.hosts else app
+                    for name, app in self.stack.apps.items()}
+        return self.stack.model_copy(update={"apps": resolved}), placement.devices
 
     def _memo(self) -> Any:
         """Per-file content hashes, kept between runs; a cache, so failing to open it
@@ -114,8 +181,12 @@ class Session:
               config: dict[str, Any] | None = None, note: str | None = None) -> Any:
         from planner.apply import apply_plan
 
+        from state.address import Address
+
         self.keep_secret_key(plan)
-        return apply_plan(plan, self.store, state, self.providers, parallelism=parallelism, stop=stop, emit=emit,
+        hosts = {"local"} | {Address.parse(c.address).host for c in plan.changes}
+        providers = {host: self.provider(host) for host in sorted(hosts)}
+        return apply_plan(plan, self.store, state, providers, parallelism=parallelism, stop=stop, emit=emit,
                           config=config, note=note, secrets=self.secrets)
 
     def keep_secret_key(self, plan: Plan) -> None:
@@ -125,6 +196,19 @@ class Session:
             self.secrets.key.save()
 
     def close(self) -> None:
+        self._write_stats()
         for provider in self._providers.values():
             provider.close()
         self.store.close()
+
+    def _write_stats(self) -> None:
+        """BERTH_SSH_STATS=FILE: per SSH host, connections and channels opened and image
+        bytes sent, as JSON (the fan-out benchmark reads it)."""
+        import json
+        import os
+
+        path = os.environ.get("BERTH_SSH_STATS")
+        if path:
+            stats = {h: p.stats() for h, p in self._providers.items() if hasattr(p, "stats")}
+            with open(path, "w") as f:
+                json.dump(stats, f, indent=2)

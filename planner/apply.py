@@ -224,6 +224,13 @@ class _StepRunner:
             after["context"], after["dockerfile"], after["args"], after["tag"],
             image_labels(self.stack, after["content_hash"]), self._progress(step),
         )
+        if address.host == "local":  # elsewhere the image is recorded once delivered
+            self._record(changes[0], address, image_id)
+        return f"id={image_id[7:19]}"
+
+    def _deliver(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+        tag = changes[0].after["tag"]
+        image_id = provider.receive_image(tag, tag, self._progress(step))
         self._record(changes[0], address, image_id)
         return f"id={image_id[7:19]}"
 

@@ -64,6 +64,22 @@ class AppConfig(_Frozen):
     # liveness_delay, liveness_restart_after, unready_after. Recorded for the liveness
     # watcher; nothing acts on them yet.
     probe_timing: dict[str, float] = Field(default_factory=dict)
+    # The file named no host but asks for GPUs: GPU placement picks the host (host then
+    # holds the pick). False: host is what the file says.
+    host_auto: bool = False
+
+
+class HostConfig(_Frozen):
+    """One `[hosts.NAME]`: a Docker host reached over SSH, and how to trust it."""
+
+    name: str
+    user: str
+    address: str
+    port: int = 22
+    identity_file: str | None = None  # absolute or ~; None: ssh-agent, then ~/.ssh/id_*
+    known_hosts: str = "~/.ssh/known_hosts"
+    accept_new_host_key: bool = False  # unknown keys only; a changed key is always refused
+    docker_socket: str = "/var/run/docker.sock"  # the engine's socket on the host
 
 
 class Stack(_Frozen):
@@ -76,6 +92,7 @@ class Stack(_Frozen):
     # secret_env has an entry (the loaders see to it).
     secrets: dict[str, SecretSource] = Field(default_factory=dict)
     secrets_file: str | None = None  # absolute path of [stack] secrets_file
+    hosts: dict[str, HostConfig] = Field(default_factory=dict)  # SSH hosts; "local" is implicit
 
 
 class SecretSource(_Frozen):

@@ -39,6 +39,7 @@ from planner.resources import (
     image_attributes,
     image_labels,
     image_ref,
+    image_tag,
     legacy_config_hashes,
     replace_view,
     secret_attributes,
@@ -65,9 +66,11 @@ def diff(
     *,
     destroy: bool = False,
     secret_digests: dict[str, str] | None = None,
+    gpus: dict[tuple[str, int], tuple[str, ...]] | None = None,
 ) -> Plan:
     """secret_digests: the keyed digest of each secret's current value, by name (every
-    secret an app uses; none are needed to destroy)."""
+    secret an app uses; none are needed to destroy). gpus: the devices placement
+    assigned, per (app, replica); apps' hosts already resolved by it (planner.placement)."""
     state = state or State(stack=stack.name)
     apps = {} if destroy else stack.apps
     digests = secret_digests or {}
@@ -83,14 +86,15 @@ def diff(
         versions = {name: digests[name] for name in secret_names(app)}
         for index in range(app.replicas):
             address = Address.container(app.name, index, app.host)
-            attrs = container_attributes(stack.name, app, index, image_ref(image_attrs), versions)
+            attrs = container_attributes(stack.name, app, index, image_ref(image_attrs), versions,
+                                         (gpus or {}).get((app.name, index)))
             found = by_address.pop(str(address), [])
             change, extra = _diff_container(address, attrs, state.resources.get(str(address)), found, image_change, obs)
             changes.append(change)
             changes.extend(extra)
 
     changes.extend(_orphan_containers(by_address, state))
-    changes.extend(_orphan_images(stack.name, apps, state, observed))
+    changes.extend(_orphan_images(stack.name, apps, state, observed, content_hashes))
     changes.extend(_orphan_secrets({c.address for c in changes}, state, observed))
     changes.extend(_forgotten(state, {c.address for c in changes}))
     changes.sort(key=lambda c: Address.parse(c.address).sort_key())
@@ -289,10 +293,14 @@ def _forgotten(state: State, planned: set[str]) -> list[Change]:
 
 
 def _orphan_images(
-    stack: str, apps: dict[str, AppConfig], state: State, observed: dict[str, Observation]
+    stack: str, apps: dict[str, AppConfig], state: State, observed: dict[str, Observation],
+    content_hashes: dict[str, str],
 ) -> list[Change]:
     """Tags of built images whose app is gone (all of them, on destroy). Removal is by
-    tag: an image another app still uses keeps its other tags and stays."""
+    tag: an image another app still uses keeps its other tags and stays. The local
+    engine keeps the current build of an app that runs on another host: images for SSH
+    hosts are built here and sent from here (the next change sends only new layers)."""
+    builds = {name: image_tag(stack, name, content_hashes[name]) for name in apps if name in content_hashes}
     leftovers: dict[str, list[str]] = defaultdict(list)
     for host, obs in observed.items():
         for image in obs.images:
@@ -300,6 +308,8 @@ def _orphan_images(
                 continue
             for tag in image.tags:
                 app = tag_app(stack, tag)
+                if host == "local" and app in apps and builds.get(app) == tag:
+                    continue
                 if app is not None and (app not in apps or apps[app].host != host):
                     leftovers[str(Address.image(app, host))].append(tag)
             if not image.tags and not apps:  # untagged, left by an interrupted run

@@ -20,8 +20,10 @@ from state.address import Address
 if TYPE_CHECKING:
     import networkx as nx
 
-StepKind = Literal["build", "pull", "tag", "remove-image", "prune-image", "remove", "create", "update", "wait",
-                   "sync-secret", "remove-secret"]
+StepKind = Literal[
+    "build", "deliver", "pull", "tag", "remove-image", "prune-image", "remove", "create", "update", "wait",
+    "sync-secret", "remove-secret",
+]
 
 
 @dataclass(frozen=True)
@@ -57,11 +59,14 @@ def _add_steps(graph: nx.DiGraph, change: Change) -> None:
     kinds: list[StepKind]
     if change.type == "image":
         source = (change.after or {}).get("source")
+        # Images for other hosts are built here, then delivered over the host's connection.
+        remote = Address.parse(change.address).host != "local"
+        built: list[StepKind] = ["build", "deliver"] if remote else ["build"]
         match change.action:
             case Action.CREATE:
-                kinds = ["build" if source == "build" else "pull"]
+                kinds = built if source == "build" else ["pull"]
             case Action.CREATE_THEN_DELETE:
-                kinds = ["build", "prune-image"]
+                kinds = [*built, "prune-image"]
             case Action.UPDATE:
                 kinds = ["tag"]
             case Action.DELETE:
@@ -111,7 +116,7 @@ def _by_app(graph: nx.DiGraph, kinds: set[str]) -> dict[tuple[str, str], list[St
 def _image_edges(graph: nx.DiGraph) -> None:
     """The image exists before any container of its app is created, and before an old
     container is removed for a replace: a failed build or pull leaves the app running."""
-    images = _by_app(graph, {"build", "pull", "tag"})
+    images = _by_app(graph, {"build", "deliver", "pull", "tag"})
     for key, steps in _by_app(graph, {"create", "update", "remove"}).items():
         for image_step in images.get(key, []):
             for step in steps:

@@ -86,6 +86,23 @@ _SPEC_DEFAULTS = {"name": "", "image": "", "command": None, "env": {}, "port": 0
                   "restart": "unless-stopped", "cpus": None, "memory": None}
 
 
+def gpu_inventories(providers: dict[str, Provider]) -> dict[str, tuple]:
+    """Each host's GPUs (nvidia-smi, one command per host), in parallel."""
+    if not providers:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(16, len(providers))) as pool:
+        futures = {host: pool.submit(p.gpus) for host, p in providers.items()}
+    found, errors = {}, []
+    for host, future in futures.items():
+        try:
+            found[host] = future.result()
+        except ProviderError as err:
+            errors.append(Diagnostic(str(err)))
+    if errors:
+        raise DiagnosticsError(errors)
+    return found
+
+
 def content_hashes(stack: Stack, memo: MutableMapping[str, str] | None) -> dict[str, str]:
     hashes = {}
     for app in stack.apps.values():

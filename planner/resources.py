@@ -27,11 +27,15 @@ from providers.types import (
 from state.address import Address
 
 # A change to any of these needs a new container. The mount set and the env mapping of
-# secrets are among them; the secrets' values are not (see RESTART_KEYS).
-REPLACE_KEYS = ("image", "command", "env", "port", "host_port", "secrets", "secret_env")
+# secrets are among them; the secrets' values are not (see RESTART_KEYS). gpus: the
+# device indexes placement gave it.
+REPLACE_KEYS = ("image", "command", "env", "port", "host_port", "secrets", "secret_env", "gpus")
 # Keys a container has only when its app uses secrets, so that containers made without
 # them keep their attributes and config-hash.
 SECRET_KEYS = ("secrets", "secret_env", "secret_versions")
+# Keys present only when set, and left out of the config hash when absent, so that
+# containers made before secrets and GPU placement existed keep their label.
+OPTIONAL_KEYS = (*SECRET_KEYS, "gpus")
 # The digest of each mounted secret's value when the container started: a change
 # restarts it (the bind mount is read afresh), or replaces it when the secret is also in
 # its env (secret_env), which only a new container can change.
@@ -104,9 +108,11 @@ def masked(attrs: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def container_attributes(
     stack: str, app: AppConfig, index: int, image: str, secret_versions: dict[str, str] | None = None,
+    gpus: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
-    """secret_versions: the digest of each secret's value, by name (apps with secrets)."""
-    return {
+    """secret_versions: the digest of each secret's value, by name (apps with secrets).
+    gpus: the device indexes placement gave this replica."""
+    attrs = {
         "name": container_name(stack, app.name, index),
         "image": image,
         "command": list(app.command) if app.command is not None else None,
@@ -121,6 +127,9 @@ def container_attributes(
         "readiness_timeout": app.readiness_timeout,
         "depends_on": list(app.depends_on),
     } | _secret_attributes(app, secret_versions or {})
+    if gpus:  # absent without GPUs, so containers made before placement existed keep their hash
+        attrs["gpus"] = list(gpus)
+    return attrs
 
 
 def _secret_attributes(app: AppConfig, versions: dict[str, str]) -> dict[str, Any]:
@@ -147,11 +156,12 @@ def image_identity(image: str | None) -> str | None:
 
 def replace_view(attrs: dict[str, Any]) -> dict[str, Any]:
     """The attributes that need a new container when they change, as compared. The
-    secret keys count only when set, so containers made without secrets keep their hash."""
+    optional keys (secrets, gpus) count only when set, so containers made before they
+    existed keep their hash."""
     return {
         k: image_identity(attrs.get(k)) if k == "image" else attrs.get(k)
         for k in REPLACE_KEYS
-        if k not in SECRET_KEYS or attrs.get(k)
+        if k not in OPTIONAL_KEYS or attrs.get(k)
     }
 
 
@@ -186,6 +196,7 @@ def container_spec(
         secret_mounts=tuple(SecretMount(secret_parts(stack, address.app, name), f"{SECRETS_MOUNT}/{name}")
                             for name in names),
         secret_env=dict(secret_env or {}),
+        gpus=tuple(attrs.get("gpus") or ()),
         labels={
             LABEL_STACK: stack,
             LABEL_APP: address.app,

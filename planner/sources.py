@@ -2,9 +2,9 @@
 where each came from, the values berth resolved from it, and the warnings it earns.
 
 Pure: given the Stack and the hosts' observations, returns the plan's `apps` entries and
-warning lines. Warnings: each field berth ignores (one line, as the reader wrote it), a
-mutable base-image tag with what the host has under it, and GPUs asked for where berth
-cannot give them yet.
+warning lines. Warnings: each field berth ignores (one line, as the reader wrote it) and
+a mutable base-image tag with what the host has under it. GPUs asked for are placement's
+to check (planner.placement), like any app's.
 """
 
 from __future__ import annotations
@@ -46,10 +46,6 @@ def describe(stack: Stack, observed: dict[str, Observation]) -> tuple[dict[str, 
                             "Pin a digest (NAME@sha256:...) to be exact.")
         elif ref and found is None and app.build:
             warnings.append(f"app {app.name}: base image {ref} is not on host {app.host}: the build will pull it")
-        if app.gpus:
-            kind = f" {app.gpu_type}" if app.gpu_type else ""
-            warnings.append(f"app {app.name}: asks for {app.gpus}{kind} GPU{'s' if app.gpus > 1 else ''}; "
-                            f"berth does not yet give GPUs to containers on host {app.host} nor check it has them")
     return apps, warnings
 
 

@@ -235,6 +235,7 @@ class DockerEngine:
             init=True,  # forwards SIGTERM to the server and reaps zombies
             mounts=self._secret_mounts(spec),
             **_limits(spec),
+            **_devices(spec),
         )
         try:
             created = self._create(spec, host_config)
@@ -246,13 +247,18 @@ class DockerEngine:
         try:
             self.api.start(created["Id"])
         except docker.errors.APIError as err:
-            raise ProviderError(f"cannot start {spec.name} on {self.host}: {_summary(err)}") from None
+            hint = ""
+            if spec.gpus and 'device driver "nvidia"' in _summary(err):
+                hint = (f" (the engine on {self.host} has no NVIDIA runtime: install nvidia-container-toolkit "
+                        f"there; the container was created with GPUs {','.join(spec.gpus)} and is left stopped)")
+            raise ProviderError(f"cannot start {spec.name} on {self.host}: {_summary(err)}{hint}") from None
         return created["Id"]
 
     def _create(self, spec: ContainerSpec, host_config: dict) -> dict:
+        env = spec.env | ({"NVIDIA_VISIBLE_DEVICES": ",".join(spec.gpus)} if spec.gpus else {})
         return self.api.create_container(
             image=spec.image, name=spec.name, command=list(spec.command) if spec.command else None,
-            environment=spec.env | spec.secret_env, labels=spec.labels, ports=[spec.port],
+            environment=env | spec.secret_env, labels=spec.labels, ports=[spec.port],
             host_config=host_config, stop_timeout=STOP_TIMEOUT,
         )
 
@@ -383,6 +389,22 @@ class DockerEngine:
         finally:
             conn.close()
 
+    # Facts --------------------------------------------------------------------------
+
+    def gpus(self) -> tuple:
+        """The GPUs of the machine berth runs on (the local engine's, as nvidia-smi says)."""
+        from providers.gpus import local_gpus
+
+        return local_gpus()
+
+    def docker_version(self) -> str:
+        import docker.errors
+
+        try:
+            return self.api.version().get("Version", "?")
+        except docker.errors.DockerException as err:
+            raise ProviderError(f"host {self.host}: cannot read the Docker version: {_summary(err)}") from None
+
     def close(self) -> None:
         if self._http is not None:
             self._http.close()
@@ -402,6 +424,16 @@ def _observed(c: dict[str, Any]) -> ObservedContainer:
         labels=c.get("Labels") or {},
         host_ports=tuple(sorted({p["PublicPort"] for p in c.get("Ports") or () if p.get("PublicPort")})),
     )
+
+
+def _devices(spec: ContainerSpec) -> dict[str, Any]:
+    """The GPUs placement assigned, as `docker run --gpus '"device=0,1"'` asks for them."""
+    if not spec.gpus:
+        return {}
+    import docker.types
+
+    return {"device_requests": [docker.types.DeviceRequest(
+        driver="nvidia", device_ids=list(spec.gpus), capabilities=[["gpu"]])]}
 
 
 def _limits(spec: ContainerSpec) -> dict[str, Any]:

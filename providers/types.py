@@ -62,6 +62,7 @@ class ContainerSpec:
     # Environment variables whose values are secrets (secret_env): kept apart from env
     # and out of repr, so that no message or traceback that prints a spec shows them.
     secret_env: dict[str, str] = field(default_factory=dict, repr=False)
+    gpus: tuple[str, ...] = ()  # device indexes: Docker device requests (driver nvidia)
 
 
 @dataclass(frozen=True)

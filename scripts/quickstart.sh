@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 stack=examples/quickstart
 
-bash scripts/setup.sh
+BERTH_NO_TESTHOSTS=1 bash scripts/setup.sh  # the SSH test hosts are for the tests only
 
 echo
 echo "quickstart: .venv/bin/berth apply -f ${stack} --auto-approve"

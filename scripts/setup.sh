@@ -172,4 +172,11 @@ else
     make_python_base
 fi
 
+# --- 6. simulated SSH GPU hosts for the integration tests ----------------------------
+# Three network namespaces, each with its own sshd and an empty dockerd (see the script).
+# Skipped with BERTH_NO_TESTHOSTS=1 (a user who only wants berth, not its tests).
+if [ -z "${BERTH_NO_TESTHOSTS:-}" ]; then
+    as_root bash "$repo/scripts/testhosts.sh" up | sed 's/^testhosts:/setup: test hosts:/'
+fi
+
 say "ready"

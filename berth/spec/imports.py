@@ -84,4 +84,10 @@ def from_app(name: str, app: FromAppFile, written: Any, source: _Source) -> AppC
     update |= {key: getattr(ours, key) for key in _PLAIN if key in written_keys}
     if "env" in written_keys:
         update["env"] = {**config.env, **ours.env}
+    if written_keys & {"gpus", "accelerator"}:
+        update |= {"gpus": ours.gpus, "gpu_type": ours.gpu_type}
+    if "secrets" in written_keys:
+        update["secrets"] = ours.secrets
+    if "secret_env" in written_keys:
+        update["secret_env"] = {**config.secret_env, **ours.secret_env}
     return AppConfig(**(config.model_dump() | update))

@@ -26,14 +26,16 @@ from berth.spec.stackfile import (
     NAME_RULE,
     SECRET_NAME_PATTERN,
     SECRET_NAME_RULE,
+    SSH_PATTERN,
     AppFile,
     FromAppFile,
+    HostFile,
     SecretTable,
     StackFile,
     StackSection,
     shown,
 )
-from planner.desired import AppConfig, BuildSource, SecretSource, Stack
+from planner.desired import AppConfig, BuildSource, HostConfig, SecretSource, Stack
 from planner.diagnostics import Diagnostic, DiagnosticsError
 
 STACK_FILE = "berth.toml"
@@ -104,17 +106,19 @@ def load_stack(path: str | None) -> Stack:
     source = _Source(file=file, shown=_shown_path(file), text=_read(file))
     raw = source.raw = _parse(source)
     stack_file = _validate(raw, source)
-    _check_apps(raw.get("apps"), source)
+    _check_apps(raw.get("apps"), raw.get("hosts"), source)
     _check_secrets(raw, source)
     apps = _normalise_apps(stack_file, source)
     secrets = _secret_sources(stack_file, apps, source)
     platform_apps = {name: app for name, app in apps.items() if name in source.from_paths}
     secrets |= _platform_secret_defaults(platform_apps, secrets, source.shown)
+    hosts = {name: _host_config(name, host, file.parent) for name, host in stack_file.hosts.items()}
+    _check_identity_files(hosts, source)
     name = _stack_name(stack_file.stack, file, source)
     if source.problems:
         raise DiagnosticsError(sorted(source.problems, key=lambda d: d.line or float("inf")))
     secrets_file = stack_file.stack.secrets_file if stack_file.stack else None
-    return Stack(name=name, file=str(file), apps=apps, secrets=secrets,
+    return Stack(name=name, file=str(file), apps=apps, secrets=secrets, hosts=hosts,
                  secrets_file=_local_path(file.parent, secrets_file) if secrets_file else None)
 
 
@@ -231,7 +235,20 @@ def _validate(raw: dict[str, Any], source: _Source) -> StackFile:
         secret = _validated(SecretTable, table, ("secrets", name), source)
         if secret is not None:
             secrets[name] = secret
-    return StackFile.model_construct(stack=stack, apps=apps, secrets=secrets)
+    hosts: dict[str, HostFile] = {}
+    raw_hosts = raw.get("hosts", {})
+    if not isinstance(raw_hosts, dict):
+        source.error(("hosts",), f"expected a table of hosts like [hosts.gpu-a], got {shown(raw_hosts)}")
+        raw_hosts = {}
+    for name, table in raw_hosts.items():
+        if not re.match(NAME_PATTERN, name):
+            source.error(("hosts", name), f"host name {shown(name)} must be {NAME_RULE}")
+        elif name == LOCAL_HOST:
+            source.error(("hosts", name), f'"{LOCAL_HOST}" is the engine berth runs beside; name SSH hosts otherwise')
+        host = _validated(HostFile, table, ("hosts", name), source)
+        if host is not None:
+            hosts[name] = host
+    return StackFile.model_construct(stack=stack, apps=apps, secrets=secrets, hosts=hosts)
 
 
 def _validated(model: type[M], data: Any, prefix: Loc, source: _Source) -> M | None:
@@ -292,16 +309,20 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 # -- checks that span apps, on the raw tables so that they run even for invalid apps -----
 
 
-def _check_apps(raw_apps: Any, source: _Source) -> None:
+def _check_apps(raw_apps: Any, raw_hosts: Any, source: _Source) -> None:
     if not isinstance(raw_apps, dict):
         return
     tables = {name: table for name, table in raw_apps.items() if isinstance(table, dict)}
+    host_names = [LOCAL_HOST, *(raw_hosts if isinstance(raw_hosts, dict) else {})]
     for name, table in tables.items():
         if "from" not in table:
             _check_image_source(name, table, source)
         elif "build" in table and "image" in table:
             source.error(("apps", name, "image"), "set either build or image, not both")
-        _check_host(name, table, source)
+        _check_host(name, table, host_names, source)
+        if "gpus" in table and "accelerator" in table:
+            source.error(("apps", name, "accelerator"),
+                         'set either gpus (a count) or accelerator ("H100:2": type and count), not both')
         _check_depends_on(name, table, list(raw_apps), source)
     _check_cycles(tables, source)
 
@@ -316,10 +337,14 @@ def _check_image_source(name: str, table: dict[str, Any], source: _Source) -> No
         )
 
 
-def _check_host(name: str, table: dict[str, Any], source: _Source) -> None:
+def _check_host(name: str, table: dict[str, Any], host_names: list[str], source: _Source) -> None:
     host = table.get("host", LOCAL_HOST)
-    if isinstance(host, str) and host != LOCAL_HOST:
-        source.error(("apps", name, "host"), f"unknown host {shown(host)}; only \"{LOCAL_HOST}\" is defined")
+    if isinstance(host, str) and host not in host_names:
+        close = difflib.get_close_matches(host, host_names, n=1, cutoff=0.6)
+        hint = f'; did you mean "{close[0]}"?' if close else ""
+        defined = ", ".join(f'"{h}"' for h in dict.fromkeys(host_names))  # a bad [hosts.local] is reported apart
+        source.error(("apps", name, "host"), f"unknown host {shown(host)}{hint} (defined: {defined}; "
+                                             f"add a [hosts.{host}] table for an SSH host)")
 
 
 def _dependencies(table: dict[str, Any]) -> list[str]:
@@ -437,12 +462,15 @@ def _normalise_apps(stack_file: StackFile, source: _Source) -> dict[str, AppConf
     base = source.file.parent
     apps: dict[str, AppConfig] = {}
     for name, app in stack_file.apps.items():
+        host_written = "host" in source.app_table(name)
         if name in source.from_paths:
             config = imports.from_app(name, app, source.from_paths[name], source)
             if config is not None:
-                apps[name] = config
+                # No host named, GPUs asked for, SSH hosts to choose from: placement picks one.
+                apps[name] = config.model_copy(update={
+                    "host_auto": bool(config.gpus) and bool(stack_file.hosts) and not host_written})
         else:
-            apps[name] = _app_config(name, app, base, source.file.name)
+            apps[name] = _app_config(name, app, base, source.file.name, bool(stack_file.hosts), host_written)
     _check_host_ports(apps, source)
     for name, app in apps.items():
         if app.build and (name not in source.from_paths or "build" in stack_file.apps[name].model_fields_set):
@@ -464,7 +492,51 @@ def _platform_stack(file: Path) -> Stack:
     return Stack(name=app.name, file=str(file), apps=apps, secrets=_platform_secret_defaults(apps, {}, _shown_path(file)))
 
 
-def _app_config(name: str, app: AppFile, base: Path, origin: str) -> AppConfig:
+def _host_config(name: str, host: HostFile, base: Path) -> HostConfig:
+    match = re.match(SSH_PATTERN, host.ssh)
+    assert match is not None  # validated by HostFile
+    user = match["user"] or os.environ.get("USER") or "root"
+
+    def path(value: str) -> str:
+        """~ kept for use time; a relative path is relative to the stack file."""
+        return value if value.startswith("~") or os.path.isabs(value) else str((base / value).resolve())
+
+    return HostConfig(
+        name=name,
+        user=user,
+        address=match["address"].strip("[]"),
+        port=int(match["port"] or 22),
+        identity_file=path(host.identity_file) if host.identity_file else None,
+        known_hosts=path(host.known_hosts),
+        accept_new_host_key=host.accept_new_host_key,
+        docker_socket=host.docker_socket,
+    )
+
+
+def _check_identity_files(hosts: dict[str, HostConfig], source: _Source) -> None:
+    """A named key that is not there is a mistake in the file: say so at load, with its
+    line, rather than when the host is first contacted."""
+    for name, host in hosts.items():
+        if host.identity_file is None:
+            continue
+        path = os.path.expanduser(host.identity_file)
+        if not os.path.isfile(path):
+            source.error(("hosts", name, "identity_file"),
+                         f"no such key file: {path}",
+                         "the private key berth should log in with; leave identity_file out to use "
+                         "ssh-agent or ~/.ssh/id_ed25519, id_ecdsa, id_rsa")
+
+
+def _gpu_request(app: AppFile) -> tuple[int, str | None]:
+    """(count, type): `gpus = N`, or `accelerator = "TYPE[:N]"` (N defaults to 1)."""
+    if app.accelerator:
+        kind, _, count = app.accelerator.partition(":")
+        return int(count or 1), kind
+    return app.gpus or 0, None
+
+
+def _app_config(name: str, app: AppFile, base: Path, origin: str, has_hosts: bool = False,
+                host_written: bool = True) -> AppConfig:
     build = None
     if app.build:
         build = BuildSource(
@@ -473,6 +545,7 @@ def _app_config(name: str, app: AppFile, base: Path, origin: str) -> AppConfig:
             args={key: _env_text(value) for key, value in app.build.args.items()},
         )
     command = app.command
+    gpus, gpu_type = _gpu_request(app)
     return AppConfig(
         name=name,
         host=app.host,
@@ -492,7 +565,11 @@ def _app_config(name: str, app: AppFile, base: Path, origin: str) -> AppConfig:
         memory=app.memory,
         secrets=tuple(dict.fromkeys(app.secrets)),
         secret_env=dict(app.secret_env),
+        gpus=gpus,
+        gpu_type=gpu_type,
         origin=origin,
+        # No host named, GPUs asked for, SSH hosts to choose from: placement picks one.
+        host_auto=bool(gpus) and has_hosts and not host_written,
     )
 
 

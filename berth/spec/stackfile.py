@@ -120,6 +120,15 @@ Restart = Annotated[
 AppNames = Annotated[list[str], expect("a list of app names")]
 SecretNames = Annotated[list[str], expect("a list of secret names")]
 EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN), expect("an environment variable name like HF_TOKEN")]
+# user@address[:port]; the user may be left out (as ssh, the current user); IPv6 in [].
+# The port is 1..65535: a larger one would only fail later, at connect, with a less clear message.
+SSH_PATTERN = r"^(?:(?P<user>[^@\s]+)@)?(?P<address>\[[0-9A-Fa-f:.]+\]|[^:@\s\[\]]+)(?::(?P<port>6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3}))?$"
+SshAddress = Annotated[str, Field(pattern=SSH_PATTERN), expect('an SSH destination like "ubuntu@10.0.0.5" or "ubuntu@gpu-a:2222"')]
+Gpus = Annotated[int, Field(ge=1), expect("a number of GPUs of at least 1")]
+Accelerator = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*(:[1-9]\d*)?$"),
+    expect('an accelerator like "H100" or "H100:2" (type, then optionally a count)'),
+]
 Memory = Annotated[int, PlainValidator(memory_bytes)]
 
 
@@ -157,6 +166,8 @@ class AppFile(_Table):
     memory: Memory | None = None
     secrets: SecretNames = Field(default_factory=list)  # mounted read-only at /secrets/NAME
     secret_env: dict[str, Text] = Field(default_factory=dict)  # env var -> secret name
+    gpus: Gpus | None = None
+    accelerator: Accelerator | None = None
 
 
 class SecretTable(_Table):
@@ -166,6 +177,16 @@ class SecretTable(_Table):
     env: EnvName | None = None
     file: Text | None = None
     command: Command | None = None
+
+
+class HostFile(_Table):
+    """One `[hosts.NAME]` table: a Docker host reached over SSH."""
+
+    ssh: SshAddress
+    identity_file: Text | None = None
+    known_hosts: Text = "~/.ssh/known_hosts"
+    accept_new_host_key: bool = False
+    docker_socket: Annotated[str, Field(pattern=r"^/\S+$"), expect('an absolute socket path like "/var/run/docker.sock"')] = "/var/run/docker.sock"
 
 
 class FromAppFile(AppFile):
@@ -188,3 +209,4 @@ class StackFile(_Table):
     stack: StackSection | None = None
     apps: dict[Annotated[str, Field(pattern=NAME_PATTERN)], AppFile] = Field(default_factory=dict)
     secrets: dict[str, SecretTable] = Field(default_factory=dict)
+    hosts: dict[Annotated[str, Field(pattern=NAME_PATTERN)], HostFile] = Field(default_factory=dict)

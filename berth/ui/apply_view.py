@@ -17,6 +17,7 @@ STILL_EVERY = 10.0
 
 VERBS = {  # kind: (while running, when done)
     "build": ("Building image", "Build complete"),
+    "deliver": ("Sending image", "Image on host"),
     "pull": ("Pulling image", "Pull complete"),
     "tag": ("Tagging image", "Tagging complete"),
     "prune-image": ("Removing previous image", "Removal complete"),

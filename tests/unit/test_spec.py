@@ -236,7 +236,23 @@ ERROR_CASES = [
         '[apps.web]\nport = 80\nbuild = "web"\nimage = "srv"\n',
         "apps.web.image", 4, "either build or image, not both", id="both-build-and-image",
     ),
-    pytest.param(WEB + 'host = "gpu1"\n', "apps.web.host", 4, "unknown host \"gpu1\"; only \"local\"", id="host"),
+    pytest.param(WEB + 'host = "gpu1"\n', "apps.web.host", 4, "unknown host \"gpu1\" (defined: \"local\"", id="host"),
+    pytest.param(
+        WEB + 'host = "gpu-b"\n[hosts.gpu-a]\nssh = "root@10.0.0.5"\n', "apps.web.host", 4,
+        'unknown host "gpu-b"; did you mean "gpu-a"?', id="host-typo",
+    ),
+    pytest.param(WEB + '[hosts.gpu-a]\nssh = "root@"\n', "hosts.gpu-a.ssh", 5, "an SSH destination", id="ssh-empty"),
+    pytest.param(WEB + '[hosts.gpu-a]\nssh = "a@b:0"\n', "hosts.gpu-a.ssh", 5, "an SSH destination", id="ssh-port-0"),
+    pytest.param(WEB + '[hosts.gpu-a]\nssh = "a@b:65536"\n', "hosts.gpu-a.ssh", 5, "an SSH destination", id="ssh-port-65536"),
+    pytest.param(WEB + '[hosts.gpu-a]\nssh = "a@b"\nidentity_file = "keys/none"\n', "hosts.gpu-a.identity_file", 6,
+                 "no such key file", id="identity-file-missing"),
+    pytest.param(WEB + '[hosts.gpu-a]\nidentity_file = "k"\n', "hosts.gpu-a.ssh", 4, "missing required key", id="ssh-missing"),
+    pytest.param(WEB + '[hosts.gpu-a]\nssh = "a@b"\nknonw_hosts = "x"\n', "hosts.gpu-a.knonw_hosts", 6,
+                 'did you mean "known_hosts"?', id="host-key-typo"),
+    pytest.param(WEB + '[hosts.local]\nssh = "a@b"\n', "hosts.local", 4, "the engine berth runs beside", id="host-local"),
+    pytest.param(WEB + 'gpus = 0\n', "apps.web.gpus", 4, "a number of GPUs of at least 1", id="gpus-zero"),
+    pytest.param(WEB + 'accelerator = "H100:0"\n', "apps.web.accelerator", 4, 'an accelerator like "H100"', id="accelerator-bad"),
+    pytest.param(WEB + 'gpus = 1\naccelerator = "H100:2"\n', "apps.web.accelerator", 5, "not both", id="gpus-and-accelerator"),
     pytest.param(
         WEB + 'depends_on = ["dbb"]\n[apps.db]\nimage = "pg"\nport = 5432\n',
         "apps.web.depends_on", 4, 'unknown app "dbb"; did you mean "db"?', id="depends-unknown",
@@ -523,3 +539,23 @@ def test_secret_errors_are_located(in_tmp: Path, text: str, key: str, line: int,
 def test_a_secrets_file_admits_names_no_table_defines(in_tmp: Path) -> None:
     write(in_tmp, '[stack]\nsecrets_file = "s.env"\n[apps.web]\nimage = "x"\nport = 1\nsecrets = ["anything"]\n')
     assert load_stack(None).secrets["anything"].source == "secrets_file s.env"
+
+
+def test_hosts_and_gpus_are_normalised(in_tmp: Path) -> None:
+    write(in_tmp, WEB + 'host = "gpu-a"\naccelerator = "H100:2"\n'
+          '[apps.embed]\nimage = "e"\nport = 9000\ngpus = 1\n'
+          '[apps.plain]\nimage = "p"\nport = 9001\n'
+          '[hosts.gpu-a]\nssh = "ubuntu@10.0.0.5:2222"\nidentity_file = "keys/id"\n'
+          '[hosts.gpu-b]\nssh = "[fe80::1]"\nknown_hosts = "~/kh"\naccept_new_host_key = true\n')
+    (in_tmp / "keys").mkdir()
+    (in_tmp / "keys/id").write_text("a key\n")
+    stack = load_stack(None)
+    a, b = stack.hosts["gpu-a"], stack.hosts["gpu-b"]
+    assert (a.user, a.address, a.port, a.identity_file) == ("ubuntu", "10.0.0.5", 2222, str(in_tmp.resolve() / "keys/id"))
+    assert (a.known_hosts, a.accept_new_host_key, a.docker_socket) == ("~/.ssh/known_hosts", False, "/var/run/docker.sock")
+    assert (b.address, b.port, b.known_hosts, b.accept_new_host_key) == ("fe80::1", 22, "~/kh", True)
+    web, embed, plain = stack.apps["web"], stack.apps["embed"], stack.apps["plain"]
+    assert (web.host, web.gpus, web.gpu_type, web.host_auto) == ("gpu-a", 2, "H100", False)
+    # No host named but GPUs asked for: placement picks the host.
+    assert (embed.gpus, embed.gpu_type, embed.host_auto) == (1, None, True)
+    assert (plain.gpus, plain.host, plain.host_auto) == (0, "local", False)

@@ -1,0 +1,54 @@
+"""`berth hosts`: each host of the stack with its Docker version and GPUs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from berth.commands import EXIT_ERROR, EXIT_OK, common, open_session
+
+
+def register(commands: Any) -> None:
+    hosts = commands.add_parser("hosts", help="list the stack's hosts: Docker version and GPUs")
+    common(hosts)
+    hosts.add_argument("--json", action="store_true", help="print the hosts as JSON")
+    hosts.set_defaults(run=cmd_hosts)
+
+
+def cmd_hosts(args: argparse.Namespace, ui: Any) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from berth.ui.hosts_view import render_hosts
+    from providers.types import ProviderError
+
+    session = open_session(args)
+    names = ["local", *session.stack.hosts]
+
+    def facts(name: str) -> dict[str, Any]:
+        config = session.stack.hosts.get(name)
+        row: dict[str, Any] = {"host": name, "address": f"{config.user}@{config.address}:{config.port}" if config else None}
+        try:
+            provider = session.provider(name)
+            row["docker"] = provider.docker_version()
+            row["gpus"] = [vars(gpu) for gpu in provider.gpus()]
+        except ProviderError as err:
+            row["error"] = str(err)
+        return row
+
+    try:
+        for name in names:  # opened here: the SSH providers are built on the local one
+            if name == "local":
+                try:
+                    session.provider(name)
+                except ProviderError:
+                    pass
+        with ThreadPoolExecutor(max_workers=min(16, len(names))) as pool:
+            rows = list(pool.map(facts, names))
+    finally:
+        session.close()
+    if args.json:
+        print(json.dumps({"format_version": 1, "hosts": rows}, indent=2))
+    else:
+        render_hosts(rows, ui)
+    return EXIT_ERROR if any("error" in row for row in rows) else EXIT_OK

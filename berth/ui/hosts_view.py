@@ -1,0 +1,24 @@
+"""`berth hosts` as text: a line per host, then a line per GPU under it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from berth.ui.console import Consoles
+
+
+def render_hosts(rows: list[dict[str, Any]], ui: Consoles) -> None:
+    width = max(len(row["host"]) for row in rows)
+    for row in rows:
+        where = row["address"] or "this machine"
+        if "error" in row:
+            # Reached (Docker answered) but nvidia-smi failed is not "unreachable".
+            status = f"Docker {row['docker']}  GPUs unknown" if row.get("docker") else "unreachable"
+            ui.say(f"{row['host']:<{width}}  {where}  {status}", "bold red")
+            ui.say(f"{'':<{width}}  {row['error']}", "red")
+            continue
+        gpus = row["gpus"]
+        count = f"{len(gpus)} GPU{'s' if len(gpus) != 1 else ''}" if gpus else "no GPUs"
+        ui.say(f"{row['host']:<{width}}  {where}  Docker {row['docker']}  {count}", "bold")
+        for gpu in gpus:
+            ui.say(f"{'':<{width}}    {gpu['index']}  {gpu['name']}  {gpu['memory_mib']} MiB  {gpu['uuid']}")

@@ -1,0 +1,187 @@
+"""GPU placement: which host each GPU app runs on, and which devices each container gets.
+
+Pure: apps, the hosts' GPU inventories and the previous assignment (from state) in; a
+Placement out, or a DiagnosticsError naming the host, the apps and the counts when the
+request cannot be met (more GPUs than a host has, or a type it lacks). What holds:
+- every container of an app with `gpus = N` gets N distinct devices of its host, of the
+  app's accelerator type when it names one; no device is given to two containers;
+- a container keeps its previous devices when its host, count and type are unchanged
+  and those devices still exist and are free, so an apply moves nothing that need not move;
+- new assignments take the lowest free indexes, apps in file order, typed requests first
+  (so an untyped app does not take the only GPU of the type another app needs);
+- an app with no host in the file (host_auto) goes to its previous host if it still
+  fits there, else to the first host in the stack's order where every replica fits.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from planner.desired import AppConfig
+from planner.diagnostics import Diagnostic, DiagnosticsError
+from providers.gpus import Gpu
+
+
+@dataclass(frozen=True)
+class Placement:
+    hosts: dict[str, str] = field(default_factory=dict)  # app -> host, for GPU apps
+    devices: dict[tuple[str, int], tuple[str, ...]] = field(default_factory=dict)  # (app, replica) -> indexes
+
+
+def matches(gpu: Gpu, gpu_type: str | None) -> bool:
+    """`H100` matches "NVIDIA H100 80GB HBM3" (a whole word, any case); `L4` not "L40S"."""
+    if gpu_type is None:
+        return True
+    return re.search(rf"(?<![a-z0-9]){re.escape(gpu_type.lower())}(?![a-z0-9])", gpu.name.lower()) is not None
+
+
+def describe(gpus: tuple[Gpu, ...]) -> str:
+    """"2 × NVIDIA H100 80GB HBM3, 1 × NVIDIA L4" or "no GPUs"."""
+    if not gpus:
+        return "no GPUs"
+    return ", ".join(f"{n} × {name}" for name, n in Counter(g.name for g in gpus).items())
+
+
+def _each(app: AppConfig) -> str:
+    """"2 GPUs", "1 H100 × 3 replicas"."""
+    each = f"{app.gpus} {app.gpu_type or 'GPU'}{'s' if app.gpus > 1 and not app.gpu_type else ''}"
+    return each + (f" × {app.replicas} replicas" if app.replicas > 1 else "")
+
+
+def _asks(app: AppConfig) -> str:
+    return f"{app.name} ({_each(app)})"
+
+
+def place(
+    apps: list[AppConfig],
+    inventories: dict[str, tuple[Gpu, ...]],
+    previous: dict[tuple[str, int], tuple[str, tuple[str, ...]]],
+    host_order: list[str],
+) -> Placement:
+    """previous: (app, replica) -> (host, devices) as state recorded them. host_order:
+    the hosts an app without a host may go to, in order of preference."""
+    wanting = [a for a in apps if a.gpus > 0]
+    free = {host: [g.index for g in gpus] for host, gpus in inventories.items()}
+    by_index = {host: {g.index: g for g in gpus} for host, gpus in inventories.items()}
+    placement = Placement()
+    problems: list[Diagnostic] = []
+
+    def kept(app: AppConfig, host: str, available: list[str]) -> dict[int, tuple[str, ...]]:
+        """The replicas of app that can keep their previous devices on host."""
+        chosen: dict[int, tuple[str, ...]] = {}
+        for index in range(app.replicas):
+            prev_host, devices = previous.get((app.name, index), ("", ()))
+            if (prev_host == host and len(devices) == app.gpus and all(
+                    d in available and matches(by_index[host][d], app.gpu_type) for d in devices)):
+                chosen[index] = tuple(devices)
+                available[:] = [d for d in available if d not in devices]
+        return chosen
+
+    def fill(app: AppConfig, host: str, available: list[str], chosen: dict[int, tuple[str, ...]]) -> bool:
+        """Lowest free devices for the replicas not yet chosen; False if they run out."""
+        for index in range(app.replicas):
+            if index in chosen:
+                continue
+            pick = [d for d in available if matches(by_index[host][d], app.gpu_type)][: app.gpus]
+            if len(pick) < app.gpus:
+                return False
+            chosen[index] = tuple(pick)
+            available[:] = [d for d in available if d not in pick]
+        return True
+
+    def take(app: AppConfig, host: str, chosen: dict[int, tuple[str, ...]]) -> None:
+        placement.hosts[app.name] = host
+        for index, devices in chosen.items():
+            placement.devices[(app.name, index)] = devices
+            free[host] = [d for d in free[host] if d not in devices]
+
+    # Pinned apps, per host: previous devices kept first (stability), then typed requests,
+    # then untyped. Should kept devices block a fit, the host is assigned afresh.
+    pinned = [a for a in wanting if not a.host_auto]
+    for host in dict.fromkeys(a.host for a in pinned):
+        gpus = inventories.get(host, ())
+        group = []
+        for app in (a for a in pinned if a.host == host):
+            if app.gpu_type and not any(matches(g, app.gpu_type) for g in gpus):
+                problems.append(Diagnostic(
+                    f"app {app.name} asks for accelerator {app.gpu_type}, but host {host} has none "
+                    f"(it has {describe(gpus)})", file=app.origin, key=f"apps.{app.name}"))
+            else:
+                group.append(app)
+        failed: list[AppConfig] = []
+        for keep in (True, False):
+            available = list(free.get(host, []))
+            chosen = {app.name: kept(app, host, available) if keep else {} for app in group}
+            failed = [app for app in sorted(group, key=lambda a: a.gpu_type is None)
+                      if not fill(app, host, available, chosen[app.name])]
+            if not failed:
+                for app in group:
+                    take(app, host, chosen[app.name])
+                break
+        if failed:
+            asked = sum(a.gpus * a.replicas for a in group)
+            problems.append(Diagnostic(
+                f"host {host} has {len(gpus)} GPU{'s' if len(gpus) != 1 else ''} ({describe(gpus)}), but apps "
+                f"{', '.join(_asks(a) for a in group)} ask for {asked}"
+                + (f"; {', '.join(a.name for a in failed)} cannot be placed" if len(group) > 1 else ""),
+                file=group[0].origin, key=f"apps.{failed[0].name}"))
+
+    # Apps without a host: their previous host if they still fit, else the first that fits.
+    for app in (a for a in wanting if a.host_auto):
+        before = previous.get((app.name, 0), ("", ()))[0]
+        order = [h for h in dict.fromkeys([before, *host_order]) if h in inventories]
+        for host in order:
+            available = list(free[host])
+            chosen = kept(app, host, available) if host == before else {}
+            if fill(app, host, available, chosen):
+                take(app, host, chosen)
+                break
+        else:
+            seen = "; ".join(f"{h} has {describe(inventories[h])}"
+                             + (f" ({len(inventories[h]) - len(free[h])} taken)" if len(free[h]) < len(inventories[h]) else "")
+                             for h in host_order if h in inventories)
+            problems.append(Diagnostic(
+                f"app {app.name} asks for {_each(app)} and names no host, but no host "
+                f"has them free: {seen or 'no hosts defined'}", file=app.origin, key=f"apps.{app.name}"))
+    if problems:
+        raise DiagnosticsError(problems)
+    return placement
+
+
+def previous_assignment(resources: dict[str, object]) -> dict[tuple[str, int], tuple[str, tuple[str, ...]]]:
+    """(app, replica) -> (host, devices) from a state's resources."""
+    from state.address import Address
+
+    found = {}
+    for key, resource in resources.items():
+        address = Address.parse(key)
+        devices = (getattr(resource, "attributes", {}) or {}).get("gpus")
+        if address.kind == "container" and devices:
+            found[(address.app, address.index)] = (address.host, tuple(devices))
+    return found
+
+
+def recorded_placement(apps: list[AppConfig], previous: dict[tuple[str, int], tuple[str, tuple[str, ...]]]) -> Placement:
+    """The placement state records, for `plan --refresh=false`, which asks no host for its
+    GPUs: each replica keeps its host and devices. An app whose replicas state does not
+    place with the count asked cannot be planned without reading the hosts."""
+    placement = Placement()
+    unplaced = []
+    for app in (a for a in apps if a.gpus > 0):
+        recorded = [previous.get((app.name, index)) for index in range(app.replicas)]
+        hosts = {entry[0] for entry in recorded if entry}
+        if (any(entry is None or len(entry[1]) != app.gpus for entry in recorded) or len(hosts) != 1
+                or (not app.host_auto and hosts != {app.host})):
+            unplaced.append(app.name)
+            continue
+        placement.hosts[app.name] = hosts.pop()
+        for index, (_host, devices) in enumerate(recorded):
+            placement.devices[(app.name, index)] = devices
+    if unplaced:
+        raise DiagnosticsError([Diagnostic(
+            f"app {name} asks for GPUs that state does not record as placed; plan with refresh "
+            f"(without --refresh=false) so that berth can read the hosts' GPUs", key=f"apps.{name}")
+            for name in unplaced])
+    return placement

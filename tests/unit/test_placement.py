@@ -1,0 +1,182 @@
+"""planner.placement as data: apps' GPU requests + host inventories + the previous
+assignment → devices per container, or the plan error a user would read.
+
+Each case: `hosts` (host -> GPU names, indexes 0..), `apps` (name -> {gpus, type, host
+(omitted: the file named none), replicas}), `previous` ("app/replica" -> "host:0,1"),
+then `expect` ("app/replica" -> "host:0,1") or `error` (words every one of the
+messages must hold, as a list per diagnostic).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from planner.desired import AppConfig
+from planner.diagnostics import DiagnosticsError
+from planner.placement import matches, place
+from providers.gpus import Gpu, parse_nvidia_smi
+
+H100 = "NVIDIA H100 80GB HBM3"
+L4 = "NVIDIA L4"
+L40S = "NVIDIA L40S"
+
+CASES = {
+    "two apps share a host": dict(
+        hosts={"a": [H100, H100]},
+        apps={"llm": {"gpus": 1, "host": "a"}, "embed": {"gpus": 1, "host": "a"}},
+        expect={"llm/0": "a:0", "embed/0": "a:1"},
+    ),
+    "replicas get distinct devices": dict(
+        hosts={"a": [H100] * 4},
+        apps={"llm": {"gpus": 2, "host": "a", "replicas": 2}},
+        expect={"llm/0": "a:0,1", "llm/1": "a:2,3"},
+    ),
+    "kept when nothing changed, even if lower indexes are free": dict(
+        hosts={"a": [H100] * 3},
+        apps={"llm": {"gpus": 1, "host": "a"}, "embed": {"gpus": 1, "host": "a"}},
+        previous={"llm/0": "a:2", "embed/0": "a:0"},
+        expect={"llm/0": "a:2", "embed/0": "a:0"},
+    ),
+    "a new app does not move the others": dict(
+        hosts={"a": [H100] * 3},
+        apps={"new": {"gpus": 1, "host": "a"}, "llm": {"gpus": 1, "host": "a"}},
+        previous={"llm/0": "a:0"},
+        expect={"llm/0": "a:0", "new/0": "a:1"},
+    ),
+    "count changed: reassigned": dict(
+        hosts={"a": [H100] * 3},
+        apps={"llm": {"gpus": 2, "host": "a"}},
+        previous={"llm/0": "a:2"},
+        expect={"llm/0": "a:0,1"},
+    ),
+    "previous device gone from the host": dict(
+        hosts={"a": [H100]},
+        apps={"llm": {"gpus": 1, "host": "a"}},
+        previous={"llm/0": "a:3"},
+        expect={"llm/0": "a:0"},
+    ),
+    "kept devices that block a fit are given up": dict(
+        hosts={"a": [H100, H100, H100]},
+        apps={"small": {"gpus": 1, "host": "a"}, "big": {"gpus": 2, "host": "a"}},
+        previous={"small/0": "a:1"},
+        expect={"small/0": "a:1", "big/0": "a:0,2"},
+    ),
+    "typed requests are served before untyped ones": dict(
+        hosts={"a": [H100, L4]},
+        apps={"any": {"gpus": 1, "host": "a"}, "h": {"gpus": 1, "type": "H100", "host": "a"}},
+        expect={"h/0": "a:0", "any/0": "a:1"},
+    ),
+    "type matches a whole word": dict(
+        hosts={"a": [L40S, L4]},
+        apps={"small": {"gpus": 1, "type": "l4", "host": "a"}},
+        expect={"small/0": "a:1"},
+    ),
+    "oversubscription names the host, the apps and the counts": dict(
+        hosts={"a": [H100, H100]},
+        apps={"llm": {"gpus": 2, "host": "a"}, "embed": {"gpus": 1, "host": "a"}},
+        error=[["host a has 2 GPUs (2 × NVIDIA H100 80GB HBM3)", "llm (2 GPUs)", "embed (1 GPU)",
+                "ask for 3", "embed cannot be placed"]],
+    ),
+    "replicas count towards oversubscription": dict(
+        hosts={"a": [H100, H100]},
+        apps={"llm": {"gpus": 1, "host": "a", "replicas": 3}},
+        error=[["host a has 2 GPUs", "llm (1 GPU × 3 replicas)", "ask for 3"]],
+    ),
+    "a host without GPUs": dict(
+        hosts={"local": []},
+        apps={"llm": {"gpus": 1, "host": "local"}},
+        error=[["host local has 0 GPUs (no GPUs)", "ask for 1"]],
+    ),
+    "missing accelerator type": dict(
+        hosts={"a": [H100, H100]},
+        apps={"llm": {"gpus": 1, "type": "A100", "host": "a"}},
+        error=[["app llm asks for accelerator A100, but host a has none (it has 2 × NVIDIA H100 80GB HBM3)"]],
+    ),
+    "every problem is reported at once": dict(
+        hosts={"a": [H100], "b": [L4]},
+        apps={"x": {"gpus": 1, "type": "A100", "host": "a"}, "y": {"gpus": 2, "host": "b"}},
+        error=[["app x", "A100"], ["host b has 1 GPU", "ask for 2"]],
+    ),
+    "no host named: the first host, in order, where it fits": dict(
+        hosts={"a": [H100], "b": [L4, L4], "c": [H100, H100]},
+        apps={"pinned": {"gpus": 1, "host": "a"}, "llm": {"gpus": 1, "type": "H100"}},
+        order=["a", "b", "c"],
+        expect={"pinned/0": "a:0", "llm/0": "c:0"},
+    ),
+    "no host named: stays on its previous host": dict(
+        hosts={"a": [H100], "c": [H100, H100]},
+        apps={"llm": {"gpus": 1, "type": "H100"}},
+        previous={"llm/0": "c:1"},
+        order=["a", "c"],
+        expect={"llm/0": "c:1"},
+    ),
+    "no host named: nowhere free": dict(
+        hosts={"a": [H100], "b": [L4]},
+        apps={"pinned": {"gpus": 1, "host": "a"}, "llm": {"gpus": 1, "type": "H100"}},
+        order=["a", "b"],
+        error=[["app llm asks for 1 H100 and names no host", "a has 1 × NVIDIA H100 80GB HBM3 (1 taken)",
+                "b has 1 × NVIDIA L4"]],
+    ),
+    "apps without GPUs are not placed": dict(
+        hosts={"a": []},
+        apps={"web": {"gpus": 0, "host": "a"}},
+        expect={},
+    ),
+}
+
+
+def _app(name: str, spec: dict) -> AppConfig:
+    return AppConfig(name=name, image="x", port=8000, host_port=8000, gpus=spec["gpus"],
+                     gpu_type=spec.get("type"), replicas=spec.get("replicas", 1),
+                     host=spec.get("host", "local"), host_auto="host" not in spec)
+
+
+def _devices(text: str) -> tuple[str, tuple[str, ...]]:
+    host, devices = text.split(":")
+    return host, tuple(devices.split(","))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_placement_case(name: str) -> None:
+    case = CASES[name]
+    inventories = {
+        host: tuple(Gpu(index=str(i), name=gpu, memory_mib=1, uuid=f"GPU-{host}-{i}") for i, gpu in enumerate(names))
+        for host, names in case["hosts"].items()
+    }
+    apps = [_app(n, s) for n, s in case["apps"].items()]
+    previous = {}
+    for key, text in case.get("previous", {}).items():
+        app, replica = key.split("/")
+        previous[(app, int(replica))] = _devices(text)
+    order = case.get("order", list(case["hosts"]))
+    if "error" in case:
+        with pytest.raises(DiagnosticsError) as caught:
+            place(apps, inventories, previous, order)
+        messages = [d.summary for d in caught.value.diagnostics]
+        assert len(messages) == len(case["error"]), messages
+        for message, words in zip(messages, case["error"]):
+            for word in words:
+                assert word in message, (word, message)
+        return
+    result = place(apps, inventories, previous, order)
+    got = {f"{app}/{i}": f"{result.hosts[app]}:{','.join(d)}" for (app, i), d in result.devices.items()}
+    assert got == case["expect"]
+
+
+def test_placement_is_deterministic() -> None:
+    inventories = {"a": tuple(Gpu(str(i), H100, 1, str(i)) for i in range(8))}
+    apps = [_app(f"app{i}", {"gpus": 1 + i % 2, "host": "a"}) for i in range(5)]
+    first = place(apps, inventories, {}, ["a"])
+    assert all(place(apps, inventories, {}, ["a"]) == first for _ in range(5))
+    # The result applied back as the previous assignment changes nothing.
+    again = place(apps, inventories, {k: (first.hosts[k[0]], v) for k, v in first.devices.items()}, ["a"])
+    assert again == first
+
+
+def test_nvidia_smi_csv_parses() -> None:
+    text = ("0, NVIDIA H100 80GB HBM3, 81559, GPU-aaaa\n"
+            "1, NVIDIA A100-SXM4-40GB, 40960, GPU-bbbb\n\n")
+    gpus = parse_nvidia_smi(text)
+    assert gpus == (Gpu("0", H100, 81559, "GPU-aaaa"), Gpu("1", "NVIDIA A100-SXM4-40GB", 40960, "GPU-bbbb"))
+    assert matches(gpus[1], "A100") and not matches(gpus[0], "A100")
+    assert parse_nvidia_smi("") == ()
