@@ -31,10 +31,15 @@ class Placement:
 
 
 def matches(gpu: Gpu, gpu_type: str | None) -> bool:
-    """`H100` matches "NVIDIA H100 80GB HBM3" (a whole word, any case); `L4` not "L40S"."""
+    """`H100` matches "NVIDIA H100 80GB HBM3" (a whole word, any case); `L4` not "L40S".
+    A type of several words, as Truss and Cerebrium spell them (`A100_80GB`,
+    `RTX_PRO_6000`), matches when each word is in the name: "NVIDIA A100-SXM4-80GB"."""
     if gpu_type is None:
         return True
-    return re.search(rf"(?<![a-z0-9]){re.escape(gpu_type.lower())}(?![a-z0-9])", gpu.name.lower()) is not None
+    name = gpu.name.lower()
+    words = [w for w in re.split(r"[_\s-]+", gpu_type.lower()) if w]
+    return bool(words) and all(
+        re.search(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", name) is not None for word in words)
 
 
 def describe(gpus: tuple[Gpu, ...]) -> str:

@@ -180,3 +180,18 @@ def test_nvidia_smi_csv_parses() -> None:
     assert gpus == (Gpu("0", H100, 81559, "GPU-aaaa"), Gpu("1", "NVIDIA A100-SXM4-40GB", 40960, "GPU-bbbb"))
     assert matches(gpus[1], "A100") and not matches(gpus[0], "A100")
     assert parse_nvidia_smi("") == ()
+
+
+@pytest.mark.parametrize(("name", "gpu_type", "expected"), [
+    ("NVIDIA A100-SXM4-80GB", "A100_80GB", True),
+    ("NVIDIA A100-SXM4-40GB", "A100_80GB", False),
+    ("NVIDIA A100 80GB PCIe", "A100", True),
+    ("NVIDIA RTX PRO 6000 Blackwell Server Edition", "RTX_PRO_6000", True),
+    ("NVIDIA L40S", "L4", False),
+    ("NVIDIA L4", "l4", True),
+    ("NVIDIA A10G", "A10", False),
+    ("NVIDIA H100 80GB HBM3", "H100_40GB", False),
+])
+def test_types_of_several_words_match_each_word(name: str, gpu_type: str, expected: bool) -> None:
+    """Truss and Cerebrium name types like A100_80GB; nvidia-smi says "NVIDIA A100-SXM4-80GB"."""
+    assert matches(Gpu(index="0", name=name, memory_mib=1, uuid="GPU-x"), gpu_type) is expected
