@@ -65,7 +65,8 @@ def run(directory: Path, phase: str, *args: str) -> dict:
     return {"phase": phase, "wall_s": round(wall, 2), "hosts": per_host}
 
 
-def main() -> None:
+def measure() -> list[dict]:
+    """The three phases, each with per-host counts."""
     subprocess.run(["bash", str(REPO / "scripts/testhosts.sh"), "up"], check=True, capture_output=True)
     directory = Path(tempfile.mkdtemp(prefix="berth-fanout-"))
     shutil.copytree(REPO / "tests/integration/contexts/httpd", directory / "httpd")
@@ -81,7 +82,25 @@ def main() -> None:
     finally:
         subprocess.run([str(BERTH), "destroy", "--auto-approve", "-f", str(directory)], capture_output=True)
         shutil.rmtree(directory, ignore_errors=True)
+    return phases
 
+
+def rows(phases: list[dict]) -> list[dict]:
+    """One row per phase and host, for bench/run.py's table."""
+    out = []
+    for phase in phases:
+        for i, host in enumerate(HOSTS):
+            h = phase["hosts"][host]
+            out.append({"phase": phase["phase"] if i == 0 else "", "wall_s": phase["wall_s"] if i == 0 else None,
+                        "host": host, "ssh_conns": h.get("connections", 0), "channels": h.get("channels", 0),
+                        "docker": h.get("channels_docker", 0), "probe": h.get("channels_probe", 0),
+                        "exec": h.get("channels_exec", 0), "image_bytes": h.get("image_bytes_sent", 0),
+                        "left_behind": h["left_behind"]})
+    return out
+
+
+def main() -> None:
+    phases = measure()
     print(f"{len(HOSTS)} hosts × {APPS} apps from one build context (simulated hosts on this machine)\n")
     print(f"{'phase':<30} {'wall s':>7}  {'host':<5} {'conns':>5} {'chans':>5} {'docker':>6} {'probe':>5} "
           f"{'exec':>4} {'image bytes':>12} {'left':>4}")

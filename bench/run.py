@@ -5,7 +5,9 @@
     .venv/bin/python bench/run.py startup noop20 probe
 
 Cases: startup, noop20 (cold, no-op, one change, destroy of 20 apps), noop200,
-probe (readiness latency), compose (the same 20 apps under docker-compose 1.29).
+probe (readiness latency), compose (the same 20 apps under docker-compose 1.29),
+fanout (3 simulated SSH hosts × 10 apps: cold, no-op plan, one-file change; needs root
+for scripts/testhosts.sh).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import cases
 from apiproxy import ApiProxy
 from harness import build_image, machine, save, table
 
-ALL = ("startup", "noop20", "noop200", "probe", "compose")
+ALL = ("startup", "noop20", "noop200", "probe", "compose", "fanout")
 
 
 def main() -> int:
@@ -58,6 +60,14 @@ def _run(case: str, repeat: int, proxy: ApiProxy, results: dict[str, object]) ->
             if not shutil.which("docker-compose"):
                 return [{"work": "docker-compose not installed (scripts/bench.sh installs it)"}]
             return cases.compose_versus_berth(20, repeat)
+        case "fanout":
+            import os
+
+            import fanout
+
+            if os.geteuid() != 0:
+                return [{"work": "skipped: the simulated SSH hosts need root (scripts/testhosts.sh)"}]
+            return fanout.rows(fanout.measure())
     raise AssertionError(case)
 
 
