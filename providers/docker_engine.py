@@ -221,8 +221,18 @@ class DockerEngine:
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as err:
-            if err.status_code != 409:  # in use by a container berth does not own
-                raise ProviderError(f"host {self.host}: cannot remove image: {_summary(err)}") from None
+            if err.status_code == 409:  # in use by a container berth does not own
+                return
+            # Two tags of one image untagged at once: the engine deletes the image with
+            # the first and may answer the second "unrecognized image ID". The tag is
+            # gone either way, which is all this step asks.
+            try:
+                self.api.inspect_image(ref)
+            except docker.errors.NotFound:
+                return
+            except docker.errors.APIError:
+                pass
+            raise ProviderError(f"host {self.host}: cannot remove image: {_summary(err)}") from None
 
     # Containers ----------------------------------------------------------------------
 
