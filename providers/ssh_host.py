@@ -58,6 +58,7 @@ class SshTarget:
     known_hosts: str = "~/.ssh/known_hosts"
     accept_new_host_key: bool = False
     docker_socket: str = "/var/run/docker.sock"
+    secrets_dir: str | None = None  # None: the server's default (providers.sftp_secret_files.server_root)
 
     @property
     def shown(self) -> str:
