@@ -551,6 +551,7 @@ def test_sftp_secret_files_reconnect_after_a_drop_and_find_a_users_home(project,
                        docker_socket=th1.socket, secrets_dir=str(root))
     host = SshHost(target, builder=lambda: None)
     home_root = Path("/root/.local/state/berth/secrets") / project.stack
+    made = [p for p in home_root.parents if not p.exists()]  # for the clean-up: root's home is this machine's
     try:
         parts = (project.stack, "web", "tok")
         assert host.write_secret(parts, b"v1") == str(root.joinpath(*parts))
@@ -575,3 +576,8 @@ def test_sftp_secret_files_reconnect_after_a_drop_and_find_a_users_home(project,
     finally:
         host.close()
         shutil.rmtree(home_root, ignore_errors=True)
+        for directory in made:  # innermost first; one another run uses now is not empty
+            try:
+                directory.rmdir()
+            except OSError:
+                break
