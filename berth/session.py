@@ -122,10 +122,10 @@ class Session:
 
     def observe(self, state: State | None) -> dict[str, Any]:
         """What every host berth must read has, in parallel."""
-        from planner.refresh import observe_all
+        from planner.refresh import observe_all, secret_hosts
 
         providers = {host: self.provider(host) for host in self.hosts_to_read(state)}
-        return observe_all(providers, self.stack.name, state)
+        return observe_all(providers, self.stack.name, state, secret_hosts(self.stack, state))
 
     def _check_hosts_still_defined(self, state: State | None) -> None:
         """Resources on a host the file no longer defines cannot be reached, so neither

@@ -11,18 +11,20 @@ from planner.contexthash import context_hash
 from planner.desired import Stack
 from planner.diagnostics import Diagnostic, DiagnosticsError
 from providers.base import Provider
-from planner.resources import container_spec, image_labels
+from planner.resources import container_spec, image_labels, secret_names
 from providers.types import Observation, ObservedContainer, ObservedImage, ProviderError
 from state.address import Address
 from state.model import State
 
 
-def observe_all(providers: dict[str, Provider], stack: str, state: State | None = None) -> dict[str, Observation]:
+def observe_all(providers: dict[str, Provider], stack: str, state: State | None = None,
+                secret_hosts: set[str] | None = None) -> dict[str, Observation]:
     """Each host's view, read in parallel. Containers state records but the label query
     did not list (adopted by `import`, unlabelled) are looked up by ID, in one more call
-    on that host only when there are such."""
+    on that host only when there are such. Secret files are listed on `secret_hosts`
+    only (None: on every host); see secret_hosts()."""
     def observe(host: str, provider: Provider) -> Observation:
-        obs = provider.observe(stack)
+        obs = provider.observe(stack, secrets=secret_hosts is None or host in secret_hosts)
         seen = {c.id for c in obs.containers}
         missing = sorted(r.id for r in (state.resources.values() if state else ())
                          if r.type == "container" and r.host == host and r.id and r.id not in seen)
@@ -47,6 +49,18 @@ def observe_all(providers: dict[str, Provider], stack: str, state: State | None 
     if errors:
         raise DiagnosticsError(errors)
     return observed
+
+
+def secret_hosts(stack: Stack, state: State | None) -> set[str]:
+    """The hosts where the stack may have secret files: those of its apps that use
+    secrets (every host, for such an app that GPU placement may put anywhere) and those
+    state records secret files on. Elsewhere observe skips the listing, which on an SSH
+    host would cost an SFTP session: a stack without secrets plans on one channel."""
+    hosts = {r.host for r in (state.resources.values() if state else ()) if r.type == "secret"}
+    for app in stack.apps.values():
+        if secret_names(app):
+            hosts |= {"local", *stack.hosts} if app.host_auto else {app.host}
+    return hosts
 
 
 def observe_from_state(state: State | None, stack: str, hosts: set[str]) -> dict[str, Observation]:

@@ -13,19 +13,22 @@ from providers.types import ContainerSpec, Observation, ObservedContainer, Progr
 
 class SecretFiles(Protocol):
     """Where a host keeps secret files, and how berth reaches them: the local file
-    system (providers.secret_files.LocalSecretFiles) or a host's SFTP session. A
-    DockerEngine takes one, so the Docker-level code is shared between hosts.
+    system (providers.secret_files.LocalSecretFiles) or a host's SFTP session
+    (providers.sftp_secret_files.SftpSecretFiles). A DockerEngine takes one, so the
+    Docker-level code is shared between hosts.
 
-    An SFTP implementation does what LocalSecretFiles does, over the host's one SSH
-    connection: mkdir (0700) ROOT, ROOT/STACK and ROOT/STACK/APP and chmod them 0700;
-    open a temporary file beside the target with mode 0600 *before* writing (never
-    write then chmod), posix_rename it over the target; remove unlinks and rmdirs the
-    emptied directories; list is a listdir per app directory. ROOT on a server is
-    /var/lib/berth/secrets (SSH as root) and the login user's ~/.local/state/berth/secrets
-    otherwise. Errors name the host and path, never the value."""
+    Both make ROOT (0700) when it is missing and leave an existing one as it is, and
+    mkdir ROOT/STACK and ROOT/STACK/APP and chmod them 0700; open a temporary file
+    beside the target exclusively with mode 0600 set *before* writing (never write then
+    chmod), then rename it over the target; remove unlinks the file and temporary files
+    a crash left, and rmdirs the emptied directories; list reads each app directory.
+    ROOT on a server is [hosts.NAME] secrets_dir, else /var/lib/berth/secrets (SSH as
+    root), else the login user's ~/.local/state/berth/secrets as an absolute path.
+    Errors name the host and path, never the value."""
 
     def path(self, parts: SecretParts) -> str:
-        """The host path of the file for (stack, app, secret); pure."""
+        """The host path of the file for (stack, app, secret), absolute (Docker mounts
+        it); pure once ROOT is known (a server's may need its login's home, asked once)."""
         ...
 
     def write(self, parts: SecretParts, value: bytes) -> str: ...  # as Provider.write_secret
@@ -39,8 +42,10 @@ class SecretFiles(Protocol):
 class Provider(Protocol):
     host: str  # the host's name in the stack file ("local", "gpu-a")
 
-    def observe(self, stack: str) -> Observation:
-        """The stack's containers and the host's images, in one batched query."""
+    def observe(self, stack: str, secrets: bool = True) -> Observation:
+        """The stack's containers and the host's images, in one batched query, and with
+        `secrets` the stack's secret files (False: the stack can have none here, so the
+        listing, an SFTP session on an SSH host, is skipped)."""
         ...
 
     def containers_by_id(self, ids: list[str]) -> tuple[ObservedContainer, ...]:

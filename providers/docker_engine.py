@@ -75,7 +75,7 @@ class DockerEngine:
 
     # Refresh -------------------------------------------------------------------------
 
-    def observe(self, stack: str) -> Observation:
+    def observe(self, stack: str, secrets: bool = True) -> Observation:
         filters = {"label": [f"{LABEL_STACK}={stack}"]}
         if self._http is not None:
             listed = self._http.get_json("/containers/json", all=1, filters=filters)
@@ -90,7 +90,7 @@ class DockerEngine:
                 raise ProviderError(f"host {self.host}: cannot list containers: {_summary(err)}") from None
         return Observation(
             host=self.host,
-            secrets=self.secret_files.list(stack) if self.secret_files else (),
+            secrets=self.secret_files.list(stack) if secrets and self.secret_files else (),
             containers=tuple(_observed(c) for c in listed),
             images=tuple(
                 ObservedImage(

@@ -21,6 +21,15 @@ from providers.types import ProviderError, SecretParts
 _PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\Z")
 
 
+def checked_parts(host: str, parts: SecretParts) -> SecretParts:
+    """parts, refused unless each is a plain name: names are validated on load; this
+    keeps every path inside ROOT whatever a caller passes."""
+    for part in parts:
+        if not _PART.match(part):
+            raise ProviderError(f"host {host}: {part!r} cannot name a secret file")
+    return parts
+
+
 def default_root() -> Path:
     configured = os.environ.get("BERTH_SECRETS_DIR")
     if configured:
@@ -40,10 +49,7 @@ class LocalSecretFiles:
         self.host = host
 
     def path(self, parts: SecretParts) -> str:
-        for part in parts:
-            if not _PART.match(part):  # names are validated on load; this keeps paths inside root
-                raise ProviderError(f"host {self.host}: {part!r} cannot name a secret file")
-        return str(self.root.joinpath(*parts))
+        return str(self.root.joinpath(*checked_parts(self.host, parts)))
 
     def write(self, parts: SecretParts, value: bytes) -> str:
         target = Path(self.path(parts))

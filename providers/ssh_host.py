@@ -1,6 +1,6 @@
 """A Provider for a Docker host reached over SSH: one paramiko connection per host for
-the whole run, carrying the Docker API, commands (nvidia-smi), file copies (SFTP) and
-probe tunnels.
+the whole run, carrying the Docker API, commands (nvidia-smi), secret files (one SFTP
+session) and probe tunnels.
 
 How the Docker API travels: a local forwarder listens on a unix socket in a private
 temporary directory; every connection docker-py makes to it is bridged onto ONE new
@@ -28,13 +28,16 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, TypeVar
 
 from providers.docker_engine import DockerEngine, _summary
 from providers.engine_http import EngineHTTP
 from providers.gpus import Gpu, parse_nvidia_smi, NVIDIA_SMI_QUERY
-from providers.types import ContainerSpec, Observation, Progress, ProviderError
+from providers.sftp_secret_files import SftpSecretFiles
+from providers.types import ContainerSpec, Observation, Progress, ProviderError, SecretParts
 
 T = TypeVar("T")
 
@@ -42,6 +45,7 @@ T = TypeVar("T")
 # a client costs no /version round trip; newer engines serve older API versions.
 DOCKER_API_VERSION = "1.41"
 CONNECT_TIMEOUT = 10.0
+SFTP_TIMEOUT = 60.0  # seconds an SFTP request (secret files: small) may wait for its reply
 CHUNK = 1 << 20
 PROGRESS_EVERY = 1.0  # seconds between "sent N MB" progress lines
 
@@ -58,6 +62,7 @@ class SshTarget:
     known_hosts: str = "~/.ssh/known_hosts"
     accept_new_host_key: bool = False
     docker_socket: str = "/var/run/docker.sock"
+    secrets_dir: str | None = None  # None: the server's default (providers.sftp_secret_files.server_root)
 
     @property
     def shown(self) -> str:
@@ -108,6 +113,8 @@ class SshConnection:
         self._transport: Any = None
         self._generation = 0
         self._failed: ProviderError | None = None
+        self._sftp_lock = threading.Lock()
+        self._sftp: tuple[int, Any] | None = None  # (generation, SFTPClient)
 
     # Connecting ----------------------------------------------------------------------
 
@@ -301,18 +308,35 @@ class SshConnection:
         finally:
             channel.close()
 
-    def put_file(self, local: str, remote: str, mode: int = 0o600) -> None:
-        """Copy a file to the host over SFTP (a channel of the same connection)."""
+    @contextmanager
+    def sftp(self) -> Iterator[Any]:
+        """The connection's one SFTP session (paramiko's SFTPClient), for the length of
+        the `with` and for this thread alone: the client reads its replies on the
+        caller's thread, so uses take turns. Opened on first use, and again after a
+        reconnect or when its channel closed."""
+        with self._sftp_lock:
+            generation = self.ensure()
+            if self._sftp is None or self._sftp[0] != generation or self._sftp[1].sock.closed:
+                self._sftp = (generation, self._open_sftp())
+            yield self._sftp[1]
+
+    def _open_sftp(self) -> Any:
         import paramiko
 
-        sftp = paramiko.SFTPClient.from_transport(self._transport_now())
+        transport = self._transport_now()
+        try:
+            client = paramiko.SFTPClient.from_transport(transport)
+        except paramiko.SSHException as err:
+            if not transport.is_active():
+                raise  # the connection dropped: the caller's retry connects again
+            t = self.target
+            raise ProviderError(
+                f"host {t.name} ({t.shown}): the SSH server refused an SFTP session ({err}); berth "
+                f"writes secret files over SFTP: enable the `Subsystem sftp` line of its sshd_config") from None
         self.stats["channels"] += 1
         self.stats["channels_sftp"] += 1
-        try:
-            sftp.put(local, remote)
-            sftp.chmod(remote, mode)
-        finally:
-            sftp.close()
+        client.get_channel().settimeout(SFTP_TIMEOUT)  # a stuck server fails the step, never hangs it
+        return client
 
     def active(self) -> bool:
         transport = self._transport
@@ -320,6 +344,9 @@ class SshConnection:
 
     def close(self) -> None:
         with self._lock:
+            if self._sftp is not None:
+                _quietly(self._sftp[1].close)
+                self._sftp = None
             if self._transport is not None:
                 self._transport.close()
                 self._transport = None
@@ -459,7 +486,8 @@ class SshHost(DockerEngine):
             return client
 
         # Refresh reads through plain HTTP on the same forwarder (one channel, kept alive).
-        super().__init__(target.name, None, "127.0.0.1", connect=connect, http=EngineHTTP(f"unix://{path}"))
+        super().__init__(target.name, None, "127.0.0.1", connect=connect, http=EngineHTTP(f"unix://{path}"),
+                         secret_files=SftpSecretFiles(target.name, self.conn.sftp, target.user, target.secrets_dir))
         self._gpus: tuple[Gpu, ...] | None = None
         self._layers: set[str] | None = None
         self.image_bytes_sent = 0
@@ -500,18 +528,25 @@ class SshHost(DockerEngine):
                 f"{getattr(cause, 'text', None) or cause} (is dockerd running there, and is "
                 f"docker_socket in [hosts.{t.name}] right?)")
 
-    def observe(self, stack: str) -> Observation:
-        def read() -> Observation:
-            try:
-                return DockerEngine.observe(self, stack)
-            except ProviderError as err:  # EngineHTTP's: it names only the local forwarder
-                self._raise_if_engine_refused()
-                if not self.conn.active():
-                    raise ConnectionError(str(err)) from None  # dropped: _call connects again once
-                raise ProviderError(f"host {self.target.name} ({self.target.shown}): cannot list containers "
-                                    f"and images: {err}") from None
+    def observe(self, stack: str, secrets: bool = True) -> Observation:
+        """The Docker lists (one channel, kept alive) and, with `secrets`, the secret
+        files (the SFTP session) read side by side: the plan waits for the slower."""
+        if not secrets:
+            return self._call("list containers and images", self._observe_engine, stack)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="berth-sftp") as pool:
+            listed = pool.submit(self._call, "list secret files", self.secret_files.list, stack)
+            observed = self._call("list containers and images", self._observe_engine, stack)
+            return replace(observed, secrets=listed.result())
 
-        return self._call("list containers and images", read)
+    def _observe_engine(self, stack: str) -> Observation:
+        try:
+            return DockerEngine.observe(self, stack, secrets=False)
+        except ProviderError as err:  # EngineHTTP's: it names only the local forwarder
+            self._raise_if_engine_refused()
+            if not self.conn.active():
+                raise ConnectionError(str(err)) from None  # dropped: _call connects again once
+            raise ProviderError(f"host {self.target.name} ({self.target.shown}): cannot list containers "
+                                f"and images: {err}") from None
 
     def build_image(self, context: str, dockerfile: str, args: dict[str, str], tag: str,
                     labels: dict[str, str], progress: Progress) -> str:
@@ -547,6 +582,12 @@ class SshHost(DockerEngine):
 
     def remove_container(self, container_id: str) -> None:
         self._call("remove a container", super().remove_container, container_id)
+
+    def write_secret(self, parts: SecretParts, value: bytes) -> str:
+        return self._call(f"write secret file {'/'.join(parts)}", super().write_secret, parts, value)
+
+    def remove_secret(self, parts: SecretParts) -> None:
+        self._call(f"remove secret file {'/'.join(parts)}", super().remove_secret, parts)
 
     def container_state(self, container_id: str) -> dict:
         return self._call("inspect a container", super().container_state, container_id)

@@ -103,7 +103,7 @@ make_host() {
     write_standin "$n" "$dir"
     [ -f "$dir/ssh_host_ed25519_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$dir/ssh_host_ed25519_key"
     cp "$root/id_ed25519.pub" "$dir/authorized_keys"
-    cat >"$dir/sshd_config" <<EOF
+    cat >"$dir/sshd_config.new" <<EOF
 ListenAddress $addr
 Port 22
 HostKey $dir/ssh_host_ed25519_key
@@ -119,7 +119,21 @@ AllowStreamLocalForwarding yes
 MaxSessions 64
 MaxStartups 64:30:100
 SetEnv DOCKER_HOST=unix://$dir/docker.sock PATH=$dir/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+Subsystem sftp internal-sftp
 EOF
+    # internal-sftp: berth's secret files travel over SFTP, served inside the session's
+    # own sshd process (no sftp-server started on the host).
+    if cmp -s "$dir/sshd_config.new" "$dir/sshd_config"; then
+        rm "$dir/sshd_config.new"
+    else
+        mv "$dir/sshd_config.new" "$dir/sshd_config"
+        # A running listener re-reads its config on SIGHUP (it re-executes itself); the
+        # sessions it serves go on.
+        if alive "$dir/sshd.pid"; then
+            kill -HUP "$(cat "$dir/sshd.pid")"
+            sleep 0.5
+        fi
+    fi
     start_sshd "$n"
     if ! alive "$dir/docker.pid" || ! DOCKER_HOST="unix://$dir/docker.sock" timeout 5 docker version >/dev/null 2>&1; then
         # Own data-root, exec-root, pidfile and socket; its own default bridge inside the

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import posixpath
 import re
 import shlex
 import tomllib
@@ -510,6 +511,7 @@ def _host_config(name: str, host: HostFile, base: Path) -> HostConfig:
         known_hosts=path(host.known_hosts),
         accept_new_host_key=host.accept_new_host_key,
         docker_socket=host.docker_socket,
+        secrets_dir=posixpath.normpath(host.secrets_dir) if host.secrets_dir else None,
     )
 
 

@@ -187,6 +187,9 @@ class HostFile(_Table):
     known_hosts: Text = "~/.ssh/known_hosts"
     accept_new_host_key: bool = False
     docker_socket: Annotated[str, Field(pattern=r"^/\S+$"), expect('an absolute socket path like "/var/run/docker.sock"')] = "/var/run/docker.sock"
+    # Where secret files go on the host (default: /var/lib/berth/secrets as root, else the
+    # login's ~/.local/state/berth/secrets). Absolute: Docker needs absolute bind sources.
+    secrets_dir: Annotated[str, Field(pattern=r"^/[^\x00]*$"), expect('an absolute directory path like "/srv/berth/secrets"')] | None = None
 
 
 class FromAppFile(AppFile):

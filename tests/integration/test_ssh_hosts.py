@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import stat
 import subprocess
 import time
 import urllib.request
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import docker
 import pytest
+from test_secret_sync import files_holding, leaks, value
 
 REPO = Path(__file__).resolve().parents[2]
 ROOT = Path("/run/berth-testhosts")
@@ -91,16 +94,20 @@ def remote(project, hosts):
 class PrivateSshd:
     """A second sshd of a test host, on a port of the test's own, so that a test can take
     "the host" away (or cut its sessions) without touching the shared listener other
-    test runs may be using. Same host key, same engine."""
+    test runs may be using. Same host key, same engine; SFTP served (internal-sftp)
+    unless `sftp` is False."""
 
     host: SimHost
     port: int
     directory: Path
+    sftp: bool = True
 
     def start(self) -> None:
         config = (ROOT / self.host.name / "sshd_config").read_text()
         config = config.replace("Port 22", f"Port {self.port}").replace(
             f"PidFile {ROOT / self.host.name / 'sshd.pid'}", f"PidFile {self.pidfile}")
+        config = "".join(line for line in config.splitlines(keepends=True) if not line.startswith("Subsystem"))
+        config += "Subsystem sftp internal-sftp\n" if self.sftp else ""
         (self.directory / "sshd_config").write_text(config)
         subprocess.run(["nsenter", f"--net=/run/netns/berth-{self.host.name}", "/usr/sbin/sshd",
                         "-f", str(self.directory / "sshd_config"), "-E", str(self.directory / "sshd.log")], check=True)
@@ -123,21 +130,25 @@ class PrivateSshd:
         _wait_for(lambda: not Path(f"/proc/{listener}").exists(), timeout=10)
         self.pidfile.unlink(missing_ok=True)
 
-    def toml(self) -> str:
+    def toml(self, **extra: str) -> str:
+        return self.host.toml(ssh=f'"root@{self.host.address}:{self.port}"', known_hosts=f'"{self.known_hosts}"', **extra)
+
+    @property
+    def known_hosts(self) -> Path:
         known = self.directory / "known_hosts"
         key = (ROOT / self.host.name / "ssh_host_ed25519_key.pub").read_text().split()
         known.write_text(f"[{self.host.address}]:{self.port} {key[0]} {key[1]}\n")
-        return self.host.toml(ssh=f'"root@{self.host.address}:{self.port}"', known_hosts=f'"{known}"')
+        return known
 
 
 @pytest.fixture
 def private_sshd(project, tmp_path):
     started = []
 
-    def start(host: SimHost) -> PrivateSshd:
+    def start(host: SimHost, sftp: bool = True) -> PrivateSshd:
         directory = tmp_path / f"sshd-{host.name}"
         directory.mkdir()
-        sshd = PrivateSshd(host, project.ports[-1 - len(started)], directory)
+        sshd = PrivateSshd(host, project.ports[-1 - len(started)], directory, sftp)
         sshd.start()
         started.append(sshd)
         return sshd
@@ -154,10 +165,11 @@ def app(name: str, host: str, port: str, message: str, **extra: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def stats(project, *args: str, check: bool = True) -> tuple[subprocess.CompletedProcess, dict]:
+def stats(project, *args: str, check: bool = True, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, dict]:
     """Run berth with BERTH_SSH_STATS and return its per-host connection figures."""
     path = project.path / "ssh-stats.json"
-    result = project.berth(*args, check=check, env={"BERTH_SSH_STATS": str(path)})
+    path.unlink(missing_ok=True)
+    result = project.berth(*args, check=check, env={**(env or {}), "BERTH_SSH_STATS": str(path)})
     return result, json.loads(path.read_text()) if path.exists() else {}
 
 
@@ -395,3 +407,177 @@ def test_berth_starts_no_process_on_the_host_and_leaves_no_session(project, remo
     assert seen and seen <= {"sshd"}, seen  # berth's session was seen, and nothing else ran
     assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0
     _wait_for(lambda: not sshd.sessions(), timeout=5)
+
+
+# Secrets on SSH hosts: written over SFTP -------------------------------------------------
+
+SECRET_STACK = """
+[secrets.tok]
+env = "W7_TOK"
+"""
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _cat(container, name: str) -> str:
+    code, out = container.exec_run(["cat", f"/secrets/{name}"])
+    assert code == 0, out
+    return out.decode()
+
+
+def test_secrets_on_ssh_hosts_are_synced_rotated_removed_and_never_shown(project, remote):
+    """A secret on th1 (mounted) and th3 (mounted and in secret_env), each host with its
+    own secrets_dir (the test hosts share this machine's file system), through the real
+    berth: served from /secrets/NAME, 0600 in 0700 directories, a no-op plan on one
+    SFTP channel per host, rotation, removal, destroy; the value nowhere else."""
+    th1, th3 = remote["th1"], remote["th3"]
+    roots = {h.name: project.path / f"secrets-on-{h.name}" for h in (th1, th3)}
+    project.copy_context("httpd")
+    hosts = th1.toml(secrets_dir=f'"{roots["th1"]}"') + th3.toml(secrets_dir=f'"{roots["th3"]}"')
+    a = app("a", "th1", "{port0}", "on-th1", secrets='["tok"]')
+    b = app("b", "th3", "{port1}", "on-th3", secret_env='{ TOKEN = "tok" }')
+    project.write(f'[stack]\nname = "{{stack}}"\n' + SECRET_STACK + hosts + a + b)
+    old, new = value("old"), value("new")
+    outputs: list[str] = []
+
+    def berth(*args: str, token: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = project.berth(*args, check=check, env={"W7_TOK": token})
+        outputs.append(result.stdout + result.stderr)
+        return result
+
+    plan = berth("plan", token=old)
+    assert "# app.a.secret.tok@th1 will be created" in plan.stdout
+    assert "# app.b.secret.tok@th3 will be created" in plan.stdout
+    assert "value  = (sensitive value)" in plan.stdout
+    assert "Apply complete! Resources: 6 added" in berth("apply", "--auto-approve", token=old).stdout
+
+    containers = {**th1.stack_containers(project.stack), **th3.stack_containers(project.stack)}
+    on_a, on_b = containers["app.a.container[0]@th1"], containers["app.b.container[0]@th3"]
+    for host, container, name in ((th1, on_a, "a"), (th3, on_b, "b")):
+        assert _cat(container, "tok") == old
+        target = roots[host.name] / project.stack / name / "tok"
+        mounts = {m["Destination"]: m for m in container.attrs["Mounts"]}
+        assert mounts["/secrets/tok"]["Source"] == str(target)
+        assert mounts["/secrets/tok"]["Type"] == "bind" and mounts["/secrets/tok"]["RW"] is False
+        assert _mode(target) == 0o600
+        assert _mode(target.parent) == _mode(target.parent.parent) == _mode(roots[host.name]) == 0o700
+        assert sorted(p.name for p in target.parent.iterdir()) == ["tok"]  # no temporary file left
+    assert f"TOKEN={old}" in on_b.attrs["Config"]["Env"]  # asked for with secret_env
+    assert not leaks([old], env=json.dumps(on_a.attrs["Config"]["Env"]))  # only mounted
+
+    # No changes, read on one Docker channel and one SFTP channel per host.
+    plan, figures = stats(project, "plan", "--detailed-exitcode", check=False, env={"W7_TOK": old})
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    outputs.append(plan.stdout + plan.stderr)
+    for host in (th1, th3):
+        assert figures[host.name] == figures[host.name] | {
+            "connections": 1, "channels": 2, "channels_docker": 1, "channels_sftp": 1, "image_bytes_sent": 0}
+
+    # Rotation: th1's container restarts (same ID) and reads the new file; th3's, which
+    # also has it in its environment, is replaced.
+    started = on_a.attrs["State"]["StartedAt"]
+    plan = berth("plan", "--detailed-exitcode", token=new, check=False)
+    assert plan.returncode == 2
+    assert "# app.a.secret.tok@th1 will be updated in place (value changed)" in plan.stdout
+    assert "(secret tok changed: the container is restarted to read it)" in plan.stdout
+    assert "(secret tok changed; as environment variable TOKEN it needs a new container)" in plan.stdout
+    assert "1 added, 3 changed, 1 destroyed" in berth("apply", "--auto-approve", token=new).stdout
+    containers = {**th1.stack_containers(project.stack), **th3.stack_containers(project.stack)}
+    now_a, now_b = containers["app.a.container[0]@th1"], containers["app.b.container[0]@th3"]
+    assert now_a.id == on_a.id and now_a.attrs["State"]["StartedAt"] != started and now_a.attrs["State"]["Running"]
+    assert _cat(now_a, "tok") == new
+    assert now_b.id != on_b.id and _cat(now_b, "tok") == new and f"TOKEN={new}" in now_b.attrs["Config"]["Env"]
+    assert berth("plan", "--detailed-exitcode", token=new, check=False).returncode == 0
+    assert "message: on-th1" in th1.get(project.ports[0])[1]
+
+    # a stops using it: its file and the directories that emptied go; th1 then plans
+    # without SFTP (the stack has no secret there any more), th3 still lists its own.
+    a_plain = app("a", "th1", "{port0}", "on-th1")
+    project.write(f'[stack]\nname = "{{stack}}"\n' + SECRET_STACK + hosts + a_plain + b)
+    applied = berth("apply", "--auto-approve", token=new)
+    assert "app.a.secret.tok@th1: Removal complete" in applied.stdout, applied.stdout
+    assert not (roots["th1"] / project.stack).exists() and roots["th1"].is_dir()
+    assert (roots["th3"] / project.stack / "b" / "tok").is_file()
+    plan, figures = stats(project, "plan", "--detailed-exitcode", check=False, env={"W7_TOK": new})
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    outputs.append(plan.stdout + plan.stderr)
+    assert figures["th1"]["channels"] == 1 and "channels_sftp" not in figures["th1"]
+    assert figures["th3"]["channels_sftp"] == 1
+
+    # Destroy: every file (a temporary one a crash left too), and the directories.
+    (roots["th3"] / project.stack / "b" / ".tok.tmp-0badc0de").write_text("left by a crash")
+    assert "Destroy complete!" in berth("destroy", "--auto-approve", token=new).stdout
+    assert list(roots["th1"].iterdir()) == [] and list(roots["th3"].iterdir()) == []
+    assert th1.stack_containers(project.stack) == {} and th3.stack_containers(project.stack) == {}
+
+    # The values: in no output, nothing berth stores, no label.
+    state = project.berth("state", "pull").stdout
+    history = project.berth("state", "history", "--json").stdout
+    assert not leaks([old, new], outputs="\n".join(outputs), state=state, history=history,
+                     labels=json.dumps([on_a.labels, on_b.labels, now_a.labels, now_b.labels]))
+    assert not files_holding(project.path / ".berth", [old, new])
+
+
+def test_a_host_without_sftp_fails_a_stack_with_secrets_and_plans_one_without(project, remote, private_sshd):
+    th1 = remote["th1"]
+    sshd = private_sshd(th1, sftp=False)
+    project.copy_context("httpd")
+    base = f'[stack]\nname = "{{stack}}"\n' + SECRET_STACK + sshd.toml(secrets_dir=f'"{project.path / "s"}"')
+    project.write(base + app("a", "th1", "{port0}", "x", secrets='["tok"]'))
+    plan = project.berth("plan", check=False, env={"W7_TOK": value("v")})
+    assert plan.returncode == 1
+    assert (f"host th1 (root@10.203.1.2:{sshd.port}): the SSH server refused an SFTP session" in plan.stderr
+            and "enable the `Subsystem sftp` line of its sshd_config" in plan.stderr), plan.stderr
+    assert "Traceback" not in plan.stderr
+    project.write(base + app("a", "th1", "{port0}", "x"))  # no secret: SFTP is never asked for
+    out, figures = stats(project, "plan")
+    assert figures["th1"]["channels"] == 1
+
+
+def test_sftp_secret_files_reconnect_after_a_drop_and_find_a_users_home(project, remote, private_sshd):
+    """The provider itself over a real sshd: a session cut between two operations is
+    made again (once) for the next; and a login other than root keeps its files under
+    its home, listed before that home is known (relative to it, as SFTP resolves)."""
+    from providers.sftp_secret_files import SftpSecretFiles
+    from providers.ssh_host import SshHost, SshTarget
+
+    th1 = remote["th1"]
+    sshd = private_sshd(th1)
+    root = project.path / "secrets"
+    target = SshTarget(name="th1", user="root", address=th1.address, port=sshd.port,
+                       identity_file=str(ROOT / "id_ed25519"), known_hosts=str(sshd.known_hosts),
+                       docker_socket=th1.socket, secrets_dir=str(root))
+    host = SshHost(target, builder=lambda: None)
+    home_root = Path("/root/.local/state/berth/secrets") / project.stack
+    made = [p for p in home_root.parents if not p.exists()]  # for the clean-up: root's home is this machine's
+    try:
+        parts = (project.stack, "web", "tok")
+        assert host.write_secret(parts, b"v1") == str(root.joinpath(*parts))
+        assert host.observe(project.stack).secrets == (("web", "tok"),)
+        subprocess.run(["kill", *sshd.sessions()], check=True)
+        _wait_for(lambda: not sshd.sessions(), timeout=10)
+        assert host.write_secret(parts, b"v2") == str(root.joinpath(*parts))
+        assert root.joinpath(*parts).read_bytes() == b"v2"
+        figures = host.stats()
+        assert (figures["connections"], figures["channels_sftp"]) == (2, 2)
+
+        # Logged in as root but taken for another user: ROOT is that login's home's.
+        as_user = SftpSecretFiles("th1", host.conn.sftp, user="someone")
+        written = as_user.write((project.stack, "web", "tok"), b"v3")
+        assert written == str(home_root / "web" / "tok") and Path(written).read_bytes() == b"v3"
+        fresh = SftpSecretFiles("th1", host.conn.sftp, user="someone")  # home not asked yet
+        assert fresh.list(project.stack) == (("web", "tok"),)
+        fresh.remove((project.stack, "web", "tok"))
+        assert not home_root.exists()
+        host.remove_secret(parts)
+        assert not (root / project.stack).exists() and host.observe(project.stack).secrets == ()
+    finally:
+        host.close()
+        shutil.rmtree(home_root, ignore_errors=True)
+        for directory in made:  # innermost first; one another run uses now is not empty
+            try:
+                directory.rmdir()
+            except OSError:
+                break

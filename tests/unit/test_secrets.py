@@ -252,3 +252,29 @@ def test_loading_secrets_module_does_not_need_docker() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).parents[2], env={**os.environ})
     assert out.stdout.strip() == "False"
+
+
+# -- which hosts list their secret files --------------------------------------------------
+
+
+def test_secret_files_are_listed_only_where_the_stack_may_have_them(tmp_path: Path) -> None:
+    from planner.desired import HostConfig
+    from planner.refresh import secret_hosts
+    from state.model import ResourceState, State
+
+    def app(name: str, host: str, **extra: object) -> AppConfig:
+        return AppConfig(name=name, port=8000, host_port=8000, image="busybox", host=host, **extra)
+
+    hosts = {h: HostConfig(name=h, user="root", address=f"10.0.0.{i}") for i, h in enumerate(("gpu-a", "gpu-b", "gpu-c"))}
+    apps = {"web": app("web", "gpu-a", secrets=("hf",)), "env": app("env", "local", secret_env={"T": "hf"}),
+            "plain": app("plain", "gpu-b")}
+    stack = Stack(name="demo", file=str(tmp_path / "berth.toml"), apps=apps, hosts=hosts)
+    assert secret_hosts(stack, None) == {"gpu-a", "local"}
+    # A file state records stays listed (a removed app's file must be found to be removed).
+    key = "app.old.secret.hf@gpu-c"
+    state = State(stack="demo", resources={key: ResourceState(address=key, type="secret", host="gpu-c")})
+    assert secret_hosts(stack, state) == {"gpu-a", "local", "gpu-c"}
+    # An app GPU placement may put on any host may have its files anywhere.
+    placed = stack.model_copy(update={"apps": {"llm": app("llm", "local", gpus=1, host_auto=True, secrets=("hf",))}})
+    assert secret_hosts(placed, None) == {"local", "gpu-a", "gpu-b", "gpu-c"}
+    assert secret_hosts(stack.model_copy(update={"apps": {"plain": apps["plain"]}}), None) == set()

@@ -250,6 +250,8 @@ ERROR_CASES = [
     pytest.param(WEB + '[hosts.gpu-a]\nssh = "a@b"\nknonw_hosts = "x"\n', "hosts.gpu-a.knonw_hosts", 6,
                  'did you mean "known_hosts"?', id="host-key-typo"),
     pytest.param(WEB + '[hosts.local]\nssh = "a@b"\n', "hosts.local", 4, "the engine berth runs beside", id="host-local"),
+    pytest.param(WEB + '[hosts.gpu-a]\nssh = "a@b"\nsecrets_dir = "~/s"\n', "hosts.gpu-a.secrets_dir", 6,
+                 'expected an absolute directory path like "/srv/berth/secrets", got "~/s"', id="secrets-dir-relative"),
     pytest.param(WEB + 'gpus = 0\n', "apps.web.gpus", 4, "a number of GPUs of at least 1", id="gpus-zero"),
     pytest.param(WEB + 'accelerator = "H100:0"\n', "apps.web.accelerator", 4, 'an accelerator like "H100"', id="accelerator-bad"),
     pytest.param(WEB + 'gpus = 1\naccelerator = "H100:2"\n', "apps.web.accelerator", 5, "not both", id="gpus-and-accelerator"),
@@ -546,13 +548,15 @@ def test_hosts_and_gpus_are_normalised(in_tmp: Path) -> None:
           '[apps.embed]\nimage = "e"\nport = 9000\ngpus = 1\n'
           '[apps.plain]\nimage = "p"\nport = 9001\n'
           '[hosts.gpu-a]\nssh = "ubuntu@10.0.0.5:2222"\nidentity_file = "keys/id"\n'
-          '[hosts.gpu-b]\nssh = "[fe80::1]"\nknown_hosts = "~/kh"\naccept_new_host_key = true\n')
+          '[hosts.gpu-b]\nssh = "[fe80::1]"\nknown_hosts = "~/kh"\naccept_new_host_key = true\n'
+          'secrets_dir = "/srv//berth/secrets/"\n')
     (in_tmp / "keys").mkdir()
     (in_tmp / "keys/id").write_text("a key\n")
     stack = load_stack(None)
     a, b = stack.hosts["gpu-a"], stack.hosts["gpu-b"]
     assert (a.user, a.address, a.port, a.identity_file) == ("ubuntu", "10.0.0.5", 2222, str(in_tmp.resolve() / "keys/id"))
     assert (a.known_hosts, a.accept_new_host_key, a.docker_socket) == ("~/.ssh/known_hosts", False, "/var/run/docker.sock")
+    assert (a.secrets_dir, b.secrets_dir) == (None, "/srv/berth/secrets")  # normalised
     assert (b.address, b.port, b.known_hosts, b.accept_new_host_key) == ("fe80::1", 22, "~/kh", True)
     web, embed, plain = stack.apps["web"], stack.apps["embed"], stack.apps["plain"]
     assert (web.host, web.gpus, web.gpu_type, web.host_auto) == ("gpu-a", 2, "H100", False)

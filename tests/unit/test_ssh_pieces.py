@@ -135,3 +135,23 @@ def test_keys_come_from_ssh_config_for_the_host_then_the_defaults(tmp_path: Path
     assert labels == [str(tmp_path / "gpu_key"), str(ssh / "id_ed25519")]
     other = SshTarget(name="gpu-b", user="u", address="192.168.1.9")
     assert [label for label, _ in SshConnection(other)._keys()] == [str(ssh / "id_ed25519")]
+
+
+def test_secret_root_on_a_server() -> None:
+    from providers.sftp_secret_files import server_root
+
+    assert server_root("root", None) == "/var/lib/berth/secrets"
+    assert server_root("ubuntu", None) is None  # the login's home must be asked first
+    assert server_root("ubuntu", None, home="/home/ubuntu") == "/home/ubuntu/.local/state/berth/secrets"
+    assert server_root("root", "/run/berth") == server_root("ubuntu", "/run/berth", home="/home/u") == "/run/berth"
+
+
+def test_secret_files_refuse_parts_that_would_leave_the_root() -> None:
+    from providers.sftp_secret_files import SftpSecretFiles
+    from providers.types import ProviderError
+
+    files = SftpSecretFiles("gpu-a", session=lambda: pytest.fail("no session for a refused path"), user="root")
+    assert files.path(("demo", "web", "hf")) == "/var/lib/berth/secrets/demo/web/hf"
+    for bad in (("..", "web", "hf"), ("demo", "a/b", "hf"), ("demo", "web", ".hf")):
+        with pytest.raises(ProviderError, match="cannot name a secret file"):
+            files.path(bad)
