@@ -91,7 +91,9 @@ class LocalSecretFiles:
                 except FileNotFoundError:
                     pass
         except OSError as err:
-            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            # ENOENT: an app's secrets are removed in parallel, and a sibling's removal
+            # may take the directory away while this one lists or empties it.
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
                 raise ProviderError(f"host {self.host}: cannot remove secret file {target}: {err.strerror or err}") from None
 
     def list(self, stack: str) -> tuple[tuple[str, str], ...]:

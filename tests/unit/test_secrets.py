@@ -278,3 +278,18 @@ def test_secret_files_are_listed_only_where_the_stack_may_have_them(tmp_path: Pa
     placed = stack.model_copy(update={"apps": {"llm": app("llm", "local", gpus=1, host_auto=True, secrets=("hf",))}})
     assert secret_hosts(placed, None) == {"local", "gpu-a", "gpu-b", "gpu-c"}
     assert secret_hosts(stack.model_copy(update={"apps": {"plain": apps["plain"]}}), None) == set()
+
+
+def test_an_apps_secret_files_removed_in_parallel_all_go_without_errors(tmp_path: Path) -> None:
+    """destroy removes an app's secret files at once: a sibling taking the directory away
+    mid-removal is not an error (clean-clone CI once failed on it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = LocalSecretFiles(tmp_path)
+    names = [f"s{i}" for i in range(6)]
+    for _ in range(50):
+        for name in names:
+            files.write(("demo", "web", name), b"v")
+        with ThreadPoolExecutor(len(names)) as pool:
+            list(pool.map(lambda name: files.remove(("demo", "web", name)), names))
+        assert not (tmp_path / "demo").exists()
