@@ -13,7 +13,7 @@ import posixpath
 import re
 import shlex
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -209,47 +209,47 @@ def _validate(raw: dict[str, Any], source: _Source) -> StackFile:
         if key not in StackFile.model_fields:
             _unknown_key(source, (key,), list(StackFile.model_fields))
     stack = _validated(StackSection, raw.get("stack", {}), ("stack",), source)
-    apps: dict[str, AppFile] = {}
-    raw_apps = raw.get("apps", {})
-    if not isinstance(raw_apps, dict):
-        source.error(("apps",), f"expected a table of apps like [apps.web], got {shown(raw_apps)}")
-        raw_apps = {}
-    for name, table in raw_apps.items():
-        if not re.match(NAME_PATTERN, name):
-            source.error(("apps", name), f"app name {shown(name)} must be {NAME_RULE}")
+
+    def app_model(name: str, table: Any) -> tuple[type[BaseModel], Any]:
         if isinstance(table, dict) and "from" in table:
             source.from_paths[name] = table["from"]
-            table = {key: value for key, value in table.items() if key != "from"}
-            app = _validated(FromAppFile, table, ("apps", name), source)
-        else:
-            app = _validated(AppFile, table, ("apps", name), source)
-        if app is not None:
-            apps[name] = app
-    secrets: dict[str, SecretTable] = {}
-    raw_secrets = raw.get("secrets", {})
-    if not isinstance(raw_secrets, dict):
-        source.error(("secrets",), f"expected a table of secrets like [secrets.hf_token], got {shown(raw_secrets)}")
-        raw_secrets = {}
-    for name, table in raw_secrets.items():
-        if not re.match(SECRET_NAME_PATTERN, name):
-            source.error(("secrets", name), f"secret name {shown(name)} must be {SECRET_NAME_RULE}")
-        secret = _validated(SecretTable, table, ("secrets", name), source)
-        if secret is not None:
-            secrets[name] = secret
-    hosts: dict[str, HostFile] = {}
-    raw_hosts = raw.get("hosts", {})
-    if not isinstance(raw_hosts, dict):
-        source.error(("hosts",), f"expected a table of hosts like [hosts.gpu-a], got {shown(raw_hosts)}")
-        raw_hosts = {}
-    for name, table in raw_hosts.items():
-        if not re.match(NAME_PATTERN, name):
-            source.error(("hosts", name), f"host name {shown(name)} must be {NAME_RULE}")
-        elif name == LOCAL_HOST:
+            return FromAppFile, {key: value for key, value in table.items() if key != "from"}
+        return AppFile, table
+
+    def host_name(name: str) -> None:
+        if name == LOCAL_HOST:
             source.error(("hosts", name), f'"{LOCAL_HOST}" is the engine berth runs beside; name SSH hosts otherwise')
-        host = _validated(HostFile, table, ("hosts", name), source)
-        if host is not None:
-            hosts[name] = host
+
+    apps = _named_tables(raw, "apps", "app", "[apps.web]", NAME_PATTERN, NAME_RULE, app_model, source)
+    secrets = _named_tables(raw, "secrets", "secret", "[secrets.hf_token]", SECRET_NAME_PATTERN, SECRET_NAME_RULE,
+                            lambda name, table: (SecretTable, table), source)
+    hosts = _named_tables(raw, "hosts", "host", "[hosts.gpu-a]", NAME_PATTERN, NAME_RULE,
+                          lambda name, table: (HostFile, table), source, also=host_name)
     return StackFile.model_construct(stack=stack, apps=apps, secrets=secrets, hosts=hosts)
+
+
+def _named_tables(
+    raw: dict[str, Any], key: str, what: str, example: str, pattern: str, rule: str,
+    model_for: Callable[[str, Any], tuple[type[BaseModel], Any]], source: _Source,
+    also: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """The valid tables of [KEY.NAME]: each name checked against pattern, each table
+    validated on its own by the model model_for picks."""
+    tables = raw.get(key, {})
+    if not isinstance(tables, dict):
+        source.error((key,), f"expected a table of {key} like {example}, got {shown(tables)}")
+        return {}
+    valid: dict[str, Any] = {}
+    for name, table in tables.items():
+        if not re.match(pattern, name):
+            source.error((key, name), f"{what} name {shown(name)} must be {rule}")
+        elif also is not None:
+            also(name)
+        model, data = model_for(name, table)
+        item = _validated(model, data, (key, name), source)
+        if item is not None:
+            valid[name] = item
+    return valid
 
 
 def _validated(model: type[M], data: Any, prefix: Loc, source: _Source) -> M | None:
