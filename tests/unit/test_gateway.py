@@ -136,3 +136,12 @@ def test_the_gateway_container_shares_the_host_network_and_publishes_nothing() -
     spec = gateway.container_spec(STACK, Address.gateway("local"), gateway.attributes(stack(), "local"))
     assert spec.network_mode == "host" and spec.name == "berth-demo-gateway"
     assert "--resume" in spec.command[-1]
+
+
+def test_every_step_kind_has_words_in_the_apply_view() -> None:
+    from typing import get_args
+
+    from berth.ui.apply_view import VERBS
+    from planner.graph import StepKind
+
+    assert set(get_args(StepKind)) <= set(VERBS)
