@@ -112,3 +112,12 @@ def test_destroy_removes_the_gateway(project):
     project.berth("destroy", "--auto-approve")
     assert project.containers() == []
     assert project.berth("state", "list").stdout.strip() == ""
+
+
+def test_status_shows_the_gateway_ready_with_its_routes(project, docker_client):
+    served(project, replicas=1)
+    rows = json.loads(project.berth("status", "--json").stdout)
+    [row] = [r for r in rows if r["address"] == "gateway@local"]
+    assert (row["app"], row["state"], row["readiness"], row["healthy"]) == ("(gateway)", "running", "ready", True)
+    assert "(gateway)" in project.berth("status", "--no-color").stdout
+
