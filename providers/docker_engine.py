@@ -221,7 +221,10 @@ class DockerEngine:
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as err:
-            if err.status_code != 409:  # in use by a container berth does not own
+            # 409: in use by a container berth does not own. "unrecognized image ID": two
+            # apps' tags of one image untagged at once, and the other removal took the
+            # image between this one resolving the tag and deleting it: gone, as wanted.
+            if err.status_code != 409 and "unrecognized image ID" not in _summary(err):
                 raise ProviderError(f"host {self.host}: cannot remove image: {_summary(err)}") from None
 
     # Containers ----------------------------------------------------------------------
