@@ -324,6 +324,68 @@ class _StepRunner:
         self.recorder.drop(step.address)
         return ""
 
+    # The gateway
+    def _gateway_image(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+        """Built on the local engine (once: the content hash names it), then sent to an
+        SSH host as apps' images are."""
+        import tempfile
+        from pathlib import Path
+
+        from planner import gateway
+
+        tag = gateway.image_tag()
+        with tempfile.TemporaryDirectory(prefix="berth-gateway-") as context:
+            Path(context, "Dockerfile").write_text(gateway.DOCKERFILE)
+            image_id = provider.build_image(context, "Dockerfile", {}, tag, gateway.image_labels(), self._progress(step))
+        if address.host != "local":
+            image_id = provider.receive_image(tag, tag, self._progress(step))
+        return f"id={image_id[7:19]}"
+
+    def _gateway_start(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+        from planner import gateway
+
+        container_id = provider.run_container(gateway.container_spec(self.stack, address, changes[0].after))
+        self._record(changes[0], address, container_id, status="created")
+        return f"id={container_id[:12]}"
+
+    def _gateway_routes(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+        """POST /load of the whole config to Caddy's admin API: it swaps to it without
+        dropping connections. Retried while a just-started gateway boots."""
+        import json
+        import time
+
+        from planner import gateway
+        from providers.types import ProviderError
+
+        change = changes[0]
+        resource = self.recorder.get(step.address)
+        container_id = resource.id if resource is not None and resource.id else change.ids[0]
+        body = json.dumps(gateway.caddy_config(change.after)).encode()
+        port = change.after["admin_port"]
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, text = provider.admin_request(port, "POST", "/load", body, timeout=10)
+                break
+            except OSError as err:
+                if time.monotonic() > deadline or self.stop.is_set():
+                    self._record(change, address, container_id, status="tainted")
+                    raise ProviderError(f"gateway on {address.host}: its admin API on 127.0.0.1:{port} did not "
+                                        f"answer: {err}\n{provider.logs(container_id, 20)}".rstrip()) from None
+                time.sleep(0.2)
+        if status != 200:
+            self._record(change, address, container_id, status="tainted")
+            raise ProviderError(f"gateway on {address.host} refused its routes (HTTP {status}): {text.strip()}")
+        self._record(change, address, container_id)
+        return f"{len(change.after['routes'])} app(s) routed on port {change.after['port']}"
+
+    def _gateway_remove(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+        ids = [i for change in changes for i in change.ids]
+        for container_id in ids:
+            provider.remove_container(container_id)
+        self.recorder.drop(step.address, ids)
+        return ""
+
     def _wait(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
         from providers.types import ReadinessError
 

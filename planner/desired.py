@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 RestartPolicy = Literal["no", "always", "unless-stopped", "on-failure"]
+DeployStrategy = Literal["rolling", "recreate"]
 
 
 class _Frozen(BaseModel):
@@ -56,6 +57,11 @@ class AppConfig(_Frozen):
     secret_env: dict[str, str] = Field(default_factory=dict)  # env var -> secret name
     predict: str | None = None  # the path requests for the app's model go to (routing)
     predict_concurrency: int | None = None
+    # How a replace runs when the app is served through the gateway (rolling: the new
+    # replica is ready before the old one stops), and the liveness watcher's settings.
+    deploy: DeployStrategy = "rolling"
+    liveness_failure_threshold: int = 3  # consecutive failed liveness probes before a restart
+    probe_interval: float = 10.0  # seconds between probes while serving
     # Fields of a platform's own format that have no meaning on one's own hosts: shown
     # in the plan as ignored, never dropped silently.
     ignored: tuple[str, ...] = ()
@@ -94,6 +100,9 @@ class Stack(_Frozen):
     secrets: dict[str, SecretSource] = Field(default_factory=dict)
     secrets_file: str | None = None  # absolute path of [stack] secrets_file
     hosts: dict[str, HostConfig] = Field(default_factory=dict)  # SSH hosts; "local" is implicit
+    # One gateway (a Caddy container) per host that runs apps, listening here; None: off.
+    gateway_port: int | None = None
+    gateway_admin_port: int = 2019  # its admin API, on the host's 127.0.0.1 only
 
 
 class SecretSource(_Frozen):

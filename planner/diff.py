@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from planner import gateway
 from planner.desired import AppConfig, Stack
 from planner.plan import Action, Change, Plan
 from planner.resources import (
@@ -93,6 +94,10 @@ def diff(
             changes.append(change)
             changes.extend(extra)
 
+    for host in ([] if destroy else gateway.hosts(stack)):
+        key = str(Address.gateway(host))
+        changes.extend(_diff_gateway(stack, host, state.resources.get(key), by_address.pop(key, [])))
+    changes.extend(_orphan_gateways(by_address, state))
     changes.extend(_orphan_containers(by_address, state))
     changes.extend(_orphan_images(stack.name, apps, state, observed, content_hashes))
     changes.extend(_orphan_secrets({c.address for c in changes}, state, observed))
@@ -109,7 +114,7 @@ def diff(
 
 def _observed_by_address(observed: dict[str, Observation], state: State) -> dict[str, list[ObservedContainer]]:
     found: dict[str, list[ObservedContainer]] = defaultdict(list)
-    recorded = {r.id: key for key, r in state.resources.items() if r.type == "container" and r.id}
+    recorded = {r.id: key for key, r in state.resources.items() if r.type in ("container", "gateway") and r.id}
     forgotten = set(state.forgotten)
     for obs in observed.values():
         for container in obs.containers:
@@ -220,6 +225,62 @@ def _diff_container(
     if any(old.get(k) != attrs.get(k) for k in (*REPLACE_KEYS, *UPDATE_KEYS, *BERTH_KEYS)):
         return change(Action.UPDATE, []), extra_changes
     return change(Action.NOOP, []), extra_changes
+
+
+def _diff_gateway(stack: Stack, host: str, prev: ResourceState | None, found: list[ObservedContainer]) -> list[Change]:
+    """The host's gateway: created with its image and routes; replaced when its image or
+    ports change (or it stopped, or was changed outside berth); updated in place (routes
+    reloaded, no restart) when the apps it routes to change."""
+    key = str(Address.gateway(host))
+    attrs = gateway.attributes(stack, host)
+    before = prev.attributes if prev else None
+    if found and not (prev and any(c.id == prev.id for c in found)):
+        before = found[0].as_before()
+    found = sorted(found, key=lambda c: not (prev and c.id == prev.id))
+    current, extras = (found[0], found[1:]) if found else (None, [])
+    changes = [Change(address=key, type="gateway", action=Action.DELETE, before=c.as_before(), ids=[c.id],
+                      reasons=[f"a second container ({c.name}) claims this address"]) for c in extras]
+
+    def change(action: Action, reasons: list[str], forces: list[str] = ()) -> Change:
+        return Change(address=key, type="gateway", action=action, before=before, after=attrs,
+                      ids=[current.id] if current else [], reasons=reasons, forces_replacement=list(forces))
+
+    if current is None:
+        return [change(Action.CREATE, ["gateway container no longer exists on the host"] if prev else []), *changes]
+    known = prev is not None and prev.id == current.id
+    old = before or {}
+    forced = [k for k in gateway.REPLACE_KEYS if old.get(k) != attrs.get(k)] if known else []
+    if forced:
+        ours = change(Action.REPLACE, [], forced)
+    elif current.state != "running":
+        ours = change(Action.REPLACE, [f"gateway container is {current.state or 'not running'}"])
+    elif current.labels.get(LABEL_CONFIG_HASH) != gateway.config_hash(attrs):
+        ours = change(Action.REPLACE, ["gateway container was changed outside berth" if known
+                                       else "gateway container is not in state and its config differs"])
+    elif prev is not None and prev.status == "tainted":
+        ours = change(Action.REPLACE, ["tainted: its routes could not be loaded"])
+    elif not known:
+        ours = change(Action.UPDATE, ["gateway was started by an interrupted run; its routes will be loaded"])
+    elif prev.status == "created":
+        ours = change(Action.UPDATE, ["routes were never confirmed loaded; they will be loaded"])
+    elif old.get("routes") != attrs["routes"]:
+        ours = change(Action.UPDATE, ["routes are reloaded live, without restarting the gateway"])
+    else:
+        ours = change(Action.NOOP, [])
+    return [ours, *changes]
+
+
+def _orphan_gateways(by_address: dict[str, list[ObservedContainer]], state: State) -> list[Change]:
+    """Gateways of hosts that no longer run apps, or of a stack with gateway_port unset
+    (all of them, on destroy)."""
+    changes = []
+    for key in [k for k in by_address if Address.parse(k).kind == "gateway"]:
+        prev = state.resources.get(key)
+        for c in by_address.pop(key):
+            changes.append(Change(address=key, type="gateway", action=Action.DELETE,
+                                  before=prev.attributes if prev and prev.id == c.id else c.as_before(),
+                                  ids=[c.id], reasons=[] if prev else ["not in state, but labelled with this stack"]))
+    return changes
 
 
 def _rotated_secrets(old: dict[str, Any], attrs: dict[str, Any]) -> list[str]:

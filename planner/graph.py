@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 StepKind = Literal[
     "build", "deliver", "pull", "tag", "remove-image", "prune-image", "remove", "create", "update", "wait",
-    "sync-secret", "remove-secret",
+    "sync-secret", "remove-secret", "gateway-image", "gateway-start", "gateway-routes", "gateway-remove",
 ]
 
 
@@ -47,6 +47,7 @@ def build_graph(plan: Plan) -> nx.DiGraph:
     _destroy_order_edges(graph)
     _reuse_edges(graph)
     _prune_edges(graph)
+    _gateway_edges(graph)
     try:
         cycle = nx.find_cycle(graph)
     except nx.NetworkXNoCycle:
@@ -73,6 +74,18 @@ def _add_steps(graph: nx.DiGraph, change: Change) -> None:
                 kinds = ["remove-image"]
             case _:
                 raise AssertionError(f"no steps for {change.action!r} on an image")
+    elif change.type == "gateway":
+        match change.action:
+            case Action.CREATE:
+                kinds = ["gateway-image", "gateway-start", "gateway-routes"]
+            case Action.REPLACE:
+                kinds = ["gateway-image", "gateway-remove", "gateway-start", "gateway-routes"]
+            case Action.UPDATE:
+                kinds = ["gateway-routes"]  # reloaded live: the proxy keeps running
+            case Action.DELETE:
+                kinds = ["gateway-remove"]
+            case _:
+                raise AssertionError(f"no steps for {change.action!r} on a gateway")
     elif change.type == "secret":
         match change.action:
             case Action.CREATE | Action.UPDATE:
@@ -201,3 +214,17 @@ def _prune_edges(graph: nx.DiGraph) -> None:
         for image_step in steps:
             for step in containers.get(key, []):
                 graph.add_edge(step, image_step)
+
+
+def _gateway_edges(graph: nx.DiGraph) -> None:
+    """A host's gateway loads its routes once every container step on that host is done:
+    new replicas have passed readiness, old ones are gone, so the upstreams it is given
+    are the ones that run."""
+    containers: dict[str, list[Step]] = defaultdict(list)
+    for step in graph.nodes:
+        if step.kind in ("create", "update", "wait", "remove"):
+            containers[Address.parse(step.address).host].append(step)
+    for step in list(graph.nodes):
+        if step.kind == "gateway-routes":
+            for container_step in containers.get(Address.parse(step.address).host, []):
+                graph.add_edge(container_step, step)

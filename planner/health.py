@@ -36,7 +36,7 @@ class ReplicaHealth:
 
 
 def check(state: State | None, providers: dict[str, Provider], desired_apps: list[str], parallelism: int = 16) -> list[ReplicaHealth]:
-    containers = [r for r in (state.resources.values() if state else ()) if r.type == "container"]
+    containers = [r for r in (state.resources.values() if state else ()) if r.type in ("container", "gateway")]
     jobs = [(r, providers.get(r.host)) for r in containers]
     with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(jobs) or 1))) as pool:
         found = list(pool.map(lambda job: _check_one(*job), jobs))
@@ -45,13 +45,14 @@ def check(state: State | None, providers: dict[str, Provider], desired_apps: lis
         if app not in have:
             found.append(ReplicaHealth(app=app, address=f"app.{app}", host="", container="", state="not created",
                                        readiness="-", liveness="-", image="", since=""))
-    return sorted(found, key=lambda row: (row.app, Address.parse(row.address).sort_key() if "@" in row.address else ()))
+    return sorted(found, key=lambda row: Address.parse(row.address).sort_key() if "@" in row.address
+                  else Address.container(row.app, 0, "").sort_key())
 
 
 def _check_one(resource: Any, provider: Provider | None) -> ReplicaHealth:
     attrs = resource.attributes
     address = Address.parse(resource.address)
-    base = dict(app=address.app, address=resource.address, host=resource.host, container=resource.id[:12],
+    base = dict(app=address.app or "(gateway)", address=resource.address, host=resource.host, container=resource.id[:12],
                 image=str(attrs.get("image", "")))
     if provider is None:
         return ReplicaHealth(**base, state="unknown (host not in the stack file)", readiness="-", liveness="-", since="")
@@ -61,6 +62,9 @@ def _check_one(resource: Any, provider: Provider | None) -> ReplicaHealth:
     since = (info.get("StartedAt") or "")[:19].replace("T", " ") if status != "removed" else ""
     if status != "running":
         return ReplicaHealth(**base, state=status, readiness="-", liveness="-", since=since, restarts=restarts)
+    if resource.type == "gateway":
+        return ReplicaHealth(**base, state=status, readiness=_gateway_readiness(provider, attrs), liveness="-",
+                             since=since, restarts=restarts)
     port = attrs.get("host_port")
     ok, seen = provider.probe(port, attrs.get("readiness"), PROBE_TIMEOUT)
     readiness = "ready" if ok else f"not ready: {seen}"
@@ -70,3 +74,17 @@ def _check_one(resource: Any, provider: Provider | None) -> ReplicaHealth:
     else:
         liveness = "-"
     return ReplicaHealth(**base, state=status, readiness=readiness, liveness=liveness, since=since, restarts=restarts)
+
+
+def _gateway_readiness(provider: Provider, attrs: dict[str, Any]) -> str:
+    """Ready when it accepts connections on its port and its admin API holds berth's
+    routes (a gateway that lost them would answer, but route nothing)."""
+    ok, seen = provider.probe(attrs["port"], None, PROBE_TIMEOUT)
+    if not ok:
+        return f"not ready: port {attrs['port']}: {seen}"
+    try:
+        status, _ = provider.admin_request(attrs["admin_port"], "GET", "/config/apps/http/servers/berth/routes",
+                                           None, PROBE_TIMEOUT)
+    except OSError as err:
+        return f"not ready: admin API: {err}"
+    return "ready" if status == 200 else f"not ready: no routes loaded (admin API: HTTP {status})"

@@ -27,7 +27,7 @@ def observe_all(providers: dict[str, Provider], stack: str, state: State | None 
         obs = provider.observe(stack, secrets=secret_hosts is None or host in secret_hosts)
         seen = {c.id for c in obs.containers}
         missing = sorted(r.id for r in (state.resources.values() if state else ())
-                         if r.type == "container" and r.host == host and r.id and r.id not in seen)
+                         if r.type in ("container", "gateway") and r.host == host and r.id and r.id not in seen)
         if missing:
             obs = replace(obs, containers=obs.containers + tuple(provider.containers_by_id(missing)))
         return obs
@@ -80,6 +80,12 @@ def observe_from_state(state: State | None, stack: str, hosts: set[str]) -> dict
             containers.setdefault(resource.host, []).append(ObservedContainer(
                 id=resource.id, name=attrs.get("name", ""), state="running", image_id="",
                 labels=spec.labels, host_ports=(attrs["host_port"],) if attrs.get("host_port") else ()))
+        elif resource.type == "gateway":
+            from planner.gateway import container_spec as gateway_spec
+
+            labels = gateway_spec(stack, Address.parse(key), attrs).labels
+            containers.setdefault(resource.host, []).append(ObservedContainer(
+                id=resource.id, name=attrs.get("name", ""), state="running", image_id="", labels=labels))
         elif resource.type == "image":
             if attrs.get("source") == "build":
                 tags, labels = (attrs["tag"],), image_labels(stack, attrs["content_hash"])

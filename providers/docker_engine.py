@@ -239,8 +239,10 @@ class DockerEngine:
     def run_container(self, spec: ContainerSpec) -> str:
         import docker.errors
 
+        host_network = spec.network_mode == "host"
         host_config = self.api.create_host_config(
-            port_bindings={spec.port: spec.host_port},
+            port_bindings=None if host_network else {spec.port: spec.host_port},
+            network_mode=spec.network_mode,
             restart_policy={"Name": spec.restart, "MaximumRetryCount": 0},
             init=True,  # forwards SIGTERM to the server and reaps zombies
             mounts=self._secret_mounts(spec),
@@ -268,7 +270,8 @@ class DockerEngine:
         env = spec.env | ({"NVIDIA_VISIBLE_DEVICES": ",".join(spec.gpus)} if spec.gpus else {})
         return self.api.create_container(
             image=spec.image, name=spec.name, command=list(spec.command) if spec.command else None,
-            environment=env | spec.secret_env, labels=spec.labels, ports=[spec.port],
+            environment=env | spec.secret_env, labels=spec.labels,
+            ports=None if spec.network_mode == "host" else [spec.port],
             host_config=host_config, stop_timeout=STOP_TIMEOUT,
         )
 
@@ -399,6 +402,12 @@ class DockerEngine:
         finally:
             conn.close()
 
+    def admin_request(self, port: int, method: str, path: str, body: bytes | None, timeout: float) -> tuple[int, str]:
+        """One HTTP request to a server on this host's loopback (the gateway's admin API,
+        which listens nowhere else): (status, body). OSError when nothing answers."""
+        conn = http.client.HTTPConnection(self.probe_address, port, timeout=timeout)
+        return _http_request(conn, port, method, path, body)
+
     # Facts --------------------------------------------------------------------------
 
     def gpus(self) -> tuple:
@@ -423,6 +432,21 @@ class DockerEngine:
                 self._api.close()
             except Exception:
                 pass
+
+
+def _http_request(conn: http.client.HTTPConnection, port: int, method: str, path: str,
+                  body: bytes | None) -> tuple[int, str]:
+    headers = {"Host": f"127.0.0.1:{port}", "User-Agent": "berth"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read().decode("utf-8", "replace")
+    except http.client.HTTPException as err:
+        raise OSError(f"no HTTP answer: {err or type(err).__name__}") from None
+    finally:
+        conn.close()
 
 
 def _observed(c: dict[str, Any]) -> ObservedContainer:

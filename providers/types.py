@@ -63,6 +63,8 @@ class ContainerSpec:
     # and out of repr, so that no message or traceback that prints a spec shows them.
     secret_env: dict[str, str] = field(default_factory=dict, repr=False)
     gpus: tuple[str, ...] = ()  # device indexes: Docker device requests (driver nvidia)
+    # "host": the container shares the host's network (the gateway); nothing is published.
+    network_mode: str | None = None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from berth.spec.load import _Source
 
 # Keys of an [apps.NAME] table that replace the file's value as they are.
-_PLAIN = ("readiness", "liveness", "readiness_timeout", "replicas", "host", "restart", "cpus", "memory")
+_PLAIN = ("readiness", "liveness", "readiness_timeout", "replicas", "host", "restart", "cpus", "memory",
+          "predict", "deploy", "liveness_failure_threshold", "probe_interval")
 
 
 def read_platform_file(file: Path, shown_as: str, *, stack_dir: Path, app: str | None) -> tuple[AppConfig | None, list[Diagnostic]]:

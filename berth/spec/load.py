@@ -118,9 +118,11 @@ def load_stack(path: str | None) -> Stack:
     name = _stack_name(stack_file.stack, file, source)
     if source.problems:
         raise DiagnosticsError(sorted(source.problems, key=lambda d: d.line or float("inf")))
-    secrets_file = stack_file.stack.secrets_file if stack_file.stack else None
+    section = stack_file.stack or StackSection()
+    secrets_file = section.secrets_file
     return Stack(name=name, file=str(file), apps=apps, secrets=secrets, hosts=hosts,
-                 secrets_file=_local_path(file.parent, secrets_file) if secrets_file else None)
+                 secrets_file=_local_path(file.parent, secrets_file) if secrets_file else None,
+                 gateway_port=section.gateway_port, gateway_admin_port=section.gateway_admin_port)
 
 
 # -- the file and its diagnostics -------------------------------------------------------
@@ -473,6 +475,7 @@ def _normalise_apps(stack_file: StackFile, source: _Source) -> dict[str, AppConf
         else:
             apps[name] = _app_config(name, app, base, source.file.name, bool(stack_file.hosts), host_written)
     _check_host_ports(apps, source)
+    _check_gateway_ports(stack_file.stack, apps, source)
     for name, app in apps.items():
         if app.build and (name not in source.from_paths or "build" in stack_file.apps[name].model_fields_set):
             _check_build_context(name, stack_file.apps[name], app.build, source)
@@ -569,6 +572,10 @@ def _app_config(name: str, app: AppFile, base: Path, origin: str, has_hosts: boo
         secret_env=dict(app.secret_env),
         gpus=gpus,
         gpu_type=gpu_type,
+        predict=app.predict,
+        deploy=app.deploy,
+        liveness_failure_threshold=app.liveness_failure_threshold,
+        probe_interval=app.probe_interval,
         origin=origin,
         # No host named, GPUs asked for, SSH hosts to choose from: placement picks one.
         host_auto=bool(gpus) and has_hosts and not host_written,
@@ -657,6 +664,25 @@ def _check_host_ports(apps: dict[str, AppConfig], source: _Source) -> None:
                     f"and {name} ({_span(ports)})",
                 )
         ranges.append((name, ports))
+
+
+def _check_gateway_ports(section: StackSection | None, apps: dict[str, AppConfig], source: _Source) -> None:
+    """The gateway listens on gateway_port (and its admin API on gateway_admin_port) of
+    every host that runs apps: no app there may publish either."""
+    if section is None or section.gateway_port is None:
+        return
+    gateway = {"gateway_port": section.gateway_port, "gateway_admin_port": section.gateway_admin_port}
+    if section.gateway_port == section.gateway_admin_port:
+        source.error(("stack", "gateway_admin_port"),
+                     f"the gateway's admin API cannot share port {section.gateway_port} with gateway_port")
+        return
+    for name, app in apps.items():
+        ports = range(app.host_port, app.host_port + app.replicas)
+        for key, port in gateway.items():
+            if port in ports:
+                source.error(_port_key(name, source),
+                             f"host port {port} is the gateway's ([stack] {key}), but {name} publishes "
+                             f"{_span(ports)}")
 
 
 def _first_shared(a: range, b: range) -> int | None:

@@ -130,6 +130,8 @@ Accelerator = Annotated[
     expect('an accelerator like "H100" or "H100:2" (type, then optionally a count)'),
 ]
 Memory = Annotated[int, PlainValidator(memory_bytes)]
+Deploy = Annotated[Literal["rolling", "recreate"], expect('one of "rolling" or "recreate"')]
+Threshold = Annotated[int, Field(ge=1), expect("an integer of at least 1")]
 
 
 class _Table(BaseModel):
@@ -168,6 +170,11 @@ class AppFile(_Table):
     secret_env: dict[str, Text] = Field(default_factory=dict)  # env var -> secret name
     gpus: Gpus | None = None
     accelerator: Accelerator | None = None
+    # Serving through the gateway ([stack] gateway_port).
+    predict: HttpPath | None = None  # what http://HOST:GATEWAY/APP/predict reaches
+    deploy: Deploy = "rolling"
+    liveness_failure_threshold: Threshold = 3
+    probe_interval: Seconds = 10.0
 
 
 class SecretTable(_Table):
@@ -204,6 +211,8 @@ class StackSection(_Table):
 
     name: Name | None = None
     secrets_file: Text | None = None  # KEY=VALUE lines: the secrets no [secrets.NAME] defines
+    gateway_port: Port | None = None  # one gateway per host that runs apps; off when unset
+    gateway_admin_port: Port = 2019  # the gateway's admin API, bound to the host's 127.0.0.1
 
 
 class StackFile(_Table):

@@ -28,6 +28,10 @@ VERBS = {  # kind: (while running, when done)
     "wait": ("Waiting for readiness", "Ready"),
     "sync-secret": ("Writing secret file", "Secret file written"),
     "remove-secret": ("Removing secret file", "Removal complete"),
+    "gateway-image": ("Preparing gateway image", "Gateway image on host"),
+    "gateway-start": ("Starting gateway", "Gateway started"),
+    "gateway-routes": ("Loading routes", "Routes loaded"),
+    "gateway-remove": ("Removing gateway", "Removal complete"),
 }
 
 

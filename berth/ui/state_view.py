@@ -62,7 +62,7 @@ def render_status(rows: list[Any], ui: Consoles) -> None:
     headers = ("APP", "REPLICA", "HOST", "CONTAINER", "STATE", "READINESS", "LIVENESS", "IMAGE", "SINCE (UTC)")
     table = []
     for row in rows:
-        replica = row.address.split(".", 2)[2].split("@")[0] if "@" in row.address else "-"
+        replica = row.address.split(".", 2)[2].split("@")[0] if row.address.startswith("app.") and "@" in row.address else "-"
         restarts = f" ({row.restarts} restarts)" if row.restarts else ""
         ready_style = "green" if row.readiness == "ready" else ("dim" if row.readiness == "-" else "red")
         live_style = "green" if row.liveness == "live" else ("dim" if row.liveness == "-" else "red")

@@ -581,3 +581,22 @@ def test_sftp_secret_files_reconnect_after_a_drop_and_find_a_users_home(project,
                 directory.rmdir()
             except OSError:
                 break
+
+
+def test_a_gateway_on_an_ssh_host_routes_to_its_apps(project, remote):
+    """The gateway image travels like an app's; its routes are loaded through the SSH
+    tunnel to the host's loopback admin API, which is never exposed."""
+    th1 = remote["th1"]
+    project.copy_context("httpd")
+    project.write(f'[stack]\nname = "{{stack}}"\ngateway_port = {{port10}}\ngateway_admin_port = {{port11}}\n'
+                  + th1.toml() + app("web", "th1", "{port0}", "via-gateway", replicas="2", probe_interval="1"))
+    project.berth("apply", "--auto-approve", timeout=600)
+    assert "gateway@th1" in th1.stack_containers(project.stack)
+    status, body = th1.get(project.ports[10], "/web/sync/")
+    assert (status, "message: via-gateway" in body) == (200, True)
+    with urllib.request.urlopen(f"http://{th1.address}:{project.ports[10]}/web/health", timeout=5) as response:
+        assert response.read().decode().strip() == "ok" and response.headers["X-Request-Id"]
+    assert th1.get(project.ports[11], "/config/") == (0, "")  # admin API: loopback only
+    assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0
+    project.berth("destroy", "--auto-approve")
+    assert th1.stack_containers(project.stack) == {}

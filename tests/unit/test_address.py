@@ -13,6 +13,8 @@ VALID = [
     ("app.hf_tgi-2.image@10.0.0.7", Address.image("hf_tgi-2", "10.0.0.7")),
     ("app.web.secret.HF_TOKEN@local", Address(app="web", kind="secret", host="local", secret="HF_TOKEN")),
     ("app.Web9.secret.a-b_c@h", Address(app="Web9", kind="secret", host="h", secret="a-b_c")),
+    ("gateway@local", Address.gateway("local")),
+    ("gateway@gpu-a", Address(app="", kind="gateway", host="gpu-a")),
 ]
 
 
@@ -122,3 +124,23 @@ MATCHES = [
 @pytest.mark.parametrize("target,text,expected", MATCHES)
 def test_matches_a_target_at_dot_or_bracket_boundaries(target: str, text: str, expected: bool) -> None:
     assert Address.parse(text).matches(target) is expected
+
+
+def test_gateways_sort_after_every_app_and_match_their_own_targets() -> None:
+    keys = ["gateway@local", "app.zz.container[0]@local", "app.a.image@local"]
+    assert sorted(keys, key=lambda k: Address.parse(k).sort_key()) == [
+        "app.a.image@local", "app.zz.container[0]@local", "gateway@local"]
+    gateway = Address.gateway("gpu-a")
+    assert gateway.matches("gateway") and gateway.matches("gateway@gpu-a")
+    assert not gateway.matches("gateway@local") and not gateway.matches("app")
+
+
+def test_gateway_targets_are_checked_and_cannot_be_moved() -> None:
+    from state.address import check_target, moves
+
+    check_target("gateway")
+    check_target("gateway@local")
+    with pytest.raises(AddressError):
+        check_target("gateway.x")
+    with pytest.raises(AddressError, match="cannot move a gateway"):
+        moves(["gateway@local"], "gateway@local", "app.web.image@local")

@@ -563,3 +563,63 @@ def test_hosts_and_gpus_are_normalised(in_tmp: Path) -> None:
     # No host named but GPUs asked for: placement picks the host.
     assert (embed.gpus, embed.gpu_type, embed.host_auto) == (1, None, True)
     assert (plain.gpus, plain.host, plain.host_auto) == (0, "local", False)
+
+
+# -- serving: the gateway and the keys it reads -------------------------------------------
+
+SERVED = """
+[stack]
+gateway_port = 8080
+
+[apps.llm]
+build = "./web"
+port = 8000
+predict = "/v1/chat/completions"
+replicas = 2
+deploy = "recreate"
+liveness_failure_threshold = 5
+probe_interval = 2.5
+"""
+
+
+def test_serving_keys_map_to_the_stack_and_app(in_tmp: Path) -> None:
+    write(in_tmp, SERVED)
+    stack = load_stack(None)
+    assert (stack.gateway_port, stack.gateway_admin_port) == (8080, 2019)
+    app = stack.apps["llm"]
+    assert (app.predict, app.deploy, app.liveness_failure_threshold, app.probe_interval) == (
+        "/v1/chat/completions", "recreate", 5, 2.5)
+
+
+def test_serving_defaults(in_tmp: Path) -> None:
+    write(in_tmp, '[apps.web]\nbuild = "./web"\nport = 80\n')
+    stack = load_stack(None)
+    assert stack.gateway_port is None
+    app = stack.apps["web"]
+    assert (app.predict, app.deploy, app.liveness_failure_threshold, app.probe_interval) == (None, "rolling", 3, 10.0)
+
+
+SERVING_ERRORS = [
+    pytest.param("[stack]\ngateway_port = 0\n" + WEB, "stack.gateway_port", 2, "expected an integer from 1 to 65535",
+                 id="gateway-port-range"),
+    pytest.param("[stack]\ngateway_port = 8000\n" + WEB, "apps.web.port", 5, "host port 8000 is the gateway's",
+                 id="gateway-port-taken-by-app"),
+    pytest.param("[stack]\ngateway_port = 8080\ngateway_admin_port = 8080\n" + WEB, "stack.gateway_admin_port", 3,
+                 "cannot share port 8080", id="admin-port-is-gateway-port"),
+    pytest.param("[stack]\ngateway_port = 8080\ngateway_admin_port = 8000\n" + WEB, "apps.web.port", 6,
+                 "gateway_admin_port", id="admin-port-taken-by-app"),
+    pytest.param("[stack]\ngateway_prot = 8080\n" + WEB, "stack.gateway_prot", 2, 'did you mean "gateway_port"',
+                 id="gateway-port-typo"),
+    pytest.param(WEB + 'predict = "predict"\n', "apps.web.predict", 4, 'an HTTP path starting with "/"', id="predict-path"),
+    pytest.param(WEB + 'deploy = "blue-green"\n', "apps.web.deploy", 4, 'one of "rolling" or "recreate"', id="deploy"),
+    pytest.param(WEB + "liveness_failure_threshold = 0\n", "apps.web.liveness_failure_threshold", 4,
+                 "an integer of at least 1", id="threshold"),
+    pytest.param(WEB + "probe_interval = 0\n", "apps.web.probe_interval", 4, "greater than 0", id="interval"),
+]
+
+
+@pytest.mark.parametrize(("text", "key", "line", "words"), SERVING_ERRORS)
+def test_serving_errors_are_located(in_tmp: Path, text: str, key: str, line: int, words: str) -> None:
+    [diagnostic] = errors(in_tmp, text)
+    assert (diagnostic.file, diagnostic.key, diagnostic.line) == ("berth.toml", key, line)
+    assert words in diagnostic.summary

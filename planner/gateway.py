@@ -1,0 +1,180 @@
+"""The serving gateway: one Caddy container per host that runs apps, routing
+`/APP/...` to the app's ready replicas.
+
+What its resource's attributes are, which force a new container, the image berth
+builds for it, and the Caddy JSON config its routes become. Pure: diff and apply call
+these, and tests compare their output as data.
+
+Caddy, because it is one static binary in Debian's `caddy` package (so the image is
+built without any image registry), reloads its whole config through an admin API
+without dropping connections (POST /load), checks upstreams actively on a path, and
+has a per-request UUID placeholder for X-Request-Id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from planner.desired import AppConfig, Stack
+from providers.types import LABEL_ADDRESS, LABEL_CONFIG_HASH, LABEL_CONTENT_HASH, LABEL_STACK, ContainerSpec
+from state.address import Address
+
+# The base is what scripts/setup.sh makes locally (or a registry gives); Debian's package
+# registry is reachable from build containers, image registries may not be.
+DOCKERFILE = """\
+FROM debian:bookworm-slim
+RUN apt-get update \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends caddy \\
+ && rm -rf /var/lib/apt/lists/* \\
+ && caddy version
+ENTRYPOINT []
+CMD ["caddy", "run"]
+"""
+CONTENT_HASH = hashlib.sha256(DOCKERFILE.encode()).hexdigest()
+# Not berth-STACK-...: image tags of that form are read as an app's (planner.resources.tag_app).
+IMAGE_REPO = "berth-gateway"
+LABEL_GATEWAY = "berth.gateway"
+# A change to any of these needs a new gateway container; routes change live.
+REPLACE_KEYS = ("image", "port", "admin_port")
+CONFIG_FILE = "/etc/caddy/berth.json"
+REQUEST_ID = "X-Request-Id"
+
+
+def image_tag() -> str:
+    return f"{IMAGE_REPO}:{CONTENT_HASH[:12]}"
+
+
+def image_labels() -> dict[str, str]:
+    """No stack label: the image is the same for every stack, and the orphan-image rules
+    for apps' builds must never see it. A host keeps it as a cache."""
+    return {LABEL_GATEWAY: "caddy", LABEL_CONTENT_HASH: CONTENT_HASH}
+
+
+def container_name(stack: str) -> str:
+    return f"berth-{stack}-gateway"  # apps' containers end in -I, so no app can take it
+
+
+def hosts(stack: Stack) -> list[str]:
+    """The hosts that get a gateway: every one that runs an app, when gateway_port is set."""
+    if stack.gateway_port is None:
+        return []
+    return list(dict.fromkeys(app.host for app in stack.apps.values()))
+
+
+def routes(apps: list[AppConfig]) -> dict[str, dict[str, Any]]:
+    """What the gateway routes for the apps on its host, by app: the upstream ports (one
+    per replica), the readiness path its health checks probe, the predict path."""
+    return {
+        app.name: {
+            "ports": [app.host_port + i for i in range(app.replicas)],
+            "readiness": app.readiness,
+            "predict": app.predict,
+            "probe_interval": app.probe_interval,
+        }
+        for app in sorted(apps, key=lambda a: a.name)
+    }
+
+
+def attributes(stack: Stack, host: str) -> dict[str, Any]:
+    assert stack.gateway_port is not None
+    return {
+        "name": container_name(stack.name),
+        "image": image_tag(),
+        "content_hash": CONTENT_HASH,
+        "port": stack.gateway_port,
+        "admin_port": stack.gateway_admin_port,
+        "routes": routes([app for app in stack.apps.values() if app.host == host]),
+    }
+
+
+def config_hash(attrs: dict[str, Any]) -> str:
+    view = {k: attrs.get(k) for k in REPLACE_KEYS}
+    return hashlib.sha256(json.dumps(view, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def boot_config(admin_port: int) -> dict[str, Any]:
+    """What the container starts with before its routes are loaded: the admin API only,
+    on the host's loopback (the container shares the host's network)."""
+    return {"admin": {"listen": f"127.0.0.1:{admin_port}"}}
+
+
+def container_spec(stack: str, address: Address, attrs: dict[str, Any]) -> ContainerSpec:
+    """The gateway runs in the host's network namespace: it listens on the host's
+    gateway port and reaches the replicas on their published ports at 127.0.0.1.
+    `--resume` restarts it (Docker's restart policy, a reboot) with the routes it was
+    last given, not the boot config."""
+    boot = json.dumps(boot_config(attrs["admin_port"]), separators=(",", ":"))
+    return ContainerSpec(
+        name=attrs["name"],
+        image=attrs["image"],
+        port=attrs["port"],
+        host_port=attrs["port"],
+        command=("sh", "-c", f'printf %s "$BERTH_GATEWAY_BOOT" > {CONFIG_FILE} '
+                             f"&& exec caddy run --resume --config {CONFIG_FILE}"),
+        env={"BERTH_GATEWAY_BOOT": boot},
+        network_mode="host",
+        labels={
+            LABEL_STACK: stack,
+            LABEL_ADDRESS: str(address),
+            LABEL_CONFIG_HASH: config_hash(attrs),
+        },
+    )
+
+
+def caddy_config(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The whole Caddy config for a gateway's attributes, as POST /load takes it.
+
+    Per app, in order: `/APP/predict` → the app's predict path (query kept);
+    `/APP/sync/ANY` → `/ANY` (Baseten's form); `/APP/ANY` → `/ANY` (Cerebrium's).
+    Before them, a request without X-Request-Id gets one (a UUID); every response
+    carries the request's. Anything else answers 404."""
+    server_routes: list[dict[str, Any]] = [{
+        "match": [{"not": [{"header": {REQUEST_ID: []}}]}],  # [] = the header is present
+        "handle": [{"handler": "headers", "request": {"set": {REQUEST_ID: ["{http.request.uuid}"]}}}],
+    }]
+    for name, route in attrs["routes"].items():
+        proxy = _proxy(route)
+        prefix = f"/{name}"
+        if route.get("predict"):
+            server_routes.append(_route([f"{prefix}/predict"], [
+                {"handler": "rewrite", "uri": f"{route['predict']}?{{http.request.uri.query}}"}, proxy]))
+        server_routes.append(_route([f"{prefix}/sync/*"], [
+            {"handler": "rewrite", "strip_path_prefix": f"{prefix}/sync"}, proxy]))
+        server_routes.append(_route([f"{prefix}/*"], [
+            {"handler": "rewrite", "strip_path_prefix": prefix}, proxy]))
+    server_routes.append({"handle": [{
+        "handler": "static_response", "status_code": 404,
+        "body": "berth gateway: no app here; use /APP/predict, /APP/sync/PATH or /APP/PATH\n",
+    }]})
+    return {
+        "admin": {"listen": f"127.0.0.1:{attrs['admin_port']}"},
+        "apps": {"http": {"servers": {"berth": {
+            "listen": [f":{attrs['port']}"],
+            "routes": server_routes,
+            "automatic_https": {"disable": True},
+        }}}},
+    }
+
+
+def _route(paths: list[str], handle: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"match": [{"path": paths}], "handle": handle, "terminal": True}
+
+
+def _proxy(route: dict[str, Any]) -> dict[str, Any]:
+    interval = f"{route.get('probe_interval') or 10}s"
+    proxy: dict[str, Any] = {
+        "handler": "reverse_proxy",
+        "upstreams": [{"dial": f"127.0.0.1:{port}"} for port in route["ports"]],
+        "load_balancing": {
+            "selection_policy": {"policy": "round_robin"},
+            # A replica that refuses a connection is skipped within the request.
+            "try_duration": "5s",
+        },
+        "headers": {"response": {"set": {REQUEST_ID: ["{http.request.header.X-Request-Id}"]}}},
+    }
+    if route.get("readiness"):
+        # Readiness decides traffic: an unready replica is left out until it passes again.
+        proxy["health_checks"] = {"active": {"uri": route["readiness"], "interval": interval, "timeout": "2s"}}
+    return proxy

@@ -1,0 +1,41 @@
+"""Echo server for gateway tests; see the Dockerfile."""
+
+import json
+import os
+import socket
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+READY = {"value": True}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.answer()
+
+    def do_POST(self) -> None:
+        self.answer()
+
+    def answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
+        status = 200
+        if self.path == "/admin/unready":
+            READY["value"] = False
+        elif self.path == "/admin/ready":
+            READY["value"] = True
+        elif self.path == "/ready" and not READY["value"]:
+            status = 503
+        payload = json.dumps({
+            "method": self.command, "path": self.path, "body": body,
+            "request_id": self.headers.get("X-Request-Id"), "replica": socket.gethostname(),
+        }).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8000"))), Handler).serve_forever()

@@ -1,0 +1,123 @@
+"""The serving gateway against real Docker: routes, X-Request-Id, readiness-driven
+traffic, routes that follow the apps without restarting the proxy, destroy."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+STACK = """
+[stack]
+name = "{stack}"
+gateway_port = {port10}
+gateway_admin_port = {port11}
+
+[apps.llm]
+build = "./echo"
+port = 8000
+host_port = {port0}
+replicas = REPLICAS
+readiness = "/ready"
+predict = "/v1/chat/completions"
+probe_interval = 1
+"""
+
+
+def served(project, replicas: int = 2) -> str:
+    project.copy_context("echo")
+    project.write(STACK.replace("REPLICAS", str(replicas)))
+    project.berth("apply", "--auto-approve", timeout=600)
+    return f"http://127.0.0.1:{project.ports[10]}"
+
+
+def call(url: str, *, request_id: str | None = None, data: bytes | None = None) -> tuple[int, dict, dict]:
+    """(status, JSON body, response headers) of one request."""
+    request = urllib.request.Request(url, data=data, headers={"X-Request-Id": request_id} if request_id else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"{}"), dict(response.headers)
+    except urllib.error.HTTPError as err:
+        body = err.read()
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = {"text": body.decode("utf-8", "replace")}
+        return err.code, parsed, dict(err.headers)
+
+
+def gateway_container(project):
+    [container] = [c for c in project.containers() if c.labels.get("berth.address", "").startswith("gateway@")]
+    return container
+
+
+def test_predict_sync_and_plain_paths_reach_the_app(project):
+    url = served(project)
+    status, body, _ = call(f"{url}/llm/predict?stream=1", data=b'{"x": 1}')
+    assert (status, body["method"], body["path"], body["body"]) == (200, "POST", "/v1/chat/completions?stream=1", '{"x": 1}')
+    assert call(f"{url}/llm/sync/v1/models")[1]["path"] == "/v1/models"
+    assert call(f"{url}/llm/health/deep")[1]["path"] == "/health/deep"
+    assert call(f"{url}/nope/predict")[0] == 404
+    assert "gateway@local" in project.berth("state", "list").stdout
+    assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0
+
+
+def test_request_id_is_kept_or_generated_and_comes_back(project):
+    url = served(project, replicas=1)
+    _, body, headers = call(f"{url}/llm/sync/x", request_id="client-given-42")
+    assert body["request_id"] == "client-given-42" and headers["X-Request-Id"] == "client-given-42"
+    seen = set()
+    for _ in range(3):
+        _, body, headers = call(f"{url}/llm/sync/x")
+        assert body["request_id"] and len(body["request_id"]) >= 32
+        assert headers["X-Request-Id"] == body["request_id"]
+        seen.add(body["request_id"])
+    assert len(seen) == 3
+
+
+def test_an_unready_replica_gets_no_traffic_and_is_not_restarted(project):
+    url = served(project)
+    replicas = {call(f"{url}/llm/sync/x")[1]["replica"] for _ in range(8)}
+    assert len(replicas) == 2, replicas
+    # Replica 1 (published on port1) starts failing its readiness path.
+    unready = call(f"http://127.0.0.1:{project.ports[1]}/admin/unready")[1]["replica"]
+    time.sleep(3)  # probe_interval = 1: a few checks
+    after = [call(f"{url}/llm/sync/x") for _ in range(12)]
+    assert all(status == 200 for status, _, _ in after)
+    assert {body["replica"] for _, body, _ in after} == replicas - {unready}
+    # Ready again: traffic comes back. Still running all along (never restarted).
+    call(f"http://127.0.0.1:{project.ports[1]}/admin/ready")
+    time.sleep(3)
+    assert {call(f"{url}/llm/sync/x")[1]["replica"] for _ in range(8)} == replicas
+
+
+def test_routes_follow_a_scale_up_without_restarting_the_gateway(project):
+    url = served(project)
+    before = gateway_container(project)
+    project.write(STACK.replace("REPLICAS", "3"))
+    plan = project.berth("plan", "--no-color").stdout
+    assert '~ gateway "gateway@local"' in plan
+    project.berth("apply", "--auto-approve", timeout=600)
+    after = gateway_container(project)
+    assert after.id == before.id
+    assert after.attrs["State"]["StartedAt"] == before.attrs["State"]["StartedAt"]
+    time.sleep(2)
+    assert len({call(f"{url}/llm/sync/x")[1]["replica"] for _ in range(12)}) == 3
+
+
+def test_destroy_removes_the_gateway(project):
+    url = served(project, replicas=1)
+    assert call(f"{url}/llm/sync/x")[0] == 200
+    project.berth("destroy", "--auto-approve")
+    assert project.containers() == []
+    assert project.berth("state", "list").stdout.strip() == ""
+
+
+def test_status_shows_the_gateway_ready_with_its_routes(project, docker_client):
+    served(project, replicas=1)
+    rows = json.loads(project.berth("status", "--json").stdout)
+    [row] = [r for r in rows if r["address"] == "gateway@local"]
+    assert (row["app"], row["state"], row["readiness"], row["healthy"]) == ("(gateway)", "running", "ready", True)
+    assert "(gateway)" in project.berth("status", "--no-color").stdout
+
