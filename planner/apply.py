@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from planner.events import Emit, Event
 from planner.graph import Step, build_graph
 from planner.plan import Action, Change, Plan
-from planner.resources import RESTART_KEYS, UPDATE_KEYS, container_spec, image_labels, secret_parts
+from planner.resources import RESTART_KEYS, UPDATE_KEYS, container_spec, image_labels, reach_port, secret_parts
+from planner.routing import LiveRoutes
 from planner.walk import Outcome, Status, WalkEvent, walk
 from providers.base import Provider
 from providers.readiness import wait_ready
@@ -203,6 +204,8 @@ class _StepRunner:
         self.stop = stop
         self.emit = emit
         self.secrets = secrets
+        self.routes = LiveRoutes(recorder)
+        self._rolls: dict[str, ResourceState] = {}  # address: the old replica, while a rolling replace runs
 
     def run(self, step: Step) -> str:
         changes: list[Change] = self.graph.nodes[step]["changes"]
@@ -213,9 +216,10 @@ class _StepRunner:
     def _progress(self, step: Step):
         return lambda message: self.emit(Event("progress", step, message=message))
 
-    def _record(self, change: Change, address: Address, id: str, status: str = "ready") -> None:
+    def _record(self, change: Change, address: Address, id: str, status: str = "ready",
+                attributes: dict[str, Any] | None = None) -> None:
         self.recorder.put(ResourceState(address=change.address, type=change.type, host=address.host,
-                                        id=id, status=status, attributes=change.after or {}))
+                                        id=id, status=status, attributes=attributes or change.after or {}))
 
     # Images
     def _build(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
@@ -267,8 +271,68 @@ class _StepRunner:
         after = changes[0].after
         spec = container_spec(self.stack, address, after, self._secret_env(after))
         container_id = provider.run_container(spec)
-        self._record(changes[0], address, container_id, status="created")
-        return f"id={container_id[:12]}"
+        attrs = _published(provider, container_id, after)
+        self._record(changes[0], address, container_id, status="created", attributes=attrs)
+        return f"id={container_id[:12]}" + (f", port {attrs['published_port']}" if after["host_port"] is None else "")
+
+    # Rolling replace
+    def _roll_start(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+        """The new replica starts beside the old one, under a name of its own and on a
+        port Docker picks; state records it as the address's container from now on, so
+        a run that dies here leaves the old one as a duplicate the next plan removes.
+        The old one stays in the gateway's routes until roll-switch."""
+        import secrets
+
+        change = changes[0]
+        old = self.recorder.get(step.address)
+        if old is None or old.id not in change.ids:  # on the host but not in state (adopted)
+            old = ResourceState(address=change.address, type="container", host=address.host,
+                                id=change.ids[0], status="ready", attributes=change.before or {})
+        self._rolls[step.address] = old
+        self.routes.hold(address.host, address.app, reach_port(old.attributes))
+        after = change.after | {"name": f"{change.after['name']}-next-{secrets.token_hex(3)}"}
+        try:
+            container_id = provider.run_container(container_spec(self.stack, address, after, self._secret_env(after)))
+        except BaseException:
+            self._rolls.pop(step.address)
+            self.routes.release(address.host, address.app, reach_port(old.attributes))
+            raise
+        attrs = _published(provider, container_id, after)
+        self._record(change, address, container_id, status="created", attributes=attrs)
+        return f"id={container_id[:12]} on port {attrs['published_port']}, beside {old.id[:12]}"
+
+    def _roll_back(self, step: Step, address: Address, provider: Provider) -> str:
+        """The new replica never became ready: remove it and put the old one back in
+        state; the old one never left the routes."""
+        old = self._rolls.pop(step.address)
+        new = self.recorder.get(step.address)
+        if new is not None and new.id != old.id:
+            provider.remove_container(new.id)
+        self.recorder.put(old)
+        self.routes.release(address.host, address.app, reach_port(old.attributes))
+        return f"the new container was removed; the old one ({old.id[:12]}) keeps serving"
+
+    def _roll_switch(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+        """Route to the new replica beside the old one, then take the old one out of the
+        routes, wait for its requests in flight, stop it, and give the new one its name."""
+        change = changes[0]
+        old = self._rolls.pop(step.address)
+        old_port = reach_port(old.attributes)
+        progress = self._progress(step)
+        routed = self.routes.push(provider, address.host)  # the new one is ready in state: both serve
+        self.routes.release(address.host, address.app, old_port)
+        if routed:
+            progress("routed to the new replica; draining the old one")
+            self.routes.push(provider, address.host)
+            left = self.routes.drain(provider, address.host, old_port) if old_port is not None else 0
+            if left:
+                progress(f"{left} request(s) still in flight to the old replica after draining; stopping it")
+        provider.remove_container(old.id)
+        new = self.recorder.get(step.address)
+        assert new is not None, f"{step.address}: no new replica in state"
+        provider.update_container(new.id, container_spec(self.stack, address, change.after))  # its name back
+        self.recorder.put(new.model_copy(update={"attributes": new.attributes | {"name": change.after["name"]}}))
+        return f"old replica {old.id[:12]} {'drained and ' if routed else ''}stopped"
 
     def _update(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
         change = changes[0]
@@ -349,23 +413,21 @@ class _StepRunner:
         return f"id={container_id[:12]}"
 
     def _gateway_routes(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
-        """POST /load of the whole config to Caddy's admin API: it swaps to it without
-        dropping connections. Retried while a just-started gateway boots."""
-        import json
+        """The whole config, with the ports of the replicas state holds as ready, to
+        Caddy's admin API: it swaps to it without dropping connections. Retried while a
+        just-started gateway boots."""
         import time
 
-        from planner import gateway
         from providers.types import ProviderError
 
         change = changes[0]
         resource = self.recorder.get(step.address)
         container_id = resource.id if resource is not None and resource.id else change.ids[0]
-        body = json.dumps(gateway.caddy_config(change.after)).encode()
         port = change.after["admin_port"]
         deadline = time.monotonic() + 30
         while True:
             try:
-                status, text = provider.admin_request(port, "POST", "/load", body, timeout=10)
+                upstreams = self.routes.load(provider, address.host, change.after)
                 break
             except OSError as err:
                 if time.monotonic() > deadline or self.stop.is_set():
@@ -373,10 +435,10 @@ class _StepRunner:
                     raise ProviderError(f"gateway on {address.host}: its admin API on 127.0.0.1:{port} did not "
                                         f"answer: {err}\n{provider.logs(container_id, 20)}".rstrip()) from None
                 time.sleep(0.2)
-        if status != 200:
-            self._record(change, address, container_id, status="tainted")
-            raise ProviderError(f"gateway on {address.host} refused its routes (HTTP {status}): {text.strip()}")
-        self._record(change, address, container_id)
+            except ProviderError:
+                self._record(change, address, container_id, status="tainted")
+                raise
+        self._record(change, address, container_id, attributes=change.after | {"upstreams": upstreams})
         return f"{len(change.after['routes'])} app(s) routed on port {change.after['port']}"
 
     def _gateway_remove(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
@@ -387,20 +449,40 @@ class _StepRunner:
         return ""
 
     def _wait(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
-        from providers.types import ReadinessError
+        from providers.types import ProviderError, ReadinessError
 
         after = changes[0].after
         resource = self.recorder.get(step.address)
         assert resource is not None, f"{step.address} has no container to wait for"
         target = after["readiness"] or "TCP"
-        self.emit(Event("waiting", step, 0.0, message=f"waiting for readiness ({target} on port {after['host_port']})"))
+        port = reach_port(resource.attributes)
+        self.emit(Event("waiting", step, 0.0, message=f"waiting for readiness ({target} on port {port})"))
         try:
             took = wait_ready(
-                provider, resource.id, after["host_port"], after["readiness"], after["readiness_timeout"],
+                provider, resource.id, port, after["readiness"], after["readiness_timeout"],
                 self.stop, on_wait=lambda elapsed, seen: self.emit(Event("waiting", step, elapsed, message=seen)),
             )
-        except ReadinessError:
-            self.recorder.put(resource.model_copy(update={"status": "tainted"}))
+        except ProviderError as err:
+            if step.address in self._rolls:  # a rolling replace: the old replica serves on
+                kept = self._roll_back(step, address, provider)
+                raise type(err)(f"{err}; {kept}", getattr(err, "log_tail", "")) if isinstance(err, ReadinessError) \
+                    else ProviderError(f"{err}; {kept}") from None
+            if isinstance(err, ReadinessError):
+                self.recorder.put(resource.model_copy(update={"status": "tainted"}))
             raise
         self.recorder.put(resource.model_copy(update={"status": "ready"}))
         return f"probe passed after {took:.2f}s"
+
+
+def _published(provider: Provider, container_id: str, attrs: dict[str, Any]) -> dict[str, Any]:
+    """attrs, with the host port Docker picked for a replica that has no fixed one."""
+    from providers.types import ProviderError
+
+    if attrs["host_port"] is not None:
+        return attrs
+    info = provider.inspect_container(container_id) or {}
+    bindings = ((info.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{attrs['port']}/tcp") or []
+    ports = [int(b["HostPort"]) for b in bindings if b.get("HostPort")]
+    if not ports:
+        raise ProviderError(f"{attrs['name']}: Docker published port {attrs['port']} on no host port")
+    return attrs | {"published_port": ports[0]}

@@ -32,7 +32,8 @@ class AppConfig(_Frozen):
     """One app: a container image, how to run it, and how to tell it is ready.
 
     Exactly one of build and image is set. host_port is the published port of replica 0;
-    replica I publishes host_port + I.
+    replica I publishes host_port + I. None: each replica publishes on a port Docker
+    picks (apps behind the gateway with a rolling deploy).
     """
 
     name: str
@@ -41,7 +42,7 @@ class AppConfig(_Frozen):
     image: str | None = None
     command: tuple[str, ...] | None = None
     port: int
-    host_port: int
+    host_port: int | None
     readiness: str | None = None  # HTTP path; None means a TCP connect
     liveness: str | None = None
     readiness_timeout: float = 600.0

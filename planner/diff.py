@@ -96,7 +96,12 @@ def diff(
 
     for host in ([] if destroy else gateway.hosts(stack)):
         key = str(Address.gateway(host))
-        changes.extend(_diff_gateway(stack, host, state.resources.get(key), by_address.pop(key, [])))
+        ours = _diff_gateway(stack, host, state.resources.get(key), by_address.pop(key, []),
+                             gateway.upstreams([a for a in apps.values() if a.host == host],
+                                               {c.address: c for c in changes if c.type == "container"}))
+        changes.extend(ours)
+        if ours[0].action in (Action.NOOP, Action.UPDATE):
+            changes = _rolling(changes, apps, host)
     changes.extend(_orphan_gateways(by_address, state))
     changes.extend(_orphan_containers(by_address, state))
     changes.extend(_orphan_images(stack.name, apps, state, observed, content_hashes))
@@ -177,7 +182,14 @@ def _diff_container(
     ]
 
     def change(action: Action, reasons: list[str], forces: list[str] = ()) -> Change:
-        return Change(address=key, type="container", action=action, before=before, after=attrs,
+        after = attrs
+        if attrs["host_port"] is None and current is not None and action in (Action.NOOP, Action.UPDATE):
+            # The port Docker picked stays with the container; a new one gets its own.
+            # (IPv4 and IPv6 may get different ports: the one recorded, if still published.)
+            recorded = (before or {}).get("published_port")
+            picked = recorded if recorded in current.host_ports or not current.host_ports else current.host_ports[0]
+            after = attrs | {"published_port": picked}
+        return Change(address=key, type="container", action=action, before=before, after=after,
                       ids=[current.id] if current else [], reasons=reasons, forces_replacement=list(forces))
 
     if current is None:
@@ -227,12 +239,33 @@ def _diff_container(
     return change(Action.NOOP, []), extra_changes
 
 
-def _diff_gateway(stack: Stack, host: str, prev: ResourceState | None, found: list[ObservedContainer]) -> list[Change]:
+def _rolling(changes: list[Change], apps: dict[str, AppConfig], host: str) -> list[Change]:
+    """On a host whose gateway runs, a replaced replica of an app on a port Docker picks
+    (deploy = "rolling") is started beside the old one, which the gateway drains once the
+    new one is ready: create, then delete."""
+    rolled = []
+    for change in changes:
+        address = Address.parse(change.address)
+        app = apps.get(address.app)
+        if (change.type == "container" and change.action is Action.REPLACE and address.host == host
+                and app is not None and app.host_port is None):
+            change = change.model_copy(update={
+                "action": Action.CREATE_THEN_DELETE,
+                "reasons": [*change.reasons, "rolling: the new replica serves before the old one is drained"]})
+        rolled.append(change)
+    return rolled
+
+
+def _diff_gateway(
+    stack: Stack, host: str, prev: ResourceState | None, found: list[ObservedContainer],
+    upstreams: dict[str, list[int]] | None,
+) -> list[Change]:
     """The host's gateway: created with its image and routes; replaced when its image or
     ports change (or it stopped, or was changed outside berth); updated in place (routes
-    reloaded, no restart) when the apps it routes to change."""
+    reloaded, no restart) when the apps it routes to or their replicas' ports change.
+    upstreams: the ports it will route to, or None when some are known only after apply."""
     key = str(Address.gateway(host))
-    attrs = gateway.attributes(stack, host)
+    attrs = gateway.attributes(stack, host) | ({"upstreams": upstreams} if upstreams is not None else {})
     before = prev.attributes if prev else None
     if found and not (prev and any(c.id == prev.id for c in found)):
         before = found[0].as_before()
@@ -265,6 +298,10 @@ def _diff_gateway(stack: Stack, host: str, prev: ResourceState | None, found: li
         ours = change(Action.UPDATE, ["routes were never confirmed loaded; they will be loaded"])
     elif old.get("routes") != attrs["routes"]:
         ours = change(Action.UPDATE, ["routes are reloaded live, without restarting the gateway"])
+    elif upstreams is None:
+        ours = change(Action.UPDATE, ["replicas change: the routes follow them once they are ready"])
+    elif old.get("upstreams") != upstreams:
+        ours = change(Action.UPDATE, ["replicas' ports changed: routes are reloaded live"])
     else:
         ours = change(Action.NOOP, [])
     return [ours, *changes]

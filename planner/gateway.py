@@ -64,11 +64,11 @@ def hosts(stack: Stack) -> list[str]:
 
 
 def routes(apps: list[AppConfig]) -> dict[str, dict[str, Any]]:
-    """What the gateway routes for the apps on its host, by app: the upstream ports (one
-    per replica), the readiness path its health checks probe, the predict path."""
+    """What the gateway routes for the apps on its host, by app: the readiness path its
+    health checks probe, the predict path. The upstreams (the replicas' ports) are not
+    here: a port Docker picks is known only once the replica runs (see upstreams)."""
     return {
         app.name: {
-            "ports": [app.host_port + i for i in range(app.replicas)],
             "readiness": app.readiness,
             "predict": app.predict,
             "probe_interval": app.probe_interval,
@@ -123,8 +123,31 @@ def container_spec(stack: str, address: Address, attrs: dict[str, Any]) -> Conta
     )
 
 
-def caddy_config(attrs: dict[str, Any]) -> dict[str, Any]:
-    """The whole Caddy config for a gateway's attributes, as POST /load takes it.
+def upstreams(apps: list[AppConfig], changes: dict[str, Any]) -> dict[str, list[int]] | None:
+    """The ports the gateway should route to once the plan is applied, by app: each
+    desired replica's, from its container change (by address). None when a replica's
+    port is known only after apply (a new container on a port Docker picks)."""
+    from planner.plan import Action
+    from planner.resources import reach_port
+
+    found: dict[str, list[int]] = {}
+    for app in sorted(apps, key=lambda a: a.name):
+        ports = []
+        for index in range(app.replicas):
+            change = changes.get(str(Address.container(app.name, index, app.host)))
+            after = change.after if change is not None else None
+            known = after is not None and (change.action in (Action.NOOP, Action.UPDATE) or after["host_port"] is not None)
+            port = reach_port(after) if known else None
+            if port is None:
+                return None
+            ports.append(port)
+        found[app.name] = sorted(ports)  # as loaded: replicas start in parallel, in any order
+    return found
+
+
+def caddy_config(attrs: dict[str, Any], upstreams: dict[str, list[int]]) -> dict[str, Any]:
+    """The whole Caddy config for a gateway's attributes and its apps' upstream ports,
+    as POST /load takes it.
 
     Per app, in order: `/APP/predict` → the app's predict path (query kept);
     `/APP/sync/ANY` → `/ANY` (Baseten's form); `/APP/ANY` → `/ANY` (Cerebrium's).
@@ -135,7 +158,7 @@ def caddy_config(attrs: dict[str, Any]) -> dict[str, Any]:
         "handle": [{"handler": "headers", "request": {"set": {REQUEST_ID: ["{http.request.uuid}"]}}}],
     }]
     for name, route in attrs["routes"].items():
-        proxy = _proxy(route)
+        proxy = _proxy(route, upstreams.get(name, []))
         prefix = f"/{name}"
         if route.get("predict"):
             server_routes.append(_route([f"{prefix}/predict"], [
@@ -162,11 +185,11 @@ def _route(paths: list[str], handle: list[dict[str, Any]]) -> dict[str, Any]:
     return {"match": [{"path": paths}], "handle": handle, "terminal": True}
 
 
-def _proxy(route: dict[str, Any]) -> dict[str, Any]:
+def _proxy(route: dict[str, Any], ports: list[int]) -> dict[str, Any]:
     interval = f"{route.get('probe_interval') or 10}s"
     proxy: dict[str, Any] = {
         "handler": "reverse_proxy",
-        "upstreams": [{"dial": f"127.0.0.1:{port}"} for port in route["ports"]],
+        "upstreams": [{"dial": f"127.0.0.1:{port}"} for port in ports],
         "load_balancing": {
             "selection_policy": {"policy": "round_robin"},
             # A replica that refuses a connection is skipped within the request.

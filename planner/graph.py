@@ -23,7 +23,15 @@ if TYPE_CHECKING:
 StepKind = Literal[
     "build", "deliver", "pull", "tag", "remove-image", "prune-image", "remove", "create", "update", "wait",
     "sync-secret", "remove-secret", "gateway-image", "gateway-start", "gateway-routes", "gateway-remove",
+    "roll-start", "roll-switch",
 ]
+# A rolling replace (a container change CREATE_THEN_DELETE): the new replica starts beside
+# the old one (roll-start), passes readiness (wait), then takes the old one's place in the
+# gateway, which drains the old one before it is stopped (roll-switch).
+ROLLING: list[StepKind] = ["roll-start", "wait", "roll-switch"]
+# Step kinds that start a container, and those that stop one.
+STARTS = {"create", "update", "roll-start"}
+STOPS = {"remove", "roll-switch"}
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,8 @@ def _add_steps(graph: nx.DiGraph, change: Change) -> None:
                 kinds = ["create", "wait"]
             case Action.REPLACE:
                 kinds = ["remove", "create", "wait"]
+            case Action.CREATE_THEN_DELETE:
+                kinds = ROLLING
             case Action.UPDATE:
                 kinds = ["update", "wait"]
             case Action.DELETE:
@@ -130,7 +140,7 @@ def _image_edges(graph: nx.DiGraph) -> None:
     """The image exists before any container of its app is created, and before an old
     container is removed for a replace: a failed build or pull leaves the app running."""
     images = _by_app(graph, {"build", "deliver", "pull", "tag"})
-    for key, steps in _by_app(graph, {"create", "update", "remove"}).items():
+    for key, steps in _by_app(graph, {*STARTS, "remove"}).items():
         for image_step in images.get(key, []):
             for step in steps:
                 if step.kind != "remove" or graph.nodes[step]["changes"][0].action is Action.REPLACE:
@@ -147,12 +157,12 @@ def _secret_edges(graph: nx.DiGraph) -> None:
     removals: dict[str, list[Step]] = defaultdict(list)
     for (_app, host), steps in _by_app(graph, {"remove-secret"}).items():
         removals[host].extend(steps)
-    for key, steps in _by_app(graph, {"create", "update", "remove"}).items():
+    for key, steps in _by_app(graph, {*STARTS, *STOPS}).items():
         for step in steps:
-            if step.kind != "remove" or graph.nodes[step]["changes"][0].action is Action.REPLACE:
+            if step.kind in STARTS or graph.nodes[step]["changes"][0].action is Action.REPLACE:
                 for sync in syncs.get(key, []):
                     graph.add_edge(sync, step)
-            if step.kind == "remove":
+            if step.kind in STOPS:
                 for removal in removals.get(key[1], []):
                     graph.add_edge(step, removal)
 
@@ -163,7 +173,7 @@ def _depends_on_edges(graph: nx.DiGraph) -> None:
     for (app, _host), steps in _by_app(graph, {"wait"}).items():
         waits[app].extend(steps)
     for step in list(graph.nodes):
-        if step.kind not in ("create", "update"):
+        if step.kind not in STARTS:
             continue
         change = graph.nodes[step]["changes"][0]
         for dependency in (change.after or {}).get("depends_on", []):
@@ -197,19 +207,18 @@ def _reuse_edges(graph: nx.DiGraph) -> None:
                     if before.get(key) is not None:
                         freed[(host, key, before[key])].append(step)
     for step in list(graph.nodes):
-        if step.kind != "create":
+        if step.kind not in ("create", "update"):  # update: a rename (after an interrupted rolling replace)
             continue
         after = graph.nodes[step]["changes"][0].after or {}
         host = Address.parse(step.address).host
-        for key in ("host_port", "name"):
+        for key in (("host_port", "name") if step.kind == "create" else ("name",)):
             for remove in freed.get((host, key, after.get(key)), []):
-                if remove.address != step.address:
-                    graph.add_edge(remove, step)
+                graph.add_edge(remove, step)
 
 
 def _prune_edges(graph: nx.DiGraph) -> None:
     """An image is removed only after every container step of its app is done."""
-    containers = _by_app(graph, {"remove", "create", "update", "wait"})
+    containers = _by_app(graph, {*STARTS, *STOPS, "wait"})
     for key, steps in _by_app(graph, {"prune-image", "remove-image"}).items():
         for image_step in steps:
             for step in containers.get(key, []):
@@ -222,7 +231,7 @@ def _gateway_edges(graph: nx.DiGraph) -> None:
     are the ones that run."""
     containers: dict[str, list[Step]] = defaultdict(list)
     for step in graph.nodes:
-        if step.kind in ("create", "update", "wait", "remove"):
+        if step.kind in {*STARTS, *STOPS, "wait"}:
             containers[Address.parse(step.address).host].append(step)
     for step in list(graph.nodes):
         if step.kind == "gateway-routes":

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from planner.resources import reach_port
 from providers.base import Provider
 from state.address import Address
 from state.model import State
@@ -65,7 +66,7 @@ def _check_one(resource: Any, provider: Provider | None) -> ReplicaHealth:
     if resource.type == "gateway":
         return ReplicaHealth(**base, state=status, readiness=_gateway_readiness(provider, attrs), liveness="-",
                              since=since, restarts=restarts)
-    port = attrs.get("host_port")
+    port = reach_port(attrs)
     ok, seen = provider.probe(port, attrs.get("readiness"), PROBE_TIMEOUT)
     readiness = "ready" if ok else f"not ready: {seen}"
     if attrs.get("liveness"):

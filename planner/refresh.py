@@ -11,7 +11,7 @@ from planner.contexthash import context_hash
 from planner.desired import Stack
 from planner.diagnostics import Diagnostic, DiagnosticsError
 from providers.base import Provider
-from planner.resources import container_spec, image_labels, secret_names
+from planner.resources import container_spec, image_labels, reach_port, secret_names
 from providers.types import Observation, ObservedContainer, ObservedImage, ProviderError
 from state.address import Address
 from state.model import State
@@ -79,7 +79,7 @@ def observe_from_state(state: State | None, stack: str, hosts: set[str]) -> dict
             spec = container_spec(stack, Address.parse(key), {**_SPEC_DEFAULTS, **attrs})
             containers.setdefault(resource.host, []).append(ObservedContainer(
                 id=resource.id, name=attrs.get("name", ""), state="running", image_id="",
-                labels=spec.labels, host_ports=(attrs["host_port"],) if attrs.get("host_port") else ()))
+                labels=spec.labels, host_ports=(reach_port(attrs),) if reach_port(attrs) else ()))
         elif resource.type == "gateway":
             from planner.gateway import container_spec as gateway_spec
 

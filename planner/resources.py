@@ -118,7 +118,7 @@ def container_attributes(
         "command": list(app.command) if app.command is not None else None,
         "env": dict(app.env),
         "port": app.port,
-        "host_port": app.host_port + index,
+        "host_port": app.host_port + index if app.host_port is not None else None,
         "restart": app.restart,
         "cpus": app.cpus,
         "memory": app.memory,
@@ -175,6 +175,12 @@ def legacy_config_hashes(attrs: dict[str, Any]) -> set[str]:
     """Labels set by berth before the hash left out the name: still recognised, so an
     upgrade does not replace every container once."""
     return {canonical_hash({k: attrs.get(k) for k in ("name", "image", "command", "env", "port", "host_port")})}
+
+
+def reach_port(attrs: dict[str, Any]) -> int | None:
+    """The host port a replica answers on: the one Docker picked when the app has no
+    fixed host_port (published_port, recorded when it started), else host_port."""
+    return attrs.get("published_port") or attrs.get("host_port")
 
 
 def container_spec(

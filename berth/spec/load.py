@@ -474,6 +474,7 @@ def _normalise_apps(stack_file: StackFile, source: _Source) -> dict[str, AppConf
                     "host_auto": bool(config.gpus) and bool(stack_file.hosts) and not host_written})
         else:
             apps[name] = _app_config(name, app, base, source.file.name, bool(stack_file.hosts), host_written)
+    apps = _served_ports(stack_file.stack, apps, source)
     _check_host_ports(apps, source)
     _check_gateway_ports(stack_file.stack, apps, source)
     for name, app in apps.items():
@@ -645,11 +646,35 @@ def _port_key(name: str, source: _Source) -> Loc:
     return ("apps", name, "host_port" if written else "port")
 
 
+def _served_ports(section: StackSection | None, apps: dict[str, AppConfig], source: _Source) -> dict[str, AppConfig]:
+    """Behind the gateway, a rolling deploy starts each new replica beside the old one,
+    so the two cannot share a host port: such apps publish on a port Docker picks, and
+    the gateway's port is their address. A fixed host_port written for one is a
+    contradiction the user must settle. GPU apps are replaced in place (the new replica
+    would need the old one's devices), so they keep their ports."""
+    if section is None or section.gateway_port is None:
+        return apps
+    served = {}
+    for name, app in apps.items():
+        if app.deploy != "rolling" or app.gpus:
+            served[name] = app
+            continue
+        if "host_port" in source.app_table(name):
+            source.error(("apps", name, "host_port"),
+                         f"{name} is served by the gateway with deploy = \"rolling\", which starts each new "
+                         "replica on a free port beside the old one, so a fixed host_port cannot be kept; remove "
+                         "host_port (the gateway's port is the app's address) or set deploy = \"recreate\"")
+        served[name] = app.model_copy(update={"host_port": None})
+    return served
+
+
 def _check_host_ports(apps: dict[str, AppConfig], source: _Source) -> None:
     """Replica I of an app publishes host_port + I, so each app holds a range of ports;
-    two ranges on one host must not meet."""
+    two ranges on one host must not meet. Apps on a port Docker picks hold none."""
     ranges: list[tuple[str, range]] = []
     for name, app in apps.items():
+        if app.host_port is None:
+            continue
         ports = range(app.host_port, app.host_port + app.replicas)
         if ports[-1] > MAX_PORT:
             source.error(
@@ -677,6 +702,8 @@ def _check_gateway_ports(section: StackSection | None, apps: dict[str, AppConfig
                      f"the gateway's admin API cannot share port {section.gateway_port} with gateway_port")
         return
     for name, app in apps.items():
+        if app.host_port is None:
+            continue
         ports = range(app.host_port, app.host_port + app.replicas)
         for key, port in gateway.items():
             if port in ports:

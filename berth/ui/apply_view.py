@@ -32,6 +32,8 @@ VERBS = {  # kind: (while running, when done)
     "gateway-start": ("Starting gateway", "Gateway started"),
     "gateway-routes": ("Loading routes", "Routes loaded"),
     "gateway-remove": ("Removing gateway", "Removal complete"),
+    "roll-start": ("Starting new replica", "New replica started"),
+    "roll-switch": ("Switching traffic to the new replica", "Old replica drained and stopped"),
 }
 
 

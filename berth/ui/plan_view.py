@@ -24,6 +24,10 @@ HEADLINE = {
     Action.CREATE_THEN_DELETE: "must be replaced",
 }
 ATTRIBUTE_SYMBOL = {Action.CREATE: "+", Action.DELETE: "-"}
+# Attributes apply learns from the host (the port Docker picks for a replica, the
+# gateway's upstreams that follow it): a plan cannot know their new values.
+LEARNED_KEYS = frozenset({"published_port", "upstreams"})
+KNOWN_AFTER_APPLY = "(known after apply)"
 
 
 def value_text(value: Any, key: str = "") -> str:
@@ -67,7 +71,8 @@ def _render_change(change: Change, ui: Consoles) -> None:
             shown += 1
         elif old != new and change.before is not None:
             forces = "  # forces replacement" if key in change.forces_replacement else ""
-            ui.say(f"      ~ {key:<{width}} = {value_text(old, key)} -> {value_text(new, key)}{forces}", "yellow")
+            shown_new = KNOWN_AFTER_APPLY if new is None and key in LEARNED_KEYS else value_text(new, key)
+            ui.say(f"      ~ {key:<{width}} = {value_text(old, key)} -> {shown_new}{forces}", "yellow")
             shown += 1
     hidden = len(keys) - shown
     if hidden and change.action not in (Action.CREATE, Action.DELETE):
@@ -88,8 +93,11 @@ def _render_source(name: str, entry: dict[str, Any], ui: Consoles) -> None:
     else:
         rows.append(("image", f"{entry['image']}{seen}"))
     rows.append(("command", value_text(entry["command"]) if entry["command"] else "the image's own"))
-    rows.append(("port", f"{entry['port']} (published on {entry['host_port']}"
-                 + (f"..{entry['host_port'] + entry['replicas'] - 1})" if entry["replicas"] > 1 else ")")))
+    if entry["host_port"] is None:
+        rows.append(("port", f"{entry['port']} (published on a port Docker picks; served by the gateway)"))
+    else:
+        rows.append(("port", f"{entry['port']} (published on {entry['host_port']}"
+                     + (f"..{entry['host_port'] + entry['replicas'] - 1})" if entry["replicas"] > 1 else ")")))
     rows.append(("replicas", str(entry["replicas"])))
     rows.append(("readiness", f"GET {entry['readiness']}" if entry["readiness"] else "TCP connect"))
     rows.append(("liveness", f"GET {entry['liveness']}" if entry["liveness"] else "none"))

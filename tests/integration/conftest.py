@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -295,3 +296,36 @@ def project(tmp_path: Path, docker_client: docker.DockerClient) -> Project:
         yield proj
     finally:
         proj.cleanup()
+
+
+class RequestLoop:
+    """Requests to one URL, one after another, until the block ends: what a client sees
+    while berth changes the app behind it. Any status but 200, or a connection error, is
+    a failure."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.ok = 0
+        self.failures: list[str] = []
+        self.bodies: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RequestLoop:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with urllib.request.urlopen(self.url, timeout=10) as response:
+                    self.bodies.append(response.read().decode("utf-8", "replace"))
+                    self.ok += 1
+            except urllib.error.HTTPError as err:
+                self.failures.append(f"HTTP {err.code}: {err.read()[:200]!r}")
+            except OSError as err:  # refused, reset, timed out
+                self.failures.append(repr(err))

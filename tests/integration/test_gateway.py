@@ -1,5 +1,6 @@
 """The serving gateway against real Docker: routes, X-Request-Id, readiness-driven
-traffic, routes that follow the apps without restarting the proxy, destroy."""
+traffic, routes that follow the apps without restarting the proxy, rolling replaces
+that no request notices, destroy."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 import time
 import urllib.error
 import urllib.request
+
+from conftest import RequestLoop
 
 STACK = """
 [stack]
@@ -17,7 +20,6 @@ gateway_admin_port = {port11}
 [apps.llm]
 build = "./echo"
 port = 8000
-host_port = {port0}
 replicas = REPLICAS
 readiness = "/ready"
 predict = "/v1/chat/completions"
@@ -45,6 +47,13 @@ def call(url: str, *, request_id: str | None = None, data: bytes | None = None) 
         except ValueError:
             parsed = {"text": body.decode("utf-8", "replace")}
         return err.code, parsed, dict(err.headers)
+
+
+def replica_port(project, index: int) -> int:
+    """The port Docker picked for a replica (served apps have no fixed host_port)."""
+    [container] = [c for c in project.containers()
+                   if c.labels.get("berth.address") == f"app.llm.container[{index}]@local"]
+    return int(container.attrs["NetworkSettings"]["Ports"]["8000/tcp"][0]["HostPort"])
 
 
 def gateway_container(project):
@@ -80,14 +89,15 @@ def test_an_unready_replica_gets_no_traffic_and_is_not_restarted(project):
     url = served(project)
     replicas = {call(f"{url}/llm/sync/x")[1]["replica"] for _ in range(8)}
     assert len(replicas) == 2, replicas
-    # Replica 1 (published on port1) starts failing its readiness path.
-    unready = call(f"http://127.0.0.1:{project.ports[1]}/admin/unready")[1]["replica"]
+    # Replica 1 starts failing its readiness path.
+    direct = f"http://127.0.0.1:{replica_port(project, 1)}"
+    unready = call(f"{direct}/admin/unready")[1]["replica"]
     time.sleep(3)  # probe_interval = 1: a few checks
     after = [call(f"{url}/llm/sync/x") for _ in range(12)]
     assert all(status == 200 for status, _, _ in after)
     assert {body["replica"] for _, body, _ in after} == replicas - {unready}
     # Ready again: traffic comes back. Still running all along (never restarted).
-    call(f"http://127.0.0.1:{project.ports[1]}/admin/ready")
+    call(f"{direct}/admin/ready")
     time.sleep(3)
     assert {call(f"{url}/llm/sync/x")[1]["replica"] for _ in range(8)} == replicas
 
@@ -121,3 +131,44 @@ def test_status_shows_the_gateway_ready_with_its_routes(project, docker_client):
     assert (row["app"], row["state"], row["readiness"], row["healthy"]) == ("(gateway)", "running", "ready", True)
     assert "(gateway)" in project.berth("status", "--no-color").stdout
 
+
+
+def test_a_rolling_replace_loses_no_request(project):
+    url = served(project)
+    old = {c.id for c in project.containers() if "gateway" not in c.name}
+    project.write(STACK.replace("REPLICAS", "2") + 'env = { VERSION = "2" }\n')
+    plan = project.berth("plan", "--no-color").stdout
+    assert '+/- container "app.llm.container[0]@local"' in plan and "rolling" in plan
+    with RequestLoop(f"{url}/llm/sync/x") as loop:
+        time.sleep(0.5)
+        project.berth("apply", "--auto-approve", timeout=600)
+        time.sleep(0.5)
+    assert loop.failures == [] and loop.ok > 20, (loop.failures[:5], loop.ok)
+    replicas = [json.loads(body)["replica"] for body in loop.bodies]
+    now = [c for c in project.containers() if "gateway" not in c.name]
+    assert {c.id for c in now}.isdisjoint(old) and len(now) == 2
+    assert sorted(c.name for c in now) == [f"berth-{project.stack}-llm-0", f"berth-{project.stack}-llm-1"]
+    # Served by the old replicas, then by the new ones only.
+    new_hosts = {c.id[:12] for c in now}
+    assert set(replicas[:3]) <= {i[:12] for i in old} and set(replicas[-3:]) <= new_hosts
+    assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0
+
+
+def test_a_rolling_replace_that_never_becomes_ready_leaves_the_old_replica_serving(project):
+    project.copy_context("echo")
+    project.write(STACK.replace("REPLICAS", "1"))
+    project.berth("apply", "--auto-approve", timeout=600)
+    url = f"http://127.0.0.1:{project.ports[10]}"
+    [old] = [c.id for c in project.containers() if "gateway" not in c.name]
+    project.write(STACK.replace("REPLICAS", "1") + 'readiness_timeout = 4\nenv = { START_UNREADY = "1" }\n')
+    with RequestLoop(f"{url}/llm/sync/x") as loop:
+        failed = project.berth("apply", "--auto-approve", "--no-color", check=False, timeout=600)
+    assert failed.returncode != 0
+    output = failed.stdout + failed.stderr
+    assert "not ready after 4s" in output and "keeps serving" in output, output
+    assert "echo: listening on 8000, ready=False" in output  # the new container's last log lines
+    served_by = {json.loads(body)["replica"] for body in loop.bodies}
+    assert loop.failures == [] and loop.ok and served_by == {old[:12]}, (loop.failures[:5], served_by)
+    # Only the old replica (and the gateway) is left; the next plan tries the replace again.
+    assert [c.id for c in project.containers() if "gateway" not in c.name] == [old]
+    assert "app.llm.container[0]@local" in project.berth("plan", "--no-color").stdout

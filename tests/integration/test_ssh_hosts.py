@@ -25,6 +25,7 @@ from pathlib import Path
 
 import docker
 import pytest
+from conftest import RequestLoop
 from test_secret_sync import files_holding, leaks, value
 
 REPO = Path(__file__).resolve().parents[2]
@@ -158,8 +159,10 @@ def private_sshd(project, tmp_path):
         sshd.stop()
 
 
-def app(name: str, host: str, port: str, message: str, **extra: str) -> str:
-    lines = [f"[apps.{name}]", 'build = "./httpd"', "port = 8000", f"host_port = {port}",
+def app(name: str, host: str, port: str | None, message: str, **extra: str) -> str:
+    """An httpd app on host; port None: none fixed (served apps with rolling deploys)."""
+    fixed = [f"host_port = {port}"] if port else []
+    lines = [f"[apps.{name}]", 'build = "./httpd"', "port = 8000", *fixed,
              'readiness = "/ready"', f'host = "{host}"', f'env = {{ MESSAGE = "{message}"{extra.pop("env", "")} }}']
     lines += [f"{k} = {v}" for k, v in extra.items()]
     return "\n".join(lines) + "\n"
@@ -583,13 +586,14 @@ def test_sftp_secret_files_reconnect_after_a_drop_and_find_a_users_home(project,
                 break
 
 
-def test_a_gateway_on_an_ssh_host_routes_to_its_apps(project, remote):
+def test_a_gateway_on_an_ssh_host_routes_and_rolls_its_apps_without_a_failed_request(project, remote):
     """The gateway image travels like an app's; its routes are loaded through the SSH
-    tunnel to the host's loopback admin API, which is never exposed."""
+    tunnel to the host's loopback admin API, which is never exposed. A replace of the
+    app rolls: a client of the gateway sees no failed request."""
     th1 = remote["th1"]
     project.copy_context("httpd")
-    project.write(f'[stack]\nname = "{{stack}}"\ngateway_port = {{port10}}\ngateway_admin_port = {{port11}}\n'
-                  + th1.toml() + app("web", "th1", "{port0}", "via-gateway", replicas="2", probe_interval="1"))
+    head = f'[stack]\nname = "{{stack}}"\ngateway_port = {{port10}}\ngateway_admin_port = {{port11}}\n' + th1.toml()
+    project.write(head + app("web", "th1", None, "via-gateway", replicas="2", probe_interval="1"))
     project.berth("apply", "--auto-approve", timeout=600)
     assert "gateway@th1" in th1.stack_containers(project.stack)
     status, body = th1.get(project.ports[10], "/web/sync/")
@@ -597,6 +601,15 @@ def test_a_gateway_on_an_ssh_host_routes_to_its_apps(project, remote):
     with urllib.request.urlopen(f"http://{th1.address}:{project.ports[10]}/web/health", timeout=5) as response:
         assert response.read().decode().strip() == "ok" and response.headers["X-Request-Id"]
     assert th1.get(project.ports[11], "/config/") == (0, "")  # admin API: loopback only
+    assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0
+
+    project.write(head + app("web", "th1", None, "rolled", replicas="2", probe_interval="1"))
+    with RequestLoop(f"http://{th1.address}:{project.ports[10]}/web/") as loop:
+        time.sleep(0.5)
+        project.berth("apply", "--auto-approve", timeout=600)
+        time.sleep(0.5)
+    assert loop.failures == [] and loop.ok > 10, (loop.failures[:5], loop.ok)
+    assert "message: via-gateway" in loop.bodies[0] and "message: rolled" in loop.bodies[-1]
     assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0
     project.berth("destroy", "--auto-approve")
     assert th1.stack_containers(project.stack) == {}

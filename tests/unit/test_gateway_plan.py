@@ -30,7 +30,7 @@ def applied(desired: Stack, status: str = "ready") -> tuple[State, dict[str, Obs
     """State and host as an apply of `desired`'s gateway left them (apps left out: the
     gateway's changes are what is checked)."""
     address = Address.gateway("local")
-    attrs = gateway.attributes(desired, "local")
+    attrs = gateway.attributes(desired, "local") | {"upstreams": {"llm": [18000, 18001]}}
     spec = gateway.container_spec(STACK, address, attrs)
     state = State(stack=STACK, serial=3, resources={str(address): ResourceState(
         address=str(address), type="gateway", host="local", id="g1", status=status, attributes=attrs)})
@@ -47,8 +47,9 @@ def test_a_gateway_is_created_on_each_host_that_runs_apps() -> None:
     plan = diff(stack(), None, fresh(), {})
     change = gateway_change(plan)
     assert change.action is Action.CREATE and change.type == "gateway"
-    assert change.after["routes"] == {"llm": {"ports": [18000, 18001], "readiness": "/ready",
-                                              "predict": "/v1/chat/completions", "probe_interval": 10.0}}
+    assert change.after["routes"] == {"llm": {"readiness": "/ready", "predict": "/v1/chat/completions",
+                                              "probe_interval": 10.0}}
+    assert change.after["upstreams"] == {"llm": [18000, 18001]}  # fixed host ports: known before apply
     assert plan.changes[-1].address == "gateway@local"  # listed after the apps
 
 
@@ -67,7 +68,7 @@ def test_routes_follow_the_apps_as_an_update_not_a_restart() -> None:
     state, observed = applied(stack())
     change = gateway_change(diff(stack(replicas=3), state, observed, {}))
     assert change.action is Action.UPDATE
-    assert change.after["routes"]["llm"]["ports"] == [18000, 18001, 18002]
+    assert change.after["upstreams"]["llm"] == [18000, 18001, 18002]
     graph = build_graph(diff(stack(replicas=3), state, observed, {}))
     assert [s.kind for s in graph.nodes if s.address == "gateway@local"] == ["gateway-routes"]
 
@@ -107,7 +108,7 @@ def test_routes_load_after_the_hosts_containers_are_ready() -> None:
 
 
 def test_caddy_config_maps_predict_sync_and_plain_paths_and_sets_request_ids() -> None:
-    config = gateway.caddy_config(gateway.attributes(stack(), "local"))
+    config = gateway.caddy_config(gateway.attributes(stack(), "local"), {"llm": [18000, 18001]})
     assert config["admin"] == {"listen": "127.0.0.1:2019"}
     server = config["apps"]["http"]["servers"]["berth"]
     assert server["listen"] == [":8080"]
@@ -126,7 +127,7 @@ def test_caddy_config_maps_predict_sync_and_plain_paths_and_sets_request_ids() -
 
 
 def test_an_app_without_readiness_or_predict_gets_no_health_check_or_predict_route() -> None:
-    config = gateway.caddy_config(gateway.attributes(stack(readiness=None, predict=None), "local"))
+    config = gateway.caddy_config(gateway.attributes(stack(readiness=None, predict=None), "local"), {"llm": [18000]})
     routes = config["apps"]["http"]["servers"]["berth"]["routes"]
     assert len(routes) == 4
     assert "health_checks" not in routes[1]["handle"][1]
@@ -145,3 +146,81 @@ def test_every_step_kind_has_words_in_the_apply_view() -> None:
     from planner.graph import StepKind
 
     assert set(get_args(StepKind)) <= set(VERBS)
+
+
+# Rolling replace: apps behind a running gateway publish on ports Docker picks (host_port None).
+
+def rolled_out(image: str = "srv:1", replicas: int = 2) -> tuple[Stack, State, dict[str, Observation]]:
+    """A served app with its replicas on picked ports (32770, 32771) and the gateway
+    routing to them, as an apply left them."""
+    from planner.resources import config_hash, container_attributes, container_spec
+
+    desired = stack(host_port=None, image=image, replicas=replicas)
+    state, observed = applied(desired)
+    state.resources["gateway@local"].attributes["upstreams"] = {"llm": [32770 + i for i in range(replicas)]}
+    containers = list(observed["local"].containers)
+    for index in range(replicas):
+        address = Address.container("llm", index, "local")
+        attrs = container_attributes(STACK, desired.apps["llm"], index, image) | {"published_port": 32770 + index}
+        state.resources[str(address)] = ResourceState(address=str(address), type="container", host="local",
+                                                      id=f"c{index}", status="ready", attributes=attrs)
+        labels = container_spec(STACK, address, attrs).labels
+        assert labels["berth.config-hash"] == config_hash(attrs)
+        containers.append(ObservedContainer(id=f"c{index}", name=attrs["name"], state="running", image_id="",
+                                            labels=labels, host_ports=(32770 + index,)))
+    return desired, state, {"local": Observation(host="local", containers=tuple(containers))}
+
+
+def test_replicas_on_picked_ports_are_a_no_op_and_keep_their_port() -> None:
+    desired, state, observed = rolled_out()
+    plan = diff(desired, state, observed, {})
+    assert {c.action for c in plan.changes if c.type in ("container", "gateway")} == {Action.NOOP}
+    [replica] = [c for c in plan.changes if c.address == "app.llm.container[1]@local"]
+    assert replica.after["published_port"] == 32771 and replica.after["host_port"] is None
+
+
+def test_a_served_replica_is_replaced_new_first_and_the_routes_follow_it() -> None:
+    _, state, observed = rolled_out()
+    plan = diff(stack(host_port=None, image="srv:2"), state, observed, {})
+    replicas = [c for c in plan.changes if c.type == "container"]
+    assert [c.action for c in replicas] == [Action.CREATE_THEN_DELETE] * 2
+    assert "published_port" not in replicas[0].after  # Docker picks the new one's port
+    assert gateway_change(plan).action is Action.UPDATE and "upstreams" not in gateway_change(plan).after
+    graph = build_graph(plan)
+    address = "app.llm.container[0]@local"
+    assert [s.kind for s in graph.nodes if s.address == address] == ["roll-start", "wait", "roll-switch"]
+    assert graph.has_edge(Step("roll-start", address), Step("wait", address))
+    assert graph.has_edge(Step("wait", address), Step("roll-switch", address))
+    assert graph.has_edge(Step("roll-switch", address), Step("gateway-routes", "gateway@local"))
+
+
+def test_without_a_running_gateway_a_replace_stops_the_old_replica_first() -> None:
+    _, state, observed = rolled_out()
+    del state.resources["gateway@local"]
+    observed = {"local": Observation(host="local", containers=tuple(
+        c for c in observed["local"].containers if c.id != "g1"))}
+    plan = diff(stack(host_port=None, image="srv:2"), state, observed, {})
+    assert gateway_change(plan).action is Action.CREATE
+    assert {c.action for c in plan.changes if c.type == "container"} == {Action.REPLACE}
+
+
+def test_a_replica_restarted_on_a_new_port_reloads_the_routes() -> None:
+    desired, state, observed = rolled_out()
+    state.resources["gateway@local"].attributes["upstreams"] = {"llm": [32770, 32799]}
+    change = gateway_change(diff(desired, state, observed, {}))
+    assert change.action is Action.UPDATE and change.after["upstreams"] == {"llm": [32770, 32771]}
+
+
+def test_upstreams_are_listed_in_port_order_as_the_gateway_loads_them() -> None:
+    """Replicas start in parallel, so replica 1 may get the lower port; the plan's
+    upstreams must equal what apply loads, or every plan would reload the routes."""
+    from planner.plan import Change
+
+    desired = stack(host_port=None)
+    changes = {f"app.llm.container[{i}]@local": Change(
+        address=f"app.llm.container[{i}]@local", type="container", action=Action.NOOP,
+        after={"host_port": None, "published_port": port}) for i, port in ((0, 32797), (1, 32796))}
+    assert gateway.upstreams(list(desired.apps.values()), changes) == {"llm": [32796, 32797]}
+    changes["app.llm.container[1]@local"] = changes["app.llm.container[1]@local"].model_copy(
+        update={"action": Action.CREATE_THEN_DELETE, "after": {"host_port": None}})
+    assert gateway.upstreams(list(desired.apps.values()), changes) is None  # known after apply

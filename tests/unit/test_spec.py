@@ -599,15 +599,26 @@ def test_serving_defaults(in_tmp: Path) -> None:
     assert (app.predict, app.deploy, app.liveness_failure_threshold, app.probe_interval) == (None, "rolling", 3, 10.0)
 
 
+def test_served_apps_with_rolling_deploys_publish_on_picked_ports(in_tmp: Path) -> None:
+    write(in_tmp, "[stack]\ngateway_port = 8080\n" + WEB
+          + '[apps.old]\nimage = "srv"\nport = 8000\nhost_port = 18000\ndeploy = "recreate"\n'
+          + '[apps.gpu]\nimage = "srv"\nport = 8000\nhost_port = 19000\ngpus = 1\n')
+    apps = load_stack(None).apps
+    # GPU replicas are replaced in place: the new one needs the old one's devices.
+    assert (apps["web"].host_port, apps["old"].host_port, apps["gpu"].host_port) == (None, 18000, 19000)
+
+
 SERVING_ERRORS = [
     pytest.param("[stack]\ngateway_port = 0\n" + WEB, "stack.gateway_port", 2, "expected an integer from 1 to 65535",
                  id="gateway-port-range"),
-    pytest.param("[stack]\ngateway_port = 8000\n" + WEB, "apps.web.port", 5, "host port 8000 is the gateway's",
-                 id="gateway-port-taken-by-app"),
+    pytest.param("[stack]\ngateway_port = 8000\n" + WEB + 'deploy = "recreate"\n', "apps.web.port", 5,
+                 "host port 8000 is the gateway's", id="gateway-port-taken-by-app"),
     pytest.param("[stack]\ngateway_port = 8080\ngateway_admin_port = 8080\n" + WEB, "stack.gateway_admin_port", 3,
                  "cannot share port 8080", id="admin-port-is-gateway-port"),
-    pytest.param("[stack]\ngateway_port = 8080\ngateway_admin_port = 8000\n" + WEB, "apps.web.port", 6,
-                 "gateway_admin_port", id="admin-port-taken-by-app"),
+    pytest.param("[stack]\ngateway_port = 8080\ngateway_admin_port = 8000\n" + WEB + 'deploy = "recreate"\n',
+                 "apps.web.port", 6, "gateway_admin_port", id="admin-port-taken-by-app"),
+    pytest.param("[stack]\ngateway_port = 8080\n" + WEB + "host_port = 18000\n", "apps.web.host_port", 6,
+                 'set deploy = "recreate"', id="fixed-port-with-rolling-deploy"),
     pytest.param("[stack]\ngateway_prot = 8080\n" + WEB, "stack.gateway_prot", 2, 'did you mean "gateway_port"',
                  id="gateway-port-typo"),
     pytest.param(WEB + 'predict = "predict"\n', "apps.web.predict", 4, 'an HTTP path starting with "/"', id="predict-path"),

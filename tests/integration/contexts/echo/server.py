@@ -5,7 +5,8 @@ import os
 import socket
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-READY = {"value": True}
+# START_UNREADY=1: /ready fails from the start (a deploy that never becomes ready).
+READY = {"value": os.environ.get("START_UNREADY") != "1"}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -38,4 +39,6 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
-ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8000"))), Handler).serve_forever()
+port = int(os.environ.get("PORT", "8000"))
+print(f"echo: listening on {port}, ready={READY['value']}", flush=True)
+ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()

@@ -1,0 +1,107 @@
+"""The gateway's routes while an apply runs: which ports each host's gateway sends an
+app's traffic to, and pushing them to its admin API.
+
+The upstreams are the replicas state records as ready, plus old replicas held during a
+rolling replace: the old one keeps its place until its successor is ready, then leaves
+the routes and is drained before it is stopped. Every push sends the whole config, built
+from state under a per-host lock, so that rolls of several replicas on one host never
+undo each other's routes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from planner import gateway
+from planner.resources import reach_port
+from providers.base import Provider
+from providers.types import ProviderError
+from state.address import Address
+
+if TYPE_CHECKING:
+    from planner.apply import Recorder
+
+DRAIN_TIMEOUT = 30.0  # seconds an old replica's requests in flight get before it is stopped anyway
+
+
+class LiveRoutes:
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._held: dict[str, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
+
+    def hold(self, host: str, app: str, port: int | None) -> None:
+        """Keep an old replica's port routed while its successor starts."""
+        if port is not None:
+            with self._guard:
+                self._held[host][app].add(port)
+
+    def release(self, host: str, app: str, port: int | None) -> None:
+        with self._guard:
+            self._held[host][app].discard(port)  # type: ignore[arg-type]
+
+    def upstreams(self, host: str, apps: Any) -> dict[str, list[int]]:
+        """The ports to route to for apps on host: ready replicas in state, and held ones."""
+        found: dict[str, set[int]] = defaultdict(set)
+        for key, resource in self.recorder.state.resources.items():
+            if resource.type == "container" and resource.host == host and resource.status == "ready":
+                port = reach_port(resource.attributes)
+                if port is not None:
+                    found[Address.parse(key).app].add(port)
+        with self._guard:
+            for app, ports in self._held[host].items():
+                found[app] |= ports
+        return {app: sorted(found.get(app, ())) for app in apps}
+
+    def live(self, host: str) -> dict[str, Any] | None:
+        """The attributes of host's gateway when it runs with routes loaded, else None."""
+        resource = self.recorder.get(str(Address.gateway(host)))
+        return resource.attributes if resource is not None and resource.status == "ready" else None
+
+    def load(self, provider: Provider, host: str, attrs: dict[str, Any]) -> dict[str, list[int]]:
+        """POST /load of the whole config for attrs and the current upstreams: Caddy swaps
+        to it without dropping connections. Returns the upstreams loaded. OSError when
+        the admin API does not answer."""
+        with self._locks[host]:
+            upstreams = self.upstreams(host, attrs["routes"])
+            body = json.dumps(gateway.caddy_config(attrs, upstreams)).encode()
+            status, text = provider.admin_request(attrs["admin_port"], "POST", "/load", body, timeout=10)
+        if status != 200:
+            raise ProviderError(f"gateway on {host} refused its routes (HTTP {status}): {text.strip()}")
+        return upstreams
+
+    def push(self, provider: Provider, host: str) -> bool:
+        """Reload a running gateway's routes with the current upstreams; False when host
+        has no running gateway (the apply's gateway step will load them)."""
+        attrs = self.live(host)
+        if attrs is None:
+            return False
+        try:
+            self.load(provider, host, attrs)
+        except OSError as err:
+            raise ProviderError(f"gateway on {host}: its admin API did not answer: {err}") from None
+        return True
+
+    def drain(self, provider: Provider, host: str, port: int, timeout: float = DRAIN_TIMEOUT) -> int:
+        """Wait until the gateway has no request in flight to 127.0.0.1:port (it has just
+        left the routes). Returns how many were still in flight when time ran out."""
+        attrs = self.live(host)
+        if attrs is None:
+            return 0
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                status, text = provider.admin_request(attrs["admin_port"], "GET", "/reverse_proxy/upstreams",
+                                                      None, timeout=5)
+            except OSError:
+                return 0  # no gateway to ask: nothing of ours in flight through it
+            listed = json.loads(text) if status == 200 else []
+            busy = sum(int(u.get("num_requests") or 0) for u in listed if u.get("address") == f"127.0.0.1:{port}")
+            if not busy or time.monotonic() > deadline:
+                return busy
+            time.sleep(0.1)
