@@ -320,7 +320,7 @@ class _StepRunner:
         old_port = reach_port(old.attributes)
         progress = self._progress(step)
         routed = self.routes.push(provider, address.host)  # the new one is ready in state: both serve
-        self.routes.release(address.host, address.app, old_port)
+        self.routes.release(address.host, address.app, old_port, draining=routed)
         if routed:
             progress("routed to the new replica; draining the old one")
             self.routes.push(provider, address.host)
@@ -328,6 +328,9 @@ class _StepRunner:
             if left:
                 progress(f"{left} request(s) still in flight to the old replica after draining; stopping it")
         provider.remove_container(old.id)
+        if routed:
+            self.routes.drained(address.host, old_port)
+            self.routes.push(provider, address.host)
         new = self.recorder.get(step.address)
         assert new is not None, f"{step.address}: no new replica in state"
         provider.update_container(new.id, container_spec(self.stack, address, change.after))  # its name back

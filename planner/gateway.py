@@ -145,9 +145,12 @@ def upstreams(apps: list[AppConfig], changes: dict[str, Any]) -> dict[str, list[
     return found
 
 
-def caddy_config(attrs: dict[str, Any], upstreams: dict[str, list[int]]) -> dict[str, Any]:
+def caddy_config(
+    attrs: dict[str, Any], upstreams: dict[str, list[int]], draining: list[int] | None = None,
+) -> dict[str, Any]:
     """The whole Caddy config for a gateway's attributes and its apps' upstream ports,
-    as POST /load takes it.
+    as POST /load takes it. draining: ports of old replicas that just left the routes
+    and may still have requests in flight (see _draining_route).
 
     Per app, in order: `/APP/predict` → the app's predict path (query kept);
     `/APP/sync/ANY` → `/ANY` (Baseten's form); `/APP/ANY` → `/ANY` (Cerebrium's).
@@ -167,6 +170,8 @@ def caddy_config(attrs: dict[str, Any], upstreams: dict[str, list[int]]) -> dict
             {"handler": "rewrite", "strip_path_prefix": f"{prefix}/sync"}, proxy]))
         server_routes.append(_route([f"{prefix}/*"], [
             {"handler": "rewrite", "strip_path_prefix": prefix}, proxy]))
+    if draining:
+        server_routes.append(_draining_route(draining))
     server_routes.append({"handle": [{
         "handler": "static_response", "status_code": 404,
         "body": "berth gateway: no app here; use /APP/predict, /APP/sync/PATH or /APP/PATH\n",
@@ -179,6 +184,16 @@ def caddy_config(attrs: dict[str, Any], upstreams: dict[str, list[int]]) -> dict
             "automatic_https": {"disable": True},
         }}}},
     }
+
+
+def _draining_route(ports: list[int]) -> dict[str, Any]:
+    """A route no request matches (every request passes the empty matcher set, so none
+    passes its negation). It keeps old replicas in Caddy's upstream pool after they left
+    their app's routes: the pool's count of requests in flight to them (GET
+    /reverse_proxy/upstreams) then lives on across the reload, and is what tells a
+    rolling replace when the old replica may be stopped."""
+    return {"match": [{"not": [{}]}], "terminal": True, "handle": [{
+        "handler": "reverse_proxy", "upstreams": [{"dial": f"127.0.0.1:{port}"} for port in sorted(ports)]}]}
 
 
 def _route(paths: list[str], handle: list[dict[str, Any]]) -> dict[str, Any]:

@@ -3,7 +3,7 @@ app's traffic to, and pushing them to its admin API.
 
 The upstreams are the replicas state records as ready, plus old replicas held during a
 rolling replace: the old one keeps its place until its successor is ready, then leaves
-the routes and is drained before it is stopped. Every push sends the whole config, built
+the routes and is drained (Caddy counts its requests in flight) before it is stopped. Every push sends the whole config, built
 from state under a per-host lock, so that rolls of several replicas on one host never
 undo each other's routes.
 """
@@ -34,6 +34,7 @@ class LiveRoutes:
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._held: dict[str, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
+        self._draining: dict[str, set[int]] = defaultdict(set)
 
     def hold(self, host: str, app: str, port: int | None) -> None:
         """Keep an old replica's port routed while its successor starts."""
@@ -41,9 +42,17 @@ class LiveRoutes:
             with self._guard:
                 self._held[host][app].add(port)
 
-    def release(self, host: str, app: str, port: int | None) -> None:
+    def release(self, host: str, app: str, port: int | None, *, draining: bool = False) -> None:
+        """Take an old replica's port out of the routes; draining: keep counting its
+        requests in flight until drained() says they are done."""
         with self._guard:
             self._held[host][app].discard(port)  # type: ignore[arg-type]
+            if draining and port is not None:
+                self._draining[host].add(port)
+
+    def drained(self, host: str, port: int | None) -> None:
+        with self._guard:
+            self._draining[host].discard(port)  # type: ignore[arg-type]
 
     def upstreams(self, host: str, apps: Any) -> dict[str, list[int]]:
         """The ports to route to for apps on host: ready replicas in state, and held ones."""
@@ -69,7 +78,9 @@ class LiveRoutes:
         the admin API does not answer."""
         with self._locks[host]:
             upstreams = self.upstreams(host, attrs["routes"])
-            body = json.dumps(gateway.caddy_config(attrs, upstreams)).encode()
+            with self._guard:
+                draining = sorted(self._draining[host])
+            body = json.dumps(gateway.caddy_config(attrs, upstreams, draining)).encode()
             status, text = provider.admin_request(attrs["admin_port"], "POST", "/load", body, timeout=10)
         if status != 200:
             raise ProviderError(f"gateway on {host} refused its routes (HTTP {status}): {text.strip()}")
@@ -88,8 +99,9 @@ class LiveRoutes:
         return True
 
     def drain(self, provider: Provider, host: str, port: int, timeout: float = DRAIN_TIMEOUT) -> int:
-        """Wait until the gateway has no request in flight to 127.0.0.1:port (it has just
-        left the routes). Returns how many were still in flight when time ran out."""
+        """Wait until the gateway has no request in flight to 127.0.0.1:port (released
+        with draining=True and pushed). Returns how many were still in flight when time
+        ran out."""
         attrs = self.live(host)
         if attrs is None:
             return 0

@@ -5,6 +5,7 @@ that no request notices, destroy."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -172,3 +173,17 @@ def test_a_rolling_replace_that_never_becomes_ready_leaves_the_old_replica_servi
     # Only the old replica (and the gateway) is left; the next plan tries the replace again.
     assert [c.id for c in project.containers() if "gateway" not in c.name] == [old]
     assert "app.llm.container[0]@local" in project.berth("plan", "--no-color").stdout
+
+
+def test_a_request_in_flight_to_the_old_replica_completes_before_it_is_stopped(project):
+    url = served(project, replicas=1)
+    answers: list = []
+    slow = threading.Thread(target=lambda: answers.append(call(f"{url}/llm/slow/4")))
+    slow.start()
+    time.sleep(0.5)  # in flight to the old replica
+    project.write(STACK.replace("REPLICAS", "1") + 'env = { VERSION = "2" }\n')
+    applied = project.berth("apply", "--auto-approve", "--no-color", timeout=600)
+    slow.join(30)
+    [(status, body, _)] = answers
+    assert (status, body["path"]) == (200, "/slow/4")
+    assert "draining the old one" in applied.stdout

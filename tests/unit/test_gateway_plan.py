@@ -224,3 +224,31 @@ def test_upstreams_are_listed_in_port_order_as_the_gateway_loads_them() -> None:
     changes["app.llm.container[1]@local"] = changes["app.llm.container[1]@local"].model_copy(
         update={"action": Action.CREATE_THEN_DELETE, "after": {"host_port": None}})
     assert gateway.upstreams(list(desired.apps.values()), changes) is None  # known after apply
+
+
+def test_a_draining_replica_stays_in_the_config_on_a_route_no_request_matches() -> None:
+    config = gateway.caddy_config(gateway.attributes(stack(), "local"), {"llm": [32771]}, draining=[32770])
+    routes = config["apps"]["http"]["servers"]["berth"]["routes"]
+    [drain] = [r for r in routes if r.get("match") == [{"not": [{}]}]]
+    assert [u["dial"] for u in drain["handle"][0]["upstreams"]] == ["127.0.0.1:32770"]
+    proxies = [h for r in routes if r is not drain for h in r.get("handle", []) if h["handler"] == "reverse_proxy"]
+    assert {u["dial"] for p in proxies for u in p["upstreams"]} == {"127.0.0.1:32771"}
+
+
+def test_after_an_interrupted_roll_the_old_replica_goes_before_the_new_one_takes_its_name() -> None:
+    """A run that died between roll-start and roll-switch leaves the new replica in state
+    under a name of its own and the old one, unrecorded, holding the name."""
+    desired, state, observed = rolled_out(replicas=1)
+    address = "app.llm.container[0]@local"
+    new = state.resources[address]
+    new_attrs = new.attributes | {"name": f"berth-{STACK}-llm-0-next-abc123", "published_port": 32790}
+    state.resources[address] = new.model_copy(update={"id": "c-new", "status": "created", "attributes": new_attrs})
+    [old] = [c for c in observed["local"].containers if c.id == "c0"]
+    new_container = ObservedContainer(id="c-new", name=new_attrs["name"], state="running", image_id="",
+                                      labels=old.labels, host_ports=(32790,))
+    observed = {"local": Observation(host="local", containers=(*observed["local"].containers, new_container))}
+    plan = diff(desired, state, observed, {})
+    actions = sorted((c.action.word, c.ids[0]) for c in plan.changes if c.address == address)
+    assert actions == [("delete", "c0"), ("update", "c-new")]
+    graph = build_graph(plan)
+    assert graph.has_edge(Step("remove", address), Step("update", address))

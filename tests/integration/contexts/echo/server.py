@@ -3,6 +3,7 @@
 import json
 import os
 import socket
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 # START_UNREADY=1: /ready fails from the start (a deploy that never becomes ready).
@@ -28,6 +29,8 @@ class Handler(BaseHTTPRequestHandler):
             READY["value"] = True
         elif self.path == "/ready" and not READY["value"]:
             status = 503
+        elif self.path.startswith("/slow/"):  # /slow/SECONDS: a long request (a generation)
+            time.sleep(float(self.path.split("/")[2]))
         payload = json.dumps({
             "method": self.command, "path": self.path, "body": body,
             "request_id": self.headers.get("X-Request-Id"), "replica": socket.gethostname(),
