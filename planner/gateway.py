@@ -210,7 +210,8 @@ def _proxy(route: dict[str, Any], ports: list[int]) -> dict[str, Any]:
             # A replica that refuses a connection is skipped within the request.
             "try_duration": "5s",
         },
-        "headers": {"response": {"set": {REQUEST_ID: ["{http.request.header.X-Request-Id}"]}}},
+        # The app's Server header goes: Caddy has set its own, and a response carries one.
+        "headers": {"response": {"set": {REQUEST_ID: ["{http.request.header.X-Request-Id}"]}, "delete": ["Server"]}},
     }
     if route.get("readiness"):
         # Readiness decides traffic: an unready replica is left out until it passes again.

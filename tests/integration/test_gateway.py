@@ -9,6 +9,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from email.message import Message
 
 from conftest import RequestLoop
 
@@ -35,19 +36,19 @@ def served(project, replicas: int = 2) -> str:
     return f"http://127.0.0.1:{project.ports[10]}"
 
 
-def call(url: str, *, request_id: str | None = None, data: bytes | None = None) -> tuple[int, dict, dict]:
+def call(url: str, *, request_id: str | None = None, data: bytes | None = None) -> tuple[int, dict, Message]:
     """(status, JSON body, response headers) of one request."""
     request = urllib.request.Request(url, data=data, headers={"X-Request-Id": request_id} if request_id else {})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"{}"), dict(response.headers)
+            return response.status, json.loads(response.read() or b"{}"), response.headers
     except urllib.error.HTTPError as err:
         body = err.read()
         try:
             parsed = json.loads(body)
         except ValueError:
             parsed = {"text": body.decode("utf-8", "replace")}
-        return err.code, parsed, dict(err.headers)
+        return err.code, parsed, err.headers
 
 
 def replica_port(project, index: int) -> int:
@@ -77,6 +78,7 @@ def test_request_id_is_kept_or_generated_and_comes_back(project):
     url = served(project, replicas=1)
     _, body, headers = call(f"{url}/llm/sync/x", request_id="client-given-42")
     assert body["request_id"] == "client-given-42" and headers["X-Request-Id"] == "client-given-42"
+    assert headers.get_all("Server") == ["Caddy"]  # one Server header, not the app's beside it
     seen = set()
     for _ in range(3):
         _, body, headers = call(f"{url}/llm/sync/x")
