@@ -32,6 +32,9 @@ VERBS = {  # kind: (while running, when done)
     "gateway-start": ("Starting gateway", "Gateway started"),
     "gateway-routes": ("Loading routes", "Routes loaded"),
     "gateway-remove": ("Removing gateway", "Removal complete"),
+    "watcher-image": ("Preparing watcher image", "Watcher image on host"),
+    "watcher-start": ("Starting liveness watcher", "Watcher started"),
+    "watcher-remove": ("Removing liveness watcher", "Removal complete"),
 }
 
 
