@@ -6,6 +6,9 @@ import socket
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 READY = {"value": True}
+# Liveness: /health answers 500 while sick. SICK=1 starts sick; /admin/sick and
+# /admin/well switch. A restart starts the process afresh, well unless SICK=1.
+SICK = {"value": os.environ.get("SICK") == "1"}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -27,6 +30,12 @@ class Handler(BaseHTTPRequestHandler):
             READY["value"] = True
         elif self.path == "/ready" and not READY["value"]:
             status = 503
+        elif self.path == "/admin/sick":
+            SICK["value"] = True
+        elif self.path == "/admin/well":
+            SICK["value"] = False
+        elif self.path == "/health" and SICK["value"]:
+            status = 500
         payload = json.dumps({
             "method": self.command, "path": self.path, "body": body,
             "request_id": self.headers.get("X-Request-Id"), "replica": socket.gethostname(),
