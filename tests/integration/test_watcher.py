@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import time
 
+from test_ssh_hosts import hosts, remote  # noqa: F401 - fixtures: the simulated SSH hosts
+
 THRESHOLD, INTERVAL = 2, 1
 MARGIN = 15  # seconds beyond threshold x interval: the round's timing, the restart itself
 
@@ -113,3 +115,29 @@ def test_the_watcher_goes_with_the_gateway_and_with_destroy(project):
     project.berth("destroy", "--auto-approve")
     assert project.containers() == []
     assert project.berth("state", "list").stdout.strip() == ""
+
+
+def test_the_watcher_on_an_ssh_host_restarts_there(project, remote):
+    """Its image travels with the gateway's; it mounts the host's own engine socket
+    (docker_socket) and probes the host's loopback, where no berth process runs."""
+    th1 = remote["th1"]
+    project.copy_context("echo")
+    project.write(f'[stack]\nname = "{{stack}}"\n{GATEWAY}\n' + th1.toml()
+                  + STACK.split("[apps.loading]")[0].split("GATEWAY", 1)[1] + 'host = "th1"\n')
+    project.berth("apply", "--auto-approve", timeout=600)
+    found = th1.stack_containers(project.stack)
+    assert found["watcher@th1"].attrs["HostConfig"]["NetworkMode"] == "host"
+    assert [m["Source"] for m in found["watcher@th1"].attrs["Mounts"]] == [th1.socket]
+    replica = found["app.llm.container[0]@th1"]
+    before = replica.attrs["State"]["StartedAt"]
+    time.sleep(2)  # armed by passing probes
+    assert th1.get(project.ports[0], "/admin/sick")[0] == 200
+    sick = time.monotonic()
+    while (replica.reload() or replica.attrs["State"]["StartedAt"]) == before:
+        assert time.monotonic() - sick < THRESHOLD * INTERVAL + MARGIN, "not restarted in time"
+        time.sleep(0.2)
+    print(f"\nliveness watcher on th1: sick -> restarted in {time.monotonic() - sick:.1f}s")
+    rows = {row["address"]: row for row in json.loads(project.berth("status", "--json", check=False).stdout)}
+    assert rows["app.llm.container[0]@th1"]["watcher_restarts"] == 1
+    project.berth("destroy", "--auto-approve")
+    assert th1.stack_containers(project.stack) == {}
