@@ -451,6 +451,24 @@ class _StepRunner:
         self.recorder.drop(step.address, ids)
         return ""
 
+    # The liveness watcher (planner.watcher_steps)
+    def _watcher_image(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+        return self._gateway_image(step, address, provider, changes)  # the watcher runs the gateway's image
+
+    def _watcher_start(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+        from planner import watcher_steps
+
+        return watcher_steps.start(self.stack, address, changes[0].after, provider, self.stop,
+                                   lambda container_id, status: self._record(changes[0], address, container_id, status))
+
+    def _watcher_remove(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+        from planner import watcher_steps
+
+        ids = [i for change in changes for i in change.ids]
+        watcher_steps.remove(provider, ids)
+        self.recorder.drop(step.address, ids)
+        return ""
+
     def _wait(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
         from providers.types import ProviderError, ReadinessError
 

@@ -103,6 +103,7 @@ def diff(
         if ours[0].action in (Action.NOOP, Action.UPDATE):
             changes = _rolling(changes, apps, host)
     changes.extend(_orphan_gateways(by_address, state))
+    changes.extend(_watchers(stack, state, by_address, destroy))
     changes.extend(_orphan_containers(by_address, state))
     changes.extend(_orphan_images(stack.name, apps, state, observed, content_hashes))
     changes.extend(_orphan_secrets({c.address for c in changes}, state, observed))
@@ -119,7 +120,7 @@ def diff(
 
 def _observed_by_address(observed: dict[str, Observation], state: State) -> dict[str, list[ObservedContainer]]:
     found: dict[str, list[ObservedContainer]] = defaultdict(list)
-    recorded = {r.id: key for key, r in state.resources.items() if r.type in ("container", "gateway") and r.id}
+    recorded = {r.id: key for key, r in state.resources.items() if r.type in ("container", "gateway", "watcher") and r.id}
     forgotten = set(state.forgotten)
     for obs in observed.values():
         for container in obs.containers:
@@ -305,6 +306,18 @@ def _diff_gateway(
     else:
         ours = change(Action.NOOP, [])
     return [ours, *changes]
+
+
+def _watchers(stack: Stack, state: State, by_address: dict[str, list[ObservedContainer]], destroy: bool) -> list[Change]:
+    """The liveness watcher of each host that has a gateway (planner.watcher), and the
+    removal of those no longer wanted."""
+    from planner import watcher
+
+    changes = []
+    for host in ([] if destroy else watcher.hosts(stack)):
+        key = str(Address.watcher(host))
+        changes.extend(watcher.diff_watcher(stack, host, state.resources.get(key), by_address.pop(key, [])))
+    return changes + watcher.orphan_watchers(by_address, state)
 
 
 def _orphan_gateways(by_address: dict[str, list[ObservedContainer]], state: State) -> list[Change]:

@@ -30,7 +30,7 @@ def drift(state: State, observed: dict[str, Observation]) -> tuple[State, list[F
         obs = observed.get(resource.host)
         if obs is None:
             continue  # a host this run did not read
-        if resource.type == "container":
+        if resource.type in ("container", "gateway", "watcher"):  # each is a container on its host
             found = containers.get(resource.id)
             if found is None:
                 findings.append(Finding(key, f"container {resource.id[:12]} no longer exists on host "

@@ -22,13 +22,15 @@ from providers.types import LABEL_ADDRESS, LABEL_CONFIG_HASH, LABEL_CONTENT_HASH
 from state.address import Address
 
 # The base is what scripts/setup.sh makes locally (or a registry gives); Debian's package
-# registry is reachable from build containers, image registries may not be.
+# registry is reachable from build containers, image registries may not be. python3 is
+# for the liveness watcher (planner.watcher), which runs this image too: one image per
+# host. Not python3-minimal: it lacks json and http.client, which the watcher needs.
 DOCKERFILE = """\
 FROM debian:bookworm-slim
 RUN apt-get update \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends caddy \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends caddy python3 \\
  && rm -rf /var/lib/apt/lists/* \\
- && caddy version
+ && caddy version && python3 --version
 ENTRYPOINT []
 CMD ["caddy", "run"]
 """

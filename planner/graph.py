@@ -24,6 +24,7 @@ StepKind = Literal[
     "build", "deliver", "pull", "tag", "remove-image", "prune-image", "remove", "create", "update", "wait",
     "sync-secret", "remove-secret", "gateway-image", "gateway-start", "gateway-routes", "gateway-remove",
     "roll-start", "roll-switch",
+    "watcher-image", "watcher-start", "watcher-remove",
 ]
 # A rolling replace (a container change CREATE_THEN_DELETE): the new replica starts beside
 # the old one (roll-start), passes readiness (wait), then takes the old one's place in the
@@ -56,6 +57,7 @@ def build_graph(plan: Plan) -> nx.DiGraph:
     _reuse_edges(graph)
     _prune_edges(graph)
     _gateway_edges(graph)
+    _watcher_edges(graph)
     try:
         cycle = nx.find_cycle(graph)
     except nx.NetworkXNoCycle:
@@ -94,6 +96,8 @@ def _add_steps(graph: nx.DiGraph, change: Change) -> None:
                 kinds = ["gateway-remove"]
             case _:
                 raise AssertionError(f"no steps for {change.action!r} on a gateway")
+    elif change.type == "watcher":
+        kinds = _watcher_steps(change)
     elif change.type == "secret":
         match change.action:
             case Action.CREATE | Action.UPDATE:
@@ -237,3 +241,38 @@ def _gateway_edges(graph: nx.DiGraph) -> None:
         if step.kind == "gateway-routes":
             for container_step in containers.get(Address.parse(step.address).host, []):
                 graph.add_edge(container_step, step)
+
+
+def _watcher_steps(change: Change) -> list[StepKind]:
+    """The liveness watcher is replaced, never updated: it keeps nothing worth a reload."""
+    match change.action:
+        case Action.CREATE:
+            return ["watcher-image", "watcher-start"]
+        case Action.REPLACE:
+            return ["watcher-image", "watcher-remove", "watcher-start"]
+        case Action.DELETE:
+            return ["watcher-remove"]
+        case _:
+            raise AssertionError(f"no steps for {change.action!r} on a watcher")
+
+
+def _watcher_edges(graph: nx.DiGraph) -> None:
+    """A watcher going away goes before the host's containers are removed: one stopping
+    fails its liveness, and the watcher must not restart what berth is taking down. Its
+    image comes from the gateway's image step when the plan has one on that host (one
+    build, one transfer)."""
+    removes: dict[str, list[Step]] = defaultdict(list)
+    gateway_images: dict[str, Step] = {}
+    for step in graph.nodes:
+        host = Address.parse(step.address).host
+        if step.kind == "remove":
+            removes[host].append(step)
+        elif step.kind == "gateway-image":
+            gateway_images[host] = step
+    for step in list(graph.nodes):
+        host = Address.parse(step.address).host
+        if step.kind == "watcher-remove" and graph.nodes[step]["changes"][0].action is Action.DELETE:
+            for remove in removes.get(host, []):
+                graph.add_edge(step, remove)
+        elif step.kind == "watcher-image" and host in gateway_images:
+            graph.add_edge(gateway_images[host], step)

@@ -4,7 +4,7 @@ read in parallel (for `berth status`). Nothing is written."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from planner.resources import reach_port
@@ -13,6 +13,7 @@ from state.address import Address
 from state.model import State
 
 PROBE_TIMEOUT = 2.0
+WATCHER_LOG_TAIL = 5000  # lines of a watcher's log read for its restarts (each restart line carries its count)
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,9 @@ class ReplicaHealth:
     liveness: str  # "live", "failing: ...", "-" when none is configured
     image: str
     since: str  # when the container started (ISO 8601, UTC), "" when unknown
-    restarts: int = 0
+    restarts: int = 0  # by Docker's restart policy (RestartCount)
+    watcher_restarts: int = 0  # by the host's liveness watcher, since that watcher started
+    last_watcher_restart: dict[str, str] | None = None  # {"time", "reason"} of its latest
 
     @property
     def healthy(self) -> bool:
@@ -37,10 +40,14 @@ class ReplicaHealth:
 
 
 def check(state: State | None, providers: dict[str, Provider], desired_apps: list[str], parallelism: int = 16) -> list[ReplicaHealth]:
-    containers = [r for r in (state.resources.values() if state else ()) if r.type in ("container", "gateway")]
+    containers = [r for r in (state.resources.values() if state else ())
+                  if r.type in ("container", "gateway", "watcher")]
     jobs = [(r, providers.get(r.host)) for r in containers]
+    watchers = [(r, providers.get(r.host)) for r in containers if r.type == "watcher"]
     with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(jobs) or 1))) as pool:
+        restarted = pool.map(lambda job: _watcher_restarts(*job), watchers)
         found = list(pool.map(lambda job: _check_one(*job), jobs))
+        found = _with_watcher_restarts(found, {k: v for part in restarted for k, v in part.items()})
     have = {row.app for row in found}
     for app in desired_apps:
         if app not in have:
@@ -53,7 +60,7 @@ def check(state: State | None, providers: dict[str, Provider], desired_apps: lis
 def _check_one(resource: Any, provider: Provider | None) -> ReplicaHealth:
     attrs = resource.attributes
     address = Address.parse(resource.address)
-    base = dict(app=address.app or "(gateway)", address=resource.address, host=resource.host, container=resource.id[:12],
+    base = dict(app=address.app or f"({address.kind})", address=resource.address, host=resource.host, container=resource.id[:12],
                 image=str(attrs.get("image", "")))
     if provider is None:
         return ReplicaHealth(**base, state="unknown (host not in the stack file)", readiness="-", liveness="-", since="")
@@ -66,6 +73,8 @@ def _check_one(resource: Any, provider: Provider | None) -> ReplicaHealth:
     if resource.type == "gateway":
         return ReplicaHealth(**base, state=status, readiness=_gateway_readiness(provider, attrs), liveness="-",
                              since=since, restarts=restarts)
+    if resource.type == "watcher":  # running is all it needs: apply confirmed it watches
+        return ReplicaHealth(**base, state=status, readiness="ready", liveness="-", since=since, restarts=restarts)
     port = reach_port(attrs)
     ok, seen = provider.probe(port, attrs.get("readiness"), PROBE_TIMEOUT)
     readiness = "ready" if ok else f"not ready: {seen}"
@@ -89,3 +98,19 @@ def _gateway_readiness(provider: Provider, attrs: dict[str, Any]) -> str:
     except OSError as err:
         return f"not ready: admin API: {err}"
     return "ready" if status == 200 else f"not ready: no routes loaded (admin API: HTTP {status})"
+
+
+def _watcher_restarts(resource: Any, provider: Provider | None) -> dict[str, dict[str, Any]]:
+    """Per short container ID, the host's watcher's latest restart of it."""
+    from planner.watcher_log import last_restarts
+
+    if provider is None or not resource.id:
+        return {}
+    return {cid[:12]: event for cid, event in last_restarts(provider.logs(resource.id, WATCHER_LOG_TAIL)).items()}
+
+
+def _with_watcher_restarts(rows: list[ReplicaHealth], restarts: dict[str, dict[str, Any]]) -> list[ReplicaHealth]:
+    return [replace(row, watcher_restarts=int(event.get("restarts") or 1),
+                    last_watcher_restart={"time": event.get("time", ""), "reason": event.get("reason", "")})
+            if (event := restarts.get(row.container)) and row.container else row
+            for row in rows]

@@ -27,7 +27,7 @@ def observe_all(providers: dict[str, Provider], stack: str, state: State | None 
         obs = provider.observe(stack, secrets=secret_hosts is None or host in secret_hosts)
         seen = {c.id for c in obs.containers}
         missing = sorted(r.id for r in (state.resources.values() if state else ())
-                         if r.type in ("container", "gateway") and r.host == host and r.id and r.id not in seen)
+                         if r.type in ("container", "gateway", "watcher") and r.host == host and r.id and r.id not in seen)
         if missing:
             obs = replace(obs, containers=obs.containers + tuple(provider.containers_by_id(missing)))
         return obs
@@ -84,6 +84,12 @@ def observe_from_state(state: State | None, stack: str, hosts: set[str]) -> dict
             from planner.gateway import container_spec as gateway_spec
 
             labels = gateway_spec(stack, Address.parse(key), attrs).labels
+            containers.setdefault(resource.host, []).append(ObservedContainer(
+                id=resource.id, name=attrs.get("name", ""), state="running", image_id="", labels=labels))
+        elif resource.type == "watcher":
+            from planner.watcher import container_spec as watcher_spec
+
+            labels = watcher_spec(stack, Address.parse(key), attrs).labels
             containers.setdefault(resource.host, []).append(ObservedContainer(
                 id=resource.id, name=attrs.get("name", ""), state="running", image_id="", labels=labels))
         elif resource.type == "image":

@@ -245,7 +245,7 @@ class DockerEngine:
             network_mode=spec.network_mode,
             restart_policy={"Name": spec.restart, "MaximumRetryCount": 0},
             init=True,  # forwards SIGTERM to the server and reaps zombies
-            mounts=self._secret_mounts(spec),
+            mounts=self._mounts(spec),
             **_limits(spec),
             **_devices(spec),
         )
@@ -275,16 +275,21 @@ class DockerEngine:
             host_config=host_config, stop_timeout=STOP_TIMEOUT,
         )
 
-    def _secret_mounts(self, spec: ContainerSpec) -> list[Any] | None:
-        """Read-only bind mounts of the secret files. A Mount, not a -v bind: a missing
-        source is an error, where -v would quietly create an empty directory there."""
-        if not spec.secret_mounts:
+    def _mounts(self, spec: ContainerSpec) -> list[Any] | None:
+        """Read-only bind mounts of the secret files, then the spec's host paths. A
+        Mount, not a -v bind: a missing source is an error, where -v would quietly
+        create an empty directory there."""
+        if not spec.secret_mounts and not spec.host_mounts:
             return None
         from docker.types import Mount
 
-        files = self._files()
-        return [Mount(target=m.target, source=files.path(m.parts), type="bind", read_only=True)
-                for m in spec.secret_mounts]
+        mounts = []
+        if spec.secret_mounts:
+            files = self._files()
+            mounts += [Mount(target=m.target, source=files.path(m.parts), type="bind", read_only=True)
+                       for m in spec.secret_mounts]
+        return mounts + [Mount(target=m.target, source=m.source, type="bind", read_only=m.read_only)
+                         for m in spec.host_mounts]
 
     def _remove_leftover(self, spec: ContainerSpec) -> None:
         """A container already holds the name: take it away only if this stack owns it."""

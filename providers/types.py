@@ -47,6 +47,17 @@ class SecretMount:
 
 
 @dataclass(frozen=True)
+class HostMount:
+    """A path of the host bind-mounted into a container (the liveness watcher's engine
+    socket). It must exist on the host: a missing source is an error, not a new
+    directory."""
+
+    source: str
+    target: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     name: str
     image: str
@@ -65,6 +76,7 @@ class ContainerSpec:
     gpus: tuple[str, ...] = ()  # device indexes: Docker device requests (driver nvidia)
     # "host": the container shares the host's network (the gateway); nothing is published.
     network_mode: str | None = None
+    host_mounts: tuple[HostMount, ...] = ()
 
 
 @dataclass(frozen=True)

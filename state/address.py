@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["image", "container", "secret", "gateway"]
+Kind = Literal["image", "container", "secret", "gateway", "watcher"]
 
 NAME = r"[A-Za-z0-9][A-Za-z0-9_-]*"
 HOST = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
@@ -20,8 +20,10 @@ _PATTERN = re.compile(
     rf"(?:(?P<image>image)|container\[(?P<index>0|[1-9]\d*)\]|secret\.(?P<secret>{NAME}))"
     rf"@(?P<host>{HOST})$"
 )
-# The serving gateway of one host: it belongs to the stack, not to an app (app is "").
+# The serving gateway and the liveness watcher of one host: they belong to the stack,
+# not to an app (app is "").
 _GATEWAY = re.compile(rf"^gateway@(?P<host>{HOST})$")
+_WATCHER = re.compile(rf"^watcher@(?P<host>{HOST})$")
 
 
 class AddressError(ValueError):
@@ -49,14 +51,20 @@ class Address:
         return cls(app="", kind="gateway", host=host)
 
     @classmethod
+    def watcher(cls, host: str) -> Address:
+        return cls(app="", kind="watcher", host=host)
+
+    @classmethod
     def parse(cls, text: str) -> Address:
         if gateway := _GATEWAY.match(text.strip()):
             return cls.gateway(gateway["host"])
+        if watcher := _WATCHER.match(text.strip()):
+            return cls.watcher(watcher["host"])
         match = _PATTERN.match(text.strip())
         if not match:
             raise AddressError(
                 f"{text!r} is not a resource address; expected app.NAME.image@HOST, "
-                "app.NAME.container[I]@HOST, app.NAME.secret.SECRET@HOST or gateway@HOST"
+                "app.NAME.container[I]@HOST, app.NAME.secret.SECRET@HOST, gateway@HOST or watcher@HOST"
             )
         if match["image"]:
             return cls.image(match["app"], match["host"])
@@ -66,15 +74,15 @@ class Address:
 
     def sort_key(self) -> tuple:
         """Plans and state list an app's image first, then its secrets, then replicas;
-        gateways after every app."""
-        if self.kind == "gateway":
-            return (1, "", 0, "", 0, self.host)
+        gateways after every app, then watchers."""
+        if self.kind in ("gateway", "watcher"):
+            return (1 if self.kind == "gateway" else 2, "", 0, "", 0, self.host)
         return (0, self.app, ("image", "secret", "container").index(self.kind), self.secret, self.index, self.host)
 
     def __str__(self) -> str:
         match self.kind:
-            case "gateway":
-                return f"gateway@{self.host}"
+            case "gateway" | "watcher":
+                return f"{self.kind}@{self.host}"
             case "image":
                 middle = "image"
             case "container":
@@ -91,13 +99,13 @@ class Address:
         if at and host != self.host:
             return False
         bare = str(self).split("@", 1)[0]
-        if self.kind == "gateway":
-            return bare_target == "gateway"
+        if self.kind in ("gateway", "watcher"):
+            return bare_target == self.kind
         return bare == bare_target or any(bare.startswith(bare_target + sep) for sep in ".[")
 
 
 _TARGET = re.compile(
-    rf"^gateway(?:@{HOST})?$|^app(?:\.{NAME}(?:\.(?:image|container(?:\[(?:0|[1-9]\d*)\])?|secret(?:\.{NAME})?))?)?(?:@{HOST})?$"
+    rf"^(?:gateway|watcher)(?:@{HOST})?$|^app(?:\.{NAME}(?:\.(?:image|container(?:\[(?:0|[1-9]\d*)\])?|secret(?:\.{NAME})?))?)?(?:@{HOST})?$"
 )
 
 
@@ -106,7 +114,7 @@ def check_target(text: str) -> None:
     if not _TARGET.match(text.strip()):
         raise AddressError(
             f"{text!r} selects no address; expected app.NAME, app.NAME@HOST, app.NAME.image, "
-            "app.NAME.container[I], gateway, gateway@HOST or a whole address like app.NAME.container[I]@HOST"
+            "app.NAME.container[I], gateway, gateway@HOST, watcher, watcher@HOST or a whole address like app.NAME.container[I]@HOST"
         )
 
 
@@ -126,8 +134,9 @@ def moves(keys: list[str], source: str, destination: str) -> dict[str, str]:
     if old_app or new_app:
         raise AddressError("state mv moves an app to an app (app.OLD app.NEW) or an address to an address")
     old, new = Address.parse(source), Address.parse(destination)
-    if "gateway" in (old.kind, new.kind):
-        raise AddressError("state mv cannot move a gateway: there is one per host, named after it")
+    for kind in ("gateway", "watcher"):
+        if kind in (old.kind, new.kind):
+            raise AddressError(f"state mv cannot move a {kind}: there is one per host, named after it")
     if old.kind != new.kind:
         raise AddressError(f"state mv cannot turn a {old.kind} into a {new.kind}")
     if old.host != new.host:

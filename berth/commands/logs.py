@@ -42,6 +42,7 @@ def cmd_logs(args: argparse.Namespace, ui: Any) -> int:
                 raise StateError(f"{address}: host {resource.host} is not in the stack file")
             prefix = f"[{address.index}@{address.host}] " if len(replicas) > 1 else ""
             streams.append((prefix, provider.stream_logs(resource.id, args.tail, args.follow)))
+        streams += _watcher_streams(state, session.providers, {r.host for _, r in replicas}, args)
         if len(streams) == 1 or not args.follow:
             for prefix, chunks in streams:
                 _write(prefix, chunks)
@@ -50,6 +51,44 @@ def cmd_logs(args: argparse.Namespace, ui: Any) -> int:
         return EXIT_OK
     finally:
         session.close()
+
+
+def _watcher_streams(state: Any, providers: dict[str, Any], hosts: set[str], args: argparse.Namespace) -> list:
+    """The liveness watcher's restarts of the app's replicas, one stream per host that
+    has a watcher, each line marked `[watcher@HOST]`: printed after the replicas' output
+    (the last --tail N of them), and with --follow, as they happen."""
+    from planner.watcher_log import lines_for_app
+    from providers.types import ProviderError
+
+    streams = []
+    for key, resource in sorted(state.resources.items()):
+        provider = providers.get(resource.host)
+        if resource.type != "watcher" or resource.host not in hosts or provider is None:
+            continue
+        try:
+            past = list(lines_for_app(provider.stream_logs(resource.id, None, False), args.app))
+        except ProviderError:
+            continue  # no watcher there now: the next apply starts one
+        if args.tail is not None:
+            past = past[-args.tail:] if args.tail > 0 else []
+        later = lines_for_app(_quiet(provider.stream_logs(resource.id, 0, True)), args.app) if args.follow else iter(())
+        streams.append((f"[{key}] ", _chain(past, later)))
+    return streams
+
+
+def _chain(first: list[str], then: Any) -> Any:
+    yield from first
+    yield from then
+
+
+def _quiet(chunks: Any) -> Any:
+    """A watcher's stream that ends (it was replaced) ends quietly: the app's output goes on."""
+    from providers.types import ProviderError
+
+    try:
+        yield from chunks
+    except ProviderError:
+        return
 
 
 def _write(prefix: str, chunks: Any) -> None:

@@ -34,6 +34,9 @@ VERBS = {  # kind: (while running, when done)
     "gateway-remove": ("Removing gateway", "Removal complete"),
     "roll-start": ("Starting new replica", "New replica started"),
     "roll-switch": ("Switching traffic to the new replica", "Old replica drained and stopped"),
+    "watcher-image": ("Preparing watcher image", "Watcher image on host"),
+    "watcher-start": ("Starting liveness watcher", "Watcher started"),
+    "watcher-remove": ("Removing liveness watcher", "Removal complete"),
 }
 
 

@@ -80,5 +80,18 @@ def render_status(rows: list[Any], ui: Consoles) -> None:
             if i < len(cells) - 1:
                 line.append("  ")
         ui.out.print(line)
+    _render_watcher_restarts(rows, ui)
     healthy = sum(row.healthy for row in rows)
     ui.say(f"\n{healthy} of {len(rows)} healthy.", "bold green" if healthy == len(rows) else "bold red")
+
+
+def _render_watcher_restarts(rows: list[Any], ui: Consoles) -> None:
+    """Replicas the liveness watcher restarted, and why (its last restart of each)."""
+    restarted = [row for row in rows if row.watcher_restarts]
+    if not restarted:
+        return
+    ui.say("\nRestarted by the liveness watcher:", "bold")
+    for row in restarted:
+        last = row.last_watcher_restart or {}
+        times = "once" if row.watcher_restarts == 1 else f"{row.watcher_restarts} times"
+        ui.say(f"  {row.address}: {times}, last at {last.get('time', '?')}: {last.get('reason', '')}", "yellow")

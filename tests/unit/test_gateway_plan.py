@@ -50,7 +50,8 @@ def test_a_gateway_is_created_on_each_host_that_runs_apps() -> None:
     assert change.after["routes"] == {"llm": {"readiness": "/ready", "predict": "/v1/chat/completions",
                                               "probe_interval": 10.0}}
     assert change.after["upstreams"] == {"llm": [18000, 18001]}  # fixed host ports: known before apply
-    assert plan.changes[-1].address == "gateway@local"  # listed after the apps
+    # listed after the apps, before the host's liveness watcher
+    assert [c.address for c in plan.changes[-2:]] == ["gateway@local", "watcher@local"]
 
 
 def test_no_gateway_without_gateway_port() -> None:

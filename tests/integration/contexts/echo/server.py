@@ -8,6 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 # START_UNREADY=1: /ready fails from the start (a deploy that never becomes ready).
 READY = {"value": os.environ.get("START_UNREADY") != "1"}
+# Liveness: /health answers 500 while sick. SICK=1 starts sick; /admin/sick and
+# /admin/well switch. A restart starts the process afresh, well unless SICK=1.
+SICK = {"value": os.environ.get("SICK") == "1"}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -31,6 +34,12 @@ class Handler(BaseHTTPRequestHandler):
             status = 503
         elif self.path.startswith("/slow/"):  # /slow/SECONDS: a long request (a generation)
             time.sleep(float(self.path.split("/")[2]))
+        elif self.path == "/admin/sick":
+            SICK["value"] = True
+        elif self.path == "/admin/well":
+            SICK["value"] = False
+        elif self.path == "/health" and SICK["value"]:
+            status = 500
         payload = json.dumps({
             "method": self.command, "path": self.path, "body": body,
             "request_id": self.headers.get("X-Request-Id"), "replica": socket.gethostname(),
