@@ -278,7 +278,7 @@ class _StepRunner:
     # Rolling replace
     def _roll_start(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
         """The new replica starts beside the old one, under a name of its own and on a
-        port Docker picks; state records it as the address's container from now on, so
+        free port berth picks; state records it as the address's container from now on, so
         a run that dies here leaves the old one as a duplicate the next plan removes.
         The old one stays in the gateway's routes until roll-switch."""
         import secrets
@@ -496,7 +496,7 @@ class _StepRunner:
 
 
 def _published(provider: Provider, container_id: str, attrs: dict[str, Any]) -> dict[str, Any]:
-    """attrs, with the host port Docker picked for a replica that has no fixed one."""
+    """attrs, with the free host port berth picked for a replica that has no fixed one."""
     from providers.types import ProviderError
 
     if attrs["host_port"] is not None:

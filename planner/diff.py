@@ -185,7 +185,7 @@ def _diff_container(
     def change(action: Action, reasons: list[str], forces: list[str] = ()) -> Change:
         after = attrs
         if attrs["host_port"] is None and current is not None and action in (Action.NOOP, Action.UPDATE):
-            # The port Docker picked stays with the container; a new one gets its own.
+            # The port berth picked stays with the container; a new one gets its own.
             # (IPv4 and IPv6 may get different ports: the one recorded, if still published.)
             recorded = (before or {}).get("published_port")
             picked = recorded if recorded in current.host_ports or not current.host_ports else current.host_ports[0]
@@ -241,7 +241,7 @@ def _diff_container(
 
 
 def _rolling(changes: list[Change], apps: dict[str, AppConfig], host: str) -> list[Change]:
-    """On a host whose gateway runs, a replaced replica of an app on a port Docker picks
+    """On a host whose gateway runs, a replaced replica of an app on a free port berth picks
     (deploy = "rolling") is started beside the old one, which the gateway drains once the
     new one is ready: create, then delete."""
     rolled = []

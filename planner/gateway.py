@@ -68,7 +68,7 @@ def hosts(stack: Stack) -> list[str]:
 def routes(apps: list[AppConfig]) -> dict[str, dict[str, Any]]:
     """What the gateway routes for the apps on its host, by app: the readiness path its
     health checks probe, the predict path. The upstreams (the replicas' ports) are not
-    here: a port Docker picks is known only once the replica runs (see upstreams)."""
+    here: a free port berth picks is known only once the replica runs (see upstreams)."""
     return {
         app.name: {
             "readiness": app.readiness,
@@ -128,7 +128,7 @@ def container_spec(stack: str, address: Address, attrs: dict[str, Any]) -> Conta
 def upstreams(apps: list[AppConfig], changes: dict[str, Any]) -> dict[str, list[int]] | None:
     """The ports the gateway should route to once the plan is applied, by app: each
     desired replica's, from its container change (by address). None when a replica's
-    port is known only after apply (a new container on a port Docker picks)."""
+    port is known only after apply (a new container on a free port berth picks)."""
     from planner.plan import Action
     from planner.resources import reach_port
 

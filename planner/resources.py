@@ -178,7 +178,7 @@ def legacy_config_hashes(attrs: dict[str, Any]) -> set[str]:
 
 
 def reach_port(attrs: dict[str, Any]) -> int | None:
-    """The host port a replica answers on: the one Docker picked when the app has no
+    """The host port a replica answers on: the one berth picked when the app has no
     fixed host_port (published_port, recorded when it started), else host_port."""
     return attrs.get("published_port") or attrs.get("host_port")
 

@@ -8,6 +8,7 @@ each), while refresh must cost one list call per host.
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import os
 import socket
@@ -31,6 +32,16 @@ from providers.types import (
 )
 
 STOP_TIMEOUT = 10  # seconds a container gets to exit on SIGTERM before it is killed
+# Where berth picks a replica's port when none is fixed: Docker's own range for ports it
+# picks, above where users fix theirs.
+PICKED_PORTS = range(32768, 61000)
+
+
+class _PortTaken(Exception):
+    """The port picked for a container was taken between the check and its start."""
+
+    def __init__(self, container_id: str) -> None:
+        self.container_id = container_id
 CPU_PERIOD = 100_000
 
 
@@ -237,6 +248,29 @@ class DockerEngine:
     # Containers ----------------------------------------------------------------------
 
     def run_container(self, spec: ContainerSpec) -> str:
+        if spec.host_port is None and spec.network_mode != "host":
+            return self._run_on_free_port(spec)
+        return self._run(spec)
+
+    def _run_on_free_port(self, spec: ContainerSpec) -> str:
+        """Publish on a free port berth picks and names, not one Docker picks: Docker
+        picks afresh at every start, so a replica restarted (by the liveness watcher, its
+        restart policy, a reboot) would move away from the port the gateway routes to."""
+        import random
+
+        used = {p.get("PublicPort") for c in self.api.containers(all=True) for p in c.get("Ports") or ()}
+        candidates = [p for p in random.sample(PICKED_PORTS, 64) if p not in used]
+        for port in candidates:
+            if self.probe(port, None, 1.0)[0]:
+                continue  # something on the host listens there
+            try:
+                return self._run(dataclasses.replace(spec, host_port=port))
+            except _PortTaken as taken:
+                self.remove_container(taken.container_id)
+        raise ProviderError(f"cannot start {spec.name} on {self.host}: no free port found in "
+                            f"{PICKED_PORTS.start}-{PICKED_PORTS.stop - 1}")
+
+    def _run(self, spec: ContainerSpec) -> str:
         import docker.errors
 
         host_network = spec.network_mode == "host"
@@ -259,6 +293,8 @@ class DockerEngine:
         try:
             self.api.start(created["Id"])
         except docker.errors.APIError as err:
+            if any(words in _summary(err) for words in ("port is already allocated", "address already in use")):
+                raise _PortTaken(created["Id"]) from None
             hint = ""
             if spec.gpus and 'device driver "nvidia"' in _summary(err):
                 hint = (f" (the engine on {self.host} has no NVIDIA runtime: install nvidia-container-toolkit "

@@ -62,7 +62,7 @@ class ContainerSpec:
     name: str
     image: str
     port: int
-    host_port: int
+    host_port: int | None  # None: a free port berth picks (served apps with rolling deploys)
     labels: dict[str, str]
     command: tuple[str, ...] | None = None
     env: dict[str, str] = field(default_factory=dict)

@@ -648,7 +648,7 @@ def _port_key(name: str, source: _Source) -> Loc:
 
 def _served_ports(section: StackSection | None, apps: dict[str, AppConfig], source: _Source) -> dict[str, AppConfig]:
     """Behind the gateway, a rolling deploy starts each new replica beside the old one,
-    so the two cannot share a host port: such apps publish on a port Docker picks, and
+    so the two cannot share a host port: such apps publish on a free port berth picks, and
     the gateway's port is their address. A fixed host_port written for one is a
     contradiction the user must settle. GPU apps are replaced in place (the new replica
     would need the old one's devices), so they keep their ports."""
@@ -670,7 +670,7 @@ def _served_ports(section: StackSection | None, apps: dict[str, AppConfig], sour
 
 def _check_host_ports(apps: dict[str, AppConfig], source: _Source) -> None:
     """Replica I of an app publishes host_port + I, so each app holds a range of ports;
-    two ranges on one host must not meet. Apps on a port Docker picks hold none."""
+    two ranges on one host must not meet. Apps on a free port berth picks hold none."""
     ranges: list[tuple[str, range]] = []
     for name, app in apps.items():
         if app.host_port is None:

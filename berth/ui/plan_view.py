@@ -24,7 +24,7 @@ HEADLINE = {
     Action.CREATE_THEN_DELETE: "must be replaced",
 }
 ATTRIBUTE_SYMBOL = {Action.CREATE: "+", Action.DELETE: "-"}
-# Attributes apply learns from the host (the port Docker picks for a replica, the
+# Attributes apply learns from the host (the free port berth picks for a replica, the
 # gateway's upstreams that follow it): a plan cannot know their new values.
 LEARNED_KEYS = frozenset({"published_port", "upstreams"})
 KNOWN_AFTER_APPLY = "(known after apply)"
@@ -94,7 +94,7 @@ def _render_source(name: str, entry: dict[str, Any], ui: Consoles) -> None:
         rows.append(("image", f"{entry['image']}{seen}"))
     rows.append(("command", value_text(entry["command"]) if entry["command"] else "the image's own"))
     if entry["host_port"] is None:
-        rows.append(("port", f"{entry['port']} (published on a port Docker picks; served by the gateway)"))
+        rows.append(("port", f"{entry['port']} (published on a free port berth picks; served by the gateway)"))
     else:
         rows.append(("port", f"{entry['port']} (published on {entry['host_port']}"
                      + (f"..{entry['host_port'] + entry['replicas'] - 1})" if entry["replicas"] > 1 else ")")))

@@ -51,8 +51,13 @@ def call(url: str, *, request_id: str | None = None, data: bytes | None = None) 
         return err.code, parsed, err.headers
 
 
+def replicas_of(project) -> list:
+    """The app's containers (not the gateway's or the watcher's)."""
+    return [c for c in project.containers() if c.labels.get("berth.address", "").startswith("app.")]
+
+
 def replica_port(project, index: int) -> int:
-    """The port Docker picked for a replica (served apps have no fixed host_port)."""
+    """The port berth picked for a replica (served apps have no fixed host_port)."""
     [container] = [c for c in project.containers()
                    if c.labels.get("berth.address") == f"app.llm.container[{index}]@local"]
     return int(container.attrs["NetworkSettings"]["Ports"]["8000/tcp"][0]["HostPort"])
@@ -138,7 +143,7 @@ def test_status_shows_the_gateway_ready_with_its_routes(project, docker_client):
 
 def test_a_rolling_replace_loses_no_request(project):
     url = served(project)
-    old = {c.id for c in project.containers() if "gateway" not in c.name}
+    old = {c.id for c in replicas_of(project)}
     project.write(STACK.replace("REPLICAS", "2") + 'env = { VERSION = "2" }\n')
     plan = project.berth("plan", "--no-color").stdout
     assert '+/- container "app.llm.container[0]@local"' in plan and "rolling" in plan
@@ -148,7 +153,7 @@ def test_a_rolling_replace_loses_no_request(project):
         time.sleep(0.5)
     assert loop.failures == [] and loop.ok > 20, (loop.failures[:5], loop.ok)
     replicas = [json.loads(body)["replica"] for body in loop.bodies]
-    now = [c for c in project.containers() if "gateway" not in c.name]
+    now = replicas_of(project)
     assert {c.id for c in now}.isdisjoint(old) and len(now) == 2
     assert sorted(c.name for c in now) == [f"berth-{project.stack}-llm-0", f"berth-{project.stack}-llm-1"]
     # Served by the old replicas, then by the new ones only.
@@ -162,7 +167,7 @@ def test_a_rolling_replace_that_never_becomes_ready_leaves_the_old_replica_servi
     project.write(STACK.replace("REPLICAS", "1"))
     project.berth("apply", "--auto-approve", timeout=600)
     url = f"http://127.0.0.1:{project.ports[10]}"
-    [old] = [c.id for c in project.containers() if "gateway" not in c.name]
+    [old] = [c.id for c in replicas_of(project)]
     project.write(STACK.replace("REPLICAS", "1") + 'readiness_timeout = 4\nenv = { START_UNREADY = "1" }\n')
     with RequestLoop(f"{url}/llm/sync/x") as loop:
         failed = project.berth("apply", "--auto-approve", "--no-color", check=False, timeout=600)
@@ -173,7 +178,7 @@ def test_a_rolling_replace_that_never_becomes_ready_leaves_the_old_replica_servi
     served_by = {json.loads(body)["replica"] for body in loop.bodies}
     assert loop.failures == [] and loop.ok and served_by == {old[:12]}, (loop.failures[:5], served_by)
     # Only the old replica (and the gateway) is left; the next plan tries the replace again.
-    assert [c.id for c in project.containers() if "gateway" not in c.name] == [old]
+    assert [c.id for c in replicas_of(project)] == [old]
     assert "app.llm.container[0]@local" in project.berth("plan", "--no-color").stdout
 
 

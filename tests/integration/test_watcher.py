@@ -21,7 +21,6 @@ GATEWAY
 [apps.llm]
 build = "./echo"
 port = 8000
-host_port = {port0}
 readiness = "/ready"
 liveness = "/health"
 liveness_failure_threshold = 2
@@ -31,6 +30,7 @@ probe_interval = 1
 build = "./echo"
 port = 8000
 host_port = {port1}
+deploy = "recreate"
 readiness = "/ready"
 liveness = "/health"
 liveness_failure_threshold = 2
@@ -51,6 +51,11 @@ def container(project, address: str):
     return found
 
 
+def published(found) -> int:
+    """The host port a replica's container publishes (llm's is picked by berth)."""
+    return int(found.attrs["NetworkSettings"]["Ports"]["8000/tcp"][0]["HostPort"])
+
+
 def started_at(project, address: str) -> str:
     return container(project, address).attrs["State"]["StartedAt"]
 
@@ -62,21 +67,29 @@ def test_a_replica_failing_liveness_is_restarted_with_no_berth_command_running(p
     assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0
     llm = "app.llm.container[0]@local"
     before = started_at(project, llm)
+    port = published(container(project, llm))
     loading_before = started_at(project, "app.loading.container[0]@local")
     time.sleep(2)  # a few passing probes: the replica is armed
-    assert project.get(project.ports[0], "/admin/sick")[0] == 200
+    assert project.get(port, "/admin/sick")[0] == 200
     sick = time.monotonic()
-    assert project.get(project.ports[0], "/health")[0] == 500
+    assert project.get(port, "/health")[0] == 500
     while started_at(project, llm) == before:
         assert time.monotonic() - sick < THRESHOLD * INTERVAL + MARGIN, "not restarted in time"
         time.sleep(0.2)
     took = time.monotonic() - sick
     print(f"\nliveness watcher: sick -> restarted in {took:.1f}s (threshold {THRESHOLD} x interval {INTERVAL}s)")
     deadline = time.monotonic() + 30
-    while project.get(project.ports[0], "/health")[0] != 200:  # serves again, well after the restart
+    while project.get(port, "/health")[0] != 200:  # serves again, well after the restart, on its port
         assert time.monotonic() < deadline, "the restarted replica does not serve"
         time.sleep(0.2)
     print(f"liveness watcher: sick -> serving again in {time.monotonic() - sick:.1f}s")
+    # The port berth picked is in the container's config: the restart kept it, so the
+    # gateway's routes still reach the replica.
+    assert published(container(project, llm)) == port
+    deadline = time.monotonic() + 10
+    while project.get(project.ports[10], "/llm/x")[0] != 200:  # the gateway's health check sees it again
+        assert time.monotonic() < deadline, "the gateway does not reach the restarted replica"
+        time.sleep(0.2)
 
     # The replica that never passed liveness is in its start grace (readiness_timeout,
     # 600 s by default): failing all along, it was never restarted.
@@ -131,7 +144,7 @@ def test_the_watcher_on_an_ssh_host_restarts_there(project, remote):
     replica = found["app.llm.container[0]@th1"]
     before = replica.attrs["State"]["StartedAt"]
     time.sleep(2)  # armed by passing probes
-    assert th1.get(project.ports[0], "/admin/sick")[0] == 200
+    assert th1.get(published(replica), "/admin/sick")[0] == 200
     sick = time.monotonic()
     while (replica.reload() or replica.attrs["State"]["StartedAt"]) == before:
         assert time.monotonic() - sick < THRESHOLD * INTERVAL + MARGIN, "not restarted in time"

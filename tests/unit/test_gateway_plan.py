@@ -149,7 +149,7 @@ def test_every_step_kind_has_words_in_the_apply_view() -> None:
     assert set(get_args(StepKind)) <= set(VERBS)
 
 
-# Rolling replace: apps behind a running gateway publish on ports Docker picks (host_port None).
+# Rolling replace: apps behind a running gateway publish on free ports berth picks (host_port None).
 
 def rolled_out(image: str = "srv:1", replicas: int = 2) -> tuple[Stack, State, dict[str, Observation]]:
     """A served app with its replicas on picked ports (32770, 32771) and the gateway
@@ -185,7 +185,7 @@ def test_a_served_replica_is_replaced_new_first_and_the_routes_follow_it() -> No
     plan = diff(stack(host_port=None, image="srv:2"), state, observed, {})
     replicas = [c for c in plan.changes if c.type == "container"]
     assert [c.action for c in replicas] == [Action.CREATE_THEN_DELETE] * 2
-    assert "published_port" not in replicas[0].after  # Docker picks the new one's port
+    assert "published_port" not in replicas[0].after  # berth picks the new one's port at apply
     assert gateway_change(plan).action is Action.UPDATE and "upstreams" not in gateway_change(plan).after
     graph = build_graph(plan)
     address = "app.llm.container[0]@local"
