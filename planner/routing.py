@@ -3,9 +3,9 @@ app's traffic to, and pushing them to its admin API.
 
 The upstreams are the replicas state records as ready, plus old replicas held during a
 rolling replace: the old one keeps its place until its successor is ready, then leaves
-the routes and is drained (Caddy counts its requests in flight) before it is stopped. Every push sends the whole config, built
-from state under a per-host lock, so that rolls of several replicas on one host never
-undo each other's routes.
+the routes and is drained (Caddy counts its requests in flight) before it is stopped.
+Every push sends the whole config, built from state under a per-host lock, so that
+rolls of several replicas on one host never undo each other's routes.
 """
 
 from __future__ import annotations

@@ -35,13 +35,6 @@ STOP_TIMEOUT = 10  # seconds a container gets to exit on SIGTERM before it is ki
 # Where berth picks a replica's port when none is fixed: Docker's own range for ports it
 # picks, above where users fix theirs.
 PICKED_PORTS = range(32768, 61000)
-
-
-class _PortTaken(Exception):
-    """The port picked for a container was taken between the check and its start."""
-
-    def __init__(self, container_id: str) -> None:
-        self.container_id = container_id
 CPU_PERIOD = 100_000
 
 
@@ -264,13 +257,15 @@ class DockerEngine:
             if self.probe(port, None, 1.0)[0]:
                 continue  # something on the host listens there
             try:
-                return self._run(dataclasses.replace(spec, host_port=port))
+                return self._run(dataclasses.replace(spec, host_port=port), picked=True)
             except _PortTaken as taken:
                 self.remove_container(taken.container_id)
         raise ProviderError(f"cannot start {spec.name} on {self.host}: no free port found in "
                             f"{PICKED_PORTS.start}-{PICKED_PORTS.stop - 1}")
 
-    def _run(self, spec: ContainerSpec) -> str:
+    def _run(self, spec: ContainerSpec, picked: bool = False) -> str:
+        """picked: the host port was berth's pick, so another one can be tried if it
+        turns out taken (_PortTaken)."""
         import docker.errors
 
         host_network = spec.network_mode == "host"
@@ -293,7 +288,7 @@ class DockerEngine:
         try:
             self.api.start(created["Id"])
         except docker.errors.APIError as err:
-            if any(words in _summary(err) for words in ("port is already allocated", "address already in use")):
+            if picked and any(words in _summary(err) for words in ("port is already allocated", "address already in use")):
                 raise _PortTaken(created["Id"]) from None
             hint = ""
             if spec.gpus and 'device driver "nvidia"' in _summary(err):
@@ -557,3 +552,10 @@ def local_engine(secrets_root: Path | None = None) -> DockerEngine:
     remote = url.scheme in ("tcp", "http", "https", "ssh") and url.hostname not in (None, "localhost", "127.0.0.1", "::1")
     return DockerEngine("local", None, probe_address, connect=connect, http=http,
                         secret_files=None if remote or secrets_root is None else LocalSecretFiles(secrets_root))
+
+
+class _PortTaken(Exception):
+    """The port berth picked for a container was taken between its check and the start."""
+
+    def __init__(self, container_id: str) -> None:
+        self.container_id = container_id
