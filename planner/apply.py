@@ -409,9 +409,22 @@ class _StepRunner:
         return f"id={image_id[7:19]}"
 
     def _gateway_start(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
-        from planner import gateway
+        from dataclasses import replace
 
-        container_id = provider.run_container(gateway.container_spec(self.stack, address, changes[0].after))
+        from planner import gateway
+        from providers.types import ProviderError
+
+        spec = gateway.container_spec(self.stack, address, changes[0].after)
+        try:
+            container_id = provider.run_container(spec)
+        except ProviderError as err:
+            if gateway.MIGRATE_REQ.rsplit(".", 1)[1] not in str(err):
+                raise
+            # A kernel without it (before Linux 5.14): the gateway still works; a request
+            # may rarely be reset while its routes are reloaded.
+            self._progress(step)(f"{address.host}'s kernel has no {gateway.MIGRATE_REQ} (Linux 5.14+): "
+                                 "a request may rarely be reset while the gateway's routes are reloaded")
+            container_id = provider.run_container(replace(spec, sysctls={}))
         self._record(changes[0], address, container_id, status="created")
         return f"id={container_id[:12]}"
 

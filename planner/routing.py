@@ -99,7 +99,7 @@ class LiveRoutes:
         return True
 
     def drain(self, provider: Provider, host: str, port: int, timeout: float = DRAIN_TIMEOUT) -> int:
-        """Wait until the gateway has no request in flight to 127.0.0.1:port (released
+        """Wait until the gateway has no request in flight to the replica on port (released
         with draining=True and pushed). Returns how many were still in flight when time
         ran out."""
         attrs = self.live(host)
@@ -113,7 +113,7 @@ class LiveRoutes:
             except OSError:
                 return 0  # no gateway to ask: nothing of ours in flight through it
             listed = json.loads(text) if status == 200 else []
-            busy = sum(int(u.get("num_requests") or 0) for u in listed if u.get("address") == f"127.0.0.1:{port}")
+            busy = sum(int(u.get("num_requests") or 0) for u in listed if u.get("address") == gateway.upstream(port))
             if not busy or time.monotonic() > deadline:
                 return busy
             time.sleep(0.1)

@@ -269,9 +269,15 @@ class DockerEngine:
         import docker.errors
 
         host_network = spec.network_mode == "host"
+        if spec.network_mode not in (None, "host", "bridge"):
+            self._ensure_network(spec.network_mode)
+        ports: dict[int, Any] = {} if host_network else {spec.port: spec.host_port}
+        ports |= {port: ("127.0.0.1", port) for port in spec.loopback_ports}
         host_config = self.api.create_host_config(
-            port_bindings=None if host_network else {spec.port: spec.host_port},
+            port_bindings=ports or None,
             network_mode=spec.network_mode,
+            sysctls=spec.sysctls or None,
+            extra_hosts=spec.extra_hosts or None,
             restart_policy={"Name": spec.restart, "MaximumRetryCount": 0},
             init=True,  # forwards SIGTERM to the server and reaps zombies
             mounts=self._mounts(spec),
@@ -302,9 +308,22 @@ class DockerEngine:
         return self.api.create_container(
             image=spec.image, name=spec.name, command=list(spec.command) if spec.command else None,
             environment=env | spec.secret_env, labels=spec.labels,
-            ports=None if spec.network_mode == "host" else [spec.port],
+            ports=None if spec.network_mode == "host" else [spec.port, *spec.loopback_ports],
             host_config=host_config, stop_timeout=STOP_TIMEOUT,
         )
+
+    def _ensure_network(self, name: str) -> None:
+        """A bridge network berth's gateways share, made on first use and kept (like the
+        gateway image). Containers on Docker's default bridge cannot reach into it."""
+        import docker.errors
+
+        if self.api.networks(names=[name]):
+            return
+        try:
+            self.api.create_network(name, driver="bridge", labels={"berth.network": "gateways"})
+        except docker.errors.APIError as err:
+            if err.status_code != 409:  # made meanwhile by another run: fine
+                raise ProviderError(f"cannot create network {name} on {self.host}: {_summary(err)}") from None
 
     def _mounts(self, spec: ContainerSpec) -> list[Any] | None:
         """Read-only bind mounts of the secret files, then the spec's host paths. A

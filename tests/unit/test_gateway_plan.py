@@ -110,7 +110,7 @@ def test_routes_load_after_the_hosts_containers_are_ready() -> None:
 
 def test_caddy_config_maps_predict_sync_and_plain_paths_and_sets_request_ids() -> None:
     config = gateway.caddy_config(gateway.attributes(stack(), "local"), {"llm": [18000, 18001]})
-    assert config["admin"] == {"listen": "127.0.0.1:2019"}
+    assert config["admin"] == {"listen": ":2019"}  # published on the host's 127.0.0.1 only
     server = config["apps"]["http"]["servers"]["berth"]
     assert server["listen"] == [":8080"]
     first, predict, sync, plain, fallback = server["routes"]
@@ -121,7 +121,7 @@ def test_caddy_config_maps_predict_sync_and_plain_paths_and_sets_request_ids() -
     assert sync["handle"][0] == {"handler": "rewrite", "strip_path_prefix": "/llm/sync"}
     assert plain["match"] == [{"path": ["/llm/*"]}]
     proxy = plain["handle"][1]
-    assert [u["dial"] for u in proxy["upstreams"]] == ["127.0.0.1:18000", "127.0.0.1:18001"]
+    assert [u["dial"] for u in proxy["upstreams"]] == ["host.docker.internal:18000", "host.docker.internal:18001"]
     assert proxy["health_checks"]["active"]["uri"] == "/ready"
     assert proxy["headers"]["response"]["set"] == {"X-Request-Id": ["{http.request.header.X-Request-Id}"]}
     assert fallback["handle"][0]["status_code"] == 404
@@ -134,10 +134,21 @@ def test_an_app_without_readiness_or_predict_gets_no_health_check_or_predict_rou
     assert "health_checks" not in routes[1]["handle"][1]
 
 
-def test_the_gateway_container_shares_the_host_network_and_publishes_nothing() -> None:
+def test_the_gateway_runs_apart_with_its_admin_api_on_the_hosts_loopback_only() -> None:
     spec = gateway.container_spec(STACK, Address.gateway("local"), gateway.attributes(stack(), "local"))
-    assert spec.network_mode == "host" and spec.name == "berth-demo-gateway"
+    assert spec.network_mode == "berth-gateways" and spec.name == "berth-demo-gateway"
+    assert (spec.port, spec.host_port, spec.loopback_ports) == (8080, 8080, (2019,))
+    # Connections queued during a config reload go to Caddy's new socket, not reset.
+    assert spec.sysctls == {"net.ipv4.tcp_migrate_req": "1"}
+    assert spec.extra_hosts == {"host.docker.internal": "host-gateway"}
     assert "--resume" in spec.command[-1]
+
+
+def test_a_gateway_from_before_its_own_network_is_replaced() -> None:
+    state, observed = applied(stack())
+    del state.resources["gateway@local"].attributes["network"]
+    change = gateway_change(diff(stack(), state, observed, {}))
+    assert change.action is Action.REPLACE and change.forces_replacement == ["network"]
 
 
 def test_every_step_kind_has_words_in_the_apply_view() -> None:
@@ -231,9 +242,9 @@ def test_a_draining_replica_stays_in_the_config_on_a_route_no_request_matches() 
     config = gateway.caddy_config(gateway.attributes(stack(), "local"), {"llm": [32771]}, draining=[32770])
     routes = config["apps"]["http"]["servers"]["berth"]["routes"]
     [drain] = [r for r in routes if r.get("match") == [{"not": [{}]}]]
-    assert [u["dial"] for u in drain["handle"][0]["upstreams"]] == ["127.0.0.1:32770"]
+    assert [u["dial"] for u in drain["handle"][0]["upstreams"]] == ["host.docker.internal:32770"]
     proxies = [h for r in routes if r is not drain for h in r.get("handle", []) if h["handler"] == "reverse_proxy"]
-    assert {u["dial"] for p in proxies for u in p["upstreams"]} == {"127.0.0.1:32771"}
+    assert {u["dial"] for p in proxies for u in p["upstreams"]} == {"host.docker.internal:32771"}
 
 
 def test_after_an_interrupted_roll_the_old_replica_goes_before_the_new_one_takes_its_name() -> None:
