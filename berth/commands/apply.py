@@ -34,7 +34,6 @@ def register(commands: Any) -> None:
 
 
 def cmd_apply(args: argparse.Namespace, ui: Any) -> int:
-    from planner.apply import Recorder, refresh_state
     from state import lock
     from state.model import State
 

@@ -14,7 +14,6 @@ The default `cortex` runtime and partner services are Cerebrium's own servers: a
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Annotated, Any
