@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 from providers.base import SecretFiles
 from providers.engine_http import EngineHTTP
+from providers.readiness import TCP_HOLD, tcp_verdict
 from providers.types import (
     LABEL_CONTENT_HASH,
     LABEL_STACK,
@@ -442,10 +443,12 @@ class DockerEngine:
     def probe(self, port: int, path: str | None, timeout: float) -> tuple[bool, str]:
         if path is None:
             try:
-                socket.create_connection((self.probe_address, port), timeout=timeout).close()
-                return True, "TCP connect succeeded"
+                sock = socket.create_connection((self.probe_address, port), timeout=timeout)
             except OSError as err:
                 return False, f"TCP connect: {err.strerror or err}"
+            with sock:
+                sock.settimeout(TCP_HOLD)
+                return tcp_verdict(sock.recv)
         conn = http.client.HTTPConnection(self.probe_address, port, timeout=timeout)
         try:
             conn.request("GET", path, headers={"User-Agent": "berth-probe"})

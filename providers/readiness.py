@@ -23,6 +23,10 @@ FAST_MAX_DELAY = 0.1
 FAST_PHASE = 20.0  # seconds of quick polling before backing off to MAX_DELAY
 MAX_DELAY = 1.0
 STATE_CHECK_EVERY = 1.0  # seconds between container-state checks (an API call each)
+# Docker's userland port proxy accepts a connection on a published port even when nothing
+# listens in the container, then closes it at once (under a millisecond, measured). So a
+# TCP probe passes only when the connection stays open this long, or the server speaks.
+TCP_HOLD = 0.25
 
 
 def wait_ready(
@@ -58,6 +62,19 @@ def wait_ready(
         if cancel.wait(min(delay, max(0.0, deadline - now))):
             raise Interrupted("interrupted while waiting for readiness")
         delay = min(delay * 1.5, FAST_MAX_DELAY if now - start < FAST_PHASE else MAX_DELAY)
+
+
+def tcp_verdict(recv: Callable[[int], bytes]) -> tuple[bool, str]:
+    """Judge a TCP probe's open connection, given its recv with TCP_HOLD as timeout."""
+    try:
+        data = recv(1)
+    except TimeoutError:  # held open, silent: a server is there, waiting for a request
+        return True, "TCP connect succeeded"
+    except OSError as err:
+        return False, f"TCP connect: {err.strerror or err}"
+    if data:
+        return True, "TCP connect succeeded"
+    return False, "TCP connect: closed at once (nothing listens in the container)"
 
 
 def useful_tail(log: str, path: str | None, keep: int = LOG_TAIL) -> str:

@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterator, TypeVar
 from providers.docker_engine import DockerEngine, _summary
 from providers.engine_http import EngineHTTP
 from providers.gpus import Gpu, parse_nvidia_smi, NVIDIA_SMI_QUERY
+from providers.readiness import TCP_HOLD, tcp_verdict
 from providers.sftp_secret_files import SftpSecretFiles
 from providers.types import ContainerSpec, Observation, Progress, ProviderError, SecretParts
 
@@ -714,7 +715,8 @@ class SshHost(DockerEngine):
             return False, f"TCP connect (from {self.host}): {err.text}"
         try:
             if path is None:
-                return True, "TCP connect succeeded"
+                channel.settimeout(TCP_HOLD)
+                return tcp_verdict(channel.recv)
             channel.settimeout(timeout)
             channel.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n"
                             f"User-Agent: berth-probe\r\n\r\n".encode())

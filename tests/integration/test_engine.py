@@ -167,6 +167,28 @@ def test_readiness_timeout_shows_the_log_and_taints(project):
     assert "app.after.container[0]@local will be created" in plan
 
 
+def test_a_tcp_probe_is_not_fooled_by_dockers_port_proxy(project):
+    """Nothing listens on the app's port in the container (the server is on 9000), yet
+    Docker's userland proxy accepts connections on the published port: the TCP probe
+    must still fail, not route traffic to a server that is not there."""
+    project.copy_context("httpd")
+    project.write("""
+        [stack]
+        name = "{stack}"
+        [apps.wrong_port]
+        build = "./httpd"
+        port = 8000
+        host_port = {port0}
+        readiness_timeout = 2
+        env = { PORT = "9000" }
+    """)
+    result = project.berth("apply", "--auto-approve", check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (f"not ready after 2s: TCP connect on port {project.ports[0]} never passed (last: TCP connect: closed at once "
+            "(nothing listens in the container))") in result.stderr
+    assert "boot: test server starting on port 9000" in result.stderr
+
+
 def test_crash_fails_fast_with_the_log(project):
     project.copy_context("httpd")
     project.write("""

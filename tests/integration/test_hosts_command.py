@@ -84,7 +84,7 @@ def test_resources_on_a_host_no_longer_defined_are_refused_not_forgotten(project
 
     th3 = host("th3", "root@10.203.3.2") + f'docker_socket = "{ROOT / "th3/docker.sock"}"\n'
     head = f'[stack]\nname = "{{stack}}"\n'
-    web = '[apps.web]\nimage = "busybox:latest"\nport = 8000\nhost_port = {port0}\nhost = "th3"\ncommand = ["sleep", "600"]\n'
+    web = '[apps.web]\nimage = "busybox:latest"\nport = 8000\nhost_port = {port0}\nhost = "th3"\ncommand = ["httpd", "-f", "-p", "8000"]\n'
     engine = docker.DockerClient(base_url=f"unix://{ROOT / 'th3/docker.sock'}", timeout=60)
     had_busybox = any("busybox:latest" in i.tags for i in engine.images.list())
     try:
