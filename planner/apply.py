@@ -439,17 +439,16 @@ class _StepRunner:
         change = changes[0]
         resource = self.recorder.get(step.address)
         container_id = resource.id if resource is not None and resource.id else change.ids[0]
-        port = change.after["admin_port"]
         deadline = time.monotonic() + 30
         while True:
             try:
-                upstreams = self.routes.load(provider, address.host, change.after)
+                upstreams = self.routes.load(provider, address.host, container_id, change.after)
                 break
             except OSError as err:
                 if time.monotonic() > deadline or self.stop.is_set():
                     self._record(change, address, container_id, status="tainted")
-                    raise ProviderError(f"gateway on {address.host}: its admin API on 127.0.0.1:{port} did not "
-                                        f"answer: {err}\n{provider.logs(container_id, 20)}".rstrip()) from None
+                    raise ProviderError(f"gateway on {address.host}: its admin API did not answer: {err}\n"
+                                        f"{provider.logs(container_id, 20)}".rstrip()) from None
                 time.sleep(0.2)
             except ProviderError:
                 self._record(change, address, container_id, status="tainted")

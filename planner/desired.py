@@ -32,8 +32,8 @@ class AppConfig(_Frozen):
     """One app: a container image, how to run it, and how to tell it is ready.
 
     Exactly one of build and image is set. host_port is the published port of replica 0;
-    replica I publishes host_port + I. None: each replica publishes on a port Docker
-    picks (apps behind the gateway with a rolling deploy).
+    replica I publishes host_port + I. None: each replica publishes on a free port berth
+    picks when it starts (apps behind the gateway with a rolling deploy).
     """
 
     name: str
@@ -103,7 +103,7 @@ class Stack(_Frozen):
     hosts: dict[str, HostConfig] = Field(default_factory=dict)  # SSH hosts; "local" is implicit
     # One gateway (a Caddy container) per host that runs apps, listening here; None: off.
     gateway_port: int | None = None
-    gateway_admin_port: int = 2019  # its admin API, on the host's 127.0.0.1 only
+    gateway_admin_port: int = 2019  # its admin API, on its container's own loopback
 
 
 class SecretSource(_Frozen):

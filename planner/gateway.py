@@ -41,7 +41,10 @@ LABEL_GATEWAY = "berth.gateway"
 # A change to any of these needs a new gateway container; routes change live.
 REPLACE_KEYS = ("image", "port", "admin_port", "network")
 CONFIG_FILE = "/etc/caddy/berth.json"
-NETWORK = "berth-gateways"
+# Docker's default bridge, which the replicas share: a gateway on another network could
+# not reach their published ports through the host where the engine runs without its
+# userland proxy (userland-proxy: false), as Docker isolates bridge networks.
+NETWORK = "bridge"
 # The name the gateway dials replicas by: the host, as Docker maps it (host-gateway).
 UPSTREAM_HOST = "host.docker.internal"
 MIGRATE_REQ = "net.ipv4.tcp_migrate_req"  # see container_spec
@@ -102,16 +105,21 @@ def config_hash(attrs: dict[str, Any]) -> str:
 
 
 def boot_config(admin_port: int) -> dict[str, Any]:
-    """What the container starts with before its routes are loaded: the admin API only
-    (published on the host's loopback only)."""
-    return {"admin": {"listen": f":{admin_port}"}}
+    """What the container starts with before its routes are loaded: the admin API only."""
+    return {"admin": {"listen": _admin_listen(admin_port)}}
+
+
+def _admin_listen(admin_port: int) -> str:
+    """The admin API listens on the container's own loopback, which no network reaches
+    (an app container beside it on the bridge included): berth reaches it through the
+    Docker API (planner.gateway_admin)."""
+    return f"127.0.0.1:{admin_port}"
 
 
 def container_spec(stack: str, address: Address, attrs: dict[str, Any]) -> ContainerSpec:
-    """The gateway runs in a network namespace of its own, on the gateways' network
-    (which no app container joins, so none can reach its admin API): its port is
-    published on the host, its admin port on the host's 127.0.0.1 only, and it reaches
-    the replicas' published ports through the host (UPSTREAM_HOST).
+    """The gateway runs in a network namespace of its own on Docker's default bridge:
+    its port is published on the host, it reaches the replicas' published ports through
+    the host (UPSTREAM_HOST), and its admin API is on its own loopback (_admin_listen).
 
     Its own namespace because of tcp_migrate_req: Caddy opens a new listening socket
     (SO_REUSEPORT) at every config load and closes the old one, and Linux resets the
@@ -130,8 +138,6 @@ def container_spec(stack: str, address: Address, attrs: dict[str, Any]) -> Conta
         command=("sh", "-c", f'printf %s "$BERTH_GATEWAY_BOOT" > {CONFIG_FILE} '
                              f"&& exec caddy run --resume --config {CONFIG_FILE}"),
         env={"BERTH_GATEWAY_BOOT": boot},
-        network_mode=NETWORK,
-        loopback_ports=(attrs["admin_port"],),
         sysctls={MIGRATE_REQ: "1"},
         extra_hosts={UPSTREAM_HOST: "host-gateway"},
         labels={
@@ -196,7 +202,7 @@ def caddy_config(
         "body": "berth gateway: no app here; use /APP/predict, /APP/sync/PATH or /APP/PATH\n",
     }]})
     return {
-        "admin": {"listen": f":{attrs['admin_port']}"},
+        "admin": {"listen": _admin_listen(attrs["admin_port"])},
         "apps": {"http": {"servers": {"berth": {
             "listen": [f":{attrs['port']}"],
             "routes": server_routes,

@@ -71,7 +71,7 @@ def _check_one(resource: Any, provider: Provider | None) -> ReplicaHealth:
     if status != "running":
         return ReplicaHealth(**base, state=status, readiness="-", liveness="-", since=since, restarts=restarts)
     if resource.type == "gateway":
-        return ReplicaHealth(**base, state=status, readiness=_gateway_readiness(provider, attrs), liveness="-",
+        return ReplicaHealth(**base, state=status, readiness=_gateway_readiness(provider, resource.id, attrs), liveness="-",
                              since=since, restarts=restarts)
     if resource.type == "watcher":  # running is all it needs: apply confirmed it watches
         return ReplicaHealth(**base, state=status, readiness="ready", liveness="-", since=since, restarts=restarts)
@@ -86,15 +86,17 @@ def _check_one(resource: Any, provider: Provider | None) -> ReplicaHealth:
     return ReplicaHealth(**base, state=status, readiness=readiness, liveness=liveness, since=since, restarts=restarts)
 
 
-def _gateway_readiness(provider: Provider, attrs: dict[str, Any]) -> str:
+def _gateway_readiness(provider: Provider, container_id: str, attrs: dict[str, Any]) -> str:
     """Ready when it accepts connections on its port and its admin API holds berth's
     routes (a gateway that lost them would answer, but route nothing)."""
     ok, seen = provider.probe(attrs["port"], None, PROBE_TIMEOUT)
     if not ok:
         return f"not ready: port {attrs['port']}: {seen}"
+    from planner import gateway_admin
+
     try:
-        status, _ = provider.admin_request(attrs["admin_port"], "GET", "/config/apps/http/servers/berth/routes",
-                                           None, PROBE_TIMEOUT)
+        status, _ = gateway_admin.request(provider, container_id, attrs["admin_port"], "GET",
+                                          "/config/apps/http/servers/berth/routes", timeout=PROBE_TIMEOUT)
     except OSError as err:
         return f"not ready: admin API: {err}"
     return "ready" if status == 200 else f"not ready: no routes loaded (admin API: HTTP {status})"

@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from planner import gateway
+from planner import gateway, gateway_admin
 from planner.resources import reach_port
 from providers.base import Provider
 from providers.types import ProviderError
@@ -24,6 +24,7 @@ from state.address import Address
 
 if TYPE_CHECKING:
     from planner.apply import Recorder
+    from state.model import ResourceState
 
 DRAIN_TIMEOUT = 30.0  # seconds an old replica's requests in flight get before it is stopped anyway
 
@@ -67,21 +68,21 @@ class LiveRoutes:
                 found[app] |= ports
         return {app: sorted(found.get(app, ())) for app in apps}
 
-    def live(self, host: str) -> dict[str, Any] | None:
-        """The attributes of host's gateway when it runs with routes loaded, else None."""
+    def live(self, host: str) -> ResourceState | None:
+        """host's gateway when it runs with routes loaded, else None."""
         resource = self.recorder.get(str(Address.gateway(host)))
-        return resource.attributes if resource is not None and resource.status == "ready" else None
+        return resource if resource is not None and resource.status == "ready" else None
 
-    def load(self, provider: Provider, host: str, attrs: dict[str, Any]) -> dict[str, list[int]]:
-        """POST /load of the whole config for attrs and the current upstreams: Caddy swaps
-        to it without dropping connections. Returns the upstreams loaded. OSError when
-        the admin API does not answer."""
+    def load(self, provider: Provider, host: str, container_id: str, attrs: dict[str, Any]) -> dict[str, list[int]]:
+        """POST /load of the whole config for attrs and the current upstreams to the
+        gateway container_id: Caddy swaps to it without dropping connections. Returns the
+        upstreams loaded. OSError when the admin API does not answer."""
         with self._locks[host]:
             upstreams = self.upstreams(host, attrs["routes"])
             with self._guard:
                 draining = sorted(self._draining[host])
             body = json.dumps(gateway.caddy_config(attrs, upstreams, draining)).encode()
-            status, text = provider.admin_request(attrs["admin_port"], "POST", "/load", body, timeout=10)
+            status, text = gateway_admin.request(provider, container_id, attrs["admin_port"], "POST", "/load", body)
         if status != 200:
             raise ProviderError(f"gateway on {host} refused its routes (HTTP {status}): {text.strip()}")
         return upstreams
@@ -89,11 +90,11 @@ class LiveRoutes:
     def push(self, provider: Provider, host: str) -> bool:
         """Reload a running gateway's routes with the current upstreams; False when host
         has no running gateway (the apply's gateway step will load them)."""
-        attrs = self.live(host)
-        if attrs is None:
+        live = self.live(host)
+        if live is None:
             return False
         try:
-            self.load(provider, host, attrs)
+            self.load(provider, host, live.id, live.attributes)
         except OSError as err:
             raise ProviderError(f"gateway on {host}: its admin API did not answer: {err}") from None
         return True
@@ -102,14 +103,14 @@ class LiveRoutes:
         """Wait until the gateway has no request in flight to the replica on port (released
         with draining=True and pushed). Returns how many were still in flight when time
         ran out."""
-        attrs = self.live(host)
-        if attrs is None:
+        live = self.live(host)
+        if live is None:
             return 0
         deadline = time.monotonic() + timeout
         while True:
             try:
-                status, text = provider.admin_request(attrs["admin_port"], "GET", "/reverse_proxy/upstreams",
-                                                      None, timeout=5)
+                status, text = gateway_admin.request(provider, live.id, live.attributes["admin_port"], "GET",
+                                                     "/reverse_proxy/upstreams", timeout=5)
             except OSError:
                 return 0  # no gateway to ask: nothing of ours in flight through it
             listed = json.loads(text) if status == 200 else []

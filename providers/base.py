@@ -130,10 +130,10 @@ class Provider(Protocol):
         (passed, what was seen). path None means a TCP connect."""
         ...
 
-    def admin_request(self, port: int, method: str, path: str, body: bytes | None, timeout: float) -> tuple[int, str]:
-        """One HTTP request (JSON body, when given) to a server listening on the host's
-        127.0.0.1:port, such as the gateway's admin API: (status, response body).
-        Raises OSError when nothing answers there."""
+    def run_in(self, container_id: str, command: list[str], files: dict[str, bytes] | None = None) -> tuple[int, str]:
+        """Run command inside a running container, after copying files (absolute path:
+        content) into it: (exit code, output). Raises ProviderError when it cannot run
+        (the container stopped)."""
         ...
 
     def close(self) -> None: ...

@@ -270,12 +270,8 @@ class DockerEngine:
         import docker.errors
 
         host_network = spec.network_mode == "host"
-        if spec.network_mode not in (None, "host", "bridge"):
-            self._ensure_network(spec.network_mode)
-        ports: dict[int, Any] = {} if host_network else {spec.port: spec.host_port}
-        ports |= {port: ("127.0.0.1", port) for port in spec.loopback_ports}
         host_config = self.api.create_host_config(
-            port_bindings=ports or None,
+            port_bindings=None if host_network else {spec.port: spec.host_port},
             network_mode=spec.network_mode,
             sysctls=spec.sysctls or None,
             extra_hosts=spec.extra_hosts or None,
@@ -309,22 +305,9 @@ class DockerEngine:
         return self.api.create_container(
             image=spec.image, name=spec.name, command=list(spec.command) if spec.command else None,
             environment=env | spec.secret_env, labels=spec.labels,
-            ports=None if spec.network_mode == "host" else [spec.port, *spec.loopback_ports],
+            ports=None if spec.network_mode == "host" else [spec.port],
             host_config=host_config, stop_timeout=STOP_TIMEOUT,
         )
-
-    def _ensure_network(self, name: str) -> None:
-        """A bridge network berth's gateways share, made on first use and kept (like the
-        gateway image). Containers on Docker's default bridge cannot reach into it."""
-        import docker.errors
-
-        if self.api.networks(names=[name]):
-            return
-        try:
-            self.api.create_network(name, driver="bridge", labels={"berth.network": "gateways"})
-        except docker.errors.APIError as err:
-            if err.status_code != 409:  # made meanwhile by another run: fine
-                raise ProviderError(f"cannot create network {name} on {self.host}: {_summary(err)}") from None
 
     def _mounts(self, spec: ContainerSpec) -> list[Any] | None:
         """Read-only bind mounts of the secret files, then the spec's host paths. A
@@ -460,11 +443,22 @@ class DockerEngine:
         finally:
             conn.close()
 
-    def admin_request(self, port: int, method: str, path: str, body: bytes | None, timeout: float) -> tuple[int, str]:
-        """One HTTP request to a server on this host's loopback (the gateway's admin API,
-        which listens nowhere else): (status, body). OSError when nothing answers."""
-        conn = http.client.HTTPConnection(self.probe_address, port, timeout=timeout)
-        return _http_request(conn, port, method, path, body)
+    def run_in(self, container_id: str, command: list[str], files: dict[str, bytes] | None = None) -> tuple[int, str]:
+        """Run command inside a running container (docker exec), after copying files
+        (path: content, mode 0600) into it: (exit code, its output). ProviderError when
+        the container is not running."""
+        import docker.errors
+
+        try:
+            if files:
+                self.api.put_archive(container_id, "/", _tar(files))
+            exec_id = self.api.exec_create(container_id, command)["Id"]
+            output = self.api.exec_start(exec_id)
+            code = self.api.exec_inspect(exec_id).get("ExitCode")
+        except docker.errors.DockerException as err:
+            raise ProviderError(f"cannot run {command[0]} in container {container_id[:12]} on {self.host}: "
+                                f"{_summary(err)}") from None
+        return code if code is not None else -1, output.decode("utf-8", "replace")
 
     # Facts --------------------------------------------------------------------------
 
@@ -492,19 +486,18 @@ class DockerEngine:
                 pass
 
 
-def _http_request(conn: http.client.HTTPConnection, port: int, method: str, path: str,
-                  body: bytes | None) -> tuple[int, str]:
-    headers = {"Host": f"127.0.0.1:{port}", "User-Agent": "berth"}
-    if body is not None:
-        headers["Content-Type"] = "application/json"
-    try:
-        conn.request(method, path, body=body, headers=headers)
-        response = conn.getresponse()
-        return response.status, response.read().decode("utf-8", "replace")
-    except http.client.HTTPException as err:
-        raise OSError(f"no HTTP answer: {err or type(err).__name__}") from None
-    finally:
-        conn.close()
+def _tar(files: dict[str, bytes]) -> bytes:
+    """An archive of files by absolute path, for put_archive at /."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path, content in files.items():
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size, info.mode = len(content), 0o600
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
 
 
 def _observed(c: dict[str, Any]) -> ObservedContainer:

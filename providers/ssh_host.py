@@ -736,24 +736,6 @@ class SshHost(DockerEngine):
         finally:
             channel.close()
 
-    def admin_request(self, port: int, method: str, path: str, body: bytes | None, timeout: float) -> tuple[int, str]:
-        """As DockerEngine's, through a direct-tcpip channel to the host's 127.0.0.1:port
-        (the probe tunnel): the admin API is never exposed beyond the host."""
-        import http.client
-
-        import paramiko
-
-        from providers.docker_engine import _http_request
-
-        try:
-            channel = self._call("open a tunnel", self.conn.open_tcp, port, timeout)
-        except paramiko.ChannelException as err:
-            raise OSError(f"port {port} on {self.host}: {err.text}") from None
-        channel.settimeout(timeout)
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-        conn.sock = channel  # http.client sends on it and reads through its makefile()
-        return _http_request(conn, port, method, path, body)
-
     def stats(self) -> dict[str, int]:
         return dict(self.conn.stats) | {"image_bytes_sent": self.image_bytes_sent,
                                         "local_connections": self._forwarder.local_connections}

@@ -75,10 +75,7 @@ class ContainerSpec:
     secret_env: dict[str, str] = field(default_factory=dict, repr=False)
     gpus: tuple[str, ...] = ()  # device indexes: Docker device requests (driver nvidia)
     # "host": the container shares the host's network (the watcher); nothing is published.
-    # Another name: a bridge network of that name, made when missing (the gateways').
     network_mode: str | None = None
-    # Published on the host's 127.0.0.1 only, by port (container port = host port).
-    loopback_ports: tuple[int, ...] = ()
     sysctls: dict[str, str] = field(default_factory=dict)  # namespaced kernel settings (net.*)
     extra_hosts: dict[str, str] = field(default_factory=dict)  # /etc/hosts entries; "host-gateway": the host
     host_mounts: tuple[HostMount, ...] = ()

@@ -135,12 +135,24 @@ EOF
         fi
     fi
     start_sshd "$n"
+    # th3's engine runs without Docker's userland proxy ("userland-proxy": false, a common
+    # daemon.json setting), under which a container reaches another bridge network's
+    # published ports only through NAT rules Docker's network isolation drops: the
+    # gateway must work there too. An engine started with other options is restarted.
+    local options=()
+    [ "$n" = 3 ] && options=(--userland-proxy=false)
+    echo "${options[*]}" >"$dir/dockerd.options.new"
+    if alive "$dir/docker.pid" && ! cmp -s "$dir/dockerd.options.new" "$dir/dockerd.options"; then
+        kill "$(cat "$dir/docker.pid")"
+        for _ in $(seq 100); do alive "$dir/docker.pid" || break; sleep 0.2; done
+    fi
+    mv "$dir/dockerd.options.new" "$dir/dockerd.options"
     if ! alive "$dir/docker.pid" || ! DOCKER_HOST="unix://$dir/docker.sock" timeout 5 docker version >/dev/null 2>&1; then
         # Own data-root, exec-root, pidfile and socket; its own default bridge inside the
         # namespace, on an address range of its own.
         in_ns "$n" setsid nohup dockerd \
             --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/docker.pid" \
-            -H "unix://$dir/docker.sock" --bip "172.29.$n.1/24" --cgroup-parent "berth-th$n" \
+            -H "unix://$dir/docker.sock" --bip "172.29.$n.1/24" --cgroup-parent "berth-th$n" "${options[@]}" \
             >"$dir/dockerd.log" 2>&1 </dev/null 9>&- &
     fi
 }

@@ -692,24 +692,24 @@ def _check_host_ports(apps: dict[str, AppConfig], source: _Source) -> None:
 
 
 def _check_gateway_ports(section: StackSection | None, apps: dict[str, AppConfig], source: _Source) -> None:
-    """The gateway listens on gateway_port (and its admin API on gateway_admin_port) of
-    every host that runs apps: no app there may publish either."""
+    """The gateway listens on gateway_port of every host that runs apps: no app there
+    may publish it. Its admin API (gateway_admin_port) is on the gateway container's own
+    loopback, so it only must not be gateway_port."""
     if section is None or section.gateway_port is None:
         return
-    gateway = {"gateway_port": section.gateway_port, "gateway_admin_port": section.gateway_admin_port}
-    if section.gateway_port == section.gateway_admin_port:
+    port = section.gateway_port
+    if port == section.gateway_admin_port:
         source.error(("stack", "gateway_admin_port"),
-                     f"the gateway's admin API cannot share port {section.gateway_port} with gateway_port")
+                     f"the gateway's admin API cannot share port {port} with gateway_port")
         return
     for name, app in apps.items():
         if app.host_port is None:
             continue
         ports = range(app.host_port, app.host_port + app.replicas)
-        for key, port in gateway.items():
-            if port in ports:
-                source.error(_port_key(name, source),
-                             f"host port {port} is the gateway's ([stack] {key}), but {name} publishes "
-                             f"{_span(ports)}")
+        if port in ports:
+            source.error(_port_key(name, source),
+                         f"host port {port} is the gateway's ([stack] gateway_port), but {name} publishes "
+                         f"{_span(ports)}")
 
 
 def _first_shared(a: range, b: range) -> int | None:

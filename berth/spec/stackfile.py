@@ -212,7 +212,7 @@ class StackSection(_Table):
     name: Name | None = None
     secrets_file: Text | None = None  # KEY=VALUE lines: the secrets no [secrets.NAME] defines
     gateway_port: Port | None = None  # one gateway per host that runs apps; off when unset
-    gateway_admin_port: Port = 2019  # the gateway's admin API, bound to the host's 127.0.0.1
+    gateway_admin_port: Port = 2019  # the gateway's admin API, on its container's own loopback
 
 
 class StackFile(_Table):

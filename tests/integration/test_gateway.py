@@ -79,6 +79,24 @@ def test_predict_sync_and_plain_paths_reach_the_app(project):
     assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0
 
 
+def test_the_admin_api_answers_no_one_outside_the_gateway_container(project, docker_client):
+    """Only the gateway's port is published; on the bridge, where the app containers
+    are, the gateway's port answers and its admin API does not (berth reaches it
+    through the Docker API)."""
+    served(project, replicas=1)
+    gateway = gateway_container(project)
+    assert list(gateway.attrs["NetworkSettings"]["Ports"]) == [f"{project.ports[10]}/tcp"]
+    address = gateway.attrs["NetworkSettings"]["IPAddress"]
+    # bash's /dev/tcp: debian-slim has no HTTP client (and this busybox's wget crashes).
+    script = ("for port in PORTS; do if exec 3<>/dev/tcp/ADDRESS/$port; then "
+              "printf 'GET /llm/sync/x HTTP/1.0\\r\\n\\r\\n' >&3; head -1 <&3; exec 3>&-; else echo refused; fi; done")
+    script = script.replace("PORTS", f"{project.ports[10]} {project.ports[11]}").replace("ADDRESS", address)
+    output = docker_client.containers.run("debian:bookworm-slim", ["bash", "-c", script], remove=True).decode()
+    assert [line.split(" ", 1)[-1].strip() for line in output.splitlines()] == ["200 OK", "refused"], output
+    rows = json.loads(project.berth("status", "--json").stdout)
+    assert [r["readiness"] for r in rows if r["address"] == "gateway@local"] == ["ready"]  # routes read back
+
+
 def test_request_id_is_kept_or_generated_and_comes_back(project):
     url = served(project, replicas=1)
     _, body, headers = call(f"{url}/llm/sync/x", request_id="client-given-42")

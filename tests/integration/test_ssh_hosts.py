@@ -587,24 +587,26 @@ def test_sftp_secret_files_reconnect_after_a_drop_and_find_a_users_home(project,
 
 
 def test_a_gateway_on_an_ssh_host_routes_and_rolls_its_apps_without_a_failed_request(project, remote):
-    """The gateway image travels like an app's; its routes are loaded through the SSH
-    tunnel to the host's loopback admin API, which is never exposed. A replace of the
-    app rolls: a client of the gateway sees no failed request."""
-    th1 = remote["th1"]
+    """The gateway image travels like an app's; its routes are loaded through the Docker
+    API over SSH (its admin API listens only inside its container). A replace of the
+    app rolls: a client of the gateway sees no failed request. th3's engine runs without
+    Docker's userland proxy, where a gateway on a network apart from the replicas' could
+    not reach their published ports."""
+    th3 = remote["th3"]
     project.copy_context("httpd")
-    head = f'[stack]\nname = "{{stack}}"\ngateway_port = {{port10}}\ngateway_admin_port = {{port11}}\n' + th1.toml()
-    project.write(head + app("web", "th1", None, "via-gateway", replicas="2", probe_interval="1"))
+    head = f'[stack]\nname = "{{stack}}"\ngateway_port = {{port10}}\ngateway_admin_port = {{port11}}\n' + th3.toml()
+    project.write(head + app("web", "th3", None, "via-gateway", replicas="2", probe_interval="1"))
     project.berth("apply", "--auto-approve", timeout=600)
-    assert "gateway@th1" in th1.stack_containers(project.stack)
-    status, body = th1.get(project.ports[10], "/web/sync/")
+    assert "gateway@th3" in th3.stack_containers(project.stack)
+    status, body = th3.get(project.ports[10], "/web/sync/")
     assert (status, "message: via-gateway" in body) == (200, True)
-    with urllib.request.urlopen(f"http://{th1.address}:{project.ports[10]}/web/health", timeout=5) as response:
+    with urllib.request.urlopen(f"http://{th3.address}:{project.ports[10]}/web/health", timeout=5) as response:
         assert response.read().decode().strip() == "ok" and response.headers["X-Request-Id"]
-    assert th1.get(project.ports[11], "/config/") == (0, "")  # admin API: loopback only
+    assert th3.get(project.ports[11], "/config/") == (0, "")  # admin API: not on the host
     assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0
 
-    project.write(head + app("web", "th1", None, "rolled", replicas="2", probe_interval="1"))
-    with RequestLoop(f"http://{th1.address}:{project.ports[10]}/web/") as loop:
+    project.write(head + app("web", "th3", None, "rolled", replicas="2", probe_interval="1"))
+    with RequestLoop(f"http://{th3.address}:{project.ports[10]}/web/") as loop:
         time.sleep(0.5)
         project.berth("apply", "--auto-approve", timeout=600)
         time.sleep(0.5)
@@ -612,4 +614,4 @@ def test_a_gateway_on_an_ssh_host_routes_and_rolls_its_apps_without_a_failed_req
     assert "message: via-gateway" in loop.bodies[0] and "message: rolled" in loop.bodies[-1]
     assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0
     project.berth("destroy", "--auto-approve")
-    assert th1.stack_containers(project.stack) == {}
+    assert th3.stack_containers(project.stack) == {}

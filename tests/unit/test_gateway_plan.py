@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from planner import gateway
@@ -110,7 +111,7 @@ def test_routes_load_after_the_hosts_containers_are_ready() -> None:
 
 def test_caddy_config_maps_predict_sync_and_plain_paths_and_sets_request_ids() -> None:
     config = gateway.caddy_config(gateway.attributes(stack(), "local"), {"llm": [18000, 18001]})
-    assert config["admin"] == {"listen": ":2019"}  # published on the host's 127.0.0.1 only
+    assert config["admin"] == {"listen": "127.0.0.1:2019"}  # the gateway container's own loopback
     server = config["apps"]["http"]["servers"]["berth"]
     assert server["listen"] == [":8080"]
     first, predict, sync, plain, fallback = server["routes"]
@@ -134,10 +135,14 @@ def test_an_app_without_readiness_or_predict_gets_no_health_check_or_predict_rou
     assert "health_checks" not in routes[1]["handle"][1]
 
 
-def test_the_gateway_runs_apart_with_its_admin_api_on_the_hosts_loopback_only() -> None:
-    spec = gateway.container_spec(STACK, Address.gateway("local"), gateway.attributes(stack(), "local"))
-    assert spec.network_mode == "berth-gateways" and spec.name == "berth-demo-gateway"
-    assert (spec.port, spec.host_port, spec.loopback_ports) == (8080, 8080, (2019,))
+def test_the_gateway_publishes_its_port_only_and_keeps_its_admin_api_on_its_own_loopback() -> None:
+    attrs = gateway.attributes(stack(), "local")
+    spec = gateway.container_spec(STACK, Address.gateway("local"), attrs)
+    # Its own namespace on Docker's default bridge, beside the replicas it dials.
+    assert spec.network_mode is None and attrs["network"] == "bridge" and spec.name == "berth-demo-gateway"
+    assert (spec.port, spec.host_port) == (8080, 8080)
+    assert json.loads(spec.env["BERTH_GATEWAY_BOOT"]) == {"admin": {"listen": "127.0.0.1:2019"}}
+    assert gateway.caddy_config(attrs, {})["admin"] == {"listen": "127.0.0.1:2019"}
     # Connections queued during a config reload go to Caddy's new socket, not reset.
     assert spec.sysctls == {"net.ipv4.tcp_migrate_req": "1"}
     assert spec.extra_hosts == {"host.docker.internal": "host-gateway"}

@@ -608,6 +608,13 @@ def test_served_apps_with_rolling_deploys_publish_on_picked_ports(in_tmp: Path) 
     assert (apps["web"].host_port, apps["old"].host_port, apps["gpu"].host_port) == (None, 18000, 19000)
 
 
+
+def test_an_app_may_publish_the_gateways_admin_port_which_stays_inside_its_container(in_tmp: Path) -> None:
+    write(in_tmp, "[stack]\ngateway_port = 8080\ngateway_admin_port = 8000\n" + WEB + 'deploy = "recreate"\n')
+    stack = load_stack(None)
+    assert (stack.gateway_admin_port, stack.apps["web"].host_port) == (8000, 8000)
+
+
 SERVING_ERRORS = [
     pytest.param("[stack]\ngateway_port = 0\n" + WEB, "stack.gateway_port", 2, "expected an integer from 1 to 65535",
                  id="gateway-port-range"),
@@ -615,8 +622,6 @@ SERVING_ERRORS = [
                  "host port 8000 is the gateway's", id="gateway-port-taken-by-app"),
     pytest.param("[stack]\ngateway_port = 8080\ngateway_admin_port = 8080\n" + WEB, "stack.gateway_admin_port", 3,
                  "cannot share port 8080", id="admin-port-is-gateway-port"),
-    pytest.param("[stack]\ngateway_port = 8080\ngateway_admin_port = 8000\n" + WEB + 'deploy = "recreate"\n',
-                 "apps.web.port", 6, "gateway_admin_port", id="admin-port-taken-by-app"),
     pytest.param("[stack]\ngateway_port = 8080\n" + WEB + "host_port = 18000\n", "apps.web.host_port", 6,
                  'set deploy = "recreate"', id="fixed-port-with-rolling-deploy"),
     pytest.param("[stack]\ngateway_prot = 8080\n" + WEB, "stack.gateway_prot", 2, 'did you mean "gateway_port"',
