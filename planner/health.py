@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from planner import gateway_admin
 from planner.resources import reach_port
 from providers.base import Provider
 from state.address import Address
@@ -92,8 +93,6 @@ def _gateway_readiness(provider: Provider, container_id: str, attrs: dict[str, A
     ok, seen = provider.probe(attrs["port"], None, PROBE_TIMEOUT)
     if not ok:
         return f"not ready: port {attrs['port']}: {seen}"
-    from planner import gateway_admin
-
     try:
         status, _ = gateway_admin.request(provider, container_id, attrs["admin_port"], "GET",
                                           "/config/apps/http/servers/berth/routes", timeout=PROBE_TIMEOUT)

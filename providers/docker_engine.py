@@ -257,6 +257,8 @@ class DockerEngine:
         for port in candidates:
             if self.probe(port, None, 1.0)[0]:
                 continue  # something on the host listens there
+            # (A listener that closes at once passes as free, like Docker's proxy
+            # without a server: the start then fails and the next port is tried.)
             try:
                 return self._run(dataclasses.replace(spec, host_port=port), picked=True)
             except _PortTaken as taken:
