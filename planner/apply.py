@@ -21,7 +21,7 @@ from planner.events import Emit, Event
 from planner.graph import Step, build_graph
 from planner.plan import Action, Change, Plan
 from planner.resources import RESTART_KEYS, UPDATE_KEYS, container_spec, image_labels, reach_port, secret_parts
-from planner.routing import LiveRoutes
+from planner.serving.routing import LiveRoutes
 from planner.walk import Outcome, Status, WalkEvent, walk
 from providers.base import Provider
 from providers.readiness import wait_ready
@@ -398,7 +398,7 @@ class _StepRunner:
         import tempfile
         from pathlib import Path
 
-        from planner import gateway
+        from planner.serving import gateway
 
         tag = gateway.image_tag()
         with tempfile.TemporaryDirectory(prefix="berth-gateway-") as context:
@@ -411,7 +411,7 @@ class _StepRunner:
     def _gateway_start(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
         from dataclasses import replace
 
-        from planner import gateway
+        from planner.serving import gateway
         from providers.types import ProviderError
 
         spec = gateway.container_spec(self.stack, address, changes[0].after)
@@ -463,18 +463,18 @@ class _StepRunner:
         self.recorder.drop(step.address, ids)
         return ""
 
-    # The liveness watcher (planner.watcher_steps)
+    # The liveness watcher (planner.serving.watcher_steps)
     def _watcher_image(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
         return self._gateway_image(step, address, provider, changes)  # the watcher runs the gateway's image
 
     def _watcher_start(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
-        from planner import watcher_steps
+        from planner.serving import watcher_steps
 
         return watcher_steps.start(self.stack, address, changes[0].after, provider, self.stop,
                                    lambda container_id, status: self._record(changes[0], address, container_id, status))
 
     def _watcher_remove(self, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
-        from planner import watcher_steps
+        from planner.serving import watcher_steps
 
         ids = [i for change in changes for i in change.ids]
         watcher_steps.remove(provider, ids)

@@ -87,7 +87,7 @@ class HostConfig(_Frozen):
     known_hosts: str = "~/.ssh/known_hosts"
     accept_new_host_key: bool = False  # unknown keys only; a changed key is always refused
     docker_socket: str = "/var/run/docker.sock"  # the engine's socket on the host
-    secrets_dir: str | None = None  # absolute, normalised; None: the host's default (providers.sftp_secret_files)
+    secrets_dir: str | None = None  # absolute, normalised; None: the host's default (providers.ssh.secret_files)
 
 
 class Stack(_Frozen):

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from planner import gateway
+from planner.serving import gateway
 from planner.desired import AppConfig, Stack
 from planner.plan import Action, Change, Plan
 from planner.resources import (
@@ -309,9 +309,9 @@ def _diff_gateway(
 
 
 def _watchers(stack: Stack, state: State, by_address: dict[str, list[ObservedContainer]], destroy: bool) -> list[Change]:
-    """The liveness watcher of each host that has a gateway (planner.watcher), and the
+    """The liveness watcher of each host that has a gateway (planner.serving.watcher), and the
     removal of those no longer wanted."""
-    from planner import watcher
+    from planner.serving import watcher
 
     changes = []
     for host in ([] if destroy else watcher.hosts(stack)):

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from planner import gateway_admin
+from planner.serving import gateway_admin
 from planner.resources import reach_port
 from providers.base import Provider
 from state.address import Address
@@ -103,7 +103,7 @@ def _gateway_readiness(provider: Provider, container_id: str, attrs: dict[str, A
 
 def _watcher_restarts(resource: Any, provider: Provider | None) -> dict[str, dict[str, Any]]:
     """Per short container ID, the host's watcher's latest restart of it."""
-    from planner.watcher_log import last_restarts
+    from planner.serving.watcher_log import last_restarts
 
     if provider is None or not resource.id:
         return {}

@@ -81,13 +81,13 @@ def observe_from_state(state: State | None, stack: str, hosts: set[str]) -> dict
                 id=resource.id, name=attrs.get("name", ""), state="running", image_id="",
                 labels=spec.labels, host_ports=(reach_port(attrs),) if reach_port(attrs) else ()))
         elif resource.type == "gateway":
-            from planner.gateway import container_spec as gateway_spec
+            from planner.serving.gateway import container_spec as gateway_spec
 
             labels = gateway_spec(stack, Address.parse(key), attrs).labels
             containers.setdefault(resource.host, []).append(ObservedContainer(
                 id=resource.id, name=attrs.get("name", ""), state="running", image_id="", labels=labels))
         elif resource.type == "watcher":
-            from planner.watcher import container_spec as watcher_spec
+            from planner.serving.watcher import container_spec as watcher_spec
 
             labels = watcher_spec(stack, Address.parse(key), attrs).labels
             containers.setdefault(resource.host, []).append(ObservedContainer(

@@ -14,7 +14,7 @@ from providers.types import ContainerSpec, Observation, ObservedContainer, Progr
 class SecretFiles(Protocol):
     """Where a host keeps secret files, and how berth reaches them: the local file
     system (providers.secret_files.LocalSecretFiles) or a host's SFTP session
-    (providers.sftp_secret_files.SftpSecretFiles). A DockerEngine takes one, so the
+    (providers.ssh.secret_files.SftpSecretFiles). A DockerEngine takes one, so the
     Docker-level code is shared between hosts.
 
     Both make ROOT (0700) when it is missing and leave an existing one as it is, and

@@ -14,8 +14,8 @@ from pydantic import BaseModel, Field
 
 FORMAT_VERSION = 1
 
-# gateway: the serving proxy of one host (planner.gateway); its id is its container ID.
-# watcher: the liveness watcher of one host (planner.watcher); its id is its container ID.
+# gateway: the serving proxy of one host (planner.serving.gateway); its id is its container ID.
+# watcher: the liveness watcher of one host (planner.serving.watcher); its id is its container ID.
 # secret: a secret file on a host; its id is the file's path, and its attributes keep
 # only a keyed digest of the value (planner.secrets), never the value.
 ResourceType = Literal["image", "container", "secret", "gateway", "watcher"]

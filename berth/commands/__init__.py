@@ -22,8 +22,8 @@ def open_session(args: argparse.Namespace) -> Any:
     """Load the stack file and open its session (state store, hosts on demand)."""
     from pathlib import Path
 
-    from berth.session import Session, state_dir_for
-    from berth.spec.load import load_stack
+    from berth.workspace import Session, state_dir_for
+    from berth.stackfile.load import load_stack
 
     stack = load_stack(args.file)
     return Session(stack, state_dir_for(Path(stack.file), args.state_dir))
@@ -33,8 +33,8 @@ def state_dir(args: argparse.Namespace) -> Any:
     """Where state is kept, from -f and --state-dir alone (the stack file is not parsed)."""
     from pathlib import Path
 
-    from berth.session import state_dir_for
-    from berth.spec.load import find_stack_file
+    from berth.workspace import state_dir_for
+    from berth.stackfile.load import find_stack_file
 
     if args.state_dir:
         return Path(args.state_dir).resolve()

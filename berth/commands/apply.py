@@ -86,8 +86,8 @@ def _apply_saved(args: argparse.Namespace, ui: Any) -> int:
     made from; the stack comes from the plan's recorded configuration."""
     from pathlib import Path
 
-    from berth.session import Session, state_dir_for
-    from berth.spec.load import find_stack_file
+    from berth.workspace import Session, state_dir_for
+    from berth.stackfile.load import find_stack_file
     from planner.recorded import stack_from_record
     from planner.savedplan import SavedPlan, SavedPlanError
     from state import lock

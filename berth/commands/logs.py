@@ -57,7 +57,7 @@ def _watcher_streams(state: Any, providers: dict[str, Any], hosts: set[str], arg
     """The liveness watcher's restarts of the app's replicas, one stream per host that
     has a watcher, each line marked `[watcher@HOST]`: printed after the replicas' output
     (the last --tail N of them), and with --follow, as they happen."""
-    from planner.watcher_log import lines_for_app
+    from planner.serving.watcher_log import lines_for_app
     from providers.types import ProviderError
 
     streams = []

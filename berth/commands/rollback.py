@@ -21,7 +21,7 @@ def register(commands: Any) -> None:
 
 def cmd_rollback(args: argparse.Namespace, ui: Any) -> int:
     from berth.commands.apply import run_plan
-    from berth.session import Session
+    from berth.workspace import Session
     from berth.ui.state_view import when
     from planner.recorded import stack_from_record
     from state import lock

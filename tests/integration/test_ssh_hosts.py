@@ -543,8 +543,8 @@ def test_sftp_secret_files_reconnect_after_a_drop_and_find_a_users_home(project,
     """The provider itself over a real sshd: a session cut between two operations is
     made again (once) for the next; and a login other than root keeps its files under
     its home, listed before that home is known (relative to it, as SFTP resolves)."""
-    from providers.sftp_secret_files import SftpSecretFiles
-    from providers.ssh_host import SshHost, SshTarget
+    from providers.ssh.secret_files import SftpSecretFiles
+    from providers.ssh.host import SshHost, SshTarget
 
     th1 = remote["th1"]
     sshd = private_sshd(th1)

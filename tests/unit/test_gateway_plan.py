@@ -1,11 +1,11 @@
-"""planner.gateway and the gateway's part of diff and the step graph, as data: no Docker."""
+"""planner.serving.gateway and the gateway's part of diff and the step graph, as data: no Docker."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from planner import gateway
+from planner.serving import gateway
 from planner.desired import AppConfig, Stack
 from planner.diff import diff
 from planner.graph import Step, build_graph

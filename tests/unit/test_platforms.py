@@ -13,9 +13,9 @@ from textwrap import dedent
 
 import pytest
 
-from berth.spec.cerebrium import requirement_lines
-from berth.spec.load import find_stack_file, load_stack
-from berth.spec.truss import accelerator, cpu_count, memory_bytes
+from berth.stackfile.platforms.cerebrium import requirement_lines
+from berth.stackfile.load import find_stack_file, load_stack
+from berth.stackfile.platforms.truss import accelerator, cpu_count, memory_bytes
 from planner.desired import AppConfig, BuildSource, Stack
 from planner.diagnostics import Diagnostic, DiagnosticsError
 from planner.sources import describe

@@ -9,9 +9,9 @@ from textwrap import dedent
 
 import pytest
 
-from berth.spec.load import find_stack_file, load_stack
-from berth.spec.locate import find_line
-from berth.spec.stackfile import memory_bytes
+from berth.stackfile.load import find_stack_file, load_stack
+from berth.stackfile.locate import find_line
+from berth.stackfile.models import memory_bytes
 from planner.desired import AppConfig, BuildSource
 from planner.diagnostics import Diagnostic, DiagnosticsError
 
@@ -402,8 +402,8 @@ def test_find_stack_file_missing(argument: str | None, words: str) -> None:
 
 
 def test_loading_module_does_not_import_networkx() -> None:
-    """The CLI imports berth.spec on every start; networkx waits until a file is checked."""
-    code = "import sys, berth.spec.load; sys.exit('networkx' in sys.modules)"
+    """The CLI imports berth.stackfile on every start; networkx waits until a file is checked."""
+    code = "import sys, berth.stackfile.load; sys.exit('networkx' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2]).returncode == 0
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from providers.ssh_host import HostKeyError, SshConnection, SshTarget, chain_ids, filtered_image_tar, fingerprint
+from providers.ssh.host import HostKeyError, SshConnection, SshTarget, chain_ids, filtered_image_tar, fingerprint
 
 
 def _sha(text: str) -> str:
@@ -138,7 +138,7 @@ def test_keys_come_from_ssh_config_for_the_host_then_the_defaults(tmp_path: Path
 
 
 def test_secret_root_on_a_server() -> None:
-    from providers.sftp_secret_files import server_root
+    from providers.ssh.secret_files import server_root
 
     assert server_root("root", None) == "/var/lib/berth/secrets"
     assert server_root("ubuntu", None) is None  # the login's home must be asked first
@@ -147,7 +147,7 @@ def test_secret_root_on_a_server() -> None:
 
 
 def test_secret_files_refuse_parts_that_would_leave_the_root() -> None:
-    from providers.sftp_secret_files import SftpSecretFiles
+    from providers.ssh.secret_files import SftpSecretFiles
     from providers.types import ProviderError
 
     files = SftpSecretFiles("gpu-a", session=lambda: pytest.fail("no session for a refused path"), user="root")

@@ -1,10 +1,10 @@
-"""The watcher's decisions (planner.watcher_script.judge) and its log read back
-(planner.watcher_log), as data: no Docker, no clock."""
+"""The watcher's decisions (planner.serving.watcher_script.judge) and its log read back
+(planner.serving.watcher_log), as data: no Docker, no clock."""
 
 from __future__ import annotations
 
-from planner.watcher_log import describe, last_restarts, lines_for_app
-from planner.watcher_script import Memory, judge, published_port, started_epoch
+from planner.serving.watcher_log import describe, last_restarts, lines_for_app
+from planner.serving.watcher_script import Memory, judge, published_port, started_epoch
 
 TARGET = {"liveness": "/health", "port": 8000, "threshold": 3, "interval": 1.0, "grace": 60.0}
 RUN = "2024-05-01T12:00:00.5Z"

@@ -1,11 +1,11 @@
-"""planner.watcher and the watcher's part of diff and the step graph, as data: no Docker."""
+"""planner.serving.watcher and the watcher's part of diff and the step graph, as data: no Docker."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from planner import gateway, watcher
+from planner.serving import gateway, watcher
 from planner.desired import AppConfig, HostConfig, Stack
 from planner.diff import diff
 from planner.graph import build_graph

@@ -20,8 +20,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from berth.spec import locate
-from berth.spec.platform import (
+from berth.stackfile import locate
+from berth.stackfile.platforms.staging import (
     GENERATED_DIR,
     Imported,
     PlatformSource,
@@ -33,7 +33,7 @@ from berth.spec.platform import (
     stage_context,
     write_if_changed,
 )
-from berth.spec.stackfile import Port, expect, shown
+from berth.stackfile.models import Port, expect, shown
 from planner.desired import BuildSource
 
 FILE = "cerebrium.toml"
@@ -178,7 +178,7 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
     """cerebrium.toml at `file` as one app named `app` (None: named after deployment.name);
     its build files go under stack_dir/.berth/build/APP. Problems are collected in the
     returned source."""
-    from berth.spec.load import _parse, _validated
+    from berth.stackfile.load import _parse, _validated
 
     text = _read_text(file, shown_as)
     source = PlatformSource(file=file, shown=shown_as, format=FORMAT,
@@ -238,7 +238,7 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
 
 
 def _read_text(file: Path, shown_as: str) -> str:
-    from berth.spec.load import _fail
+    from berth.stackfile.load import _fail
 
     try:
         return file.read_text(encoding="utf-8-sig")
@@ -248,7 +248,7 @@ def _read_text(file: Path, shown_as: str) -> str:
 
 def _tables(raw: dict[str, Any], source: PlatformSource) -> dict[str, Any] | None:
     """The file's sections, whichever form it is written in."""
-    from berth.spec.load import _unknown_key
+    from berth.stackfile.load import _unknown_key
 
     legacy = "cerebrium" in raw
     unprefixed = [key for key in raw if key in SECTIONS]
@@ -273,7 +273,7 @@ def _tables(raw: dict[str, Any], source: PlatformSource) -> dict[str, Any] | Non
 
 
 def _runtime(raw: Any, source: PlatformSource) -> tuple[str, Any] | None:
-    from berth.spec.load import _validated
+    from berth.stackfile.load import _validated
 
     if raw is None:
         source.error(("deployment",), "no [runtime.python], [runtime.docker] or [runtime.custom] table: "

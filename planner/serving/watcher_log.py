@@ -1,4 +1,4 @@
-"""The liveness watcher's log as data: its JSON lines (planner.watcher_script.say),
+"""The liveness watcher's log as data: its JSON lines (planner.serving.watcher_script.say),
 read back for `berth status` (restarts per replica) and `berth logs` (why a replica
 restarted)."""
 

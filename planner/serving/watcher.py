@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from planner import gateway
+from planner.serving import gateway
 from planner.desired import AppConfig, Stack
 from planner.plan import Action, Change
 from providers.types import LABEL_ADDRESS, LABEL_CONFIG_HASH, LABEL_STACK, ContainerSpec, HostMount, ObservedContainer

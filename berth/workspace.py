@@ -61,7 +61,7 @@ class Session:
 
                 self._providers[host] = local_engine(secrets_root=default_root())
             else:
-                from providers.ssh_host import SshHost, SshTarget
+                from providers.ssh.host import SshHost, SshTarget
 
                 config = self.stack.hosts[host]
                 target = SshTarget(**config.model_dump())

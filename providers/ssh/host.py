@@ -37,7 +37,7 @@ from providers.docker_engine import DockerEngine, _summary
 from providers.engine_http import EngineHTTP
 from providers.gpus import Gpu, parse_nvidia_smi, NVIDIA_SMI_QUERY
 from providers.readiness import TCP_HOLD, tcp_verdict
-from providers.sftp_secret_files import SftpSecretFiles
+from providers.ssh.secret_files import SftpSecretFiles
 from providers.types import ContainerSpec, Observation, Progress, ProviderError, SecretParts
 
 T = TypeVar("T")
@@ -63,7 +63,7 @@ class SshTarget:
     known_hosts: str = "~/.ssh/known_hosts"
     accept_new_host_key: bool = False
     docker_socket: str = "/var/run/docker.sock"
-    secrets_dir: str | None = None  # None: the server's default (providers.sftp_secret_files.server_root)
+    secrets_dir: str | None = None  # None: the server's default (providers.ssh.secret_files.server_root)
 
     @property
     def shown(self) -> str:

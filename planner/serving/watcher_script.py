@@ -14,7 +14,7 @@ once its start grace (readiness_timeout, or Truss's liveness_delay) has gone by 
 started, so a model that is still loading is never restarted in a loop.
 
 Configuration comes in the environment: BERTH_WATCHER_CONFIG = {"stack": ..., "targets":
-{APP: {"liveness", "port", "threshold", "interval", "grace"}}} (planner.watcher).
+{APP: {"liveness", "port", "threshold", "interval", "grace"}}} (planner.serving.watcher).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from state.address import Address
 
 # The base is what scripts/setup.sh makes locally (or a registry gives); Debian's package
 # registry is reachable from build containers, image registries may not be. python3 is
-# for the liveness watcher (planner.watcher), which runs this image too: one image per
+# for the liveness watcher (planner.serving.watcher), which runs this image too: one image per
 # host. Not python3-minimal: it lacks json and http.client, which the watcher needs.
 DOCKERFILE = """\
 FROM debian:bookworm-slim
@@ -112,7 +112,7 @@ def boot_config(admin_port: int) -> dict[str, Any]:
 def _admin_listen(admin_port: int) -> str:
     """The admin API listens on the container's own loopback, which no network reaches
     (an app container beside it on the bridge included): berth reaches it through the
-    Docker API (planner.gateway_admin)."""
+    Docker API (planner.serving.gateway_admin)."""
     return f"127.0.0.1:{admin_port}"
 
 

@@ -42,7 +42,7 @@ def server_root(user: str, secrets_dir: str | None, home: str | None = None) -> 
 
 class SftpSecretFiles:
     """SecretFiles (providers.base) on an SSH host. `session` gives the host's SFTP
-    client for the length of a `with` (providers.ssh_host.SshConnection.sftp), held by
+    client for the length of a `with` (providers.ssh.host.SshConnection.sftp), held by
     one thread at a time. A dropped connection surfaces as ConnectionError or paramiko's
     SSHException, for the caller's retry (SshHost._call); every other failure is a
     ProviderError naming the host and the path, never the value."""

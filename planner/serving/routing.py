@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from planner import gateway, gateway_admin
+from planner.serving import gateway, gateway_admin
 from planner.resources import reach_port
 from providers.base import Provider
 from providers.types import ProviderError

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from berth.spec.platform import (
+from berth.stackfile.platforms.staging import (
     GENERATED_DIR,
     Imported,
     PlatformSource,
@@ -33,8 +33,8 @@ from berth.spec.platform import (
     stage_context,
     write_if_changed,
 )
-from berth.spec.stackfile import Port, expect, shown
-from berth.spec.yamlfile import YamlError, load_yaml
+from berth.stackfile.models import Port, expect, shown
+from berth.stackfile.yamlfile import YamlError, load_yaml
 from planner.desired import BuildSource
 
 FILE = "config.yaml"
@@ -151,7 +151,7 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
     """config.yaml at `file` as one app named `app` (None: named after model_name); its
     build files go under stack_dir/.berth/build/APP. Problems are collected in the
     returned source."""
-    from berth.spec.load import _fail, _validated
+    from berth.stackfile.load import _fail, _validated
 
     try:
         text = file.read_text(encoding="utf-8-sig")
@@ -229,7 +229,7 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
 
 
 def _top_level_keys(raw: dict[str, Any], source: PlatformSource) -> None:
-    from berth.spec.load import _unknown_key
+    from berth.stackfile.load import _unknown_key
 
     known = [*MAPPED, *UNUSED, *IGNORED]
     for key, value in raw.items():

@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from planner import watcher
+from planner.serving import watcher
 from providers.base import Provider
 from providers.types import ProviderError
 from state.address import Address

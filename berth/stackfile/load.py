@@ -20,8 +20,8 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from berth.spec import locate
-from berth.spec.stackfile import (
+from berth.stackfile import locate
+from berth.stackfile.models import (
     ENV_NAME_PATTERN,
     NAME_PATTERN,
     NAME_RULE,
@@ -460,14 +460,14 @@ def _has_cycle(edges: dict[str, list[str]]) -> bool:
 
 
 def _normalise_apps(stack_file: StackFile, source: _Source) -> dict[str, AppConfig]:
-    from berth.spec import imports  # the platforms' formats: only stacks using them pay
+    from berth.stackfile import platforms  # the platforms' formats: only stacks using them pay
 
     base = source.file.parent
     apps: dict[str, AppConfig] = {}
     for name, app in stack_file.apps.items():
         host_written = "host" in source.app_table(name)
         if name in source.from_paths:
-            config = imports.from_app(name, app, source.from_paths[name], source)
+            config = platforms.from_app(name, app, source.from_paths[name], source)
             if config is not None:
                 # No host named, GPUs asked for, SSH hosts to choose from: placement picks one.
                 apps[name] = config.model_copy(update={
@@ -487,9 +487,9 @@ def _platform_stack(file: Path) -> Stack:
     """A cerebrium.toml or config.yaml on its own: one app, named (as is the stack) after
     the name the file gives (Cerebrium deployment.name, Truss model_name), else its
     directory's; state and build files in .berth/ beside it."""
-    from berth.spec import imports
+    from berth.stackfile import platforms
 
-    app, problems = imports.read_platform_file(file, _shown_path(file), stack_dir=file.parent, app=None)
+    app, problems = platforms.read_platform_file(file, _shown_path(file), stack_dir=file.parent, app=None)
     if problems:
         raise DiagnosticsError(sorted(problems, key=lambda d: d.line or float("inf")))
     assert app is not None

@@ -10,12 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from berth.spec.stackfile import FromAppFile, shown
+from berth.stackfile.models import FromAppFile, shown
 from planner.desired import AppConfig
 from planner.diagnostics import Diagnostic
 
 if TYPE_CHECKING:
-    from berth.spec.load import _Source
+    from berth.stackfile.load import _Source
 
 # Keys of an [apps.NAME] table that replace the file's value as they are.
 _PLAIN = ("readiness", "liveness", "readiness_timeout", "replicas", "host", "restart", "cpus", "memory",
@@ -24,8 +24,8 @@ _PLAIN = ("readiness", "liveness", "readiness_timeout", "replicas", "host", "res
 
 def read_platform_file(file: Path, shown_as: str, *, stack_dir: Path, app: str | None) -> tuple[AppConfig | None, list[Diagnostic]]:
     """The app a cerebrium.toml or Truss config.yaml describes, or the problems found."""
-    from berth.spec import cerebrium, truss
-    from berth.spec.load import file_format
+    from berth.stackfile.platforms import cerebrium, truss
+    from berth.stackfile.load import file_format
 
     reader = cerebrium if file_format(file) == "cerebrium" else truss
     imported, source = reader.read(file, shown_as, stack_dir, app)
@@ -39,7 +39,7 @@ def read_platform_file(file: Path, shown_as: str, *, stack_dir: Path, app: str |
 
 def from_app(name: str, app: FromAppFile, written: Any, source: _Source) -> AppConfig | None:
     """[apps.NAME] with `from`: the file's app, with the table's keys over it."""
-    from berth.spec.load import CEREBRIUM_FILE, TRUSS_FILE, _app_config, _shown_path, file_format
+    from berth.stackfile.load import CEREBRIUM_FILE, TRUSS_FILE, _app_config, _shown_path, file_format
 
     loc = ("apps", name, "from")
     if not isinstance(written, str) or not written.strip():
