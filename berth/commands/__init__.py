@@ -1,7 +1,7 @@
-"""One module per command group; each exposes `register(subparsers)`.
+"""What the commands share: the common options, opening the workspace (or only the state
+store), holding the state lock (its stale-lock warning said here), and the exit codes.
 
-What the commands share lives here: the common options, opening the workspace or only
-the state store, holding the state lock, and the exit codes.
+One module per command group; each exposes `register(subparsers)`.
 """
 
 from __future__ import annotations
