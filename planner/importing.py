@@ -1,7 +1,9 @@
-"""Import: what state should record for a container berth did not create.
+"""Import: adopting a container berth did not create, and what state should record for
+it (its address checked against the stack, its attributes read from Docker's inspect).
 
-Pure: Docker's inspect of the container (with its image's Config) and the attributes the
-configuration wants for the address in, the attributes to record out. Values are read
+attributes_from_inspect is pure: Docker's inspect of the container (with its image's
+Config) and the attributes the configuration wants for the address in, the attributes to
+record out. Values are read
 the way berth sets them, and where the container's value means what the configuration
 asks for (the image's own CMD, env the image already sets, `busybox` for
 `busybox:latest`) the configuration's spelling is kept, so the next plan shows only
@@ -10,10 +12,70 @@ real differences.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from planner.resources import BERTH_KEYS
 from providers.types import normalize_ref
+from state.address import Address, AddressError
+from state.errors import StateError
+from state.model import ResourceState, State
+
+if TYPE_CHECKING:
+    from planner.pipeline import Context
+    from providers.base import Provider
+    from state.store import StateStore
+
+
+def container_address(text: str) -> Address:
+    """The address to import into: import adopts containers only."""
+    address = Address.parse(text)
+    if address.kind != "container":
+        raise AddressError(f"import adopts containers: {str(address)} is an {address.kind}")
+    return address
+
+
+def desired_attributes(ctx: Context, address: Address) -> dict[str, Any]:
+    """What the stack wants at the address, which must be one of its containers."""
+    from planner.pipeline import content_hashes
+    from planner.resources import container_attributes, image_attributes, image_ref
+
+    stack, key = ctx.stack, str(address)
+    app = stack.apps.get(address.app)
+    if app is None:
+        raise StateError(f"import: app {address.app} is not in {stack.file}; add it there first, "
+                         "so berth knows what the container should be")
+    if app.host != address.host or address.index >= app.replicas:
+        raise StateError(f"import: the stack file has no {key} (app {app.name} runs {app.replicas} "
+                         f"replica(s) on host {app.host}: app.{app.name}.container[0..{app.replicas - 1}]@{app.host})")
+    hashes = content_hashes(ctx)
+    return container_attributes(stack.name, app, address.index,
+                                image_ref(image_attributes(stack.name, app, hashes.get(app.name))))
+
+
+def adopt(store: StateStore, stack: str, address: Address, provider: Provider, container: str,
+          desired: dict[str, Any]) -> tuple[ResourceState, State]:
+    """Record the container (by name or ID on the address's host) at the address: the
+    resource recorded and the state written. The caller holds the lock."""
+    key = str(address)
+    state = store.read() or State(stack=stack)
+    if key in state.resources:
+        raise StateError(f"import: {key} is already in state (container {state.resources[key].id[:12]}); "
+                         f"`berth state rm {key}` first to adopt another")
+    info = provider.inspect_container(container)
+    if info is None:
+        raise StateError(f"import: no container {container} on host {address.host}")
+    holder = next((k for k, r in state.resources.items() if r.id == info["Id"]), None)
+    if holder:
+        raise StateError(f"import: container {container} is already in state as {holder}")
+    running = (info.get("State") or {}).get("Running", False)
+    resource = ResourceState(address=key, type="container", host=address.host, id=info["Id"],
+                             status="ready" if running else "created",
+                             attributes=attributes_from_inspect(info, desired))
+    new = state.model_copy(update={
+        "resources": state.resources | {key: resource},
+        "forgotten": [i for i in state.forgotten if i != info["Id"]],
+    })
+    return resource, store.write(new, note=f"import {key}")
 
 
 def attributes_from_inspect(info: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:

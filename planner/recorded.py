@@ -25,8 +25,11 @@ def digest(value: Any) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def recorded_config(stack: Stack) -> dict[str, Any]:
-    """The configuration to record for `stack`: JSON-safe, secrets as digests only."""
+def recorded_config(stack: Stack, *, destroy: bool = False) -> dict[str, Any]:
+    """The configuration to record for `stack`: JSON-safe, secrets as digests only. A
+    destroy records the stack with no apps: that is what it leaves desired."""
+    if destroy:
+        stack = stack.model_copy(update={"apps": {}})
     return {"format": RECORD_FORMAT, "stack": _redact(stack.model_dump(mode="json"), under_secret=False)}
 
 

@@ -39,6 +39,12 @@ class SavedPlan(BaseModel):
     targets: list[str] = Field(default_factory=list)
     replace: list[str] = Field(default_factory=list)
 
+    @property
+    def recorded(self) -> dict[str, Any] | None:
+        """The configuration applying it records: none for a targeted plan (it applies
+        part of the configuration; see planner.pipeline.config_to_record)."""
+        return None if self.targets else self.config
+
     def save(self, path: str | os.PathLike[str]) -> None:
         """Written atomically (temporary file, then rename): never half a plan."""
         target = Path(path)

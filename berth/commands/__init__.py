@@ -1,12 +1,14 @@
-"""One module per command group; each exposes `register(subparsers)`.
+"""What the commands share: the common options, opening the workspace (or only the state
+store), holding the state lock (its stale-lock warning said here), and the exit codes.
 
-What the commands share lives here: the common options, opening a Session or only the
-state store, and the exit codes.
+One module per command group; each exposes `register(subparsers)`.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -18,23 +20,23 @@ def common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-color", action="store_true", help="plain output, no colour")
 
 
-def open_session(args: argparse.Namespace) -> Any:
-    """Load the stack file and open its session (state store, hosts on demand)."""
+def open_workspace(args: argparse.Namespace) -> Any:
+    """Load the stack file and open its workspace (state store, hosts on demand)."""
     from pathlib import Path
 
-    from berth.workspace import Session, state_dir_for
     from berth.stackfile.load import load_stack
+    from berth.workspace import Workspace, state_dir_for
 
     stack = load_stack(args.file)
-    return Session(stack, state_dir_for(Path(stack.file), args.state_dir))
+    return Workspace(stack, state_dir_for(Path(stack.file), args.state_dir))
 
 
 def state_dir(args: argparse.Namespace) -> Any:
     """Where state is kept, from -f and --state-dir alone (the stack file is not parsed)."""
     from pathlib import Path
 
-    from berth.workspace import state_dir_for
     from berth.stackfile.load import find_stack_file
+    from berth.workspace import state_dir_for
 
     if args.state_dir:
         return Path(args.state_dir).resolve()
@@ -68,22 +70,20 @@ def plan_options(parser: argparse.ArgumentParser, *, replace: bool = True) -> No
                         help="--refresh=false plans from stored state alone, contacting no host")
 
 
-def make_plan(session: Any, state: Any, args: argparse.Namespace, *, destroy: bool = False) -> Any:
-    """Diff, then force replacements, then narrow to the targets: what plan shows and
-    apply runs."""
-    from planner.targeting import force_replace, select
+def plan_opts(args: argparse.Namespace, *, destroy: bool = False) -> Any:
+    """The planner's options (planner.pipeline.PlanOpts) from plan_options' flags."""
+    from planner.pipeline import PlanOpts
 
-    plan = session.plan(state, destroy=destroy, refresh=args.refresh)
-    if getattr(args, "replace", None):
-        plan = force_replace(plan, args.replace)
-    if args.target:
-        plan = select(plan, args.target)
-    return plan
+    return PlanOpts(destroy=destroy, refresh=args.refresh, targets=tuple(args.target),
+                    replace=tuple(getattr(args, "replace", None) or ()))
 
 
-def recorded_config_for(stack: Any, *, destroy: bool = False) -> dict[str, Any]:
-    """The configuration an apply records with its state versions (a destroy records
-    the stack with no apps: that is what it leaves desired)."""
-    from planner.recorded import recorded_config
+@contextmanager
+def locked(store: Any, operation: str, ui: Any) -> Iterator[Any]:
+    """The state lock held for the block; a stale lock taken over is said here."""
+    from state import lock
 
-    return recorded_config(stack.model_copy(update={"apps": {}}) if destroy else stack)
+    with lock.acquire(store, operation) as held:
+        if held.taken_over:
+            ui.say(f"Warning: took over a stale lock: its holder is gone ({lock.describe(held.taken_over)})", "yellow", err=True)
+        yield held

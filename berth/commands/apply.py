@@ -7,16 +7,7 @@ import signal
 import threading
 from typing import Any, Callable
 
-from berth.commands import (
-    EXIT_ERROR,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    common,
-    make_plan,
-    open_session,
-    plan_options,
-    recorded_config_for,
-)
+from berth.commands import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, common, locked, open_workspace, plan_options, plan_opts
 
 
 def register(commands: Any) -> None:
@@ -34,38 +25,34 @@ def register(commands: Any) -> None:
 
 
 def cmd_apply(args: argparse.Namespace, ui: Any) -> int:
-    from state import lock
+    from planner import pipeline
     from state.model import State
 
     if args.plan_file:
         return _apply_saved(args, ui)
-    session = open_session(args)
+    opts = plan_opts(args, destroy=args.destroy)
+    workspace = open_workspace(args)
     try:
-        with lock.acquire(session.store, "destroy" if args.destroy else "apply") as held:
-            _warn_takeover(held, ui)
-            state = session.store.read() or State(stack=session.stack.name)
-            plan = make_plan(session, state, args, destroy=args.destroy)
-            # A targeted run applies part of the configuration: it records none, so
-            # `rollback` never mistakes it for the whole.
-            config = None if args.target else recorded_config_for(session.stack, destroy=args.destroy)
+        with locked(workspace.store, "destroy" if args.destroy else "apply", ui):
+            state = workspace.store.read() or State(stack=workspace.stack.name)
+            plan = pipeline.plan(workspace.context, state, opts)
             note = ("destroy" if args.destroy else "apply") + (" (targeted)" if args.target else "")
-            return run_plan(session, plan, state, args, ui, config=config, note=note, confirm=not args.auto_approve)
+            return run_plan(workspace, plan, state, args, ui, config=pipeline.config_to_record(workspace.stack, opts),
+                            note=note, confirm=not args.auto_approve)
     finally:
-        session.close()
+        workspace.close()
 
 
-def run_plan(session: Any, plan: Any, state: Any, args: argparse.Namespace, ui: Any, *,
+def run_plan(workspace: Any, plan: Any, state: Any, args: argparse.Namespace, ui: Any, *,
              config: dict[str, Any] | None, note: str, confirm: bool) -> int:
-    """Show the plan, ask (unless told not to), walk it; the caller holds the lock."""
+    """Show the plan, ask (unless told not to), apply it; the caller holds the lock."""
     from berth.ui.apply_view import ApplyView
     from berth.ui.plan_view import render_plan
-    from planner.apply import Recorder, refresh_state
+    from planner import pipeline
 
     render_plan(plan, ui)
     if not plan.has_changes:
-        recorder = Recorder(session.store, state, note="refresh" if config is None else note, config=config)
-        refresh_state(plan, recorder)
-        recorder.record_config()
+        pipeline.apply(workspace.context, plan, workspace.store, state, config=config, note=note)
         return EXIT_OK
     if confirm and not _confirm(ui, args.destroy):
         ui.say("Apply cancelled.", "yellow")
@@ -73,8 +60,8 @@ def run_plan(session: Any, plan: Any, state: Any, args: argparse.Namespace, ui: 
     ui.say()
     stop = threading.Event()
     with ApplyView(ui) as view, _graceful_interrupt(stop, ui):
-        result = session.apply(plan, state, parallelism=max(1, args.parallelism), stop=stop, emit=view,
-                               config=config, note=note)
+        result = pipeline.apply(workspace.context, plan, workspace.store, state, parallelism=max(1, args.parallelism),
+                                stop=stop, emit=view, config=config, note=note)
     view.render_summary(result.counts(), result.interrupted, destroy=args.destroy)
     if result.interrupted:
         return EXIT_INTERRUPTED
@@ -86,11 +73,11 @@ def _apply_saved(args: argparse.Namespace, ui: Any) -> int:
     made from; the stack comes from the plan's recorded configuration."""
     from pathlib import Path
 
-    from berth.workspace import Session, state_dir_for
     from berth.stackfile.load import find_stack_file
+    from berth.workspace import Workspace, state_dir_for
+    from planner import pipeline
     from planner.recorded import stack_from_record
     from planner.savedplan import SavedPlan, SavedPlanError
-    from state import lock
     from state.model import State
 
     if args.target or args.replace or not args.refresh:
@@ -99,48 +86,19 @@ def _apply_saved(args: argparse.Namespace, ui: Any) -> int:
     saved = SavedPlan.load(args.plan_file)
     stack = stack_from_record(saved.config)
     anchor = find_stack_file(args.file) if args.file else Path(stack.file)
-    session = Session(stack, state_dir_for(anchor, args.state_dir))
+    workspace = Workspace(stack, state_dir_for(anchor, args.state_dir))
     try:
-        with lock.acquire(session.store, "apply") as held:
-            _warn_takeover(held, ui)
-            state = session.store.read()
-            saved.check(state, session.store.path)
-            _check_contexts(session, saved)
+        with locked(workspace.store, "apply", ui):
+            state = workspace.store.read()
+            pipeline.check_saved(workspace.context, saved, state, workspace.store.path)
             plan = saved.plan
             if plan.destroy:
                 args.destroy = True
-            config = None if saved.targets else saved.config
             note = f"apply {Path(args.plan_file).name}" + (" (targeted)" if saved.targets else "")
-            return run_plan(session, plan, state or State(stack=stack.name), args, ui,
-                            config=config, note=note, confirm=False)
+            return run_plan(workspace, plan, state or State(stack=stack.name), args, ui,
+                            config=saved.recorded, note=note, confirm=False)
     finally:
-        session.close()
-
-
-def _check_contexts(session: Any, saved: Any) -> None:
-    """A build the plan holds must still build what was planned: refuse if a context's
-    files changed since (the image would carry the planned hash but other contents)."""
-    from planner.plan import Action
-    from planner.savedplan import SavedPlanError
-
-    builds = [c for c in saved.plan.actions if c.type == "image" and c.action in (Action.CREATE, Action.CREATE_THEN_DELETE)
-              and (c.after or {}).get("source") == "build"]
-    if not builds:
-        return
-    hashes = session.content_hashes()
-    for change in builds:
-        app = change.address.split(".")[1]
-        if hashes.get(app) != change.after.get("content_hash"):
-            raise SavedPlanError(
-                f"stale plan: the build context of app {app} ({change.after.get('context')}) changed since the "
-                "plan was made. Make a new plan with `berth plan --out`.")
-
-
-def _warn_takeover(held: Any, ui: Any) -> None:
-    from state import lock
-
-    if held.taken_over:
-        ui.say(f"Warning: took over a stale lock: its holder is gone ({lock.describe(held.taken_over)})", "yellow", err=True)
+        workspace.close()
 
 
 def _confirm(ui: Any, destroy: bool) -> bool:

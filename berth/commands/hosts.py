@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from berth.commands import EXIT_ERROR, EXIT_OK, common, open_session
+from berth.commands import EXIT_ERROR, EXIT_OK, common, open_workspace
 
 
 def register(commands: Any) -> None:
@@ -22,14 +22,14 @@ def cmd_hosts(args: argparse.Namespace, ui: Any) -> int:
     from berth.ui.hosts_view import render_hosts
     from providers.types import ProviderError
 
-    session = open_session(args)
-    names = ["local", *session.stack.hosts]
+    workspace = open_workspace(args)
+    names = ["local", *workspace.stack.hosts]
 
     def facts(name: str) -> dict[str, Any]:
-        config = session.stack.hosts.get(name)
+        config = workspace.stack.hosts.get(name)
         row: dict[str, Any] = {"host": name, "address": f"{config.user}@{config.address}:{config.port}" if config else None}
         try:
-            provider = session.provider(name)
+            provider = workspace.provider(name)
             row["docker"] = provider.docker_version()
             row["gpus"] = [vars(gpu) for gpu in provider.gpus()]
         except ProviderError as err:
@@ -40,13 +40,13 @@ def cmd_hosts(args: argparse.Namespace, ui: Any) -> int:
         for name in names:  # opened here: the SSH providers are built on the local one
             if name == "local":
                 try:
-                    session.provider(name)
+                    workspace.provider(name)
                 except ProviderError:
                     pass
         with ThreadPoolExecutor(max_workers=min(16, len(names))) as pool:
             rows = list(pool.map(facts, names))
     finally:
-        session.close()
+        workspace.close()
     if args.json:
         print(json.dumps({"format_version": 1, "hosts": rows}, indent=2))
     else:

@@ -8,7 +8,7 @@ import sys
 import threading
 from typing import Any
 
-from berth.commands import EXIT_OK, common, open_session
+from berth.commands import EXIT_OK, common, open_workspace
 
 
 def register(commands: Any) -> None:
@@ -24,9 +24,9 @@ def cmd_logs(args: argparse.Namespace, ui: Any) -> int:
     from state.address import Address
     from state.errors import StateError
 
-    session = open_session(args)
+    workspace = open_workspace(args)
     try:
-        state = session.store.read()
+        state = workspace.store.read()
         replicas = sorted((
             (Address.parse(k), r) for k, r in (state.resources.items() if state else ())
             if r.type == "container" and Address.parse(k).app == args.app
@@ -37,12 +37,12 @@ def cmd_logs(args: argparse.Namespace, ui: Any) -> int:
                              + (f" (apps with state: {', '.join(known)})" if known else ""))
         streams = []
         for address, resource in replicas:
-            provider = session.providers.get(resource.host)
+            provider = workspace.providers.get(resource.host)
             if provider is None:
                 raise StateError(f"{address}: host {resource.host} is not in the stack file")
             prefix = f"[{address.index}@{address.host}] " if len(replicas) > 1 else ""
             streams.append((prefix, provider.stream_logs(resource.id, args.tail, args.follow)))
-        streams += _watcher_streams(state, session.providers, {r.host for _, r in replicas}, args)
+        streams += _watcher_streams(state, workspace.providers, {r.host for _, r in replicas}, args)
         if len(streams) == 1 or not args.follow:
             for prefix, chunks in streams:
                 _write(prefix, chunks)
@@ -50,7 +50,7 @@ def cmd_logs(args: argparse.Namespace, ui: Any) -> int:
             _interleave(streams)
         return EXIT_OK
     finally:
-        session.close()
+        workspace.close()
 
 
 def _watcher_streams(state: Any, providers: dict[str, Any], hosts: set[str], args: argparse.Namespace) -> list:

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from berth.commands import EXIT_CHANGES, EXIT_OK, common, make_plan, open_session, plan_options, recorded_config_for
+from berth.commands import EXIT_CHANGES, EXIT_OK, common, open_workspace, plan_options, plan_opts
 
 
 def register(commands: Any) -> None:
@@ -22,22 +22,20 @@ def register(commands: Any) -> None:
 
 def cmd_plan(args: argparse.Namespace, ui: Any) -> int:
     from berth.ui.plan_view import plan_document, render_plan
+    from planner import pipeline
 
-    session = open_session(args)
+    opts = plan_opts(args, destroy=args.destroy)
+    workspace = open_workspace(args)
     try:
-        plan = make_plan(session, session.store.read(), args, destroy=args.destroy)
+        plan = pipeline.plan(workspace.context, workspace.store.read(), opts)
     finally:
-        session.close()
+        workspace.close()
     if args.json:
         print(json.dumps(plan_document(plan), indent=2))
     else:
         render_plan(plan, ui)
     if args.out:
-        from planner.savedplan import SavedPlan
-
-        session.keep_secret_key(plan)
-        SavedPlan(plan=plan, config=recorded_config_for(session.stack, destroy=args.destroy),
-                  targets=args.target, replace=args.replace).save(args.out)
+        pipeline.save_plan(workspace.context, plan, opts, args.out)
         if not args.json:
             ui.say()
             ui.say(f"Saved the plan to: {args.out}")

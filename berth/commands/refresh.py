@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from berth.commands import EXIT_OK, common, open_session
+from berth.commands import EXIT_OK, common, locked, open_workspace
 
 
 def register(commands: Any) -> None:
@@ -16,23 +16,19 @@ def register(commands: Any) -> None:
 
 def cmd_refresh(args: argparse.Namespace, ui: Any) -> int:
     from berth.ui.state_view import render_findings
-    from planner.drift import drift
-    from state import lock
+    from planner import pipeline
 
-    session = open_session(args)
+    workspace = open_workspace(args)
     try:
-        with lock.acquire(session.store, "refresh") as held:
-            if held.taken_over:
-                ui.say(f"Warning: took over a stale lock: its holder is gone ({lock.describe(held.taken_over)})", "yellow", err=True)
-            state = session.store.read()
+        with locked(workspace.store, "refresh", ui):
+            state = workspace.store.read()
             if state is None:
                 ui.say("No state yet: nothing to refresh.")
                 return EXIT_OK
-            refreshed, findings = drift(state, session.observe(state))
+            findings, stored = pipeline.refresh(workspace.context, workspace.store, state)
             render_findings(findings, ui)
-            if refreshed.resources != state.resources:
-                stored = session.store.write(refreshed, note="refresh")
+            if stored is not None:
                 ui.say(f"State updated to what the hosts have: serial {stored.serial}.", "bold")
             return EXIT_OK
     finally:
-        session.close()
+        workspace.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from berth.commands import EXIT_ERROR, EXIT_OK, common, open_store
+from berth.commands import EXIT_ERROR, EXIT_OK, common, locked, open_store
 
 
 def register(commands: Any) -> None:
@@ -113,13 +113,9 @@ def register_more(state_commands: Any) -> None:
 
 def _mutate(args: argparse.Namespace, ui: Any, operation: str, change: Any) -> int:
     """Run change(state) -> (new state, note) under the lock and write it: one new serial."""
-    from state import lock
-
     store = open_store(args)
     try:
-        with lock.acquire(store, operation) as held:
-            if held.taken_over:
-                ui.say(f"Warning: took over a stale lock: its holder is gone ({lock.describe(held.taken_over)})", "yellow", err=True)
+        with locked(store, operation, ui):
             new, note = change(store.read())
             stored = store.write(new, note=note)
             ui.say(f"State written: serial {stored.serial}.", "dim")

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from berth.commands import EXIT_ERROR, EXIT_OK, common, open_session
+from berth.commands import EXIT_ERROR, EXIT_OK, common, open_workspace
 
 
 def register(commands: Any) -> None:
@@ -21,12 +21,12 @@ def cmd_status(args: argparse.Namespace, ui: Any) -> int:
     from berth.ui.state_view import render_status
     from planner.health import check
 
-    session = open_session(args)
+    workspace = open_workspace(args)
     try:
-        rows = check(session.store.read(), session.providers, list(session.stack.apps),
+        rows = check(workspace.store.read(), workspace.providers, list(workspace.stack.apps),
                      parallelism=max(1, args.parallelism))
     finally:
-        session.close()
+        workspace.close()
     if args.json:
         print(json.dumps([row.as_dict() for row in rows], indent=2))
     else:

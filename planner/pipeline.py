@@ -1,0 +1,277 @@
+"""The plan pipeline: Stack x State x hosts -> Plan (plan), and Plan -> hosts and state
+(apply), with refresh and the saved-plan checks: what a command asks of the engine.
+
+plan() reads the secret sources and the build contexts, refreshes from the hosts (or from
+state alone), places GPUs, diffs, then forces replacements and narrows to the targets. The
+caller fills a Context and PlanOpts and renders what comes back: nothing here prints.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from planner.desired import Stack
+from planner.plan import Plan
+from state.model import State
+
+if TYPE_CHECKING:
+    from planner.apply import ApplyResult
+    from planner.drift import Finding
+    from planner.events import Emit
+    from planner.savedplan import SavedPlan
+    from planner.secrets import SecretValues
+    from providers.base import Provider
+    from providers.types import Observation
+    from state.store import StateStore
+
+LOCAL_HOST = "local"  # the engine berth runs beside; every stack has it, undeclared
+
+
+@dataclass
+class Context:
+    """What the engine works with for one command. `provider` opens a host's provider
+    on first use (so a plan from state alone opens none); `secrets` reads each value once
+    per command; `cache_dir` keeps per-file content hashes between runs (None: no memo)."""
+
+    stack: Stack
+    provider: Callable[[str], Provider]
+    secrets: SecretValues
+    cache_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class PlanOpts:
+    """How to plan (Terraform's PlanOpts). refresh=False contacts no host: the hosts are
+    taken to be as state records them. `hashes` overrides the build contexts' content
+    hashes (rollback to images an earlier apply built). `replace` and `targets` are
+    applied after diff, in that order (planner.targeting)."""
+
+    destroy: bool = False
+    refresh: bool = True
+    targets: tuple[str, ...] = ()
+    replace: tuple[str, ...] = ()
+    hashes: Mapping[str, str] | None = None
+
+
+def declared_hosts(stack: Stack) -> tuple[str, ...]:
+    """The hosts the stack can reach: the local engine, then each [hosts.NAME]."""
+    return (LOCAL_HOST, *stack.hosts)
+
+
+def hosts_to_read(stack: Stack, state: State | None) -> list[str]:
+    """local, every host an app names, hosts state has resources on (what was moved
+    away must be removed there), and every SSH host when placement may pick one."""
+    hosts = {LOCAL_HOST} | {app.host for app in stack.apps.values()}
+    if state is not None:
+        hosts |= {r.host for r in state.resources.values() if r.host in stack.hosts}
+    if any(app.host_auto for app in stack.apps.values()):
+        hosts |= set(stack.hosts)
+    order = list(declared_hosts(stack))
+    return sorted(hosts, key=lambda h: order.index(h) if h in order else len(order))
+
+
+def plan(ctx: Context, state: State | None, opts: PlanOpts = PlanOpts()) -> Plan:
+    """Diff, then force replacements, then narrow to the targets: what plan shows and
+    apply runs."""
+    from planner.targeting import force_replace, select
+
+    made = diff_plan(ctx, state, opts)
+    if opts.replace:
+        made = force_replace(made, list(opts.replace))
+    if opts.targets:
+        made = select(made, list(opts.targets))
+    return made
+
+
+def diff_plan(ctx: Context, state: State | None, opts: PlanOpts = PlanOpts()) -> Plan:
+    """Diff the stack against state and the hosts (targets and replacements aside)."""
+    from planner.diff import diff
+    from planner.refresh import observe_from_state
+    from planner.resources import secret_names
+
+    stack, destroy = ctx.stack, opts.destroy
+    check_hosts_still_defined(stack, state)
+    # Every source is read before any host is asked anything; a missing one stops
+    # the plan here. Destroy needs no values.
+    names = [] if destroy else [n for app in stack.apps.values() for n in secret_names(app)]
+    digests = ctx.secrets.digests(names) if names else {}
+    hashes = dict(opts.hashes) if opts.hashes is not None else ({} if destroy else content_hashes(ctx))
+    if opts.refresh:
+        observed = observe(ctx, state)
+    else:
+        observed = observe_from_state(state, stack.name, set(hosts_to_read(stack, state)))
+    gpus = None
+    if not destroy and any(app.gpus for app in stack.apps.values()):
+        stack, gpus = _place(ctx, state, refresh=opts.refresh)
+    made = diff(stack, state, observed, hashes, destroy=destroy, secret_digests=digests, gpus=gpus)
+    if destroy:
+        return made
+    from planner.sources import describe
+
+    apps, warnings = describe(stack, observed)
+    return made.model_copy(update={"apps": apps, "warnings": [*made.warnings, *warnings]})
+
+
+def content_hashes(ctx: Context) -> dict[str, str]:
+    """Each build context's content hash, by app."""
+    from planner.refresh import content_hashes as hash_contexts
+
+    memo = _memo(ctx.cache_dir)
+    try:
+        return hash_contexts(ctx.stack, memo)
+    finally:
+        if memo is not None:
+            memo.close()
+
+
+def observe(ctx: Context, state: State | None) -> dict[str, Observation]:
+    """What every host berth must read has, in parallel."""
+    from planner.refresh import observe_all, secret_hosts
+
+    providers = {host: ctx.provider(host) for host in hosts_to_read(ctx.stack, state)}
+    return observe_all(providers, ctx.stack.name, state, secret_hosts(ctx.stack, state))
+
+
+def check_hosts_still_defined(stack: Stack, state: State | None) -> None:
+    """Resources on a host the file no longer defines cannot be reached, so neither
+    planned for nor removed: refuse, rather than plan "no changes" and leave them."""
+    from planner.diagnostics import Diagnostic, DiagnosticsError
+
+    declared = declared_hosts(stack)
+    gone: dict[str, list[str]] = {}
+    for address, resource in (state.resources if state is not None else {}).items():
+        if resource.host not in declared:
+            gone.setdefault(resource.host, []).append(address)
+    if gone:
+        raise DiagnosticsError([Diagnostic(
+            f"the state has {len(addresses)} resource{'s' if len(addresses) != 1 else ''} on host {host} "
+            f"({', '.join(sorted(addresses)[:3])}{', ...' if len(addresses) > 3 else ''}), but "
+            f"the stack file no longer defines [hosts.{host}]",
+            file=Path(stack.file).name,
+            detail=f"put [hosts.{host}] back so that berth can reach the host and remove them "
+                   f"(remove its apps and apply, or destroy); then delete the table")
+            for host, addresses in sorted(gone.items())])
+
+
+def _place(ctx: Context, state: State | None, *, refresh: bool) -> tuple[Stack, Any]:
+    """Assign GPUs (refusing what cannot be met) and settle the host of apps that name
+    none. Without refresh, the devices state records are kept and nothing is asked."""
+    from planner.placement import place, previous_assignment, recorded_placement
+    from planner.refresh import gpu_inventories
+
+    stack = ctx.stack
+    apps = list(stack.apps.values())
+    previous = previous_assignment(state.resources if state else {})
+    if refresh:
+        wanted = {app.host for app in apps if app.gpus and not app.host_auto}
+        candidates = list(stack.hosts) + [LOCAL_HOST]
+        if any(app.host_auto and app.gpus for app in apps):
+            wanted |= set(candidates)
+        inventories = gpu_inventories({h: ctx.provider(h) for h in wanted})
+        placement = place(apps, inventories, previous, candidates)
+    else:
+        placement = recorded_placement(apps, previous)
+    resolved = {name: app.model_copy(update={"host": placement.hosts[name]}) if name in placement.hosts else app
+                for name, app in stack.apps.items()}
+    return stack.model_copy(update={"apps": resolved}), placement.devices
+
+
+def _memo(cache_dir: Path | None) -> Any:
+    """Per-file content hashes, kept between runs; a cache, so failing to open it
+    only costs speed."""
+    if cache_dir is None:
+        return None
+    try:
+        import diskcache
+
+        return diskcache.Cache(str(cache_dir), size_limit=256 * 2**20)
+    except Exception:
+        return None
+
+
+def config_to_record(stack: Stack, opts: PlanOpts) -> dict[str, Any] | None:
+    """The configuration an apply made with opts records with its state versions: none
+    for a targeted run (it applies part of the configuration, and `rollback` must never
+    mistake it for the whole)."""
+    from planner.recorded import recorded_config
+
+    return None if opts.targets else recorded_config(stack, destroy=opts.destroy)
+
+
+def apply(ctx: Context, plan: Plan, store: StateStore, state: State, *, parallelism: int = 10,
+          stop: threading.Event | None = None, emit: Emit | None = None,
+          config: dict[str, Any] | None = None, note: str) -> ApplyResult:
+    """Walk the plan against the hosts, writing state after each step; the caller holds
+    the lock. A plan without changes touches no host: it records what the plan found
+    (adopted IDs, forgotten resources) and, when it differs from the last, the configuration."""
+    from planner.apply import ApplyResult, Recorder, apply_plan, refresh_state
+    from state.address import Address
+
+    if not plan.has_changes:
+        recorder = Recorder(store, state, note="refresh" if config is None else note, config=config)
+        refresh_state(plan, recorder)
+        recorder.record_config()
+        return ApplyResult(state=recorder.state)
+    keep_secret_key(ctx.secrets, plan)
+    hosts = {LOCAL_HOST} | {Address.parse(c.address).host for c in plan.changes}
+    providers = {host: ctx.provider(host) for host in sorted(hosts)}
+    return apply_plan(plan, store, state, providers, parallelism=parallelism, stop=stop,
+                      emit=emit if emit is not None else _ignore, config=config, note=note, secrets=ctx.secrets)
+
+
+def _ignore(event: Any) -> None:
+    pass
+
+
+def keep_secret_key(secrets: SecretValues, plan: Plan) -> None:
+    """Save the digest key before anything made with it is recorded or saved (state,
+    a saved plan): a later run must compute the same digests."""
+    if any(c.type == "secret" and c.after is not None for c in plan.actions):
+        secrets.key.save()
+
+
+def save_plan(ctx: Context, plan: Plan, opts: PlanOpts, path: str) -> None:
+    """`plan --out`: the plan with the configuration it was made from and how it was
+    narrowed, for `apply FILE`."""
+    from planner.recorded import recorded_config
+    from planner.savedplan import SavedPlan
+
+    keep_secret_key(ctx.secrets, plan)
+    SavedPlan(plan=plan, config=recorded_config(ctx.stack, destroy=opts.destroy),
+              targets=list(opts.targets), replace=list(opts.replace)).save(path)
+
+
+def check_saved(ctx: Context, saved: SavedPlan, state: State | None, where: str) -> None:
+    """Refuse a saved plan unless state is the one it was made from and every build it
+    holds still builds what was planned (a context whose files changed since would give
+    an image carrying the planned hash but other contents)."""
+    from planner.plan import Action
+    from planner.savedplan import SavedPlanError
+
+    saved.check(state, where)
+    builds = [c for c in saved.plan.actions if c.type == "image" and c.action in (Action.CREATE, Action.CREATE_THEN_DELETE)
+              and (c.after or {}).get("source") == "build"]
+    if not builds:
+        return
+    hashes = content_hashes(ctx)
+    for change in builds:
+        app = change.address.split(".")[1]
+        if hashes.get(app) != change.after.get("content_hash"):
+            raise SavedPlanError(
+                f"stale plan: the build context of app {app} ({change.after.get('context')}) changed since the "
+                "plan was made. Make a new plan with `berth plan --out`.")
+
+
+def refresh(ctx: Context, store: StateStore, state: State) -> tuple[list[Finding], State | None]:
+    """`berth refresh`: read the hosts, and write into state what is there. The drift
+    found, and the state written (None when state already matched)."""
+    from planner.drift import drift
+
+    refreshed, findings = drift(state, observe(ctx, state))
+    if refreshed.resources == state.resources:
+        return findings, None
+    return findings, store.write(refreshed, note="refresh")
