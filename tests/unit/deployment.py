@@ -13,7 +13,10 @@ the pipeline moves (planner/pipeline.py), only they change.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,12 +60,99 @@ def run_plan(session: Session, plan: Plan, state: State, *, destroy: bool, emit:
 # -- the harness -----------------------------------------------------------------------------
 
 
+class MemoryStore:
+    """A StateStore in memory, written as DiskStore writes (the next serial, never
+    backwards; a history entry per write; configurations by digest), the state kept as
+    its JSON text so every read parses what a write serialised."""
+
+    def __init__(self) -> None:
+        self.path = "memory"
+        self.text: str | None = None
+        self.entries: list[dict[str, Any]] = []
+        self.configs: dict[str, str] = {}
+        self.latest: str | None = None
+        self.lock: str | None = None
+        self._guard = threading.Lock()
+
+    def read(self) -> State | None:
+        return State.model_validate_json(self.text) if self.text is not None else None
+
+    def write(self, state: State, *, note: str = "", config: dict[str, Any] | None = None) -> State:
+        with self._guard:
+            current = self.read()
+            serial = max(current.serial + 1, state.serial) if current else max(state.serial, 1)
+            stored = state.model_copy(update={"serial": serial})
+            self.text = stored.model_dump_json()
+            entry = {"serial": serial, "time": time.time(), "who": "test", "note": note}
+            if config is not None:
+                config_text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+                digest = hashlib.sha256(config_text.encode()).hexdigest()
+                self.configs.setdefault(digest, config_text)
+                self.latest = entry["config"] = digest
+            self.entries.append(entry | {"state": self.text})
+            return stored
+
+    def history(self) -> list[dict[str, Any]]:
+        return [dict(e) for e in self.entries]
+
+    def config(self, digest: str) -> dict[str, Any] | None:
+        return json.loads(self.configs[digest]) if digest in self.configs else None
+
+    def latest_config(self) -> str | None:
+        return self.latest
+
+    def add_lock(self, record: dict[str, Any]) -> bool:
+        with self._guard:
+            if self.lock is not None:
+                return False
+            self.lock = json.dumps(record)
+            return True
+
+    def get_lock(self) -> dict[str, Any] | None:
+        return json.loads(self.lock) if self.lock else None
+
+    def replace_lock(self, expected_id: str, record: dict[str, Any]) -> bool:
+        with self._guard:
+            if self.lock is not None and json.loads(self.lock).get("id") != expected_id:
+                return False
+            self.lock = json.dumps(record)
+            return True
+
+    def delete_lock(self, lock_id: str | None = None) -> bool:
+        with self._guard:
+            if self.lock is None or (lock_id is not None and json.loads(self.lock).get("id") != lock_id):
+                return False
+            self.lock = None
+            return True
+
+    def close(self) -> None:
+        pass
+
+
+class _Memo(dict):
+    """The content-hash memo, kept in memory between the commands of one test."""
+
+    def close(self) -> None:
+        pass
+
+
 @dataclass
 class FakeHostsSession(Session):
-    """A Session whose hosts are FakeHosts: a host the stack names but the test did not
-    give is an error, not a Docker connection."""
+    """A Session whose hosts are FakeHosts (a host the stack names but the test did not
+    give is an error, not a Docker connection), whose store is in memory when given one,
+    and whose content-hash memo is a dict."""
 
     fakes: dict[str, FakeHost] = field(default_factory=dict)
+    memory: MemoryStore | None = None
+    memo: _Memo = field(default_factory=_Memo)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.memory is not None:
+            self.store = self.memory
+
+    def _memo(self) -> Any:
+        return self.memo
 
     def provider(self, host: str) -> Any:
         if host not in self._providers:
@@ -73,11 +163,15 @@ class FakeHostsSession(Session):
 
 class Deployment:
     def __init__(self, root: Path, stack_toml: str, *, files: dict[str, str] | None = None,
-                 hosts: dict[str, FakeHost] | None = None) -> None:
+                 hosts: dict[str, FakeHost] | None = None, on_disk: bool = False) -> None:
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.hosts = hosts or {"local": FakeHost("local")}
         self.events: list[Event] = []
         self.last_plan: Plan | None = None
+        # on_disk: the real DiskStore in ROOT/.berth, as the CLI keeps it; else in memory
+        self.memory = None if on_disk else MemoryStore()
+        self.memo = _Memo()
         self.write(stack_toml, files)
 
     @property
@@ -94,7 +188,8 @@ class Deployment:
             path.write_text(text)
 
     def session(self) -> FakeHostsSession:
-        return FakeHostsSession(load(self.root / STACK_FILE), self.root / ".berth", fakes=self.hosts)
+        return FakeHostsSession(load(self.root / STACK_FILE), self.root / ".berth", fakes=self.hosts,
+                                memory=self.memory, memo=self.memo)
 
     @property
     def state(self) -> State | None:

@@ -94,7 +94,7 @@ class FakeHost:
         self.fail_at: int | None = None  # the Nth change (1-based) raises ProviderError
         self.log: list[tuple[str, str]] = []
         self.closed = False
-        self._changes = 0
+        self.changes_made = 0
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
         for ref, labels in (images or {}).items():
@@ -122,6 +122,11 @@ class FakeHost:
         container = self.container_at(address)
         assert container is not None, f"no container at {address}"
         container.state = "exited"
+
+    def image_for(self, ref: str) -> FakeImage | None:
+        """The image a tag, digest reference or ID names, as Docker resolves it."""
+        with self._lock:
+            return self._image(ref)
 
     def ops(self, operation: str) -> list[str]:
         """The subjects of every logged change of one kind, in order."""
@@ -301,8 +306,8 @@ class FakeHost:
 
     def _change(self, operation: str, subject: str) -> None:
         """Log one change to the host; the fail_at-th raises before it is made."""
-        self._changes += 1
-        if self.fail_at == self._changes:
+        self.changes_made += 1
+        if self.fail_at == self.changes_made:
             self.log.append(("failed", f"{operation} {subject}"))
             raise ProviderError(f"host {self.host}: {operation} {subject} failed (injected)")
         self.log.append((operation, subject))
