@@ -336,7 +336,7 @@ class FakeHost:
         for other in self.images.values():
             if other is not image and kind == "tags":
                 other.tags = [t for t in other.tags if normalize_ref(t) != normalize_ref(ref)]
-        shown = ref if kind == "digests" else _shown_tag(ref)
+        shown = normalize_ref(ref) if kind == "digests" else _shown_tag(ref)  # Docker lists name@digest
         if shown not in getattr(image, kind):
             getattr(image, kind).append(shown)
 

@@ -453,3 +453,74 @@ def test_the_memory_store_numbers_and_records_versions_as_the_disk_store_does(tm
     assert memory.latest_config() == disk.latest_config()
     assert memory.config(disk.latest_config()) == disk.config(disk.latest_config()) == config
     disk.close()
+
+
+# The plan cases (plan_cases/*.json, run by test_diff.py) start from applied(): state and
+# hosts "exactly as a successful apply leaves them", built by hand. Here a real apply
+# leaves them, and the two must agree but for the engine's IDs, or every case tests a fiction.
+RICH = f"""
+[stack]
+name = "demo"
+
+[apps.web]
+build = "./web"
+command = ["/serve.sh", "--port", "8080"]
+port = 8080
+host_port = 18080
+replicas = 2
+readiness = "/ready"
+memory = "256m"
+cpus = 0.5
+restart = "always"
+secrets = ["tok"]
+env = {{ MODEL = "llama" }}
+
+[apps.worker]
+build = "./web"
+port = 8080
+host_port = 18090
+depends_on = ["web"]
+
+[apps.api]
+image = "vllm/vllm-openai:v0.5.0"
+port = 8000
+host_port = 19000
+
+[apps.pinned]
+image = "busybox@{DIGEST}"
+port = 80
+host_port = 19100
+
+[secrets.tok]
+env = "TOK"
+"""
+
+
+def test_the_plan_cases_applied_world_is_the_one_a_real_apply_leaves(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import test_diff
+
+    monkeypatch.setenv("TOK", "s3cret")
+    d = applied(tmp_path, RICH)
+    session = d.session()
+    stack = session.stack
+    assert stack.name == test_diff.STACK
+    world = test_diff.applied(dict(stack.apps), session.content_hashes(), {"local"},
+                              session.secrets.digests(["tok"]))
+    session.close()
+
+    def records(resources):
+        return {a: (r.type, r.host, r.status, r.attributes) for a, r in resources.items()}
+
+    real = d.state
+    assert records(world.resources) == records(real.resources)
+    assert real.serial >= world.serial
+
+    (observed,) = world.observed().values()
+    host = d.local.observe("demo")
+    containers = lambda obs: {c.labels["berth.address"]: (c.name, c.state, c.labels, c.host_ports)
+                              for c in obs.containers}
+    assert containers(observed) == containers(host)
+    images = lambda obs: sorted((sorted(i.tags), sorted(i.digests), sorted(i.labels.items())) for i in obs.images)
+    assert images(observed) == images(host)
+    assert sorted(observed.secrets) == sorted(host.secrets)
