@@ -17,8 +17,9 @@ Tests drive it from outside: `never_ready`, `fail_at` (the Nth change to the hos
 ProviderError before it happens), and changes behind berth's back (remove_behind_berth,
 stop_behind_berth). `log` lists every change made, in order, as (operation, subject).
 
-Not modelled: builds reading their context, image delivery between hosts, GPUs, import's
-full inspect, logs (empty). Thread-safe: the apply walk calls it from worker threads.
+Not modelled: builds reading their context, image delivery between hosts, import's full
+inspect, logs (empty), commands run in containers (so no gateway or watcher). GPUs are
+what the test gives (`gpu_list`). Thread-safe: the apply walk calls it from worker threads.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class FakeHost:
         self.never_ready: set[str] = set()  # app names whose probe never passes
         self.unpullable: set[str] = set()  # refs (normalised) a pull of fails
         self.fail_at: int | None = None  # the Nth change (1-based) raises ProviderError
+        self.gpu_list: tuple = ()  # providers.gpus.Gpu values, as nvidia-smi would list them
         self.log: list[tuple[str, str]] = []
         self.closed = False
         self.changes_made = 0
@@ -293,11 +295,14 @@ class FakeHost:
 
     def run_in(self, container_id: str, command: list[str], files: dict[str, bytes] | None = None) -> tuple[int, str]:
         with self._lock:
-            container = self.containers.get(container_id)
-            if container is None or container.state != "running":
-                raise ProviderError(f"cannot run {command[0]} in container {container_id[:12]} on {self.host}: not running")
-            self.log.append(("run_in", container.address))
-            return 0, ""
+            # Only the gateway and the watcher run commands in containers; their admin
+            # protocols are not modelled, so a stack with gateway_port fails here, at once.
+            raise ProviderError(f"cannot run {command[0]} in container {container_id[:12]} on {self.host}: "
+                                "the fake host runs no commands in containers")
+
+    def gpus(self) -> tuple:
+        """The host's GPUs (nvidia-smi on a real host)."""
+        return self.gpu_list
 
     def close(self) -> None:
         self.closed = True

@@ -524,3 +524,60 @@ def test_the_plan_cases_applied_world_is_the_one_a_real_apply_leaves(tmp_path: P
     images = lambda obs: sorted((sorted(i.tags), sorted(i.digests), sorted(i.labels.items())) for i in obs.images)
     assert images(observed) == images(host)
     assert sorted(observed.secrets) == sorted(host.secrets)
+
+
+# -- more than one host ----------------------------------------------------------------------
+
+TWO_HOSTS = """
+[stack]
+name = "demo"
+
+[hosts.gpu-a]
+ssh = "root@10.0.0.5"
+
+[apps.web]
+image = "busybox:1.36"
+port = 8080
+host_port = 18080
+"""
+
+
+def two_hosts(tmp_path: Path, toml: str) -> Deployment:
+    from fake_provider import FakeHost
+
+    return Deployment(tmp_path, toml, hosts={"local": FakeHost("local"), "gpu-a": FakeHost("gpu-a")})
+
+
+def test_an_app_moved_to_another_host_starts_there_and_leaves_the_old_one(tmp_path: Path) -> None:
+    d = two_hosts(tmp_path, TWO_HOSTS)
+    assert d.apply().ok
+    d.write(TWO_HOSTS + 'host = "gpu-a"\n')
+
+    actions = {c.address: c.action for c in d.plan().actions}
+    assert actions == {"app.web.image@gpu-a": Action.CREATE, "app.web.container[0]@gpu-a": Action.CREATE,
+                       "app.web.container[0]@local": Action.DELETE}
+    result = d.apply()
+    assert result.ok, failures(result)
+    assert d.local.stack_containers("demo") == []
+    assert [c.address for c in d.hosts["gpu-a"].stack_containers("demo")] == ["app.web.container[0]@gpu-a"]
+    assert not d.plan().has_changes, pending(d.plan())
+
+
+def test_gpus_are_assigned_from_the_hosts_inventory_and_kept_on_the_next_plan(tmp_path: Path) -> None:
+    from providers.gpus import Gpu
+
+    d = two_hosts(tmp_path, TWO_HOSTS.replace('host_port = 18080\n', 'host_port = 18080\nreplicas = 2\ngpus = 1\nhost = "gpu-a"\n'))
+    d.hosts["gpu-a"].gpu_list = tuple(Gpu(index=str(i), name="NVIDIA L4", memory_mib=23034, uuid=f"GPU-{i}")
+                                      for i in range(2))
+    result = d.apply()
+    assert result.ok, failures(result)
+    devices = sorted(d.hosts["gpu-a"].container_at(f"app.web.container[{i}]@gpu-a").spec.gpus for i in range(2))
+    assert devices == [("0",), ("1",)]
+    assert not d.plan().has_changes, pending(d.plan())
+
+    d.hosts["gpu-a"].gpu_list = d.hosts["gpu-a"].gpu_list[:1]  # a GPU is gone: two cannot fit on one
+    from planner.diagnostics import DiagnosticsError
+
+    with pytest.raises(DiagnosticsError) as refused:
+        d.plan()
+    assert "has 1 GPU" in str(refused.value) and "ask for 2" in str(refused.value), refused.value
