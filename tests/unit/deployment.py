@@ -162,8 +162,10 @@ class FakeHostsSession(Session):
 
 
 class Deployment:
-    def __init__(self, root: Path, stack_toml: str, *, files: dict[str, str] | None = None,
-                 hosts: dict[str, FakeHost] | None = None, on_disk: bool = False) -> None:
+    def __init__(self, root: Path, stack_toml: str | None, *, files: dict[str, str] | None = None,
+                 hosts: dict[str, FakeHost] | None = None, on_disk: bool = False, stack: Any = None) -> None:
+        """stack_toml: the berth.toml to write; or None with `stack`, a planner.desired.Stack
+        used as it is (the plan cases' apps), loaded from no file."""
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.hosts = hosts or {"local": FakeHost("local")}
@@ -172,6 +174,7 @@ class Deployment:
         # on_disk: the real DiskStore in ROOT/.berth, as the CLI keeps it; else in memory
         self.memory = None if on_disk else MemoryStore()
         self.memo = _Memo()
+        self.given_stack = stack
         self.write(stack_toml, files)
 
     @property
@@ -188,7 +191,8 @@ class Deployment:
             path.write_text(text)
 
     def session(self) -> FakeHostsSession:
-        return FakeHostsSession(load(self.root / STACK_FILE), self.root / ".berth", fakes=self.hosts,
+        stack = self.given_stack if self.given_stack is not None else load(self.root / STACK_FILE)
+        return FakeHostsSession(stack, self.root / ".berth", fakes=self.hosts,
                                 memory=self.memory, memo=self.memo)
 
     @property

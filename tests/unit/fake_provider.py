@@ -341,7 +341,7 @@ class FakeHost:
         for other in self.images.values():
             if other is not image and kind == "tags":
                 other.tags = [t for t in other.tags if normalize_ref(t) != normalize_ref(ref)]
-        shown = normalize_ref(ref) if kind == "digests" else _shown_tag(ref)  # Docker lists name@digest
+        shown = normalize_ref(ref)  # as Docker lists them: busybox:latest, name@digest
         if shown not in getattr(image, kind):
             getattr(image, kind).append(shown)
 
@@ -351,7 +351,3 @@ class FakeHost:
     def _secret_path(self, parts: SecretParts) -> str:
         return "/fake/secrets/" + "/".join(parts)
 
-
-def _shown_tag(ref: str) -> str:
-    """As Docker lists a tag: `busybox` is `busybox:latest`."""
-    return ref if ":" in ref.rsplit("/", 1)[-1] else ref + ":latest"

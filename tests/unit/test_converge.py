@@ -498,34 +498,94 @@ env = "TOK"
 """
 
 
-def test_the_plan_cases_applied_world_is_the_one_a_real_apply_leaves(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def assert_world_is_what_apply_left(d: Deployment) -> None:
+    """test_diff.applied() of the stack d applied equals d's state and hosts, IDs aside."""
     import test_diff
+    from planner.resources import secret_names
 
-    monkeypatch.setenv("TOK", "s3cret")
-    d = applied(tmp_path, RICH)
     session = d.session()
-    stack = session.stack
-    assert stack.name == test_diff.STACK
-    world = test_diff.applied(dict(stack.apps), session.content_hashes(), {"local"},
-                              session.secrets.digests(["tok"]))
-    session.close()
+    try:
+        stack = session.stack
+        assert stack.name == test_diff.STACK
+        names = sorted({n for app in stack.apps.values() for n in secret_names(app)})
+        world = test_diff.applied(dict(stack.apps), session.content_hashes(), set(d.hosts),
+                                  session.secrets.digests(names) if names else {})
+    finally:
+        session.close()
 
     def records(resources):
         return {a: (r.type, r.host, r.status, r.attributes) for a, r in resources.items()}
 
+    def containers(obs):
+        return {c.labels["berth.address"]: (c.name, c.state, c.labels, c.host_ports) for c in obs.containers}
+
+    def images(obs):
+        return sorted((sorted(i.tags), sorted(i.digests), sorted(i.labels.items())) for i in obs.images)
+
     real = d.state
     assert records(world.resources) == records(real.resources)
-    assert real.serial >= world.serial
+    observed = world.observed()
+    for name, fake in d.hosts.items():
+        on_host = fake.observe("demo")
+        assert containers(observed[name]) == containers(on_host), name
+        assert images(observed[name]) == images(on_host), name
+        assert sorted(observed[name].secrets) == sorted(on_host.secrets), name
 
-    (observed,) = world.observed().values()
-    host = d.local.observe("demo")
-    containers = lambda obs: {c.labels["berth.address"]: (c.name, c.state, c.labels, c.host_ports)
-                              for c in obs.containers}
-    assert containers(observed) == containers(host)
-    images = lambda obs: sorted((sorted(i.tags), sorted(i.digests), sorted(i.labels.items())) for i in obs.images)
-    assert images(observed) == images(host)
-    assert sorted(observed.secrets) == sorted(host.secrets)
+
+def test_the_plan_cases_applied_world_is_the_one_a_real_apply_leaves(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOK", "s3cret")
+    assert_world_is_what_apply_left(applied(tmp_path, RICH))
+
+
+def case_worlds() -> list:
+    """Each distinct `world` of the plan cases, named by the first case that has it."""
+    import json
+
+    import test_diff
+
+    seen, params = set(), []
+    for path in sorted(test_diff.CASES.glob("*.json")):
+        world = json.loads(path.read_text()).get("world", {})
+        key = json.dumps(world, sort_keys=True)
+        if world and key not in seen:
+            seen.add(key)
+            params.append(pytest.param(world, id=path.stem))
+    return params
+
+
+@pytest.mark.parametrize("world", case_worlds())
+def test_every_plan_cases_world_is_the_one_a_real_apply_leaves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               world: dict) -> None:
+    """The world of each plan case, applied for real: its build contexts made as
+    directories, its secrets given in the environment (test_diff's sources: env NAME)."""
+    import test_diff
+    from fake_provider import FakeHost
+    from planner.desired import HostConfig, Stack
+    from planner.resources import secret_names
+
+    apps = {}
+    for name, fields in world.items():
+        if isinstance(fields.get("build"), str):
+            context = tmp_path / "contexts" / fields["build"].strip("/")
+            context.mkdir(parents=True, exist_ok=True)
+            (context / "Dockerfile").write_text(f"FROM busybox\n# {fields['build']}\n")
+            fields = fields | {"build": str(context)}
+        apps[name] = fields
+    configs = test_diff.configs(apps)
+    remote = {app.host for app in configs.values()} - {"local"}
+    if any(app.build and app.host != "local" for app in configs.values()):
+        pytest.skip("a build for an SSH host is delivered there: the fake host does not model delivery")
+    for name in {n for app in configs.values() for n in secret_names(app)}:
+        monkeypatch.setenv(name.upper(), f"value of {name}")
+    stack = Stack(name=test_diff.STACK, file=str(tmp_path / "berth.toml"), apps=configs,
+                  secrets=test_diff.sources_for(configs, {}),
+                  hosts={h: HostConfig(name=h, user="root", address="10.0.0.5") for h in remote})
+    d = Deployment(tmp_path, None, stack=stack, hosts={h: FakeHost(h) for h in {"local", *remote}})
+    result = d.apply()
+    assert result.ok, failures(result)
+    assert not d.plan().has_changes, pending(d.plan())
+    assert_world_is_what_apply_left(d)
 
 
 # -- more than one host ----------------------------------------------------------------------
