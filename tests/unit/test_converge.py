@@ -318,6 +318,8 @@ def test_a_readiness_failure_leaves_a_state_the_next_plan_converges_from(tmp_pat
     assert not result.ok
     assert {str(step) for step, _ in result.failed} == {f"wait app.model.container[{i}]@local" for i in range(2)}
     assert "app.frontend.container[0]@local" not in d.local.ops("run")  # its dependency never became ready
+    assert any(e.kind == "failed" and "not ready after 0.3s" in e.message for e in d.events)
+    assert any(e.kind == "skipped" and "frontend" in str(e.step) for e in d.events)
     state = d.state
     assert {state.resources[f"app.model.container[{i}]@local"].status for i in range(2)} == {"tainted"}
 
