@@ -207,8 +207,9 @@ def applied(apps: dict[str, AppConfig], hashes: dict[str, str], hosts: set[str],
         if image is None:
             image = {"id": image_id, "tags": [], "digests": [], "labels": labels}
             images.append(image)
-        if tag not in image["tags"]:
-            image["tags"].append(tag)
+        listed = image["digests" if "@" in tag else "tags"]  # pulled by digest: Docker lists it in RepoDigests
+        if tag not in listed:
+            listed.append(tag)
         world.resources[image_address] = ResourceState(
             address=image_address, type="image", host=app.host, id=image_id, attributes=image_attrs)
         for name in secret_names(app):
