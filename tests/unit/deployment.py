@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from berth.workspace import Session
+from berth.workspace import Workspace
 from fake_provider import FakeHost
+from planner import pipeline
 from planner.apply import ApplyResult
 from planner.events import Event
 from planner.plan import Plan
@@ -41,20 +42,19 @@ def load(stack_file: Path) -> Any:
     return load_stack(str(stack_file))
 
 
-def make_plan(session: Session, state: State | None, *, destroy: bool, refresh: bool) -> Plan:
+def make_plan(workspace: Workspace, state: State | None, *, destroy: bool, refresh: bool) -> Plan:
     """What `berth plan` (and apply, before it asks) computes."""
-    return session.plan(state, destroy=destroy, refresh=refresh)
+    return pipeline.plan(workspace.context, state, pipeline.PlanOpts(destroy=destroy, refresh=refresh))
 
 
-def run_plan(session: Session, plan: Plan, state: State, *, destroy: bool, emit: Any,
+def run_plan(workspace: Workspace, plan: Plan, state: State, *, destroy: bool, emit: Any,
              stop: threading.Event, parallelism: int) -> ApplyResult:
-    """What `berth apply --auto-approve` does with the plan (a plan without changes is
-    walked too: apply_plan then only records what the plan found, as the command does)."""
-    from berth.commands import recorded_config_for
-
-    return session.apply(plan, state, parallelism=parallelism, stop=stop, emit=emit,
-                         config=recorded_config_for(session.stack, destroy=destroy),
-                         note="destroy" if destroy else "apply")
+    """What `berth apply --auto-approve` does with the plan (a plan without changes only
+    records what the plan found, as the command does)."""
+    opts = pipeline.PlanOpts(destroy=destroy)
+    return pipeline.apply(workspace.context, plan, workspace.store, state, parallelism=parallelism,
+                          stop=stop, emit=emit, config=pipeline.config_to_record(workspace.stack, opts),
+                          note="destroy" if destroy else "apply")
 
 
 # -- the harness -----------------------------------------------------------------------------
@@ -129,30 +129,19 @@ class MemoryStore:
         pass
 
 
-class _Memo(dict):
-    """The content-hash memo, kept in memory between the commands of one test."""
-
-    def close(self) -> None:
-        pass
-
-
 @dataclass
-class FakeHostsSession(Session):
-    """A Session whose hosts are FakeHosts (a host the stack names but the test did not
-    give is an error, not a Docker connection), whose store is in memory when given one,
-    and whose content-hash memo is a dict."""
+class FakeHostsWorkspace(Workspace):
+    """A Workspace whose hosts are FakeHosts (a host the stack names but the test did not
+    give is an error, not a Docker connection) and whose store is in memory when given one;
+    content hashes are memoised in the state directory, as the CLI does."""
 
     fakes: dict[str, FakeHost] = field(default_factory=dict)
     memory: MemoryStore | None = None
-    memo: _Memo = field(default_factory=_Memo)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.memory is not None:
             self.store = self.memory
-
-    def _memo(self) -> Any:
-        return self.memo
 
     def provider(self, host: str) -> Any:
         if host not in self._providers:
@@ -173,7 +162,6 @@ class Deployment:
         self.last_plan: Plan | None = None
         # on_disk: the real DiskStore in ROOT/.berth, as the CLI keeps it; else in memory
         self.memory = None if on_disk else MemoryStore()
-        self.memo = _Memo()
         self.given_stack = stack
         self.write(stack_toml, files)
 
@@ -190,10 +178,9 @@ class Deployment:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
 
-    def session(self) -> FakeHostsSession:
+    def session(self) -> FakeHostsWorkspace:
         stack = self.given_stack if self.given_stack is not None else load(self.root / STACK_FILE)
-        return FakeHostsSession(stack, self.root / ".berth", fakes=self.hosts,
-                                memory=self.memory, memo=self.memo)
+        return FakeHostsWorkspace(stack, self.root / ".berth", fakes=self.hosts, memory=self.memory)
 
     @property
     def state(self) -> State | None:

@@ -503,6 +503,7 @@ env = "TOK"
 def assert_world_is_what_apply_left(d: Deployment) -> None:
     """test_diff.applied() of the stack d applied equals d's state and hosts, IDs aside."""
     import test_diff
+    from planner.pipeline import content_hashes
     from planner.resources import secret_names
 
     session = d.session()
@@ -510,8 +511,9 @@ def assert_world_is_what_apply_left(d: Deployment) -> None:
         stack = session.stack
         assert stack.name == test_diff.STACK
         names = sorted({n for app in stack.apps.values() for n in secret_names(app)})
-        world = test_diff.applied(dict(stack.apps), session.content_hashes(), set(d.hosts),
-                                  session.secrets.digests(names) if names else {})
+        ctx = session.context
+        world = test_diff.applied(dict(stack.apps), content_hashes(ctx), set(d.hosts),
+                                  ctx.secrets.digests(names) if names else {})
     finally:
         session.close()
 
