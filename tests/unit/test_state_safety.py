@@ -231,11 +231,18 @@ def read_only(directory: Path):
 
 def test_a_read_only_state_directory_is_read_and_called_read_only(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    store = made(tmp_path / "state")
+    from state.model import ResourceState
+
+    big = {f"app.a{i}.image@local": ResourceState(address=f"app.a{i}.image@local", type="image", host="local",
+                                                 attributes={"note": "x" * 100}) for i in range(400)}
+    store = DiskStore(tmp_path / "state")
+    store.write(State(stack="s"), note="v1")
+    store.write(State(stack="s", resources=big), note="v2")  # over diskcache's 32 KB: kept in a file
     store.close()
     with read_only(tmp_path):
         store = DiskStore(tmp_path / "state")
-        assert store.read().serial == 2 and len(store.history()) == 2 and store.get_lock() is None
+        assert store.read().serial == 2 and len(store.read().resources) == 400
+        assert len(store.history()) == 2 and store.get_lock() is None
         for attempt in (lambda: store.write(State(stack="s")), lambda: lock.acquire(store, "apply")):
             with pytest.raises(StateError) as caught:
                 attempt()
