@@ -161,6 +161,6 @@ def test_logs_hide_secret_values_as_readiness_failures_do(project):
     assert project.get(project.ports[0], f"/echo/{value}")[0] == 404  # httpd logs the URL
     deadline = time.monotonic() + 10
     logs = ""
-    while f"/echo/" not in logs and time.monotonic() < deadline:
+    while "/echo/" not in logs and time.monotonic() < deadline:
         logs = project.berth("logs", "web", env=env).stdout
     assert "/echo/(sensitive value)" in logs and value not in logs, logs
