@@ -7,3 +7,7 @@ class StateError(Exception):
 
 class LockError(StateError):
     """Another berth holds the state lock."""
+
+
+class CorruptLockError(StateError):
+    """The lock record cannot be read; `berth force-unlock` clears it."""

@@ -3,6 +3,8 @@
 A lock whose holder process is gone from this machine is taken over with a warning, so
 a crash or kill -9 never needs a manual unlock; a lock held by a live process, or by
 another machine, is refused with the holder's details and the force-unlock command.
+While held, the store checks the lock is still this one before every write, so a berth
+whose lock was force-unlocked writes no more state.
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ def _alive(record: dict[str, Any]) -> bool:
     return started is None or _process_start(pid) in (None, started)
 
 
+def held_here_by_a_live_process(record: dict[str, Any]) -> bool:
+    """True when the holder runs on this machine and its process is still alive."""
+    return record.get("host") == socket.gethostname() and _alive(record)
+
+
 def describe(record: dict[str, Any]) -> str:
     since = datetime.fromtimestamp(record.get("since", 0), timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     return (
@@ -61,6 +68,7 @@ class Lock:
         return self.record["id"]
 
     def release(self) -> None:
+        self.store.expect_lock(None)
         self.store.delete_lock(self.id)
 
     def __enter__(self) -> Lock:
@@ -82,12 +90,14 @@ def acquire(store: StateStore, operation: str) -> Lock:
         "operation": operation,
     }
     if store.add_lock(record):
+        store.expect_lock(record["id"])
         return Lock(store, record)
     holder = store.get_lock()
     if holder is None:  # released between our add and get
         return acquire(store, operation)
     if holder.get("host") == record["host"] and not _alive(holder):
         if store.replace_lock(holder["id"], record):
+            store.expect_lock(record["id"])
             return Lock(store, record, taken_over=holder)
         return acquire(store, operation)
     raise LockError(

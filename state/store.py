@@ -8,6 +8,7 @@ backend for teams can follow.
 
 from __future__ import annotations
 
+import errno
 import getpass
 import hashlib
 import json
@@ -20,7 +21,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from state.errors import StateError
+from state.errors import CorruptLockError, StateError
 from state.model import State
 
 STATE_KEY = "state"
@@ -41,8 +42,9 @@ def who() -> str:
 class StateStore(Protocol):
     path: str
 
-    def read(self) -> State | None: ...
-    def write(self, state: State, *, note: str = "", config: dict[str, Any] | None = None) -> State: ...
+    def read(self, *, recovering: bool = False) -> State | None: ...
+    def write(self, state: State, *, note: str = "", config: dict[str, Any] | None = None,
+              recovering: bool = False) -> State: ...
     def history(self) -> list[dict[str, Any]]: ...
     def config(self, digest: str) -> dict[str, Any] | None: ...
     def latest_config(self) -> str | None: ...
@@ -50,7 +52,100 @@ class StateStore(Protocol):
     def get_lock(self) -> dict[str, Any] | None: ...
     def replace_lock(self, expected_id: str, record: dict[str, Any]) -> bool: ...
     def delete_lock(self, lock_id: str | None = None) -> bool: ...
+    def lock_text(self) -> str | None: ...
+    def expect_lock(self, lock_id: str | None) -> None: ...
     def close(self) -> None: ...
+
+
+# Below this much free space an I/O error is taken to be a full disk.
+_FULL_BELOW = 256 * 1024
+
+
+def _existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        stat = os.statvfs(_existing(path))
+    except OSError:
+        return None
+    return stat.f_bavail * stat.f_frsize
+
+
+def _read_only(path: Path) -> bool:
+    where = _existing(path)
+    try:
+        if os.statvfs(where).f_flag & os.ST_RDONLY:
+            return True
+    except OSError:
+        return False
+    return not os.access(where, os.W_OK)
+
+
+def _why(path: Path, err: BaseException) -> str | None:
+    """'read-only' or 'full' when that is what a failed open or write means, else None
+    (the store is then corrupt or unreadable)."""
+    name = getattr(err, "sqlite_errorname", "") or ""
+    code = getattr(err, "errno", None)
+    text = str(err).lower()
+    if name.startswith("SQLITE_FULL") or code in (errno.ENOSPC, errno.EDQUOT) or "disk is full" in text:
+        return "full"
+    if name.startswith("SQLITE_READONLY") or code == errno.EROFS or "readonly database" in text:
+        return "read-only"
+    if _read_only(path):
+        return "read-only"
+    free = _free_bytes(path)
+    if free is not None and free < _FULL_BELOW:
+        return "full"
+    return None
+
+
+def _cannot_write(path: str, why: str, err: BaseException) -> StateError:
+    if why == "full":
+        return StateError(f"state store {path} cannot be written: no space left on its disk ({err}). "
+                          "Free some space and run again; the stored state was not changed.")
+    return StateError(f"state store {path} is read-only ({err}): berth can read it but not change it. "
+                      "Make it writable to apply or change state; plan, status and `berth state list/show/pull` "
+                      "work as it is.")
+
+
+class _ReadOnlyCache:
+    """The diskcache directory read straight from SQLite, opened read-only: what a store
+    on a read-only or full disk can still do. Every write raises `refusal`."""
+
+    def __init__(self, path: str, refusal: StateError) -> None:
+        import diskcache
+
+        self.refusal = refusal
+        self._disk = diskcache.Disk(path)
+        db = os.path.join(path, "cache.db")
+        errors = []
+        for mode in ("mode=ro", "immutable=1"):  # a WAL database on a read-only disk needs immutable
+            try:
+                self._sql = sqlite3.connect(f"file:{db}?{mode}", uri=True, check_same_thread=False)
+                self._sql.execute("SELECT COUNT(*) FROM Cache").fetchone()
+                return
+            except sqlite3.DatabaseError as err:
+                errors.append(err)
+        raise errors[-1]
+
+    def get(self, key: str) -> Any:
+        row = self._sql.execute("SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1",
+                                (key,)).fetchone()
+        return None if row is None else self._disk.fetch(row[0], row[1], row[2], False)
+
+    def iterkeys(self) -> Any:
+        for key, raw in self._sql.execute("SELECT key, raw FROM Cache ORDER BY key").fetchall():
+            yield self._disk.get(key, raw)
+
+    def transact(self) -> Any:
+        raise self.refusal
+
+    def close(self) -> None:
+        self._sql.close()
 
 
 class DiskStore:
@@ -60,20 +155,45 @@ class DiskStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = str(path)
         self._cache: Any = None
+        self._expected_lock: str | None = None  # set while this store's owner holds the lock
 
     def _open(self, create: bool) -> Any:
         if self._cache is None:
-            if not create and not Path(self.path).exists():
+            directory = Path(self.path)
+            if not create and not directory.exists():
                 return None
+            db = directory / "cache.db"
+            if db.is_file() and db.stat().st_size == 0:
+                # SQLite would take an empty file for a new database: the state and its history
+                # would silently start again from nothing.
+                raise StateError(
+                    f"state store {self.path} is empty (cache.db is 0 bytes): its state and history are "
+                    "gone, and berth will not start a new state over them. Restore a saved copy: move the "
+                    "directory aside, then `berth state push FILE` (from `berth state pull`), and adopt "
+                    "containers still running with `berth import`.")
             import diskcache
 
             try:
                 self._cache = diskcache.Cache(self.path, eviction_policy="none", size_limit=2**62)
             except (sqlite3.DatabaseError, OSError) as err:
-                raise StateError(
-                    f"state store {self.path} is corrupt or unreadable ({err}); berth left it as it is. "
-                    "Move the directory aside and restore a saved copy with `berth state push FILE`."
-                ) from None
+                why = _why(directory, err)
+                if why is None:
+                    raise StateError(
+                        f"state store {self.path} is corrupt or unreadable ({err}); berth left it as it is. "
+                        "Move the directory aside and restore a saved copy with `berth state push FILE`."
+                    ) from None
+                refusal = _cannot_write(self.path, why, err)
+                if not db.is_file():
+                    if create:
+                        raise refusal from None
+                    return None  # never written, and cannot be: no state
+                try:
+                    self._cache = _ReadOnlyCache(self.path, refusal)
+                except sqlite3.DatabaseError as err2:
+                    raise StateError(f"state store {self.path} is {why} and cannot be read either ({err2}); "
+                                     "berth left it as it is.") from None
+        if create and isinstance(self._cache, _ReadOnlyCache):
+            raise self._cache.refusal
         return self._cache
 
     def _get(self, key: str, create: bool = False) -> Any:
@@ -85,29 +205,89 @@ class DiskStore:
         except (sqlite3.DatabaseError, OSError) as err:
             raise StateError(f"state store {self.path} is corrupt or unreadable ({err}); berth left it as it is.") from None
 
-    def read(self) -> State | None:
+    def read(self, *, recovering: bool = False) -> State | None:
+        """The current state; None for a store never written. A store whose current state
+        is gone or corrupt while history is kept raises, never reads as a new stack;
+        recovering=True (a `state push --force` restoring it) reads that as None."""
         text = self._get(STATE_KEY)
         if text is None:
+            if recovering:
+                return None
+            self._refuse_if_history()
             return None
         try:
-            return State.model_validate_json(text)
-        except ValidationError as err:
-            raise StateError(
-                f"state in {self.path} is corrupt ({err.error_count()} problems, first: "
-                f"{err.errors()[0]['msg']}); it was not changed. Restore it with "
-                "`berth state push` or move the directory aside."
-            ) from None
+            return self._parse(text)
+        except StateError:
+            if recovering:
+                return None
+            raise
 
-    def write(self, state: State, *, note: str = "", config: dict[str, Any] | None = None) -> State:
+    def _parse(self, text: Any) -> State:
+        problem = None
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict) or "lineage" not in data or "serial" not in data:
+                problem = "it has no lineage or serial"
+            else:
+                return State.model_validate(data)
+        except (ValueError, TypeError) as err:
+            problem = f"not JSON: {err}"
+        except ValidationError as err:
+            problem = f"{err.error_count()} problems, first: {err.errors()[0]['msg']}"
+        raise StateError(
+            f"state in {self.path} is corrupt ({problem}); it was not changed. Restore it with "
+            "`berth state push --force FILE` (see `berth state history` and `berth state pull --serial N`) "
+            "or move the directory aside.")
+
+    def _last_history_serial(self) -> tuple[int, int] | None:
+        """(count, last serial) of the history kept, None when there is none."""
+        cache = self._open(create=False)
+        if cache is None:
+            return None
+        try:
+            serials = [int(str(k)[len(HISTORY_PREFIX):]) for k in cache.iterkeys() if str(k).startswith(HISTORY_PREFIX)]
+        except (sqlite3.DatabaseError, OSError, ValueError) as err:
+            raise StateError(f"state history in {self.path} is unreadable: {err}") from None
+        return (len(serials), max(serials)) if serials else None
+
+    def _refuse_if_history(self) -> None:
+        kept = self._last_history_serial()
+        if kept is None:
+            return
+        count, last = kept
+        raise StateError(
+            f"state store {self.path} has no current state, but its history keeps {count} version(s), the latest "
+            f"serial {last}: berth will not start a new state over them. See them with `berth state history`, "
+            f"restore one with `berth state pull --serial {last} > saved.json` then `berth state push --force "
+            "saved.json`, and adopt containers still running with `berth import`.")
+
+    def write(self, state: State, *, note: str = "", config: dict[str, Any] | None = None,
+              recovering: bool = False) -> State:
         """Store `state` as the next serial, keeping the previous one in history. `config`
         is the desired configuration an apply applied (secrets as digests only): the
-        history entry names it by digest, and it is stored once however many serials share it."""
+        history entry names it by digest, and it is stored once however many serials share it.
+        History is append-only: a serial already in it is never written again. A current
+        state gone or corrupt with history kept is refused unless `recovering` (state push
+        --force), which writes after the last serial in history."""
         cache = self._open(create=True)
         try:
             with cache.transact():
+                self._check_lock(cache)
                 current = cache.get(STATE_KEY)
+                previous = None
+                if current is not None:
+                    try:
+                        previous = self._parse(current).serial
+                    except StateError:
+                        if not recovering:
+                            raise
+                if previous is None:
+                    kept = self._last_history_serial()
+                    if kept is not None and not recovering:
+                        self._refuse_if_history()
+                    previous = kept[1] if kept else None
                 # Never backwards; a pushed state may carry a higher serial and keeps it.
-                serial = max(json.loads(current)["serial"] + 1, state.serial) if current else max(state.serial, 1)
+                serial = max(previous + 1, state.serial) if previous else max(state.serial, 1)
                 stored = state.model_copy(update={"serial": serial})
                 text = stored.model_dump_json()
                 cache.set(STATE_KEY, text)
@@ -118,10 +298,36 @@ class DiskStore:
                     cache.add(f"{CONFIG_PREFIX}{digest}", config_text)
                     cache.set(LATEST_CONFIG_KEY, digest)
                     entry["config"] = digest
-                cache.set(f"{HISTORY_PREFIX}{serial:010d}", json.dumps(entry | {"state": text}))
+                if not cache.add(f"{HISTORY_PREFIX}{serial:010d}", json.dumps(entry | {"state": text})):
+                    raise StateError(f"state store {self.path} already has a version with serial {serial} in its "
+                                     "history; berth does not overwrite history, and wrote nothing.")
         except (sqlite3.DatabaseError, OSError) as err:
+            why = _why(Path(self.path), err)
+            if why is not None:
+                raise _cannot_write(self.path, why, err) from None
             raise StateError(f"state store {self.path} could not be written: {err}") from None
         return stored
+
+    def expect_lock(self, lock_id: str | None) -> None:
+        """While set, every write first checks that the lock is still `lock_id`: a berth
+        whose lock was force-unlocked writes no more state over another's."""
+        self._expected_lock = lock_id
+
+    def _check_lock(self, cache: Any) -> None:
+        if self._expected_lock is None:
+            return
+        text = cache.get(LOCK_KEY)
+        try:
+            holder = json.loads(text) if text else None
+        except ValueError:
+            holder = None
+        if not isinstance(holder, dict) or holder.get("id") != self._expected_lock:
+            from state.lock import describe
+
+            now = f"it is now held by {describe(holder)}" if isinstance(holder, dict) else "it was removed"
+            raise StateError(
+                f"this berth no longer holds the lock on {self.path} ({now}, by `berth force-unlock`?), "
+                "so it writes no more state. Run `berth plan` when the other berth is done.")
 
     def history(self) -> list[dict[str, Any]]:
         """Every stored version, oldest first: serial, time, who, note, config (a digest,
@@ -154,23 +360,39 @@ class DiskStore:
 
     # The lock record lives beside the state so that one transaction can test and set it.
     def add_lock(self, record: dict[str, Any]) -> bool:
+        cache = self._open(create=True)
         try:
-            return bool(self._open(create=True).add(LOCK_KEY, json.dumps(record)))
+            return bool(cache.add(LOCK_KEY, json.dumps(record)))
         except (sqlite3.DatabaseError, OSError) as err:
+            why = _why(Path(self.path), err)
+            if why is not None:
+                raise _cannot_write(self.path, why, err) from None
             raise StateError(f"state store {self.path} cannot be locked: {err}") from None
+
+    def lock_text(self) -> str | None:
+        """The lock record as stored, even when it is not a valid record."""
+        text = self._get(LOCK_KEY)
+        return None if text is None else str(text)
 
     def get_lock(self) -> dict[str, Any] | None:
         text = self._get(LOCK_KEY)
+        if not text:
+            return None
         try:
-            return json.loads(text) if text else None
+            record = json.loads(text)
+            problem = None if isinstance(record, dict) and record.get("id") else "no lock ID in it"
         except ValueError as err:
-            raise StateError(f"the lock record in {self.path} is corrupt: {err}") from None
+            problem = str(err)
+        if problem:
+            raise CorruptLockError(f"the lock record in {self.path} is corrupt ({problem}): no berth can hold it. "
+                                   "Clear it with `berth force-unlock`.")
+        return record
 
     def replace_lock(self, expected_id: str, record: dict[str, Any]) -> bool:
         cache = self._open(create=True)
         with cache.transact():
             text = cache.get(LOCK_KEY)
-            if text is not None and json.loads(text).get("id") != expected_id:
+            if text is not None and _lock_id(text) != expected_id:
                 return False
             cache.set(LOCK_KEY, json.dumps(record))
             return True
@@ -181,7 +403,7 @@ class DiskStore:
             return False
         with cache.transact():
             text = cache.get(LOCK_KEY)
-            if text is None or (lock_id is not None and json.loads(text).get("id") != lock_id):
+            if text is None or (lock_id is not None and _lock_id(text) != lock_id):
                 return False
             cache.delete(LOCK_KEY)
             return True
@@ -190,3 +412,11 @@ class DiskStore:
         if self._cache is not None:
             self._cache.close()
             self._cache = None
+
+
+def _lock_id(text: str) -> str | None:
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    return record.get("id") if isinstance(record, dict) else None

@@ -1,4 +1,5 @@
-"""`berth logs APP`: the output of an app's containers, as state records them."""
+"""`berth logs APP`: the output of an app's containers, as state records them, with the
+stack's secret values hidden as readiness failures hide them (SecretValues.redact)."""
 
 from __future__ import annotations
 
@@ -43,14 +44,32 @@ def cmd_logs(args: argparse.Namespace, ui: Any) -> int:
             prefix = f"[{address.index}@{address.host}] " if len(replicas) > 1 else ""
             streams.append((prefix, provider.stream_logs(resource.id, args.tail, args.follow)))
         streams += _watcher_streams(state, workspace.providers, {r.host for _, r in replicas}, args)
+        redact = _redactor(workspace, ui)
         if len(streams) == 1 or not args.follow:
             for prefix, chunks in streams:
-                _write(prefix, chunks)
+                _write(prefix, chunks, redact)
         else:
-            _interleave(streams)
+            _interleave(streams, redact)
         return EXIT_OK
     finally:
         workspace.close()
+
+
+def _redactor(workspace: Any, ui: Any) -> Any:
+    """The redaction apply gives a readiness failure's log lines, over every secret of the
+    stack: each value is read now, and one that cannot be read is said to be shown."""
+    from planner.resources import secret_names
+    from planner.secrets import SecretUnavailable
+
+    secrets = workspace.context.secrets
+    stack = workspace.stack
+    names = {*stack.secrets, *(n for app in stack.apps.values() for n in secret_names(app))}
+    for name in sorted(names):
+        try:
+            secrets.value(name)
+        except SecretUnavailable as err:
+            ui.say(f"Warning: {err}; its value is not hidden from this output", "yellow", err=True)
+    return secrets.redact
 
 
 def _watcher_streams(state: Any, providers: dict[str, Any], hosts: set[str], args: argparse.Namespace) -> list:
@@ -91,19 +110,19 @@ def _quiet(chunks: Any) -> Any:
         return
 
 
-def _write(prefix: str, chunks: Any) -> None:
+def _write(prefix: str, chunks: Any, redact: Any) -> None:
     pending = ""
     for chunk in chunks:
         pending += chunk
         *lines, pending = pending.split("\n")
         for line in lines:
-            sys.stdout.write(f"{prefix}{line}\n")
+            sys.stdout.write(f"{prefix}{redact(line)}\n")
         sys.stdout.flush()
     if pending:
-        sys.stdout.write(f"{prefix}{pending}\n")
+        sys.stdout.write(f"{prefix}{redact(pending)}\n")
 
 
-def _interleave(streams: list[tuple[str, Any]]) -> None:
+def _interleave(streams: list[tuple[str, Any]], redact: Any) -> None:
     """Several replicas followed at once: one reader thread each, lines printed whole."""
     lines: queue.Queue[str | None] = queue.Queue()
 
@@ -114,12 +133,12 @@ def _interleave(streams: list[tuple[str, Any]]) -> None:
                 pending += chunk
                 *whole, pending = pending.split("\n")
                 for line in whole:
-                    lines.put(f"{prefix}{line}\n")
+                    lines.put(f"{prefix}{redact(line)}\n")
         except Exception as err:  # one replica's stream ending badly must not stop the others
             lines.put(f"{prefix}(log stream ended: {err})\n")
         finally:
             if pending:
-                lines.put(f"{prefix}{pending}\n")
+                lines.put(f"{prefix}{redact(pending)}\n")
             lines.put(None)
 
     for prefix, chunks in streams:

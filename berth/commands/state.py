@@ -23,7 +23,8 @@ def register(commands: Any) -> None:
 
     unlock = commands.add_parser("force-unlock", help="remove a state lock left by a berth that is not running")
     common(unlock)
-    unlock.add_argument("lock_id", nargs="?", help="the lock ID from the error message (default: whatever lock is held)")
+    unlock.add_argument("lock_id", nargs="?", help="the lock ID from the error message")
+    unlock.add_argument("--force", action="store_true", help="remove it even while its holder runs on this machine")
     unlock.set_defaults(run=cmd_force_unlock)
 
 
@@ -68,16 +69,35 @@ def cmd_state_show(args: argparse.Namespace, ui: Any) -> int:
 
 
 def cmd_force_unlock(args: argparse.Namespace, ui: Any) -> int:
-    from state.lock import describe
+    """As Terraform's: the lock ID is required, and a holder still running on this
+    machine keeps its lock unless --force. A corrupt record has no holder: it is cleared."""
+    from state.errors import CorruptLockError
+    from state.lock import describe, held_here_by_a_live_process
 
     store = open_store(args)
     try:
-        holder = store.get_lock()
+        try:
+            holder = store.get_lock()
+        except CorruptLockError:
+            text = store.lock_text() or ""
+            store.delete_lock()
+            ui.say(f"Removed a corrupt lock record from {store.path}: {text[:200]!r}"
+                   f"{' ...' if len(text) > 200 else ''}", "green")
+            return EXIT_OK
         if holder is None:
             ui.say("The state is not locked.")
             return EXIT_OK
-        if args.lock_id and holder.get("id") != args.lock_id:
+        if not args.lock_id:
+            ui.say(f"Error: force-unlock needs the lock ID: the state is locked by {describe(holder)}. "
+                   f"If no berth is running there, run `berth force-unlock {holder.get('id')}`.", "bold red", err=True)
+            return EXIT_ERROR
+        if holder.get("id") != args.lock_id:
             ui.say(f"Error: the lock held is {holder.get('id')}, not {args.lock_id}: {describe(holder)}", "bold red", err=True)
+            return EXIT_ERROR
+        if held_here_by_a_live_process(holder) and not args.force:
+            ui.say(f"Error: the lock holder is still running on this machine ({describe(holder)}); removing its "
+                   "lock would let a second berth change the state under it. Let it finish or stop it, or pass "
+                   "--force to remove the lock anyway.", "bold red", err=True)
             return EXIT_ERROR
         store.delete_lock(holder.get("id"))
         ui.say(f"Removed the lock held by {describe(holder)}.", "green")
@@ -89,6 +109,7 @@ def cmd_force_unlock(args: argparse.Namespace, ui: Any) -> int:
 def register_more(state_commands: Any) -> None:
     pull = state_commands.add_parser("pull", help="print the whole state as JSON")
     common(pull)
+    pull.add_argument("--serial", type=int, metavar="N", help="the version with serial N from `berth state history`")
     pull.set_defaults(run=cmd_state_pull)
     push = state_commands.add_parser("push", help="replace the state with a JSON file (from state pull)")
     common(push)
@@ -111,13 +132,14 @@ def register_more(state_commands: Any) -> None:
     history.set_defaults(run=cmd_state_history)
 
 
-def _mutate(args: argparse.Namespace, ui: Any, operation: str, change: Any) -> int:
-    """Run change(state) -> (new state, note) under the lock and write it: one new serial."""
+def _mutate(args: argparse.Namespace, ui: Any, operation: str, change: Any, recovering: bool = False) -> int:
+    """Run change(state) -> (new state, note) under the lock and write it: one new serial.
+    recovering: a current state that is gone or corrupt reads as None (push --force)."""
     store = open_store(args)
     try:
         with locked(store, operation, ui):
-            new, note = change(store.read())
-            stored = store.write(new, note=note)
+            new, note = change(store.read(recovering=recovering))
+            stored = store.write(new, note=note, recovering=recovering)
             ui.say(f"State written: serial {stored.serial}.", "dim")
             return EXIT_OK
     finally:
@@ -125,9 +147,20 @@ def _mutate(args: argparse.Namespace, ui: Any, operation: str, change: Any) -> i
 
 
 def cmd_state_pull(args: argparse.Namespace, ui: Any) -> int:
+    from state.errors import StateError
+    from state.history import state_at
+    from state.model import State
+
     store = open_store(args)
     try:
-        state = store.read()
+        if args.serial is None:
+            state = store.read()
+        else:
+            found = state_at(store.history(), args.serial)
+            if found is None:
+                raise StateError(f"no version with serial {args.serial} in the history of {store.path}; "
+                                 "see `berth state history`")
+            state = State.model_validate(found)
     finally:
         store.close()
     if state is not None:
@@ -164,7 +197,7 @@ def cmd_state_push(args: argparse.Namespace, ui: Any) -> int:
         ui.say(f"Pushed {args.state_file} ({len(pushed.resources)} resources, lineage {pushed.lineage}).")
         return pushed, f"state push {Path(args.state_file).name}" + (" --force" if args.force else "")
 
-    return _mutate(args, ui, "state push", change)
+    return _mutate(args, ui, "state push", change, recovering=args.force)
 
 
 def cmd_state_rm(args: argparse.Namespace, ui: Any) -> int:

@@ -3,7 +3,9 @@
 PyYAML's safe composer gives nodes with marks; this walks them once, building the plain
 values (safe types only) and a map from key path to line, so that a diagnostic about
 `docker_server.server_port` can name its line as the TOML loader does. Duplicate keys
-are an error here, as they are for Truss itself.
+are an error here, as they are for Truss itself. A document is bounded before it is
+built: its size in bytes, the values its aliases expand to (an alias bomb is refused in
+milliseconds, not built to gigabytes), and how deep it nests.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 KeyPath = tuple[str | int, ...]
+
+MAX_BYTES = 1024 * 1024  # a Truss config.yaml is a few KB
+MAX_VALUES = 100_000  # values once every alias is expanded
+MAX_DEPTH = 100  # nesting levels; PyYAML's composer recurses per level
 
 
 class YamlError(Exception):
@@ -40,8 +46,16 @@ def load_yaml(text: str) -> YamlDocument:
     """The document in `text` (an empty file is an empty mapping). Raises YamlError."""
     import yaml  # heavy; only files that are YAML pay for it
 
+    if len(text) > MAX_BYTES:
+        raise YamlError(f"the file is larger than {MAX_BYTES // 2**20} MB; a config this big is refused",
+                        text.count("\n", 0, MAX_BYTES) + 1)
     try:
+        too_deep = _too_deep_at(text, yaml)
+        if too_deep:
+            raise YamlError(f"nested too deeply (more than {MAX_DEPTH} levels)", too_deep)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise YamlError(f"nested too deeply (more than {MAX_DEPTH} levels)", None) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
         problem = getattr(err, "problem", None) or str(err)
@@ -50,9 +64,45 @@ def load_yaml(text: str) -> YamlDocument:
         raise YamlError(message, mark.line + 1 if mark else None) from None
     if node is None:
         return YamlDocument({})
+    _expanded_size(node, {}, yaml)
     document = YamlDocument(None)
     document.value = _build(node, (), document.lines, yaml)
     return document
+
+
+def _expanded_size(node: Any, sizes: dict[int, int], yaml: Any) -> int:
+    """How many values `node` stands for once its aliases are expanded, each distinct node
+    counted once (an alias is the anchor's node object again): linear in the file."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    size = 1
+    if isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, sizes, yaml) + _expanded_size(v, sizes, yaml) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(item, sizes, yaml) for item in node.value)
+    if size > MAX_VALUES:
+        raise YamlError(f"the value here expands through aliases to more than {MAX_VALUES} values "
+                        "(an alias bomb?); refused", node.start_mark.line + 1)
+    sizes[id(node)] = size
+    return size
+
+
+def _too_deep_at(text: str, yaml: Any) -> int | None:
+    """The line where nesting first passes MAX_DEPTH, from the tokens alone (the scanner
+    does not recurse); None when it never does. Scan errors are left to compose."""
+    opening = (yaml.FlowSequenceStartToken, yaml.FlowMappingStartToken,
+               yaml.BlockSequenceStartToken, yaml.BlockMappingStartToken)
+    closing = (yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken, yaml.BlockEndToken)
+    depth = 0
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            depth += isinstance(token, opening) - isinstance(token, closing)
+            if depth > MAX_DEPTH:
+                return token.start_mark.line + 1
+    except yaml.YAMLError:
+        return None
+    return None
 
 
 def _build(node: Any, path: KeyPath, lines: dict[KeyPath, int], yaml: Any) -> Any:

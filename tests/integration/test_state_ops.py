@@ -349,7 +349,9 @@ def test_force_unlock_refuses_a_wrong_lock_id(project):
         lock_id = held.stderr.split("berth force-unlock ")[1].split("`")[0]
         wrong = project.berth("force-unlock", "not-the-id", check=False)
         assert wrong.returncode == 1 and f"the lock held is {lock_id}" in wrong.stderr
-        assert "Removed the lock" in project.berth("force-unlock", lock_id).stdout
+        live = project.berth("force-unlock", lock_id, check=False)  # issue 17: the holder still runs here
+        assert live.returncode == 1 and "still running on this machine" in live.stderr
+        assert "Removed the lock" in project.berth("force-unlock", lock_id, "--force").stdout
     finally:
         proc.kill()
         proc.wait()
