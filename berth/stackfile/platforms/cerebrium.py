@@ -1,4 +1,5 @@
-"""Cerebrium's cerebrium.toml, read into one app.
+"""Cerebrium's cerebrium.toml read into one app: the file's schema (pydantic models of its
+tables) and the mapping of its keys onto an app's fields; staging.py writes its Dockerfile.
 
 Both forms the Cerebrium CLI accepts: the older `[cerebrium.deployment]`,
 `[cerebrium.runtime.custom]`, ... and the newer unprefixed `[deployment]`,

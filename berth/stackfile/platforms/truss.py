@@ -1,4 +1,5 @@
-"""Baseten Truss's config.yaml (a docker_server Truss), read into one app.
+"""Baseten Truss's config.yaml (a docker_server Truss) read into one app: the file's schema
+and the mapping of its keys onto an app's fields; staging.py writes its Dockerfile.
 
 Key names, required fields and defaults are truss 0.18.36's (truss/base/truss_config.py).
 berth runs the docker_server form: an image with its own HTTP server. As Truss does, it
