@@ -28,6 +28,7 @@ MAX_PORT = 65535
 
 
 def check_apps(raw_apps: Any, raw_hosts: Any, source: Source) -> None:
+    """Each app's image source, host, GPU request and depends_on; then depends_on cycles."""
     if not isinstance(raw_apps, dict):
         return
     tables = {name: table for name, table in raw_apps.items() if isinstance(table, dict)}

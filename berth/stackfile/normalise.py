@@ -15,7 +15,9 @@ from planner.desired import AppConfig, BuildSource, HostConfig, SecretSource
 
 
 def app_config(name: str, app: AppFile, base: Path, origin: str, has_hosts: bool = False,
-                host_written: bool = True) -> AppConfig:
+               host_written: bool = True) -> AppConfig:
+    """An [apps.NAME] table as the app it asks for; paths are relative to `base`, the
+    stack file's directory, and `origin` names the file in the plan."""
     build = None
     if app.build:
         build = BuildSource(
@@ -76,6 +78,7 @@ def local_path(base: Path, written: str) -> str:
 
 
 def host_config(name: str, host: HostFile, base: Path) -> HostConfig:
+    """A [hosts.NAME] table as the SSH host it names; key paths relative to `base`."""
     match = re.match(SSH_PATTERN, host.ssh)
     assert match is not None  # validated by HostFile
     user = match["user"] or os.environ.get("USER") or "root"
