@@ -1,4 +1,5 @@
-"""Where a key sits in TOML text, for diagnostics: tomllib gives values but no positions.
+"""Where a key sits in TOML text, for diagnostics: tomllib gives values but no positions, so
+a small scanner finds the line a key path starts on.
 
 A small line scanner, not a TOML parser: it knows [table] and [[array]] headers, dotted
 and quoted keys (apps.web.port = 1, env."A.B" = 1), one-line inline tables

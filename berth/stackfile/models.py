@@ -2,10 +2,10 @@
 value's type and range.
 
 The key names here are a public contract. These models stop at the shape of one table;
-rules that span tables (depends_on targets, host ports, build contexts on disk) and the
-normalisation into planner.desired belong to load.py. Constrained values carry the words
-of their own error ("expected an integer from 1 to 65535, got 0") so that users never see
-pydantic's phrasing. Validation is strict: TOML has real types, and "8000" for a port is
+rules that span tables (depends_on targets, host ports, build contexts on disk) belong to
+checks.py, the normalisation into planner.desired to normalise.py. Constrained values
+carry the words of their own error ("expected an integer from 1 to 65535, got 0") so that
+users never see pydantic's phrasing. Validation is strict: TOML has real types, and "8000" for a port is
 more likely a mistake than a wish.
 """
 
@@ -33,6 +33,7 @@ NAME_RULE = "lowercase letters, digits, '-' and '_', starting with a letter or d
 SECRET_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 SECRET_NAME_RULE = "letters, digits, '-' and '_', starting with a letter or digit"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+LOCAL_HOST = "local"  # the Docker engine berth runs beside; other hosts are [hosts.NAME]
 
 # Docker's meaning of sizes (`docker run -m 1g`, also 1gb), since these become Docker's
 # memory limit; the IEC suffixes (Ki, Mi, Gi, Ti) mean the same powers of 1024.
@@ -162,7 +163,7 @@ class AppFile(_Table):
     env: dict[str, EnvValue] = Field(default_factory=dict)
     depends_on: AppNames = Field(default_factory=list)
     replicas: Replicas = 1
-    host: Text = "local"
+    host: Text = LOCAL_HOST
     restart: Restart = "unless-stopped"
     cpus: Cpus | None = None
     memory: Memory | None = None

@@ -1,4 +1,5 @@
-"""YAML with line numbers: a document's values and the line each key path starts on.
+"""YAML with line numbers: a document's values and the line each key path starts on, for
+diagnostics about a Truss config.yaml.
 
 PyYAML's safe composer gives nodes with marks; this walks them once, building the plain
 values (safe types only) and a map from key path to line, so that a diagnostic about

@@ -1,4 +1,4 @@
-"""berth/spec's readers of the platforms' own formats: Cerebrium's cerebrium.toml and
+"""berth/stackfile's readers of the platforms' own formats: Cerebrium's cerebrium.toml and
 Truss's config.yaml, alone, through `from =`, and every problem as a located Diagnostic.
 
 The golden tests read the documented files in examples/ (copied, so that berth's build

@@ -1,4 +1,4 @@
-"""berth/spec: berth.toml → Stack, and every problem as a located, readable Diagnostic."""
+"""berth/stackfile: berth.toml → Stack, and every problem as a located, readable Diagnostic."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The platforms' own files as apps: alone (a stack of one) or through `from = "PATH"`
-in a berth.toml app table, whose other keys then override what the file says.
+"""The platforms' own files as apps: alone (a stack of one) or through `from = "PATH"` in a
+berth.toml app table, whose other keys then override what the file says.
 
 The readers (cerebrium.py, truss.py) turn a file into AppConfig fields; this module
 picks the reader, names the app, and applies a berth.toml table's overrides.
@@ -8,25 +8,34 @@ picks the reader, names the app, and applies a berth.toml table's overrides.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from berth.stackfile.files import CEREBRIUM_FILE, TRUSS_FILE, file_format, shown_path
 from berth.stackfile.models import FromAppFile, shown
-from planner.desired import AppConfig
+from berth.stackfile.normalise import app_config, platform_secret_defaults
+from berth.stackfile.platforms import cerebrium, truss
+from berth.stackfile.source import Source, raise_problems
+from planner.desired import AppConfig, Stack
 from planner.diagnostics import Diagnostic
-
-if TYPE_CHECKING:
-    from berth.stackfile.load import _Source
 
 # Keys of an [apps.NAME] table that replace the file's value as they are.
 _PLAIN = ("readiness", "liveness", "readiness_timeout", "replicas", "host", "restart", "cpus", "memory",
           "predict", "deploy", "liveness_failure_threshold", "probe_interval")
 
 
+def stack_of_one(file: Path) -> Stack:
+    """A cerebrium.toml or config.yaml on its own: one app, named (as is the stack) after
+    the name the file gives (Cerebrium deployment.name, Truss model_name), else its
+    directory's; state and build files in .berth/ beside it."""
+    app, problems = read_platform_file(file, shown_path(file), stack_dir=file.parent, app=None)
+    raise_problems(problems)
+    assert app is not None
+    apps = {app.name: app}
+    return Stack(name=app.name, file=str(file), apps=apps, secrets=platform_secret_defaults(apps, {}, shown_path(file)))
+
+
 def read_platform_file(file: Path, shown_as: str, *, stack_dir: Path, app: str | None) -> tuple[AppConfig | None, list[Diagnostic]]:
     """The app a cerebrium.toml or Truss config.yaml describes, or the problems found."""
-    from berth.stackfile.platforms import cerebrium, truss
-    from berth.stackfile.load import file_format
-
     reader = cerebrium if file_format(file) == "cerebrium" else truss
     imported, source = reader.read(file, shown_as, stack_dir, app)
     if not source.problems and not imported.app:
@@ -37,10 +46,8 @@ def read_platform_file(file: Path, shown_as: str, *, stack_dir: Path, app: str |
     return AppConfig(**imported.fields, name=imported.app, ignored=tuple(source.ignored)), []
 
 
-def from_app(name: str, app: FromAppFile, written: Any, source: _Source) -> AppConfig | None:
+def from_app(name: str, app: FromAppFile, written: Any, source: Source) -> AppConfig | None:
     """[apps.NAME] with `from`: the file's app, with the table's keys over it."""
-    from berth.stackfile.load import CEREBRIUM_FILE, TRUSS_FILE, _app_config, _shown_path, file_format
-
     loc = ("apps", name, "from")
     if not isinstance(written, str) or not written.strip():
         source.error(loc, f'expected a path to a cerebrium.toml or Truss config.yaml, got {shown(written)}')
@@ -61,14 +68,14 @@ def from_app(name: str, app: FromAppFile, written: Any, source: _Source) -> AppC
                      "from names one app's platform file, not another stack file")
         return None
     file = path.resolve()
-    config, problems = read_platform_file(file, _shown_path(file), stack_dir=source.file.parent, app=name)
+    config, problems = read_platform_file(file, shown_path(file), stack_dir=source.file.parent, app=name)
     source.problems.extend(problems)
     if config is None:
         return None
     fmt = config.origin.rsplit(" (", 1)[-1]
     update: dict[str, Any] = {"origin": f"{written} ({fmt}"}
     written_keys = app.model_fields_set
-    ours = _app_config(name, app.model_copy(update={"port": app.port or config.port}), source.file.parent, "")
+    ours = app_config(name, app.model_copy(update={"port": app.port or config.port}), source.file.parent, "")
     if "build" in written_keys:
         update |= {"build": ours.build, "image": None}
     if "image" in written_keys:

@@ -1,4 +1,5 @@
-"""Cerebrium's cerebrium.toml, read into one app.
+"""Cerebrium's cerebrium.toml read into one app: the file's schema (pydantic models of its
+tables) and the mapping of its keys onto an app's fields; staging.py writes its Dockerfile.
 
 Both forms the Cerebrium CLI accepts: the older `[cerebrium.deployment]`,
 `[cerebrium.runtime.custom]`, ... and the newer unprefixed `[deployment]`,
@@ -15,25 +16,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from berth.stackfile import locate
-from berth.stackfile.platforms.staging import (
-    GENERATED_DIR,
-    Imported,
-    PlatformSource,
-    app_name,
-    build_dir,
-    is_set,
-    json_list,
-    pip_install,
-    stage_context,
-    write_if_changed,
-)
 from berth.stackfile.models import Port, expect, shown
+from berth.stackfile.platforms.imported import Imported, app_name, is_set, read_text
+from berth.stackfile.platforms.staging import cerebrium_dockerfile, stage_build
+from berth.stackfile.source import Source, parse_toml, quoted
 from planner.desired import BuildSource
 
 FILE = "cerebrium.toml"
@@ -174,26 +164,23 @@ class _Note:
     }
 
 
-def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[Imported, PlatformSource]:
+def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[Imported, Source]:
     """cerebrium.toml at `file` as one app named `app` (None: named after deployment.name);
     its build files go under stack_dir/.berth/build/APP. Problems are collected in the
     returned source."""
-    from berth.stackfile.load import _parse, _validated
-
-    text = _read_text(file, shown_as)
-    source = PlatformSource(file=file, shown=shown_as, format=FORMAT,
-                            find_line=lambda path: locate.find_line(text, [p for p in path if isinstance(p, str)]))
-    raw = _parse(SimpleNamespace(text=text, shown=shown_as))
+    text = read_text(file, shown_as)
+    source = Source(file=file, shown=shown_as, text=text, format=FORMAT, quote=quoted)
+    raw = source.raw = parse_toml(text, shown_as)
     tables = _tables(raw, source)
     directory = file.parent
     imported = Imported(fields={"origin": source.origin}, name=None, directory=directory, app=app or "")
     if tables is None:
         return imported, source
 
-    deployment = _validated(Deployment, tables.get("deployment", {}), ("deployment",), source)
-    hardware = _validated(Hardware, tables.get("hardware", {}), ("hardware",), source)
-    scaling = _validated(Scaling, tables.get("scaling", {}), ("scaling",), source)
-    dependencies = _validated(Dependencies, tables.get("dependencies", {}), ("dependencies",), source)
+    deployment = source.validated(Deployment, tables.get("deployment", {}), ("deployment",))
+    hardware = source.validated(Hardware, tables.get("hardware", {}), ("hardware",))
+    scaling = source.validated(Scaling, tables.get("scaling", {}), ("scaling",))
+    dependencies = source.validated(Dependencies, tables.get("dependencies", {}), ("dependencies",))
     runtime = _runtime(tables.get("runtime"), source)
     if "deployment" not in tables:
         source.error(("deployment",), "missing [deployment] table (it names the app)")
@@ -210,46 +197,34 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
     fields.update(_scaling(scaling, source))
     _deployment(deployment, fields, source)
 
-    out = build_dir(stack_dir, imported.app)
     include = deployment.include or list(DEFAULT_INCLUDE)
     exclude = deployment.exclude or list(DEFAULT_EXCLUDE)
     dockerfile_path = rt.dockerfile_path if isinstance(rt, (DockerRuntime, CustomRuntime)) else None
     build = _effective_build(rt if isinstance(rt, PythonRuntime) else None, deployment)
     if dockerfile_path:
         _ignore_build_keys(kind, rt, deployment, dependencies, source)
-        dockerfile = (directory / dockerfile_path).resolve()
-        if not dockerfile.is_file():
-            source.error(("runtime", kind, "dockerfile_path"), f"Dockerfile {dockerfile_path} not found ({dockerfile})")
+        own_dockerfile: Path | None = (directory / dockerfile_path).resolve()
+        if not own_dockerfile.is_file():
+            source.error(("runtime", kind, "dockerfile_path"), f"Dockerfile {dockerfile_path} not found ({own_dockerfile})")
             return imported, source
         generated: dict[str, str] = {}
     else:
+        own_dockerfile = None
         deps = _merge_deps(dependencies, rt.deps if isinstance(rt, PythonRuntime) else None, kind, source)
         generated = _dependency_files(deps, directory, kind, source)
-        dockerfile = out / "Dockerfile"
-        if not source.problems:
-            write_if_changed(dockerfile, _dockerfile(build, generated, fields["port"], fields["command"], source.origin))
     if source.problems:
         return imported, source
-    context = out / "context"
-    stage_context(directory, context, include, exclude, generated)
-    fields["build"] = BuildSource(context=str(context), dockerfile=str(dockerfile),
-                                  base=None if dockerfile_path else build["base"])
+    text = None if own_dockerfile else cerebrium_dockerfile(build, generated, fields["port"], fields["command"],
+                                                            source.origin)
+    context, written = stage_build(stack_dir, imported.app, directory, include=include, exclude=exclude,
+                                   generated=generated, dockerfile=text)
+    fields["build"] = BuildSource(context=str(context), dockerfile=str(own_dockerfile or written),
+                                  base=None if own_dockerfile else build["base"])
     return imported, source
 
 
-def _read_text(file: Path, shown_as: str) -> str:
-    from berth.stackfile.load import _fail
-
-    try:
-        return file.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        _fail(f"cannot read: {getattr(err, 'strerror', None) or err}", file=shown_as)
-
-
-def _tables(raw: dict[str, Any], source: PlatformSource) -> dict[str, Any] | None:
+def _tables(raw: dict[str, Any], source: Source) -> dict[str, Any] | None:
     """The file's sections, whichever form it is written in."""
-    from berth.stackfile.load import _unknown_key
-
     legacy = "cerebrium" in raw
     unprefixed = [key for key in raw if key in SECTIONS]
     if legacy and unprefixed:
@@ -258,7 +233,7 @@ def _tables(raw: dict[str, Any], source: PlatformSource) -> dict[str, Any] | Non
         return None
     for key in raw:
         if key != "cerebrium" and key not in SECTIONS:
-            _unknown_key(source, (key,), ["cerebrium", *SECTIONS])
+            source.unknown_key((key,), ["cerebrium", *SECTIONS])
     if not legacy:
         return raw
     tables = raw["cerebrium"]
@@ -268,13 +243,11 @@ def _tables(raw: dict[str, Any], source: PlatformSource) -> dict[str, Any] | Non
     source.prefix = ("cerebrium",)
     for key in tables:
         if key not in SECTIONS:
-            _unknown_key(source, (key,), list(SECTIONS))
+            source.unknown_key((key,), list(SECTIONS))
     return tables
 
 
-def _runtime(raw: Any, source: PlatformSource) -> tuple[str, Any] | None:
-    from berth.stackfile.load import _validated
-
+def _runtime(raw: Any, source: Source) -> tuple[str, Any] | None:
     if raw is None:
         source.error(("deployment",), "no [runtime.python], [runtime.docker] or [runtime.custom] table: "
                      "the default (cortex) runtime is Cerebrium's own server for main.py functions, which "
@@ -297,7 +270,7 @@ def _runtime(raw: Any, source: PlatformSource) -> tuple[str, Any] | None:
     if kind not in _RUNTIMES:
         source.error(("runtime", kind), f"unknown runtime {shown(kind)}; berth runs python, docker and custom")
         return None
-    model = _validated(_RUNTIMES[kind], table, ("runtime", kind), source)
+    model = source.validated(_RUNTIMES[kind], table, ("runtime", kind))
     return None if model is None else (kind, model)
 
 
@@ -316,7 +289,7 @@ def _server(kind: str, rt: Any) -> dict[str, Any]:
     }
 
 
-def _hardware(hw: Hardware, source: PlatformSource) -> dict[str, Any]:
+def _hardware(hw: Hardware, source: Source) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if hw.cpu is not None:
         fields["cpus"] = hw.cpu
@@ -340,7 +313,7 @@ def _hardware(hw: Hardware, source: PlatformSource) -> dict[str, Any]:
     return fields
 
 
-def _scaling(sc: Scaling, source: PlatformSource) -> dict[str, Any]:
+def _scaling(sc: Scaling, source: Source) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     replicas = max(1, sc.min_replicas or 0)
     if sc.min_replicas is not None:
@@ -362,7 +335,7 @@ def _scaling(sc: Scaling, source: PlatformSource) -> dict[str, Any]:
     return fields
 
 
-def _deployment(dep: Deployment, fields: dict[str, Any], source: PlatformSource) -> None:
+def _deployment(dep: Deployment, fields: dict[str, Any], source: Source) -> None:
     if dep.deployment_initialization_timeout is not None:
         fields["readiness_timeout"] = float(dep.deployment_initialization_timeout)
     if dep.disable_auth is False:
@@ -389,7 +362,7 @@ def _effective_build(rt: PythonRuntime | None, dep: Deployment) -> dict[str, Any
     }
 
 
-def _ignore_build_keys(kind: str, rt: Any, dep: Deployment, deps: Dependencies, source: PlatformSource) -> None:
+def _ignore_build_keys(kind: str, rt: Any, dep: Deployment, deps: Dependencies, source: Source) -> None:
     """A Dockerfile build makes its own image: what would shape berth's own is unused."""
     why = "the app's own Dockerfile builds the image"
     for key in ("python_version", "docker_base_image_url", "shell_commands", "pre_build_commands", "use_uv"):
@@ -403,7 +376,7 @@ def _ignore_build_keys(kind: str, rt: Any, dep: Deployment, deps: Dependencies, 
             source.ignore(("dependencies", "paths", key), why)
 
 
-def _merge_deps(top: Dependencies, inner: Dependencies | None, kind: str, source: PlatformSource) -> dict[str, Any]:
+def _merge_deps(top: Dependencies, inner: Dependencies | None, kind: str, source: Source) -> dict[str, Any]:
     """[dependencies] (older) and [runtime.python.deps] (newer); the runtime's win per package."""
     merged: dict[str, Any] = {"pip": dict(top.pip), "apt": dict(top.apt), "conda": dict(top.conda),
                               "paths": {k: (v, ("dependencies", "paths", k)) for k, v in top.paths if v}}
@@ -441,7 +414,7 @@ def _apt_packages(deps: dict[str, str]) -> list[str]:
             for name, version in sorted(deps.items())]
 
 
-def _dependency_files(deps: dict[str, Any], directory: Path, kind: str, source: PlatformSource) -> dict[str, str]:
+def _dependency_files(deps: dict[str, Any], directory: Path, kind: str, source: Source) -> dict[str, str]:
     """requirements.txt and apt.txt for .berth-build/, from tables or the files paths names."""
     files: dict[str, str] = {}
     for key, name, lines in (("pip", "requirements.txt", requirement_lines(deps["pip"])),
@@ -458,32 +431,3 @@ def _dependency_files(deps: dict[str, Any], directory: Path, kind: str, source: 
         elif lines:
             files[name] = "\n".join(lines) + "\n"
     return files
-
-
-def _dockerfile(build: dict[str, Any], generated: dict[str, str], port: int, command: Any, origin: str) -> str:
-    python = build["python"]
-    check = (f"import sys; v = '%d.%d' % sys.version_info[:2]; "
-             f"sys.exit(0 if v == '{python}' else 'python_version {python} was asked for; "
-             f"the base image has Python ' + v)")
-    lines = [
-        f"# Generated by berth from {origin}. Edit the cerebrium.toml, not this file.",
-        f"FROM {build['base']}",
-        "ENV DEBIAN_FRONTEND=noninteractive PIP_BREAK_SYSTEM_PACKAGES=1 PYTHONUNBUFFERED=1",
-        *(f"RUN {command_line}" for command_line in build["pre_build"]),
-        # A base without Python (debian:bookworm-slim as published) gets Debian's.
-        "RUN if ! command -v python3 >/dev/null 2>&1 || ! python3 -m pip --version >/dev/null 2>&1; then "
-        "apt-get update && apt-get install -y --no-install-recommends python3 python3-pip ca-certificates "
-        "&& rm -rf /var/lib/apt/lists/*; fi",
-        f'RUN python3 -c "{check}"',
-    ]
-    if "apt.txt" in generated:
-        lines += [f"COPY {GENERATED_DIR}/apt.txt /tmp/berth-apt.txt",
-                  "RUN apt-get update && xargs -a /tmp/berth-apt.txt apt-get install -y --no-install-recommends "
-                  "&& rm -rf /var/lib/apt/lists/*"]
-    if "requirements.txt" in generated:
-        lines += [f"COPY {GENERATED_DIR}/requirements.txt /tmp/berth-requirements.txt",
-                  *pip_install("/tmp/berth-requirements.txt", uv=build["uv"])]
-    lines += ["WORKDIR /app", "COPY . /app", *(f"RUN {command_line}" for command_line in build["shell"]),
-              f"EXPOSE {port}", f"CMD {json_list(command)}", ""]
-    return "\n".join(lines)
-

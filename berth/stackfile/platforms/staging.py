@@ -1,10 +1,5 @@
-"""What the platforms' own formats (Cerebrium, Truss) share: collecting their problems
-with file, key path and line, the result of reading one (an app's fields), and the
-build directory berth writes for the images it makes for them.
-
-A platform file becomes one app. The reader returns an Imported: the AppConfig fields
-the file asks for, the name it gives itself, and what berth cannot honour (`ignored`,
-one line each, shown in the plan). Nothing here prints.
+"""The build directory berth writes for a platform app's image: the staged context and the
+Dockerfile it generates for Cerebrium's python runtime and for a docker_server Truss.
 
 Build directory: `.berth/build/APP/` beside the stack file holds the Dockerfile berth
 generated and `context/`, the files the image is built from: the app directory's files
@@ -17,87 +12,15 @@ Cerebrium include/exclude list mean what it means on Cerebrium.
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
-import re
 import shutil
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from planner.diagnostics import Diagnostic
-
 STATE_DIR = ".berth"
 GENERATED_DIR = ".berth-build"  # inside a staged context: files berth wrote
-Loc = tuple[str | int, ...]
-
-
-@dataclass
-class PlatformSource:
-    """One platform file being read, and the problems found in it so far."""
-
-    file: Path
-    shown: str  # the file as diagnostics name it
-    format: str  # "Cerebrium", "Truss"
-    find_line: Callable[[Sequence[str | int]], int | None]
-    problems: list[Diagnostic] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)
-    prefix: Loc = ()  # keys every loc is under (Cerebrium's legacy "cerebrium.")
-
-    @property
-    def origin(self) -> str:
-        return f"{self.file.name} ({self.format})"
-
-    def line(self, loc: Loc) -> int | None:
-        return self.find_line(list(self.prefix + loc))
-
-    def error(self, loc: Loc, summary: str, detail: str = "") -> None:
-        self.problems.append(Diagnostic(summary=summary, file=self.shown, key=dotted(self.prefix + loc) or None,
-                                        line=self.line(loc), detail=detail))
-
-    def ignore(self, loc: Loc, why: str) -> None:
-        """A key berth reads but cannot honour: shown in the plan, one line."""
-        line = self.line(loc)
-        where = f"{self.file.name}:{line}" if line else self.file.name
-        self.ignored.append(f"{where}: {dotted(self.prefix + loc)}: {why}")
-
-
-@dataclass
-class Imported:
-    """A platform file read into an app's fields (planner.desired.AppConfig keywords,
-    without `name`), the name it gives itself, and where its files are."""
-
-    fields: dict[str, Any]
-    name: str | None  # Cerebrium deployment.name / Truss model_name, as written
-    directory: Path  # the app directory: the file's own directory
-    app: str = ""  # the app's name in the stack (and of its build directory)
-
-
-def dotted(loc: Loc) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            key = part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else f'"{part}"'
-            text += f".{key}" if text else key
-    return text
-
-
-def sanitised_name(text: str) -> str:
-    """A stack or app name (lowercase letters, digits, - and _) made from a platform's name."""
-    return re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-_")
-
-
-def app_name(name: str | None, directory: Path) -> str:
-    """The name a platform file's app (and single-file stack) goes by: the name the file
-    gives, else its directory's, made into a valid name ("" when neither makes one)."""
-    return sanitised_name(name or "") or sanitised_name(directory.name)
-
-
-def is_set(value: Any) -> bool:
-    """Whether a written value asks for anything (empty tables, lists and false do not)."""
-    return value not in (None, "", [], {}, False)
 
 
 # -- the build directory ---------------------------------------------------------------
@@ -105,6 +28,23 @@ def is_set(value: Any) -> bool:
 
 def build_dir(stack_dir: Path, app: str) -> Path:
     return stack_dir / STATE_DIR / "build" / app
+
+
+def stage_build(
+    stack_dir: Path, app: str, app_dir: Path, *, include: Sequence[str], exclude: Sequence[str],
+    generated: dict[str, str], dockerfile: str | None,
+) -> tuple[Path, Path | None]:
+    """Fill the app's build directory: the Dockerfile berth generated (when `dockerfile`
+    is its text; None when the app brings its own), then the staged context. Returns the
+    context and the generated Dockerfile's path."""
+    out = build_dir(stack_dir, app)
+    written = None
+    if dockerfile is not None:
+        written = out / "Dockerfile"
+        write_if_changed(written, dockerfile)
+    context = out / "context"
+    stage_context(app_dir, context, include, exclude, generated)
+    return context, written
 
 
 def write_if_changed(path: Path, text: str) -> None:
@@ -204,8 +144,6 @@ def _prune(context: Path, wanted: set[str]) -> None:
 
 
 def json_list(items: Sequence[str]) -> str:
-    import json
-
     return json.dumps(list(items))
 
 
@@ -226,3 +164,59 @@ def pip_install(requirements: str, *, python: str = "python3", uv: bool = False)
             f"--python {python} --no-cache -r {requirements}",
         ]
     return [f"RUN {python} -m pip install --no-cache-dir -r {requirements}"]
+
+
+# -- the Dockerfiles berth writes for the platforms ------------------------------------
+
+
+def cerebrium_dockerfile(build: dict[str, Any], generated: dict[str, str], port: int, command: Any, origin: str) -> str:
+    """The Dockerfile of a Cerebrium python runtime: the base image, a check that its Python
+    is python_version, apt and pip dependencies, the app's files, the entrypoint."""
+    python = build["python"]
+    check = (f"import sys; v = '%d.%d' % sys.version_info[:2]; "
+             f"sys.exit(0 if v == '{python}' else 'python_version {python} was asked for; "
+             f"the base image has Python ' + v)")
+    lines = [
+        f"# Generated by berth from {origin}. Edit the cerebrium.toml, not this file.",
+        f"FROM {build['base']}",
+        "ENV DEBIAN_FRONTEND=noninteractive PIP_BREAK_SYSTEM_PACKAGES=1 PYTHONUNBUFFERED=1",
+        *(f"RUN {command_line}" for command_line in build["pre_build"]),
+        # A base without Python (debian:bookworm-slim as published) gets Debian's.
+        "RUN if ! command -v python3 >/dev/null 2>&1 || ! python3 -m pip --version >/dev/null 2>&1; then "
+        "apt-get update && apt-get install -y --no-install-recommends python3 python3-pip ca-certificates "
+        "&& rm -rf /var/lib/apt/lists/*; fi",
+        f'RUN python3 -c "{check}"',
+    ]
+    if "apt.txt" in generated:
+        lines += [f"COPY {GENERATED_DIR}/apt.txt /tmp/berth-apt.txt",
+                  "RUN apt-get update && xargs -a /tmp/berth-apt.txt apt-get install -y --no-install-recommends "
+                  "&& rm -rf /var/lib/apt/lists/*"]
+    if "requirements.txt" in generated:
+        lines += [f"COPY {GENERATED_DIR}/requirements.txt /tmp/berth-requirements.txt",
+                  *pip_install("/tmp/berth-requirements.txt", uv=build["uv"])]
+    lines += ["WORKDIR /app", "COPY . /app", *(f"RUN {command_line}" for command_line in build["shell"]),
+              f"EXPOSE {port}", f"CMD {json_list(command)}", ""]
+    return "\n".join(lines)
+
+
+def truss_dockerfile(image: str, python: str, layer: dict[str, Any], start_command: str | None, origin: str) -> str:
+    """The Dockerfile of a docker_server Truss: a thin layer on base_image.image (apt and pip
+    packages, the data directory, build_commands), the start command under `sh -c`."""
+    lines = [
+        f"# Generated by berth from {origin}. Edit the config.yaml, not this file.",
+        f"FROM {image}",
+        "ENV DEBIAN_FRONTEND=noninteractive PIP_BREAK_SYSTEM_PACKAGES=1",
+    ]
+    if layer["apt"]:
+        lines.append(apt_install(layer["apt"]))
+    if "requirements.txt" in layer["generated"]:
+        lines += [f"COPY {GENERATED_DIR}/requirements.txt /tmp/berth-requirements.txt",
+                  *pip_install("/tmp/berth-requirements.txt", python=python)]
+    if layer["data"]:
+        lines.append(f"COPY {layer['data']} /app/data")
+    lines += [f"RUN {command}" for command in layer["commands"]]
+    if start_command:
+        # Truss runs the start command under `sh -c` in place of the image's entrypoint.
+        lines += ["ENTRYPOINT []", f"CMD {json_list(['sh', '-c', start_command])}"]
+    lines.append("")
+    return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""Baseten Truss's config.yaml (a docker_server Truss), read into one app.
+"""Baseten Truss's config.yaml (a docker_server Truss) read into one app: the file's schema
+and the mapping of its keys onto an app's fields; staging.py writes its Dockerfile.
 
 Key names, required fields and defaults are truss 0.18.36's (truss/base/truss_config.py).
 berth runs the docker_server form: an image with its own HTTP server. As Truss does, it
@@ -20,20 +21,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from berth.stackfile.platforms.staging import (
-    GENERATED_DIR,
-    Imported,
-    PlatformSource,
-    app_name,
-    apt_install,
-    build_dir,
-    is_set,
-    json_list,
-    pip_install,
-    stage_context,
-    write_if_changed,
-)
 from berth.stackfile.models import Port, expect, shown
+from berth.stackfile.platforms.imported import Imported, app_name, is_set, read_text
+from berth.stackfile.platforms.staging import stage_build, truss_dockerfile
+from berth.stackfile.source import Source, fail, quoted
 from berth.stackfile.yamlfile import YamlError, load_yaml
 from planner.desired import BuildSource
 
@@ -147,22 +138,17 @@ class Runtime(_Table):
     truss_server_version_override: Any = None
 
 
-def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[Imported, PlatformSource]:
+def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[Imported, Source]:
     """config.yaml at `file` as one app named `app` (None: named after model_name); its
     build files go under stack_dir/.berth/build/APP. Problems are collected in the
     returned source."""
-    from berth.stackfile.load import _fail, _validated
-
-    try:
-        text = file.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        _fail(f"cannot read: {getattr(err, 'strerror', None) or err}", file=shown_as)
+    text = read_text(file, shown_as)
     try:
         document = load_yaml(text)
     except YamlError as err:
-        _fail(f"invalid YAML: {err.message}", file=shown_as, line=err.line)
-    source = PlatformSource(file=file, shown=shown_as, format=FORMAT, find_line=document.find_line)
-    raw = document.value
+        fail(f"invalid YAML: {err.message}", file=shown_as, line=err.line)
+    source = Source(file=file, shown=shown_as, text=text, lines=document.find_line, format=FORMAT, quote=quoted)
+    raw = source.raw = document.value
     directory = file.parent
     imported = Imported(fields={"origin": source.origin}, name=None, directory=directory, app=app or "")
     if not isinstance(raw, dict):
@@ -181,12 +167,12 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
                      "configs whose docker_server starts an HTTP server; a Truss with a model class needs "
                      "Truss's own server")
         return imported, source
-    server = _validated(DockerServer, raw.get("docker_server"), ("docker_server",), source)
-    base = _validated(BaseImage, raw.get("base_image"), ("base_image",), source) if "base_image" in raw else None
+    server = source.validated(DockerServer, raw.get("docker_server"), ("docker_server",))
+    base = source.validated(BaseImage, raw.get("base_image"), ("base_image",)) if "base_image" in raw else None
     if "base_image" not in raw:
         source.error(("docker_server",), "a docker_server Truss needs base_image.image: the image with the server")
-    resources = _validated(Resources, raw.get("resources") or {}, ("resources",), source)
-    runtime = _validated(Runtime, raw.get("runtime") or {}, ("runtime",), source)
+    resources = source.validated(Resources, raw.get("resources") or {}, ("resources",))
+    runtime = source.validated(Runtime, raw.get("runtime") or {}, ("runtime",))
     if server is not None and not server.no_build and server.start_command is None:
         source.error(("docker_server", "start_command"), "missing required key (it may be left out only with no_build: true)")
     fields = imported.fields
@@ -219,28 +205,27 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
         fields["image"] = base.image
         return imported, source
 
-    out = build_dir(stack_dir, imported.app)
     python = base.python_executable_path or "python3"
-    write_if_changed(out / "Dockerfile", _dockerfile(base.image, python, layer, server.start_command, source.origin))
-    context = out / "context"
-    stage_context(directory, context, [layer["data"]] if layer["data"] else [], [], layer["generated"])
-    fields["build"] = BuildSource(context=str(context), dockerfile=str(out / "Dockerfile"), base=base.image)
+    context, dockerfile = stage_build(stack_dir, imported.app, directory,
+                                      include=[layer["data"]] if layer["data"] else [], exclude=[],
+                                      generated=layer["generated"],
+                                      dockerfile=truss_dockerfile(base.image, python, layer, server.start_command,
+                                                                  source.origin))
+    fields["build"] = BuildSource(context=str(context), dockerfile=str(dockerfile), base=base.image)
     return imported, source
 
 
-def _top_level_keys(raw: dict[str, Any], source: PlatformSource) -> None:
-    from berth.stackfile.load import _unknown_key
-
+def _top_level_keys(raw: dict[str, Any], source: Source) -> None:
     known = [*MAPPED, *UNUSED, *IGNORED]
     for key, value in raw.items():
         if key in IGNORED:
             if is_set(value) and not (key == "apply_library_patches" and value is True):
                 source.ignore((key,), IGNORED[key])
         elif key not in MAPPED and key not in UNUSED:
-            _unknown_key(source, (key,), known)
+            source.unknown_key((key,), known)
 
 
-def _environment(raw: Any, source: PlatformSource) -> dict[str, str]:
+def _environment(raw: Any, source: Source) -> dict[str, str]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -250,7 +235,7 @@ def _environment(raw: Any, source: PlatformSource) -> dict[str, str]:
     return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in raw.items()}
 
 
-def _secrets(raw: Any, source: PlatformSource) -> tuple[str, ...]:
+def _secrets(raw: Any, source: Source) -> tuple[str, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, dict):
@@ -304,7 +289,7 @@ def accelerator(value: str | dict[str, Any]) -> tuple[str, int] | str:
     return name, count
 
 
-def _resources(res: Resources, source: PlatformSource) -> dict[str, Any]:
+def _resources(res: Resources, source: Source) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if res.cpu is not None:
         cpus = cpu_count(res.cpu)
@@ -334,7 +319,7 @@ def _resources(res: Resources, source: PlatformSource) -> dict[str, Any]:
     return fields
 
 
-def _runtime(rt: Runtime, source: PlatformSource) -> dict[str, Any]:
+def _runtime(rt: Runtime, source: Source) -> dict[str, Any]:
     fields: dict[str, Any] = {"predict_concurrency": rt.predict_concurrency}
     checks = rt.health_checks
     if checks.startup_threshold_seconds is not None:
@@ -352,7 +337,7 @@ def _runtime(rt: Runtime, source: PlatformSource) -> dict[str, Any]:
     return fields
 
 
-def _layer(raw: dict[str, Any], directory: Path, source: PlatformSource) -> dict[str, Any]:
+def _layer(raw: dict[str, Any], directory: Path, source: Source) -> dict[str, Any]:
     """What goes into the image on top of base_image: apt packages, pip requirements,
     the data directory, build commands. `wanted` lists the keys that asked for any."""
     layer: dict[str, Any] = {"apt": [], "generated": {}, "data": None, "commands": [], "wanted": []}
@@ -391,30 +376,9 @@ def _layer(raw: dict[str, Any], directory: Path, source: PlatformSource) -> dict
     return layer
 
 
-def _read_requirements(path: Path, loc: tuple[str, ...], layer: dict[str, Any], source: PlatformSource) -> None:
+def _read_requirements(path: Path, loc: tuple[str, ...], layer: dict[str, Any], source: Source) -> None:
     try:
         layer["generated"]["requirements.txt"] = path.read_text()
         layer["wanted"].append(loc)
     except OSError as err:
         source.error(loc, f"cannot read {path.name}: {err.strerror or err} ({path})")
-
-
-def _dockerfile(image: str, python: str, layer: dict[str, Any], start_command: str | None, origin: str) -> str:
-    lines = [
-        f"# Generated by berth from {origin}. Edit the config.yaml, not this file.",
-        f"FROM {image}",
-        "ENV DEBIAN_FRONTEND=noninteractive PIP_BREAK_SYSTEM_PACKAGES=1",
-    ]
-    if layer["apt"]:
-        lines.append(apt_install(layer["apt"]))
-    if "requirements.txt" in layer["generated"]:
-        lines += [f"COPY {GENERATED_DIR}/requirements.txt /tmp/berth-requirements.txt",
-                  *pip_install("/tmp/berth-requirements.txt", python=python)]
-    if layer["data"]:
-        lines.append(f"COPY {layer['data']} /app/data")
-    lines += [f"RUN {command}" for command in layer["commands"]]
-    if start_command:
-        # Truss runs the start command under `sh -c` in place of the image's entrypoint.
-        lines += ["ENTRYPOINT []", f"CMD {json_list(['sh', '-c', start_command])}"]
-    lines.append("")
-    return "\n".join(lines)

@@ -1,0 +1,146 @@
+"""The berth.toml reader: read and parse the file, validate it one table at a time, run the
+cross-checks, and normalise it into a planner.desired.Stack, every problem raised at once."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from berth.stackfile import checks, normalise
+from berth.stackfile.files import shown_path
+from berth.stackfile.models import (
+    LOCAL_HOST,
+    NAME_PATTERN,
+    NAME_RULE,
+    SECRET_NAME_PATTERN,
+    SECRET_NAME_RULE,
+    AppFile,
+    FromAppFile,
+    HostFile,
+    SecretTable,
+    StackFile,
+    StackSection,
+    shown,
+)
+from berth.stackfile.source import Source, fail, parse_toml, raise_problems
+from planner.desired import AppConfig, Stack
+
+
+def load(file: Path) -> Stack:
+    """The Stack the berth.toml at `file` asks for; its problems, as many as can be
+    found, raised together in one DiagnosticsError."""
+    source = Source(file=file, shown=shown_path(file), text=_read(file))
+    raw = source.raw = parse_toml(source.text, source.shown)
+    stack_file, from_paths = _validate(raw, source)
+    checks.check_apps(raw.get("apps"), raw.get("hosts"), source)
+    checks.check_secrets(raw, source)
+    apps = normalise.served_ports(stack_file.stack, _apps(stack_file, from_paths, source), source)
+    checks.check_host_ports(apps, source)
+    checks.check_gateway_ports(stack_file.stack, apps, source)
+    checks.check_build_contexts(apps, stack_file.apps, from_paths, source)
+    secrets = normalise.secret_sources(stack_file, apps, source)
+    platform_apps = {name: app for name, app in apps.items() if name in from_paths}
+    secrets |= normalise.platform_secret_defaults(platform_apps, secrets, source.shown)
+    hosts = {name: normalise.host_config(name, host, file.parent) for name, host in stack_file.hosts.items()}
+    checks.check_identity_files(hosts, source)
+    name = _stack_name(stack_file.stack, file, source)
+    raise_problems(source.problems)
+    section = stack_file.stack or StackSection()
+    secrets_file = section.secrets_file
+    return Stack(name=name, file=str(file), apps=apps, secrets=secrets, hosts=hosts,
+                 secrets_file=normalise.local_path(file.parent, secrets_file) if secrets_file else None,
+                 gateway_port=section.gateway_port, gateway_admin_port=section.gateway_admin_port)
+
+
+def _read(file: Path) -> str:
+    try:
+        return file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        fail(f"not UTF-8 text ({err.reason} at byte {err.start})", file=shown_path(file))
+    except OSError as err:
+        fail(f"cannot read: {err.strerror or err}", file=shown_path(file))
+
+
+def _validate(raw: dict[str, Any], source: Source) -> tuple[StackFile, dict[str, Any]]:
+    """The valid parts of the file, and each `from` app's path as written. Each table is
+    validated on its own so that one bad app still lets the cross-checks run over the others."""
+    for key in raw:
+        if key not in StackFile.model_fields:
+            source.unknown_key((key,), list(StackFile.model_fields))
+    stack = source.validated(StackSection, raw.get("stack", {}), ("stack",))
+    from_paths: dict[str, Any] = {}
+
+    def app_model(name: str, table: Any) -> tuple[type[BaseModel], Any]:
+        if isinstance(table, dict) and "from" in table:
+            from_paths[name] = table["from"]
+            return FromAppFile, {key: value for key, value in table.items() if key != "from"}
+        return AppFile, table
+
+    def host_name(name: str) -> None:
+        if name == LOCAL_HOST:
+            source.error(("hosts", name), f'"{LOCAL_HOST}" is the engine berth runs beside; name SSH hosts otherwise')
+
+    apps = _named_tables(raw, "apps", "app", "[apps.web]", NAME_PATTERN, NAME_RULE, app_model, source)
+    secrets = _named_tables(raw, "secrets", "secret", "[secrets.hf_token]", SECRET_NAME_PATTERN, SECRET_NAME_RULE,
+                            lambda name, table: (SecretTable, table), source)
+    hosts = _named_tables(raw, "hosts", "host", "[hosts.gpu-a]", NAME_PATTERN, NAME_RULE,
+                          lambda name, table: (HostFile, table), source, also=host_name)
+    return StackFile.model_construct(stack=stack, apps=apps, secrets=secrets, hosts=hosts), from_paths
+
+
+def _named_tables(
+    raw: dict[str, Any], key: str, what: str, example: str, pattern: str, rule: str,
+    model_for: Callable[[str, Any], tuple[type[BaseModel], Any]], source: Source,
+    also: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """The valid tables of [KEY.NAME]: each name checked against pattern, each table
+    validated on its own by the model model_for picks."""
+    tables = raw.get(key, {})
+    if not isinstance(tables, dict):
+        source.error((key,), f"expected a table of {key} like {example}, got {shown(tables)}")
+        return {}
+    valid: dict[str, Any] = {}
+    for name, table in tables.items():
+        if not re.match(pattern, name):
+            source.error((key, name), f"{what} name {shown(name)} must be {rule}")
+        elif also is not None:
+            also(name)
+        model, data = model_for(name, table)
+        item = source.validated(model, data, (key, name))
+        if item is not None:
+            valid[name] = item
+    return valid
+
+
+def _apps(stack_file: StackFile, from_paths: dict[str, Any], source: Source) -> dict[str, AppConfig]:
+    """Each valid app as an AppConfig: an app with `from` is its platform file's app with
+    the table's keys over it (read only when a stack has one), any other the table's own."""
+    apps: dict[str, AppConfig] = {}
+    for name, app in stack_file.apps.items():
+        host_written = "host" in source.table("apps", name)
+        if name in from_paths:
+            from berth.stackfile import platforms  # the platforms' formats: only stacks using them pay
+
+            config = platforms.from_app(name, app, from_paths[name], source)
+            if config is not None:
+                # No host named, GPUs asked for, SSH hosts to choose from: placement picks one.
+                apps[name] = config.model_copy(update={
+                    "host_auto": bool(config.gpus) and bool(stack_file.hosts) and not host_written})
+        else:
+            apps[name] = normalise.app_config(name, app, source.file.parent, source.file.name,
+                                              bool(stack_file.hosts), host_written)
+    return apps
+
+
+def _stack_name(section: StackSection | None, file: Path, source: Source) -> str:
+    """[stack] name, else the stack file's directory name made into a valid name."""
+    if section is not None and section.name:
+        return section.name
+    name = re.sub(r"[^a-z0-9_-]+", "-", file.parent.name.lower()).lstrip("-_").rstrip("-")
+    if not name:
+        source.error(("stack", "name"), f"cannot make a stack name from directory {shown(file.parent.name)}; set one")
+    return name

@@ -1,0 +1,168 @@
+"""berth.toml's validated tables as planner.desired values: an AppFile as an AppConfig, a
+HostFile as a HostConfig, [secrets.NAME] and the secrets file as SecretSources."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import shlex
+from pathlib import Path
+
+from berth.stackfile.models import SSH_PATTERN, AppFile, HostFile, StackFile, StackSection
+from berth.stackfile.source import Source
+from planner.desired import AppConfig, BuildSource, HostConfig, SecretSource
+
+
+def app_config(name: str, app: AppFile, base: Path, origin: str, has_hosts: bool = False,
+               host_written: bool = True) -> AppConfig:
+    """An [apps.NAME] table as the app it asks for; paths are relative to `base`, the
+    stack file's directory, and `origin` names the file in the plan."""
+    build = None
+    if app.build:
+        build = BuildSource(
+            context=str((base / Path(app.build.context).expanduser()).resolve()),
+            dockerfile=app.build.dockerfile,
+            args={key: _env_text(value) for key, value in app.build.args.items()},
+        )
+    command = app.command
+    gpus, gpu_type = _gpu_request(app)
+    return AppConfig(
+        name=name,
+        host=app.host,
+        build=build,
+        image=app.image,
+        command=("sh", "-c", command) if isinstance(command, str) else tuple(command) if command else None,
+        port=app.port,
+        host_port=app.host_port or app.port,
+        readiness=app.readiness,
+        liveness=app.liveness,
+        readiness_timeout=app.readiness_timeout,
+        env={key: _env_text(value) for key, value in app.env.items()},
+        depends_on=tuple(dict.fromkeys(app.depends_on)),  # repeats mean nothing more
+        replicas=app.replicas,
+        restart=app.restart,
+        cpus=app.cpus,
+        memory=app.memory,
+        secrets=tuple(dict.fromkeys(app.secrets)),
+        secret_env=dict(app.secret_env),
+        gpus=gpus,
+        gpu_type=gpu_type,
+        predict=app.predict,
+        deploy=app.deploy,
+        liveness_failure_threshold=app.liveness_failure_threshold,
+        probe_interval=app.probe_interval,
+        origin=origin,
+        # No host named, GPUs asked for, SSH hosts to choose from: placement picks one.
+        host_auto=bool(gpus) and has_hosts and not host_written,
+    )
+
+
+def _gpu_request(app: AppFile) -> tuple[int, str | None]:
+    """(count, type): `gpus = N`, or `accelerator = "TYPE[:N]"` (N defaults to 1)."""
+    if app.accelerator:
+        kind, _, count = app.accelerator.partition(":")
+        return int(count or 1), kind
+    return app.gpus or 0, None
+
+
+def _env_text(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"  # TOML's spelling, not Python's
+    return str(value)
+
+
+def local_path(base: Path, written: str) -> str:
+    """A path on this machine as the file writes it: ~ expanded, relative to the stack file."""
+    return os.path.abspath(base / Path(written).expanduser())
+
+
+def host_config(name: str, host: HostFile, base: Path) -> HostConfig:
+    """A [hosts.NAME] table as the SSH host it names; key paths relative to `base`."""
+    match = re.match(SSH_PATTERN, host.ssh)
+    assert match is not None  # validated by HostFile
+    user = match["user"] or os.environ.get("USER") or "root"
+
+    def path(value: str) -> str:
+        """~ kept for use time; a relative path is relative to the stack file."""
+        return value if value.startswith("~") or os.path.isabs(value) else str((base / value).resolve())
+
+    return HostConfig(
+        name=name,
+        user=user,
+        address=match["address"].strip("[]"),
+        port=int(match["port"] or 22),
+        identity_file=path(host.identity_file) if host.identity_file else None,
+        known_hosts=path(host.known_hosts),
+        accept_new_host_key=host.accept_new_host_key,
+        docker_socket=host.docker_socket,
+        secrets_dir=posixpath.normpath(host.secrets_dir) if host.secrets_dir else None,
+    )
+
+
+def served_ports(section: StackSection | None, apps: dict[str, AppConfig], source: Source) -> dict[str, AppConfig]:
+    """Behind the gateway, a rolling deploy starts each new replica beside the old one,
+    so the two cannot share a host port: such apps publish on a free port berth picks, and
+    the gateway's port is their address. A fixed host_port written for one is a
+    contradiction the user must settle. GPU apps are replaced in place (the new replica
+    would need the old one's devices), so they keep their ports."""
+    if section is None or section.gateway_port is None:
+        return apps
+    served = {}
+    for name, app in apps.items():
+        if app.deploy != "rolling" or app.gpus:
+            served[name] = app
+            continue
+        if "host_port" in source.table("apps", name):
+            source.error(("apps", name, "host_port"),
+                         f"{name} is served by the gateway with deploy = \"rolling\", which starts each new "
+                         "replica on a free port beside the old one, so a fixed host_port cannot be kept; remove "
+                         "host_port (the gateway's port is the app's address) or set deploy = \"recreate\"")
+        served[name] = app.model_copy(update={"host_port": None})
+    return served
+
+
+def secret_sources(stack_file: StackFile, apps: dict[str, AppConfig], source: Source) -> dict[str, SecretSource]:
+    """Each [secrets.NAME]'s source; then, for a secret an app names that no table
+    defines, the secrets file (a table wins over a line of the file: it is explicit)."""
+    base = source.file.parent
+    sources: dict[str, SecretSource] = {}
+    for name, table in stack_file.secrets.items():
+        where = {"name": name, "defined_file": source.shown, "defined_key": f"secrets.{name}",
+                 "defined_line": source.line(("secrets", name))}
+        if table.env is not None:
+            sources[name] = SecretSource(env=table.env, source=f"env {table.env}", **where)
+        elif table.file is not None:
+            sources[name] = SecretSource(file=local_path(base, table.file), source=f"file {table.file}", **where)
+        elif table.command is not None:
+            command = ("sh", "-c", table.command) if isinstance(table.command, str) else tuple(table.command)
+            shown_command = table.command if isinstance(table.command, str) else shlex.join(command)
+            sources[name] = SecretSource(command=command, source=f"command {shown_command}", **where)
+    section = stack_file.stack
+    if section is not None and section.secrets_file:
+        used = {name for app in apps.values() for name in (*app.secrets, *app.secret_env.values())}
+        for name in sorted(used - set(sources)):
+            sources[name] = SecretSource(
+                name=name, secrets_file=local_path(base, section.secrets_file),
+                source=f"secrets_file {section.secrets_file}", defined_file=source.shown,
+                defined_key="stack.secrets_file", defined_line=source.line(("stack", "secrets_file")),
+            )
+    return sources
+
+
+def platform_secret_defaults(
+    apps: dict[str, AppConfig], defined: dict[str, SecretSource], shown_file: str,
+) -> dict[str, SecretSource]:
+    """Cerebrium and Truss files name secrets whose values live on the platform. One
+    that berth.toml does not define is read, as the platforms hand secrets to local
+    runs, from the environment variable of its name in upper case (hf_access_token:
+    HF_ACCESS_TOKEN)."""
+    sources: dict[str, SecretSource] = {}
+    for app in apps.values():
+        for name in (*app.secrets, *app.secret_env.values()):
+            if name in defined or name in sources:
+                continue
+            var = re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
+            sources[name] = SecretSource(name=name, env=var, source=f"env {var}",
+                                         defined_file=shown_file, defined_key=f"apps.{app.name}.secrets")
+    return sources
