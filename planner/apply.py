@@ -50,9 +50,10 @@ class Recorder:
 
     def put(self, resource: ResourceState) -> None:
         with self._lock:
-            if self.state.resources.get(resource.address) == resource:
+            key = str(resource.address)
+            if self.state.resources.get(key) == resource:
                 return
-            resources = dict(self.state.resources) | {resource.address: resource}
+            resources = dict(self.state.resources) | {key: resource}
             self._write(resources)
 
     def drop(self, address: str, ids: list[str] | None = None) -> None:

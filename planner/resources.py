@@ -7,8 +7,6 @@ apply alike, so the two cannot disagree.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from typing import Any
 
@@ -25,6 +23,7 @@ from providers.types import (
     SecretParts,
 )
 from state.address import Address
+from state.canonical import canonical_hash
 
 # A change to any of these needs a new container. The mount set and the env mapping of
 # secrets are among them; the secrets' values are not (see RESTART_KEYS). gpus: the
@@ -49,10 +48,6 @@ SENSITIVE = "(sensitive value)"
 UPDATE_KEYS = ("name", "restart", "cpus", "memory")
 # Only berth reads these; changing them touches nothing on the host.
 BERTH_KEYS = ("readiness", "liveness", "readiness_timeout", "depends_on")
-
-
-def canonical_hash(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def container_name(stack: str, app: str, index: int) -> str:

@@ -13,13 +13,13 @@ has a per-request UUID placeholder for X-Request-Id.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
 from planner.desired import AppConfig, Stack
 from providers.types import LABEL_ADDRESS, LABEL_CONFIG_HASH, LABEL_CONTENT_HASH, LABEL_STACK, ContainerSpec
 from state.address import Address
+from state.canonical import canonical_hash, sha256_hex
 
 # The base is what scripts/setup.sh makes locally (or a registry gives); Debian's package
 # registry is reachable from build containers, image registries may not be. python3 is
@@ -34,7 +34,7 @@ RUN apt-get update \\
 ENTRYPOINT []
 CMD ["caddy", "run"]
 """
-CONTENT_HASH = hashlib.sha256(DOCKERFILE.encode()).hexdigest()
+CONTENT_HASH = sha256_hex(DOCKERFILE)
 # Not berth-STACK-...: image tags of that form are read as an app's (planner.resources.tag_app).
 IMAGE_REPO = "berth-gateway"
 LABEL_GATEWAY = "berth.gateway"
@@ -101,7 +101,7 @@ def attributes(stack: Stack, host: str) -> dict[str, Any]:
 
 def config_hash(attrs: dict[str, Any]) -> str:
     view = {k: attrs.get(k) for k in REPLACE_KEYS}
-    return hashlib.sha256(json.dumps(view, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return canonical_hash(view)
 
 
 def boot_config(admin_port: int) -> dict[str, Any]:

@@ -12,7 +12,6 @@ A separate container from the gateway, on purpose: it holds the host's Docker so
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -24,10 +23,11 @@ from planner.desired import AppConfig, Stack
 from planner.plan import Action, Change
 from providers.types import LABEL_ADDRESS, LABEL_CONFIG_HASH, LABEL_STACK, ContainerSpec, HostMount, ObservedContainer
 from state.address import Address
+from state.canonical import canonical_hash, canonical_json, sha256_hex
 from state.model import ResourceState, State
 
 SCRIPT = (Path(__file__).parent / "watcher_script.py").read_text()
-SCRIPT_HASH = hashlib.sha256(SCRIPT.encode()).hexdigest()
+SCRIPT_HASH = sha256_hex(SCRIPT)
 # Where the script finds the engine inside the container (watcher_script.SOCKET).
 SOCKET_TARGET = "/var/run/docker.sock"
 CONFIG_ENV = "BERTH_WATCHER_CONFIG"
@@ -87,7 +87,7 @@ def attributes(stack: Stack, host: str) -> dict[str, Any]:
 
 def config_hash(attrs: dict[str, Any]) -> str:
     view = {k: attrs.get(k) for k in REPLACE_KEYS}
-    return hashlib.sha256(json.dumps(view, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return canonical_hash(view)
 
 
 def container_spec(stack: str, address: Address, attrs: dict[str, Any]) -> ContainerSpec:
@@ -101,7 +101,7 @@ def container_spec(stack: str, address: Address, attrs: dict[str, Any]) -> Conta
         port=0,
         host_port=0,
         command=("python3", "-u", "-c", f"import os; exec(os.environ[{SCRIPT_ENV!r}])"),
-        env={CONFIG_ENV: json.dumps(config, sort_keys=True, separators=(",", ":")), SCRIPT_ENV: SCRIPT},
+        env={CONFIG_ENV: canonical_json(config), SCRIPT_ENV: SCRIPT},
         network_mode="host",
         host_mounts=(HostMount(source=attrs["socket"], target=SOCKET_TARGET),),
         labels={
