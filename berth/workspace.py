@@ -181,10 +181,8 @@ class Session:
               config: dict[str, Any] | None = None, note: str | None = None) -> Any:
         from planner.apply import apply_plan
 
-        from state.address import Address
-
         self.keep_secret_key(plan)
-        hosts = {"local"} | {Address.parse(c.address).host for c in plan.changes}
+        hosts = {"local"} | {c.address.host for c in plan.changes}
         providers = {host: self.provider(host) for host in sorted(hosts)}
         return apply_plan(plan, self.store, state, providers, parallelism=parallelism, stop=stop, emit=emit,
                           config=config, note=note, secrets=self.secrets)

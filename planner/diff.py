@@ -55,7 +55,7 @@ from providers.types import (
     Observation,
     ObservedContainer,
 )
-from state.address import Address
+from state.address import Address, ResourceKind
 from state.model import ResourceState, State
 
 
@@ -98,7 +98,7 @@ def diff(
         key = str(Address.gateway(host))
         ours = _diff_gateway(stack, host, state.resources.get(key), by_address.pop(key, []),
                              gateway.upstreams([a for a in apps.values() if a.host == host],
-                                               {c.address: c for c in changes if c.type == "container"}))
+                                               {c.address: c for c in changes if c.type is ResourceKind.CONTAINER}))
         changes.extend(ours)
         if ours[0].action in (Action.NOOP, Action.UPDATE):
             changes = _rolling(changes, apps, host)
@@ -107,8 +107,8 @@ def diff(
     changes.extend(_orphan_containers(by_address, state))
     changes.extend(_orphan_images(stack.name, apps, state, observed, content_hashes))
     changes.extend(_orphan_secrets({c.address for c in changes}, state, observed))
-    changes.extend(_forgotten(state, {c.address for c in changes}))
-    changes.sort(key=lambda c: Address.parse(c.address).sort_key())
+    changes.extend(_forgotten(state, {str(c.address) for c in changes}))
+    changes.sort(key=lambda c: c.address.sort_key())
     return Plan(
         stack=stack.name,
         lineage=state.lineage if state.serial else None,
@@ -246,7 +246,7 @@ def _rolling(changes: list[Change], apps: dict[str, AppConfig], host: str) -> li
     new one is ready: create, then delete."""
     rolled = []
     for change in changes:
-        address = Address.parse(change.address)
+        address = change.address
         app = apps.get(address.app)
         if (change.type == "container" and change.action is Action.REPLACE and address.host == host
                 and app is not None and app.host_port is None):
@@ -343,7 +343,7 @@ def _rotated_secrets(old: dict[str, Any], attrs: dict[str, Any]) -> list[str]:
 def _diff_secrets(stack: Stack, app: AppConfig, digests: dict[str, str], state: State, obs: Observation) -> list[Change]:
     changes = []
     for name in secret_names(app):
-        key = str(Address(app=app.name, kind="secret", host=app.host, secret=name))
+        key = str(Address.secret_file(app.name, name, app.host))
         attrs = secret_attributes(stack.secrets[name], digests[name])
         prev = state.resources.get(key)
         before = prev.attributes if prev else None
@@ -370,10 +370,10 @@ def _orphan_secrets(planned: set[str], state: State, observed: dict[str, Observa
     changes = []
     for host, obs in observed.items():
         for app, name in obs.secrets:
-            key = str(Address(app=app, kind="secret", host=host, secret=name))
+            key = Address.secret_file(app, name, host)
             if key in planned:
                 continue
-            prev = state.resources.get(key)
+            prev = state.resources.get(str(key))
             changes.append(Change(address=key, type="secret", action=Action.DELETE,
                                   before=prev.attributes if prev else {"name": name},
                                   ids=[prev.id] if prev and prev.id else [],

@@ -8,7 +8,7 @@ valid s.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -52,19 +52,34 @@ class AddressError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Address:
     """Plans, steps and state hold these; the text form exists only at the edges (files,
-    labels, output), and pydantic models read and write an Address as that text."""
+    labels, output), and pydantic models read and write an Address as that text.
+
+    Compared as data; an Address also equals (and hashes like) its own text, so a lookup
+    by the text an edge holds (state's keys, a label, a test's expectation) finds it."""
 
     app: str
     kind: ResourceKind
     host: str
     index: int = 0
     secret: str = ""
+    _text: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", ResourceKind(self.kind))
+        object.__setattr__(self, "_text", self._format())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Address):
+            return self._text == other._text
+        if isinstance(other, str):
+            return self._text == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._text)
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
@@ -100,7 +115,9 @@ class Address:
         return cls(app="", kind=ResourceKind.WATCHER, host=host)
 
     @classmethod
-    def parse(cls, text: str) -> Address:
+    def parse(cls, text: str | Address) -> Address:
+        if isinstance(text, Address):  # parsed already (at the edge)
+            return text
         if not isinstance(text, str):
             raise AddressError(f"{text!r} is not a resource address")
         if gateway := _GATEWAY.match(text.strip()):
@@ -127,6 +144,9 @@ class Address:
         return (0, self.app, ("image", "secret", "container").index(self.kind), self.secret, self.index, self.host)
 
     def __str__(self) -> str:
+        return self._text
+
+    def _format(self) -> str:
         match self.kind:
             case "gateway" | "watcher":
                 return f"{self.kind}@{self.host}"

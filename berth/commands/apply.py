@@ -129,7 +129,7 @@ def _check_contexts(session: Any, saved: Any) -> None:
         return
     hashes = session.content_hashes()
     for change in builds:
-        app = change.address.split(".")[1]
+        app = change.address.app
         if hashes.get(app) != change.after.get("content_hash"):
             raise SavedPlanError(
                 f"stale plan: the build context of app {app} ({change.after.get('context')}) changed since the "

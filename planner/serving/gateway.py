@@ -148,7 +148,7 @@ def container_spec(stack: str, address: Address, attrs: dict[str, Any]) -> Conta
     )
 
 
-def upstreams(apps: list[AppConfig], changes: dict[str, Any]) -> dict[str, list[int]] | None:
+def upstreams(apps: list[AppConfig], changes: dict[Address, Any]) -> dict[str, list[int]] | None:
     """The ports the gateway should route to once the plan is applied, by app: each
     desired replica's, from its container change (by address). None when a replica's
     port is known only after apply (a new container on a free port berth picks)."""
@@ -159,7 +159,7 @@ def upstreams(apps: list[AppConfig], changes: dict[str, Any]) -> dict[str, list[
     for app in sorted(apps, key=lambda a: a.name):
         ports = []
         for index in range(app.replicas):
-            change = changes.get(str(Address.container(app.name, index, app.host)))
+            change = changes.get(Address.container(app.name, index, app.host))
             after = change.after if change is not None else None
             known = after is not None and (change.action in (Action.NOOP, Action.UPDATE) or after["host_port"] is not None)
             port = reach_port(after) if known else None
