@@ -12,7 +12,6 @@ A separate container from the gateway, on purpose: it holds the host's Docker so
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
