@@ -31,10 +31,8 @@ from typing import Any
 from planner.serving import gateway
 from planner.desired import AppConfig, Stack
 from planner.plan import Action, Change, Plan
+from planner.attributes import CONTAINER, GATEWAY, ChangeClass
 from planner.resources import (
-    BERTH_KEYS,
-    REPLACE_KEYS,
-    UPDATE_KEYS,
     config_hash,
     container_attributes,
     image_attributes,
@@ -199,9 +197,9 @@ def _diff_container(
     known = prev is not None and prev.id == current.id
     old = before or {}
     old_view, new_view = replace_view(old), replace_view(attrs)
-    forced = [k for k in REPLACE_KEYS if old_view.get(k) != new_view.get(k)] if known else []
+    forced = CONTAINER.changed(old_view, new_view, ChangeClass.REPLACE) if known else []
     # Clearing a limit is not something docker update can do.
-    forced += [k for k in UPDATE_KEYS if known and old.get(k) is not None and attrs.get(k) is None]
+    forced += [k for k in CONTAINER.keys(ChangeClass.UPDATE) if known and old.get(k) is not None and attrs.get(k) is None]
     if forced:
         return change(Action.REPLACE, [], forced), extra_changes
     # Secret files live under the app's name; a container renamed in place (after
@@ -235,7 +233,7 @@ def _diff_container(
         return change(Action.UPDATE, ["container was started by an interrupted run; readiness will be checked"]), extra_changes
     if prev.status == "created":
         return change(Action.UPDATE, ["readiness was never confirmed; it will be checked"]), extra_changes
-    if any(old.get(k) != attrs.get(k) for k in (*REPLACE_KEYS, *UPDATE_KEYS, *BERTH_KEYS)):
+    if CONTAINER.changed(old, attrs, ChangeClass.REPLACE, ChangeClass.UPDATE, ChangeClass.BERTH):
         return change(Action.UPDATE, []), extra_changes
     return change(Action.NOOP, []), extra_changes
 
@@ -283,7 +281,7 @@ def _diff_gateway(
         return [change(Action.CREATE, ["gateway container no longer exists on the host"] if prev else []), *changes]
     known = prev is not None and prev.id == current.id
     old = before or {}
-    forced = [k for k in gateway.REPLACE_KEYS if old.get(k) != attrs.get(k)] if known else []
+    forced = GATEWAY.changed(old, attrs, ChangeClass.REPLACE) if known else []
     if forced:
         ours = change(Action.REPLACE, [], forced)
     elif current.state != "running":

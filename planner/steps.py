@@ -16,7 +16,8 @@ from planner.events import Emit, Event
 from planner.graph import Step, StepKind
 from planner.plan import Action, Change
 from planner.recorder import Recorder
-from planner.resources import RESTART_KEYS, UPDATE_KEYS, container_spec, image_labels, reach_port, secret_parts
+from planner.attributes import CONTAINER, ChangeClass
+from planner.resources import container_spec, image_labels, reach_port, secret_parts
 from providers.base import Provider
 from providers.readiness import wait_ready
 from state.address import Address
@@ -184,12 +185,12 @@ def update(ctx: StepContext, step: Step, address: Address, provider: Provider, c
     change = changes[0]
     container_id = change.ids[0]
     before = change.before or {}
-    if any(before.get(k) != change.after.get(k) for k in UPDATE_KEYS):
+    if CONTAINER.changed(before, change.after, ChangeClass.UPDATE):
         provider.update_container(container_id, container_spec(ctx.stack, address, change.after))
     prev = ctx.recorder.get(step.address)
     known = prev is not None and prev.id == container_id
     status = prev.status if known else "created"
-    restart = known and any(before.get(k) != change.after.get(k) for k in RESTART_KEYS)
+    restart = known and bool(CONTAINER.changed(before, change.after, ChangeClass.RESTART))
     if restart:  # a secret it mounts was rewritten: the restart mounts the new file
         provider.restart_container(container_id)
         status = "created"  # ready again once the wait step's probe passes

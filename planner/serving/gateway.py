@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from planner.attributes import GATEWAY, ChangeClass
 from planner.desired import AppConfig, Stack
 from providers.types import LABEL_ADDRESS, LABEL_CONFIG_HASH, LABEL_CONTENT_HASH, LABEL_STACK, ContainerSpec
 from state.address import Address
@@ -38,8 +39,6 @@ CONTENT_HASH = sha256_hex(DOCKERFILE)
 # Not berth-STACK-...: image tags of that form are read as an app's (planner.resources.tag_app).
 IMAGE_REPO = "berth-gateway"
 LABEL_GATEWAY = "berth.gateway"
-# A change to any of these needs a new gateway container; routes change live.
-REPLACE_KEYS = ("image", "port", "admin_port", "network")
 CONFIG_FILE = "/etc/caddy/berth.json"
 # Docker's default bridge, which the replicas share: a gateway on another network could
 # not reach their published ports through the host where the engine runs without its
@@ -100,8 +99,7 @@ def attributes(stack: Stack, host: str) -> dict[str, Any]:
 
 
 def config_hash(attrs: dict[str, Any]) -> str:
-    view = {k: attrs.get(k) for k in REPLACE_KEYS}
-    return canonical_hash(view)
+    return canonical_hash({k: attrs.get(k) for k in GATEWAY.keys(ChangeClass.REPLACE)})
 
 
 def boot_config(admin_port: int) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from planner.attributes import WATCHER, ChangeClass
 from planner.serving import gateway
 from planner.desired import AppConfig, Stack
 from planner.plan import Action, Change
@@ -31,10 +32,6 @@ SCRIPT_HASH = sha256_hex(SCRIPT)
 SOCKET_TARGET = "/var/run/docker.sock"
 CONFIG_ENV = "BERTH_WATCHER_CONFIG"
 SCRIPT_ENV = "BERTH_WATCHER_SCRIPT"
-# Every attribute replaces the watcher: it is tiny, stateless and starts in a second, so
-# a new container is simpler than a reload protocol. Its failure counts start over; a
-# replica it restarted before is listed by `berth status` only from the new watcher on.
-REPLACE_KEYS = ("image", "socket", "script_hash", "targets")
 
 
 def container_name(stack: str) -> str:
@@ -85,8 +82,7 @@ def attributes(stack: Stack, host: str) -> dict[str, Any]:
 
 
 def config_hash(attrs: dict[str, Any]) -> str:
-    view = {k: attrs.get(k) for k in REPLACE_KEYS}
-    return canonical_hash(view)
+    return canonical_hash({k: attrs.get(k) for k in WATCHER.keys(ChangeClass.REPLACE)})
 
 
 def container_spec(stack: str, address: Address, attrs: dict[str, Any]) -> ContainerSpec:
@@ -134,7 +130,7 @@ def diff_watcher(stack: Stack, host: str, prev: ResourceState | None, found: lis
         return [change(Action.CREATE, ["watcher container no longer exists on the host"] if prev else []), *changes]
     known = prev is not None and prev.id == current.id
     old = before or {}
-    forced = [k for k in REPLACE_KEYS if old.get(k) != attrs.get(k)] if known else []
+    forced = WATCHER.changed(old, attrs, ChangeClass.REPLACE) if known else []
     if forced:
         ours = change(Action.REPLACE, [], forced)
     elif current.state != "running":
