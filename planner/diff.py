@@ -93,8 +93,8 @@ def diff(
             changes.extend(extra)
 
     for host in ([] if destroy else gateway.hosts(stack)):
-        key = str(Address.gateway(host))
-        ours = _diff_gateway(stack, host, state.resources.get(key), by_address.pop(key, []),
+        key = Address.gateway(host)
+        ours = _diff_gateway(stack, host, state.resources.get(str(key)), by_address.pop(str(key), []),
                              gateway.upstreams([a for a in apps.values() if a.host == host],
                                                {c.address: c for c in changes if c.type is ResourceKind.CONTAINER}))
         changes.extend(ours)
@@ -134,8 +134,8 @@ def _observed_by_address(observed: dict[str, Observation], state: State) -> dict
 
 
 def _diff_image(stack: str, app: AppConfig, attrs: dict[str, Any], state: State, obs: Observation) -> Change:
-    address = str(Address.image(app.name, app.host))
-    prev = state.resources.get(address)
+    address = Address.image(app.name, app.host)
+    prev = state.resources.get(str(address))
     before = prev.attributes if prev else None
     if attrs["source"] == "build":
         wanted = image_labels(stack, attrs["content_hash"])
@@ -263,7 +263,7 @@ def _diff_gateway(
     ports change (or it stopped, or was changed outside berth); updated in place (routes
     reloaded, no restart) when the apps it routes to or their replicas' ports change.
     upstreams: the ports it will route to, or None when some are known only after apply."""
-    key = str(Address.gateway(host))
+    key = Address.gateway(host)
     attrs = gateway.attributes(stack, host) | ({"upstreams": upstreams} if upstreams is not None else {})
     before = prev.attributes if prev else None
     if found and not (prev and any(c.id == prev.id for c in found)):
@@ -313,8 +313,8 @@ def _watchers(stack: Stack, state: State, by_address: dict[str, list[ObservedCon
 
     changes = []
     for host in ([] if destroy else watcher.hosts(stack)):
-        key = str(Address.watcher(host))
-        changes.extend(watcher.diff_watcher(stack, host, state.resources.get(key), by_address.pop(key, [])))
+        key = Address.watcher(host)
+        changes.extend(watcher.diff_watcher(stack, host, state.resources.get(str(key)), by_address.pop(str(key), [])))
     return changes + watcher.orphan_watchers(by_address, state)
 
 
@@ -341,9 +341,9 @@ def _rotated_secrets(old: dict[str, Any], attrs: dict[str, Any]) -> list[str]:
 def _diff_secrets(stack: Stack, app: AppConfig, digests: dict[str, str], state: State, obs: Observation) -> list[Change]:
     changes = []
     for name in secret_names(app):
-        key = str(Address.secret_file(app.name, name, app.host))
+        key = Address.secret_file(app.name, name, app.host)
         attrs = secret_attributes(stack.secrets[name], digests[name])
-        prev = state.resources.get(key)
+        prev = state.resources.get(str(key))
         before = prev.attributes if prev else None
         ids = [prev.id] if prev and prev.id else []
 
@@ -410,7 +410,7 @@ def _orphan_images(
     engine keeps the current build of an app that runs on another host: images for SSH
     hosts are built here and sent from here (the next change sends only new layers)."""
     builds = {name: image_tag(stack, name, content_hashes[name]) for name in apps if name in content_hashes}
-    leftovers: dict[str, list[str]] = defaultdict(list)
+    leftovers: dict[Address, list[str]] = defaultdict(list)
     for host, obs in observed.items():
         for image in obs.images:
             if image.labels.get(LABEL_STACK) != stack or image.id in state.forgotten:
@@ -420,13 +420,13 @@ def _orphan_images(
                 if host == "local" and app in apps and builds.get(app) == tag:
                     continue
                 if app is not None and (app not in apps or apps[app].host != host):
-                    leftovers[str(Address.image(app, host))].append(tag)
+                    leftovers[Address.image(app, host)].append(tag)
             if not image.tags and not apps:  # untagged, left by an interrupted run
                 owner = next((k for k, r in state.resources.items() if r.id == image.id), None)
-                leftovers[owner or str(Address.image("orphan", host))].append(image.id)
+                leftovers[Address.parse(owner) if owner else Address.image("orphan", host)].append(image.id)
     changes = []
     for key, refs in leftovers.items():
-        prev = state.resources.get(key)
+        prev = state.resources.get(str(key))
         changes.append(Change(address=key, type="image", action=Action.DELETE,
                               before=prev.attributes if prev else {"tags": refs}, ids=refs))
     return changes

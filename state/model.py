@@ -44,4 +44,4 @@ class State(BaseModel):
     forgotten: list[str] = Field(default_factory=list)
 
     def sorted_addresses(self) -> list[str]:
-        return sorted(self.resources, key=lambda k: Address.parse(k).sort_key())
+        return sorted(self.resources, key=lambda k: Address.parse(k).sort_key())  # keys: the file's text

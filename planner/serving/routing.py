@@ -70,7 +70,7 @@ class LiveRoutes:
 
     def live(self, host: str) -> ResourceState | None:
         """host's gateway when it runs with routes loaded, else None."""
-        resource = self.recorder.get(str(Address.gateway(host)))
+        resource = self.recorder.get(Address.gateway(host))
         return resource if resource is not None and resource.status == "ready" else None
 
     def load(self, provider: Provider, host: str, container_id: str, attrs: dict[str, Any]) -> dict[str, list[int]]:

@@ -112,7 +112,7 @@ def container_spec(stack: str, address: Address, attrs: dict[str, Any]) -> Conta
 def diff_watcher(stack: Stack, host: str, prev: ResourceState | None, found: list[ObservedContainer]) -> list[Change]:
     """The host's watcher: created; replaced when any attribute changed (or it stopped,
     or was changed outside berth, or its start was never confirmed); else a no-op."""
-    key = str(Address.watcher(host))
+    key = Address.watcher(host)
     attrs = attributes(stack, host)
     before = prev.attributes if prev else None
     if found and not (prev and any(c.id == prev.id for c in found)):
