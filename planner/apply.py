@@ -1,4 +1,5 @@
 """Apply: walk a plan's step graph against the providers, writing state as steps finish.
+What each step does is planner.steps' handler table (serving's from planner.serving.steps).
 
 Each finished step is recorded in state and written to the store at once, so a run
 that dies at any point leaves a state the next plan converges from: a container is
