@@ -31,10 +31,8 @@ from typing import Any
 from planner.serving import gateway
 from planner.desired import AppConfig, Stack
 from planner.plan import Action, Change, Plan
+from planner.attributes import CONTAINER, GATEWAY, ChangeClass
 from planner.resources import (
-    BERTH_KEYS,
-    REPLACE_KEYS,
-    UPDATE_KEYS,
     config_hash,
     container_attributes,
     image_attributes,
@@ -55,7 +53,7 @@ from providers.types import (
     Observation,
     ObservedContainer,
 )
-from state.address import Address
+from state.address import Address, ResourceKind
 from state.model import ResourceState, State
 
 
@@ -95,10 +93,10 @@ def diff(
             changes.extend(extra)
 
     for host in ([] if destroy else gateway.hosts(stack)):
-        key = str(Address.gateway(host))
-        ours = _diff_gateway(stack, host, state.resources.get(key), by_address.pop(key, []),
+        key = Address.gateway(host)
+        ours = _diff_gateway(stack, host, state.resources.get(str(key)), by_address.pop(str(key), []),
                              gateway.upstreams([a for a in apps.values() if a.host == host],
-                                               {c.address: c for c in changes if c.type == "container"}))
+                                               {c.address: c for c in changes if c.type is ResourceKind.CONTAINER}))
         changes.extend(ours)
         if ours[0].action in (Action.NOOP, Action.UPDATE):
             changes = _rolling(changes, apps, host)
@@ -107,8 +105,8 @@ def diff(
     changes.extend(_orphan_containers(by_address, state))
     changes.extend(_orphan_images(stack.name, apps, state, observed, content_hashes))
     changes.extend(_orphan_secrets({c.address for c in changes}, state, observed))
-    changes.extend(_forgotten(state, {c.address for c in changes}))
-    changes.sort(key=lambda c: Address.parse(c.address).sort_key())
+    changes.extend(_forgotten(state, {str(c.address) for c in changes}))
+    changes.sort(key=lambda c: c.address.sort_key())
     return Plan(
         stack=stack.name,
         lineage=state.lineage if state.serial else None,
@@ -136,8 +134,8 @@ def _observed_by_address(observed: dict[str, Observation], state: State) -> dict
 
 
 def _diff_image(stack: str, app: AppConfig, attrs: dict[str, Any], state: State, obs: Observation) -> Change:
-    address = str(Address.image(app.name, app.host))
-    prev = state.resources.get(address)
+    address = Address.image(app.name, app.host)
+    prev = state.resources.get(str(address))
     before = prev.attributes if prev else None
     if attrs["source"] == "build":
         wanted = image_labels(stack, attrs["content_hash"])
@@ -199,9 +197,9 @@ def _diff_container(
     known = prev is not None and prev.id == current.id
     old = before or {}
     old_view, new_view = replace_view(old), replace_view(attrs)
-    forced = [k for k in REPLACE_KEYS if old_view.get(k) != new_view.get(k)] if known else []
+    forced = CONTAINER.changed(old_view, new_view, ChangeClass.REPLACE) if known else []
     # Clearing a limit is not something docker update can do.
-    forced += [k for k in UPDATE_KEYS if known and old.get(k) is not None and attrs.get(k) is None]
+    forced += [k for k in CONTAINER.keys(ChangeClass.UPDATE) if known and old.get(k) is not None and attrs.get(k) is None]
     if forced:
         return change(Action.REPLACE, [], forced), extra_changes
     # Secret files live under the app's name; a container renamed in place (after
@@ -235,7 +233,7 @@ def _diff_container(
         return change(Action.UPDATE, ["container was started by an interrupted run; readiness will be checked"]), extra_changes
     if prev.status == "created":
         return change(Action.UPDATE, ["readiness was never confirmed; it will be checked"]), extra_changes
-    if any(old.get(k) != attrs.get(k) for k in (*REPLACE_KEYS, *UPDATE_KEYS, *BERTH_KEYS)):
+    if CONTAINER.changed(old, attrs, ChangeClass.REPLACE, ChangeClass.UPDATE, ChangeClass.BERTH):
         return change(Action.UPDATE, []), extra_changes
     return change(Action.NOOP, []), extra_changes
 
@@ -246,7 +244,7 @@ def _rolling(changes: list[Change], apps: dict[str, AppConfig], host: str) -> li
     new one is ready: create, then delete."""
     rolled = []
     for change in changes:
-        address = Address.parse(change.address)
+        address = change.address
         app = apps.get(address.app)
         if (change.type == "container" and change.action is Action.REPLACE and address.host == host
                 and app is not None and app.host_port is None):
@@ -265,7 +263,7 @@ def _diff_gateway(
     ports change (or it stopped, or was changed outside berth); updated in place (routes
     reloaded, no restart) when the apps it routes to or their replicas' ports change.
     upstreams: the ports it will route to, or None when some are known only after apply."""
-    key = str(Address.gateway(host))
+    key = Address.gateway(host)
     attrs = gateway.attributes(stack, host) | ({"upstreams": upstreams} if upstreams is not None else {})
     before = prev.attributes if prev else None
     if found and not (prev and any(c.id == prev.id for c in found)):
@@ -283,7 +281,7 @@ def _diff_gateway(
         return [change(Action.CREATE, ["gateway container no longer exists on the host"] if prev else []), *changes]
     known = prev is not None and prev.id == current.id
     old = before or {}
-    forced = [k for k in gateway.REPLACE_KEYS if old.get(k) != attrs.get(k)] if known else []
+    forced = GATEWAY.changed(old, attrs, ChangeClass.REPLACE) if known else []
     if forced:
         ours = change(Action.REPLACE, [], forced)
     elif current.state != "running":
@@ -315,8 +313,8 @@ def _watchers(stack: Stack, state: State, by_address: dict[str, list[ObservedCon
 
     changes = []
     for host in ([] if destroy else watcher.hosts(stack)):
-        key = str(Address.watcher(host))
-        changes.extend(watcher.diff_watcher(stack, host, state.resources.get(key), by_address.pop(key, [])))
+        key = Address.watcher(host)
+        changes.extend(watcher.diff_watcher(stack, host, state.resources.get(str(key)), by_address.pop(str(key), [])))
     return changes + watcher.orphan_watchers(by_address, state)
 
 
@@ -343,9 +341,9 @@ def _rotated_secrets(old: dict[str, Any], attrs: dict[str, Any]) -> list[str]:
 def _diff_secrets(stack: Stack, app: AppConfig, digests: dict[str, str], state: State, obs: Observation) -> list[Change]:
     changes = []
     for name in secret_names(app):
-        key = str(Address(app=app.name, kind="secret", host=app.host, secret=name))
+        key = Address.secret_file(app.name, name, app.host)
         attrs = secret_attributes(stack.secrets[name], digests[name])
-        prev = state.resources.get(key)
+        prev = state.resources.get(str(key))
         before = prev.attributes if prev else None
         ids = [prev.id] if prev and prev.id else []
 
@@ -370,10 +368,10 @@ def _orphan_secrets(planned: set[str], state: State, observed: dict[str, Observa
     changes = []
     for host, obs in observed.items():
         for app, name in obs.secrets:
-            key = str(Address(app=app, kind="secret", host=host, secret=name))
+            key = Address.secret_file(app, name, host)
             if key in planned:
                 continue
-            prev = state.resources.get(key)
+            prev = state.resources.get(str(key))
             changes.append(Change(address=key, type="secret", action=Action.DELETE,
                                   before=prev.attributes if prev else {"name": name},
                                   ids=[prev.id] if prev and prev.id else [],
@@ -412,7 +410,7 @@ def _orphan_images(
     engine keeps the current build of an app that runs on another host: images for SSH
     hosts are built here and sent from here (the next change sends only new layers)."""
     builds = {name: image_tag(stack, name, content_hashes[name]) for name in apps if name in content_hashes}
-    leftovers: dict[str, list[str]] = defaultdict(list)
+    leftovers: dict[Address, list[str]] = defaultdict(list)
     for host, obs in observed.items():
         for image in obs.images:
             if image.labels.get(LABEL_STACK) != stack or image.id in state.forgotten:
@@ -422,13 +420,13 @@ def _orphan_images(
                 if host == "local" and app in apps and builds.get(app) == tag:
                     continue
                 if app is not None and (app not in apps or apps[app].host != host):
-                    leftovers[str(Address.image(app, host))].append(tag)
+                    leftovers[Address.image(app, host)].append(tag)
             if not image.tags and not apps:  # untagged, left by an interrupted run
                 owner = next((k for k, r in state.resources.items() if r.id == image.id), None)
-                leftovers[owner or str(Address.image("orphan", host))].append(image.id)
+                leftovers[Address.parse(owner) if owner else Address.image("orphan", host)].append(image.id)
     changes = []
     for key, refs in leftovers.items():
-        prev = state.resources.get(key)
+        prev = state.resources.get(str(key))
         changes.append(Change(address=key, type="image", action=Action.DELETE,
                               before=prev.attributes if prev else {"tags": refs}, ids=refs))
     return changes

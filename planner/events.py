@@ -11,7 +11,7 @@ from typing import Callable, Literal
 
 from planner.graph import Step
 
-EventKind = Literal["started", "progress", "waiting", "finished", "failed", "skipped", "not_started", "state"]
+EventKind = Literal["started", "progress", "waiting", "finished", "failed", "skipped", "not_started"]
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,3 @@ class Event:
 
 
 Emit = Callable[[Event], None]
-
-
-def ignore(event: Event) -> None:
-    pass

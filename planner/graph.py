@@ -11,34 +11,65 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from planner.diagnostics import Diagnostic, DiagnosticsError
 from planner.plan import Action, Change, Plan
-from state.address import Address
+from state.address import Address, ResourceKind
 
 if TYPE_CHECKING:
     import networkx as nx
 
-StepKind = Literal[
-    "build", "deliver", "pull", "tag", "remove-image", "prune-image", "remove", "create", "update", "wait",
-    "sync-secret", "remove-secret", "gateway-image", "gateway-start", "gateway-routes", "gateway-remove",
-    "roll-start", "roll-switch",
-    "watcher-image", "watcher-start", "watcher-remove",
-]
+
+
+class StepKind(StrEnum):
+    """What a step does; planner.steps holds one handler per kind (checked at import)."""
+
+    BUILD = "build"
+    DELIVER = "deliver"
+    PULL = "pull"
+    TAG = "tag"
+    REMOVE_IMAGE = "remove-image"
+    PRUNE_IMAGE = "prune-image"
+    REMOVE = "remove"
+    CREATE = "create"
+    UPDATE = "update"
+    WAIT = "wait"
+    SYNC_SECRET = "sync-secret"
+    REMOVE_SECRET = "remove-secret"
+    GATEWAY_IMAGE = "gateway-image"
+    GATEWAY_START = "gateway-start"
+    GATEWAY_ROUTES = "gateway-routes"
+    GATEWAY_REMOVE = "gateway-remove"
+    ROLL_START = "roll-start"
+    ROLL_SWITCH = "roll-switch"
+    WATCHER_IMAGE = "watcher-image"
+    WATCHER_START = "watcher-start"
+    WATCHER_REMOVE = "watcher-remove"
+
+
+K = StepKind
 # A rolling replace (a container change CREATE_THEN_DELETE): the new replica starts beside
 # the old one (roll-start), passes readiness (wait), then takes the old one's place in the
 # gateway, which drains the old one before it is stopped (roll-switch).
-ROLLING: list[StepKind] = ["roll-start", "wait", "roll-switch"]
+ROLLING: list[StepKind] = [K.ROLL_START, K.WAIT, K.ROLL_SWITCH]
 # Step kinds that start a container, and those that stop one.
-STARTS = {"create", "update", "roll-start"}
-STOPS = {"remove", "roll-switch"}
+STARTS = {K.CREATE, K.UPDATE, K.ROLL_START}
+STOPS = {K.REMOVE, K.ROLL_SWITCH}
 
 
 @dataclass(frozen=True)
 class Step:
+    """One node of the graph. Made from text too (`Step("wait", "app.web.container[0]@local")`):
+    both are parsed here, once."""
+
     kind: StepKind
-    address: str
+    address: Address
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", StepKind(self.kind))
+        object.__setattr__(self, "address", Address.parse(self.address))
 
     def __str__(self) -> str:
         return f"{self.kind} {self.address}"
@@ -68,56 +99,56 @@ def build_graph(plan: Plan) -> nx.DiGraph:
 def _add_steps(graph: nx.DiGraph, change: Change) -> None:
     """The steps of one change, chained in order."""
     kinds: list[StepKind]
-    if change.type == "image":
+    if change.type is ResourceKind.IMAGE:
         source = (change.after or {}).get("source")
         # Images for other hosts are built here, then delivered over the host's connection.
         remote = Address.parse(change.address).host != "local"
-        built: list[StepKind] = ["build", "deliver"] if remote else ["build"]
+        built: list[StepKind] = [K.BUILD, K.DELIVER] if remote else [K.BUILD]
         match change.action:
             case Action.CREATE:
-                kinds = built if source == "build" else ["pull"]
+                kinds = built if source == "build" else [K.PULL]
             case Action.CREATE_THEN_DELETE:
-                kinds = [*built, "prune-image"]
+                kinds = [*built, K.PRUNE_IMAGE]
             case Action.UPDATE:
-                kinds = ["tag"]
+                kinds = [K.TAG]
             case Action.DELETE:
-                kinds = ["remove-image"]
+                kinds = [K.REMOVE_IMAGE]
             case _:
                 raise AssertionError(f"no steps for {change.action!r} on an image")
-    elif change.type == "gateway":
+    elif change.type is ResourceKind.GATEWAY:
         match change.action:
             case Action.CREATE:
-                kinds = ["gateway-image", "gateway-start", "gateway-routes"]
+                kinds = [K.GATEWAY_IMAGE, K.GATEWAY_START, K.GATEWAY_ROUTES]
             case Action.REPLACE:
-                kinds = ["gateway-image", "gateway-remove", "gateway-start", "gateway-routes"]
+                kinds = [K.GATEWAY_IMAGE, K.GATEWAY_REMOVE, K.GATEWAY_START, K.GATEWAY_ROUTES]
             case Action.UPDATE:
-                kinds = ["gateway-routes"]  # reloaded live: the proxy keeps running
+                kinds = [K.GATEWAY_ROUTES]  # reloaded live: the proxy keeps running
             case Action.DELETE:
-                kinds = ["gateway-remove"]
+                kinds = [K.GATEWAY_REMOVE]
             case _:
                 raise AssertionError(f"no steps for {change.action!r} on a gateway")
-    elif change.type == "watcher":
+    elif change.type is ResourceKind.WATCHER:
         kinds = _watcher_steps(change)
-    elif change.type == "secret":
+    elif change.type is ResourceKind.SECRET:
         match change.action:
             case Action.CREATE | Action.UPDATE:
-                kinds = ["sync-secret"]  # write the file (again): a source-only change costs one write
+                kinds = [K.SYNC_SECRET]  # write the file (again): a source-only change costs one write
             case Action.DELETE:
-                kinds = ["remove-secret"]
+                kinds = [K.REMOVE_SECRET]
             case _:
                 raise AssertionError(f"no steps for {change.action!r} on a secret")
     else:
         match change.action:
             case Action.CREATE:
-                kinds = ["create", "wait"]
+                kinds = [K.CREATE, K.WAIT]
             case Action.REPLACE:
-                kinds = ["remove", "create", "wait"]
+                kinds = [K.REMOVE, K.CREATE, K.WAIT]
             case Action.CREATE_THEN_DELETE:
                 kinds = ROLLING
             case Action.UPDATE:
-                kinds = ["update", "wait"]
+                kinds = [K.UPDATE, K.WAIT]
             case Action.DELETE:
-                kinds = ["remove"]
+                kinds = [K.REMOVE]
             case _:
                 raise AssertionError(f"no steps for {change.action!r} on a container")
     steps = [Step(kind, change.address) for kind in kinds]
@@ -135,7 +166,7 @@ def _by_app(graph: nx.DiGraph, kinds: set[str]) -> dict[tuple[str, str], list[St
     found: dict[tuple[str, str], list[Step]] = defaultdict(list)
     for step in graph.nodes:
         if step.kind in kinds:
-            address = Address.parse(step.address)
+            address = step.address
             found[(address.app, address.host)].append(step)
     return found
 
@@ -143,11 +174,11 @@ def _by_app(graph: nx.DiGraph, kinds: set[str]) -> dict[tuple[str, str], list[St
 def _image_edges(graph: nx.DiGraph) -> None:
     """The image exists before any container of its app is created, and before an old
     container is removed for a replace: a failed build or pull leaves the app running."""
-    images = _by_app(graph, {"build", "deliver", "pull", "tag"})
-    for key, steps in _by_app(graph, {*STARTS, "remove"}).items():
+    images = _by_app(graph, {K.BUILD, K.DELIVER, K.PULL, K.TAG})
+    for key, steps in _by_app(graph, {*STARTS, K.REMOVE}).items():
         for image_step in images.get(key, []):
             for step in steps:
-                if step.kind != "remove" or graph.nodes[step]["changes"][0].action is Action.REPLACE:
+                if step.kind != K.REMOVE or graph.nodes[step]["changes"][0].action is Action.REPLACE:
                     graph.add_edge(image_step, step)
 
 
@@ -157,9 +188,9 @@ def _secret_edges(graph: nx.DiGraph) -> None:
     leaves the app running); a file no longer wanted goes after every container removal
     on its host: the container that mounted it may now have another app's address (after
     `state mv`), and removing a file is quick."""
-    syncs = _by_app(graph, {"sync-secret"})
+    syncs = _by_app(graph, {K.SYNC_SECRET})
     removals: dict[str, list[Step]] = defaultdict(list)
-    for (_app, host), steps in _by_app(graph, {"remove-secret"}).items():
+    for (_app, host), steps in _by_app(graph, {K.REMOVE_SECRET}).items():
         removals[host].extend(steps)
     for key, steps in _by_app(graph, {*STARTS, *STOPS}).items():
         for step in steps:
@@ -174,7 +205,7 @@ def _secret_edges(graph: nx.DiGraph) -> None:
 def _depends_on_edges(graph: nx.DiGraph) -> None:
     """A dependent's container starts once every replica it depends on passed readiness."""
     waits: dict[str, list[Step]] = defaultdict(list)
-    for (app, _host), steps in _by_app(graph, {"wait"}).items():
+    for (app, _host), steps in _by_app(graph, {K.WAIT}).items():
         waits[app].extend(steps)
     for step in list(graph.nodes):
         if step.kind not in STARTS:
@@ -187,7 +218,7 @@ def _depends_on_edges(graph: nx.DiGraph) -> None:
 
 def _destroy_order_edges(graph: nx.DiGraph) -> None:
     """Removals run in reverse dependency order: a dependent goes before what it needs."""
-    removes = _by_app(graph, {"remove"})
+    removes = _by_app(graph, {K.REMOVE})
     by_app: dict[str, list[Step]] = defaultdict(list)
     for (app, _host), steps in removes.items():
         by_app[app].extend(steps)
@@ -203,27 +234,27 @@ def _reuse_edges(graph: nx.DiGraph) -> None:
     """A container created on a host port or name that another one frees waits for it."""
     freed: dict[tuple[str, str, object], list[Step]] = defaultdict(list)
     for step in graph.nodes:
-        if step.kind == "remove":
-            host = Address.parse(step.address).host
+        if step.kind == K.REMOVE:
+            host = step.address.host
             for change in graph.nodes[step]["changes"]:
                 before = change.before or {}
                 for key in ("host_port", "name"):
                     if before.get(key) is not None:
                         freed[(host, key, before[key])].append(step)
     for step in list(graph.nodes):
-        if step.kind not in ("create", "update"):  # update: a rename (after an interrupted rolling replace)
+        if step.kind not in (K.CREATE, K.UPDATE):  # update: a rename (after an interrupted rolling replace)
             continue
         after = graph.nodes[step]["changes"][0].after or {}
-        host = Address.parse(step.address).host
-        for key in (("host_port", "name") if step.kind == "create" else ("name",)):
+        host = step.address.host
+        for key in (("host_port", "name") if step.kind == K.CREATE else ("name",)):
             for remove in freed.get((host, key, after.get(key)), []):
                 graph.add_edge(remove, step)
 
 
 def _prune_edges(graph: nx.DiGraph) -> None:
     """An image is removed only after every container step of its app is done."""
-    containers = _by_app(graph, {*STARTS, *STOPS, "wait"})
-    for key, steps in _by_app(graph, {"prune-image", "remove-image"}).items():
+    containers = _by_app(graph, {*STARTS, *STOPS, K.WAIT})
+    for key, steps in _by_app(graph, {K.PRUNE_IMAGE, K.REMOVE_IMAGE}).items():
         for image_step in steps:
             for step in containers.get(key, []):
                 graph.add_edge(step, image_step)
@@ -235,11 +266,11 @@ def _gateway_edges(graph: nx.DiGraph) -> None:
     are the ones that run."""
     containers: dict[str, list[Step]] = defaultdict(list)
     for step in graph.nodes:
-        if step.kind in {*STARTS, *STOPS, "wait"}:
-            containers[Address.parse(step.address).host].append(step)
+        if step.kind in {*STARTS, *STOPS, K.WAIT}:
+            containers[step.address.host].append(step)
     for step in list(graph.nodes):
-        if step.kind == "gateway-routes":
-            for container_step in containers.get(Address.parse(step.address).host, []):
+        if step.kind == K.GATEWAY_ROUTES:
+            for container_step in containers.get(step.address.host, []):
                 graph.add_edge(container_step, step)
 
 
@@ -247,11 +278,11 @@ def _watcher_steps(change: Change) -> list[StepKind]:
     """The liveness watcher is replaced, never updated: it keeps nothing worth a reload."""
     match change.action:
         case Action.CREATE:
-            return ["watcher-image", "watcher-start"]
+            return [K.WATCHER_IMAGE, K.WATCHER_START]
         case Action.REPLACE:
-            return ["watcher-image", "watcher-remove", "watcher-start"]
+            return [K.WATCHER_IMAGE, K.WATCHER_REMOVE, K.WATCHER_START]
         case Action.DELETE:
-            return ["watcher-remove"]
+            return [K.WATCHER_REMOVE]
         case _:
             raise AssertionError(f"no steps for {change.action!r} on a watcher")
 
@@ -264,15 +295,15 @@ def _watcher_edges(graph: nx.DiGraph) -> None:
     removes: dict[str, list[Step]] = defaultdict(list)
     gateway_images: dict[str, Step] = {}
     for step in graph.nodes:
-        host = Address.parse(step.address).host
-        if step.kind == "remove":
+        host = step.address.host
+        if step.kind == K.REMOVE:
             removes[host].append(step)
-        elif step.kind == "gateway-image":
+        elif step.kind == K.GATEWAY_IMAGE:
             gateway_images[host] = step
     for step in list(graph.nodes):
-        host = Address.parse(step.address).host
-        if step.kind == "watcher-remove" and graph.nodes[step]["changes"][0].action is Action.DELETE:
+        host = step.address.host
+        if step.kind == K.WATCHER_REMOVE and graph.nodes[step]["changes"][0].action is Action.DELETE:
             for remove in removes.get(host, []):
                 graph.add_edge(step, remove)
-        elif step.kind == "watcher-image" and host in gateway_images:
+        elif step.kind == K.WATCHER_IMAGE and host in gateway_images:
             graph.add_edge(gateway_images[host], step)

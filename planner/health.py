@@ -60,8 +60,8 @@ def check(state: State | None, providers: dict[str, Provider], desired_apps: lis
 
 def _check_one(resource: Any, provider: Provider | None) -> ReplicaHealth:
     attrs = resource.attributes
-    address = Address.parse(resource.address)
-    base = dict(app=address.app or f"({address.kind})", address=resource.address, host=resource.host, container=resource.id[:12],
+    address = resource.address
+    base = dict(app=address.app or f"({address.kind})", address=str(address), host=resource.host, container=resource.id[:12],
                 image=str(attrs.get("image", "")))
     if provider is None:
         return ReplicaHealth(**base, state="unknown (host not in the stack file)", readiness="-", liveness="-", since="")

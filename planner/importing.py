@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from planner.resources import BERTH_KEYS
+from planner.attributes import CONTAINER, ChangeClass
 from providers.types import normalize_ref
 from state.address import Address, AddressError
 from state.errors import StateError
@@ -118,7 +118,7 @@ def attributes_from_inspect(info: dict[str, Any], desired: dict[str, Any]) -> di
         "memory": memory,
     }
     # Probes and ordering are berth's own: the configuration's, as nothing on the host says.
-    attrs |= {k: desired.get(k) for k in BERTH_KEYS}
+    attrs |= {k: desired.get(k) for k in CONTAINER.keys(ChangeClass.BERTH)}
     return attrs
 
 

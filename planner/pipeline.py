@@ -208,8 +208,8 @@ def apply(ctx: Context, plan: Plan, store: StateStore, state: State, *, parallel
     """Walk the plan against the hosts, writing state after each step; the caller holds
     the lock. A plan without changes touches no host: it records what the plan found
     (adopted IDs, forgotten resources) and, when it differs from the last, the configuration."""
-    from planner.apply import ApplyResult, Recorder, apply_plan, refresh_state
-    from state.address import Address
+    from planner.apply import ApplyResult, apply_plan
+    from planner.recorder import Recorder, refresh_state
 
     if not plan.has_changes:
         recorder = Recorder(store, state, note="refresh" if config is None else note, config=config)
@@ -217,7 +217,7 @@ def apply(ctx: Context, plan: Plan, store: StateStore, state: State, *, parallel
         recorder.record_config()
         return ApplyResult(state=recorder.state)
     keep_secret_key(ctx.secrets, plan)
-    hosts = {LOCAL_HOST} | {Address.parse(c.address).host for c in plan.changes}
+    hosts = {LOCAL_HOST} | {c.address.host for c in plan.changes}
     providers = {host: ctx.provider(host) for host in sorted(hosts)}
     return apply_plan(plan, store, state, providers, parallelism=parallelism, stop=stop,
                       emit=emit if emit is not None else _ignore, config=config, note=note, secrets=ctx.secrets)
@@ -259,7 +259,7 @@ def check_saved(ctx: Context, saved: SavedPlan, state: State | None, where: str)
         return
     hashes = content_hashes(ctx)
     for change in builds:
-        app = change.address.split(".")[1]
+        app = change.address.app
         if hashes.get(app) != change.after.get("content_hash"):
             raise SavedPlanError(
                 f"stale plan: the build context of app {app} ({change.after.get('context')}) changed since the "

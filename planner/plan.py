@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from state.address import Address, ResourceKind
+
 PLAN_FORMAT = 1
 
 
@@ -37,8 +39,8 @@ class Action(StrEnum):
 class Change(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    address: str
-    type: str  # image | container
+    address: Address  # written as its text in saved plans and --json
+    type: ResourceKind
     action: Action
     before: dict[str, Any] | None = None  # attributes in state (or observed), None when new
     after: dict[str, Any] | None = None  # desired attributes, None when deleted
@@ -60,6 +62,8 @@ class Plan(BaseModel):
     lineage: str | None = None  # of the state the plan was made from; None: no state yet
     serial: int = 0
     destroy: bool = False
+    # Read by nothing, but part of the saved-plan format (`plan --out`): kept so that
+    # files stay as they were.
     created_at: float = Field(default_factory=time.time)
     changes: list[Change] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)

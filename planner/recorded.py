@@ -9,11 +9,11 @@ the current configuration gets them (records hold names and digests only).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
 from planner.desired import Stack
+from state.canonical import canonical_hash, sha256_hex
 
 RECORD_FORMAT = 1
 # Keys whose values are secret wherever they appear below a key naming secrets.
@@ -21,8 +21,8 @@ _SECRET_VALUE_KEYS = {"value", "values", "data", "content", "secret_value"}
 
 
 def digest(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)  # not compact: kept as written
+    return "sha256:" + sha256_hex(text)
 
 
 def recorded_config(stack: Stack, *, destroy: bool = False) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def stack_from_record(record: dict[str, Any]) -> Stack:
 
 def record_digest(record: dict[str, Any]) -> str:
     """The digest the store names a record by (the same canonical JSON)."""
-    return hashlib.sha256(json.dumps(record, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return canonical_hash(record)
 
 
 def _redact(value: Any, *, under_secret: bool) -> Any:

@@ -13,7 +13,6 @@ from planner.diagnostics import Diagnostic, DiagnosticsError
 from providers.base import Provider
 from planner.resources import container_spec, image_labels, reach_port, secret_names
 from providers.types import Observation, ObservedContainer, ObservedImage, ProviderError
-from state.address import Address
 from state.model import State
 
 
@@ -73,23 +72,23 @@ def observe_from_state(state: State | None, stack: str, hosts: set[str]) -> dict
     for key, resource in (state.resources.items() if state else ()):
         attrs = resource.attributes
         if resource.type == "secret":
-            address = Address.parse(key)
+            address = resource.address
             secrets.setdefault(resource.host, []).append((address.app, address.secret))
         elif resource.type == "container":
-            spec = container_spec(stack, Address.parse(key), {**_SPEC_DEFAULTS, **attrs})
+            spec = container_spec(stack, resource.address, {**_SPEC_DEFAULTS, **attrs})
             containers.setdefault(resource.host, []).append(ObservedContainer(
                 id=resource.id, name=attrs.get("name", ""), state="running", image_id="",
                 labels=spec.labels, host_ports=(reach_port(attrs),) if reach_port(attrs) else ()))
         elif resource.type == "gateway":
             from planner.serving.gateway import container_spec as gateway_spec
 
-            labels = gateway_spec(stack, Address.parse(key), attrs).labels
+            labels = gateway_spec(stack, resource.address, attrs).labels
             containers.setdefault(resource.host, []).append(ObservedContainer(
                 id=resource.id, name=attrs.get("name", ""), state="running", image_id="", labels=labels))
         elif resource.type == "watcher":
             from planner.serving.watcher import container_spec as watcher_spec
 
-            labels = watcher_spec(stack, Address.parse(key), attrs).labels
+            labels = watcher_spec(stack, resource.address, attrs).labels
             containers.setdefault(resource.host, []).append(ObservedContainer(
                 id=resource.id, name=attrs.get("name", ""), state="running", image_id="", labels=labels))
         elif resource.type == "image":

@@ -1,17 +1,16 @@
 """From an AppConfig to the resources berth manages for it, and back to engine specs.
 
-What a container's attributes are, which of them force a new container, which Docker
-can change live, and which only berth reads (probes): one table, used by diff and
+What a container's attributes are, their config hash, and the engine specs they become;
+which of them force a new container is planner.attributes' table, used by diff and
 apply alike, so the two cannot disagree.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from typing import Any
 
+from planner.attributes import CONTAINER, ChangeClass
 from planner.desired import AppConfig, SecretSource
 from providers.types import (
     LABEL_ADDRESS,
@@ -25,34 +24,14 @@ from providers.types import (
     SecretParts,
 )
 from state.address import Address
+from state.canonical import canonical_hash
 
-# A change to any of these needs a new container. The mount set and the env mapping of
-# secrets are among them; the secrets' values are not (see RESTART_KEYS). gpus: the
-# device indexes placement gave it.
-REPLACE_KEYS = ("image", "command", "env", "port", "host_port", "secrets", "secret_env", "gpus")
-# Keys a container has only when its app uses secrets, so that containers made without
-# them keep their attributes and config-hash.
-SECRET_KEYS = ("secrets", "secret_env", "secret_versions")
-# Keys present only when set, and left out of the config hash when absent, so that
-# containers made before secrets and GPU placement existed keep their label.
-OPTIONAL_KEYS = (*SECRET_KEYS, "gpus")
-# The digest of each mounted secret's value when the container started: a change
-# restarts it (the bind mount is read afresh), or replaces it when the secret is also in
-# its env (secret_env), which only a new container can change.
-RESTART_KEYS = ("secret_versions",)
+# Which attributes force a new container, which Docker changes live (a container keeps
+# its ID through them, which is what lets an app renamed in the file after `berth state
+# mv` keep its container), which restart it and which only berth reads: planner.attributes.
 # Attributes shown as "(sensitive value)" in plans and `state show`, text and JSON.
 SENSITIVE_KEYS = frozenset({"value", "secret_versions"})
 SENSITIVE = "(sensitive value)"
-# Docker changes these on a running container (docker rename, docker update); clearing a
-# limit needs a new container. A container keeps its ID through them, which is what lets
-# an app renamed in the file (after `berth state mv`) keep its container.
-UPDATE_KEYS = ("name", "restart", "cpus", "memory")
-# Only berth reads these; changing them touches nothing on the host.
-BERTH_KEYS = ("readiness", "liveness", "readiness_timeout", "depends_on")
-
-
-def canonical_hash(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def container_name(stack: str, app: str, index: int) -> str:
@@ -158,11 +137,8 @@ def replace_view(attrs: dict[str, Any]) -> dict[str, Any]:
     """The attributes that need a new container when they change, as compared. The
     optional keys (secrets, gpus) count only when set, so containers made before they
     existed keep their hash."""
-    return {
-        k: image_identity(attrs.get(k)) if k == "image" else attrs.get(k)
-        for k in REPLACE_KEYS
-        if k not in OPTIONAL_KEYS or attrs.get(k)
-    }
+    view = CONTAINER.view(attrs, ChangeClass.REPLACE)
+    return view | {"image": image_identity(view["image"])}
 
 
 def config_hash(attrs: dict[str, Any]) -> str:

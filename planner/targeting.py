@@ -25,14 +25,14 @@ def select(plan: Plan, targets: list[str]) -> Plan:
     for target in targets:
         check_target(target)
     changes = [c for c in plan.changes]
-    chosen = {c.address for c in changes if any(Address.parse(c.address).matches(t) for t in targets)}
+    chosen = {c.address for c in changes if any(c.address.matches(t) for t in targets)}
     warnings = list(plan.warnings)
     for target in targets:
-        if not any(Address.parse(c.address).matches(target) for c in changes):
+        if not any(c.address.matches(target) for c in changes):
             warnings.append(f"target {target} matches no resource in the configuration or state")
     by_app: dict[str, list[Change]] = {}
     for change in changes:
-        by_app.setdefault(Address.parse(change.address).app, []).append(change)
+        by_app.setdefault(change.address.app, []).append(change)
 
     def depends_on(change: Change) -> list[str]:
         side = change.before if plan.destroy or change.after is None else change.after
@@ -40,11 +40,11 @@ def select(plan: Plan, targets: list[str]) -> Plan:
 
     pending = list(chosen)
     while pending:
-        address = Address.parse(pending.pop())
-        needed: list[str] = []
+        address = pending.pop()
+        needed: list[Address] = []
         if address.kind == "container":
-            needed.append(str(Address.image(address.app, address.host)))
-            change = next(c for c in changes if c.address == str(address))
+            needed.append(Address.image(address.app, address.host))
+            change = next(c for c in changes if c.address == address)
             if plan.destroy:
                 needed += [c.address for c in changes if address.app in depends_on(c)]
             else:
@@ -69,8 +69,7 @@ def force_replace(plan: Plan, addresses: list[str]) -> Plan:
             raise AddressError(
                 f"--replace {text}: only containers can be replaced; an image is rebuilt when its "
                 "build context changes")
-        key = str(address)
-        index = next((i for i, c in enumerate(changes) if c.address == key and c.after is not None), None)
+        index = next((i for i, c in enumerate(changes) if c.address == address and c.after is not None), None)
         if index is None:
             raise AddressError(f"--replace {text}: no such container in the configuration")
         change = changes[index]

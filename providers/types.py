@@ -121,12 +121,6 @@ class Observation:
                 return image
         return None
 
-    def image_with_content(self, content_hash: str) -> ObservedImage | None:
-        for image in self.images:
-            if image.labels.get(LABEL_CONTENT_HASH) == content_hash:
-                return image
-        return None
-
 
 def normalize_ref(ref: str) -> str:
     """`busybox`, `busybox:latest` and `docker.io/library/busybox:latest` are one image."""

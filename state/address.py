@@ -8,10 +8,32 @@ valid s.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
 
-Kind = Literal["image", "container", "secret", "gateway", "watcher"]
+
+class ResourceKind(StrEnum):
+    """What a resource is: the kind in its address, ResourceState.type and Change.type.
+
+    gateway: the serving proxy of one host (planner.serving.gateway); watcher: the
+    liveness watcher of one host (planner.serving.watcher); both belong to the stack,
+    not to an app. secret: a secret file on a host.
+    """
+
+    IMAGE = "image"
+    CONTAINER = "container"
+    SECRET = "secret"
+    GATEWAY = "gateway"
+    WATCHER = "watcher"
+
+    @property
+    def per_host(self) -> bool:
+        """One per host, named after it (gateway@HOST, watcher@HOST)."""
+        return self in (ResourceKind.GATEWAY, ResourceKind.WATCHER)
+
+
+Kind = ResourceKind  # the name Address's field had
 
 NAME = r"[A-Za-z0-9][A-Za-z0-9_-]*"
 HOST = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
@@ -30,32 +52,74 @@ class AddressError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Address:
+    """Plans, steps and state hold these; the text form exists only at the edges (files,
+    labels, output), and pydantic models read and write an Address as that text.
+
+    Compared as data; an Address also equals (and hashes like) its own text, so a lookup
+    by the text an edge holds (state's keys, a label, a test's expectation) finds it."""
+
     app: str
-    kind: Kind
+    kind: ResourceKind
     host: str
     index: int = 0
     secret: str = ""
+    _text: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", ResourceKind(self.kind))
+        object.__setattr__(self, "_text", self._format())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Address):
+            return self._text == other._text
+        if isinstance(other, str):
+            return self._text == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._text)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        """In a pydantic model, an Address is read from its text (or taken as it is) and
+        written as its text, so files that hold addresses keep their format."""
+        from pydantic_core import core_schema
+
+        def read(value: Any) -> Address:
+            return value if isinstance(value, Address) else cls.parse(value)
+
+        return core_schema.no_info_plain_validator_function(
+            read, serialization=core_schema.plain_serializer_function_ser_schema(str, return_schema=core_schema.str_schema()),
+            json_schema_input_schema=core_schema.str_schema())
+
+    @classmethod
+    def secret_file(cls, app: str, secret: str, host: str) -> Address:
+        return cls(app=app, kind=ResourceKind.SECRET, host=host, secret=secret)
 
     @classmethod
     def image(cls, app: str, host: str) -> Address:
-        return cls(app=app, kind="image", host=host)
+        return cls(app=app, kind=ResourceKind.IMAGE, host=host)
 
     @classmethod
     def container(cls, app: str, index: int, host: str) -> Address:
-        return cls(app=app, kind="container", host=host, index=index)
+        return cls(app=app, kind=ResourceKind.CONTAINER, host=host, index=index)
 
     @classmethod
     def gateway(cls, host: str) -> Address:
-        return cls(app="", kind="gateway", host=host)
+        return cls(app="", kind=ResourceKind.GATEWAY, host=host)
 
     @classmethod
     def watcher(cls, host: str) -> Address:
-        return cls(app="", kind="watcher", host=host)
+        return cls(app="", kind=ResourceKind.WATCHER, host=host)
 
     @classmethod
-    def parse(cls, text: str) -> Address:
+    def parse(cls, text: str | Address) -> Address:
+        if isinstance(text, Address):  # parsed already (at the edge)
+            return text
+        if not isinstance(text, str):
+            raise AddressError(f"{text!r} is not a resource address")
         if gateway := _GATEWAY.match(text.strip()):
             return cls.gateway(gateway["host"])
         if watcher := _WATCHER.match(text.strip()):
@@ -70,16 +134,19 @@ class Address:
             return cls.image(match["app"], match["host"])
         if match["index"] is not None:
             return cls.container(match["app"], int(match["index"]), match["host"])
-        return cls(app=match["app"], kind="secret", host=match["host"], secret=match["secret"])
+        return cls.secret_file(match["app"], match["secret"], match["host"])
 
     def sort_key(self) -> tuple:
         """Plans and state list an app's image first, then its secrets, then replicas;
         gateways after every app, then watchers."""
-        if self.kind in ("gateway", "watcher"):
-            return (1 if self.kind == "gateway" else 2, "", 0, "", 0, self.host)
+        if self.kind.per_host:
+            return (1 if self.kind is ResourceKind.GATEWAY else 2, "", 0, "", 0, self.host)
         return (0, self.app, ("image", "secret", "container").index(self.kind), self.secret, self.index, self.host)
 
     def __str__(self) -> str:
+        return self._text
+
+    def _format(self) -> str:
         match self.kind:
             case "gateway" | "watcher":
                 return f"{self.kind}@{self.host}"
@@ -99,7 +166,7 @@ class Address:
         if at and host != self.host:
             return False
         bare = str(self).split("@", 1)[0]
-        if self.kind in ("gateway", "watcher"):
+        if self.kind.per_host:
             return bare_target == self.kind
         return bare == bare_target or any(bare.startswith(bare_target + sep) for sep in ".[")
 

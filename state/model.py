@@ -12,21 +12,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from state.address import Address, ResourceKind
+
 FORMAT_VERSION = 1
 
-# gateway: the serving proxy of one host (planner.serving.gateway); its id is its container ID.
-# watcher: the liveness watcher of one host (planner.serving.watcher); its id is its container ID.
-# secret: a secret file on a host; its id is the file's path, and its attributes keep
-# only a keyed digest of the value (planner.secrets), never the value.
-ResourceType = Literal["image", "container", "secret", "gateway", "watcher"]
+# A resource's id: an image's ID, a container's ID (apps' replicas, the gateway, the
+# watcher), a secret file's path (its attributes keep only a keyed digest of the value,
+# planner.secrets, never the value).
 # created: the container runs but its readiness has not been confirmed yet (a run died
 # while waiting); tainted: readiness failed, so the next apply replaces it.
 ResourceStatus = Literal["ready", "created", "tainted"]
 
 
 class ResourceState(BaseModel):
-    address: str
-    type: ResourceType
+    address: Address  # written as its text; State.resources is keyed by that text
+    type: ResourceKind
     host: str
     id: str = ""  # the engine's ID: container ID or image ID
     status: ResourceStatus = "ready"
@@ -44,6 +44,4 @@ class State(BaseModel):
     forgotten: list[str] = Field(default_factory=list)
 
     def sorted_addresses(self) -> list[str]:
-        from state.address import Address
-
-        return sorted(self.resources, key=lambda k: Address.parse(k).sort_key())
+        return sorted(self.resources, key=lambda k: Address.parse(k).sort_key())  # keys: the file's text

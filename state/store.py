@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import getpass
-import hashlib
 import json
 import os
 import socket
@@ -21,6 +20,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from state.canonical import canonical_json, sha256_hex
 from state.errors import CorruptLockError, StateError
 from state.model import State
 
@@ -293,8 +293,8 @@ class DiskStore:
                 cache.set(STATE_KEY, text)
                 entry = {"serial": serial, "time": time.time(), "who": who(), "note": note}
                 if config is not None:
-                    config_text = json.dumps(config, sort_keys=True, separators=(",", ":"))
-                    digest = hashlib.sha256(config_text.encode()).hexdigest()
+                    config_text = canonical_json(config)
+                    digest = sha256_hex(config_text)
                     cache.add(f"{CONFIG_PREFIX}{digest}", config_text)
                     cache.set(LATEST_CONFIG_KEY, digest)
                     entry["config"] = digest

@@ -230,7 +230,7 @@ def cmd_state_mv(args: argparse.Namespace, ui: Any) -> int:
     from state.errors import StateError
     from state.model import State
 
-    from state.address import moves
+    from state.address import Address, moves
 
     def change(current: State | None) -> tuple[State, str]:
         keys = list(current.resources) if current else []
@@ -242,7 +242,7 @@ def cmd_state_mv(args: argparse.Namespace, ui: Any) -> int:
             raise StateError(f"state mv refused: {', '.join(taken)} is already in state; `berth state rm` it first")
         resources = {k: v for k, v in current.resources.items() if k not in moved}
         for old, new in moved.items():
-            resources[new] = current.resources[old].model_copy(update={"address": new})
+            resources[new] = current.resources[old].model_copy(update={"address": Address.parse(new)})
             ui.say(f"Moved {old} to {new}")
         return current.model_copy(update={"resources": resources}), f"state mv {args.source} {args.destination}"
 

@@ -86,7 +86,7 @@ class ApplyView:
         now = time.monotonic()
         for step, times in sorted(self._running.items(), key=lambda item: item[1][0]):
             seen = self._seen.get(step, "")
-            grid.add_row(Spinner("dots", style="cyan"), Text(step.address, style="bold"),
+            grid.add_row(Spinner("dots", style="cyan"), Text(str(step.address), style="bold"),
                          Text(VERBS[step.kind][0].lower()), Text(_duration(now - times[0]), style="yellow"),
                          Text(f"last probe: {seen}" if seen else "", style="dim"))
         return grid

@@ -129,7 +129,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         "destroy": plan.destroy,
         "changes": [
             {
-                "address": c.address,
+                "address": str(c.address),
                 "type": c.type,
                 "action": c.action.word,
                 "before": masked(c.before),

@@ -13,13 +13,14 @@ has a per-request UUID placeholder for X-Request-Id.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
+from planner.attributes import GATEWAY, ChangeClass
 from planner.desired import AppConfig, Stack
 from providers.types import LABEL_ADDRESS, LABEL_CONFIG_HASH, LABEL_CONTENT_HASH, LABEL_STACK, ContainerSpec
 from state.address import Address
+from state.canonical import canonical_hash, sha256_hex
 
 # The base is what scripts/setup.sh makes locally (or a registry gives); Debian's package
 # registry is reachable from build containers, image registries may not be. python3 is
@@ -34,12 +35,10 @@ RUN apt-get update \\
 ENTRYPOINT []
 CMD ["caddy", "run"]
 """
-CONTENT_HASH = hashlib.sha256(DOCKERFILE.encode()).hexdigest()
+CONTENT_HASH = sha256_hex(DOCKERFILE)
 # Not berth-STACK-...: image tags of that form are read as an app's (planner.resources.tag_app).
 IMAGE_REPO = "berth-gateway"
 LABEL_GATEWAY = "berth.gateway"
-# A change to any of these needs a new gateway container; routes change live.
-REPLACE_KEYS = ("image", "port", "admin_port", "network")
 CONFIG_FILE = "/etc/caddy/berth.json"
 # Docker's default bridge, which the replicas share: a gateway on another network could
 # not reach their published ports through the host where the engine runs without its
@@ -100,8 +99,7 @@ def attributes(stack: Stack, host: str) -> dict[str, Any]:
 
 
 def config_hash(attrs: dict[str, Any]) -> str:
-    view = {k: attrs.get(k) for k in REPLACE_KEYS}
-    return hashlib.sha256(json.dumps(view, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return canonical_hash({k: attrs.get(k) for k in GATEWAY.keys(ChangeClass.REPLACE)})
 
 
 def boot_config(admin_port: int) -> dict[str, Any]:
@@ -148,7 +146,7 @@ def container_spec(stack: str, address: Address, attrs: dict[str, Any]) -> Conta
     )
 
 
-def upstreams(apps: list[AppConfig], changes: dict[str, Any]) -> dict[str, list[int]] | None:
+def upstreams(apps: list[AppConfig], changes: dict[Address, Any]) -> dict[str, list[int]] | None:
     """The ports the gateway should route to once the plan is applied, by app: each
     desired replica's, from its container change (by address). None when a replica's
     port is known only after apply (a new container on a free port berth picks)."""
@@ -159,7 +157,7 @@ def upstreams(apps: list[AppConfig], changes: dict[str, Any]) -> dict[str, list[
     for app in sorted(apps, key=lambda a: a.name):
         ports = []
         for index in range(app.replicas):
-            change = changes.get(str(Address.container(app.name, index, app.host)))
+            change = changes.get(Address.container(app.name, index, app.host))
             after = change.after if change is not None else None
             known = after is not None and (change.action in (Action.NOOP, Action.UPDATE) or after["host_port"] is not None)
             port = reach_port(after) if known else None

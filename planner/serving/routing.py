@@ -23,7 +23,7 @@ from providers.types import ProviderError
 from state.address import Address
 
 if TYPE_CHECKING:
-    from planner.apply import Recorder
+    from planner.recorder import Recorder
     from state.model import ResourceState
 
 DRAIN_TIMEOUT = 30.0  # seconds an old replica's requests in flight get before it is stopped anyway
@@ -58,11 +58,11 @@ class LiveRoutes:
     def upstreams(self, host: str, apps: Any) -> dict[str, list[int]]:
         """The ports to route to for apps on host: ready replicas in state, and held ones."""
         found: dict[str, set[int]] = defaultdict(set)
-        for key, resource in self.recorder.state.resources.items():
+        for resource in self.recorder.state.resources.values():
             if resource.type == "container" and resource.host == host and resource.status == "ready":
                 port = reach_port(resource.attributes)
                 if port is not None:
-                    found[Address.parse(key).app].add(port)
+                    found[resource.address.app].add(port)
         with self._guard:
             for app, ports in self._held[host].items():
                 found[app] |= ports
@@ -70,7 +70,7 @@ class LiveRoutes:
 
     def live(self, host: str) -> ResourceState | None:
         """host's gateway when it runs with routes loaded, else None."""
-        resource = self.recorder.get(str(Address.gateway(host)))
+        resource = self.recorder.get(Address.gateway(host))
         return resource if resource is not None and resource.status == "ready" else None
 
     def load(self, provider: Provider, host: str, container_id: str, attrs: dict[str, Any]) -> dict[str, list[int]]:

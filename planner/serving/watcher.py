@@ -12,30 +12,26 @@ A separate container from the gateway, on purpose: it holds the host's Docker so
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from planner.attributes import WATCHER, ChangeClass
 from planner.serving import gateway
 from planner.desired import AppConfig, Stack
 from planner.plan import Action, Change
 from providers.types import LABEL_ADDRESS, LABEL_CONFIG_HASH, LABEL_STACK, ContainerSpec, HostMount, ObservedContainer
 from state.address import Address
+from state.canonical import canonical_hash, canonical_json, sha256_hex
 from state.model import ResourceState, State
 
 SCRIPT = (Path(__file__).parent / "watcher_script.py").read_text()
-SCRIPT_HASH = hashlib.sha256(SCRIPT.encode()).hexdigest()
+SCRIPT_HASH = sha256_hex(SCRIPT)
 # Where the script finds the engine inside the container (watcher_script.SOCKET).
 SOCKET_TARGET = "/var/run/docker.sock"
 CONFIG_ENV = "BERTH_WATCHER_CONFIG"
 SCRIPT_ENV = "BERTH_WATCHER_SCRIPT"
-# Every attribute replaces the watcher: it is tiny, stateless and starts in a second, so
-# a new container is simpler than a reload protocol. Its failure counts start over; a
-# replica it restarted before is listed by `berth status` only from the new watcher on.
-REPLACE_KEYS = ("image", "socket", "script_hash", "targets")
 
 
 def container_name(stack: str) -> str:
@@ -86,8 +82,7 @@ def attributes(stack: Stack, host: str) -> dict[str, Any]:
 
 
 def config_hash(attrs: dict[str, Any]) -> str:
-    view = {k: attrs.get(k) for k in REPLACE_KEYS}
-    return hashlib.sha256(json.dumps(view, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return canonical_hash({k: attrs.get(k) for k in WATCHER.keys(ChangeClass.REPLACE)})
 
 
 def container_spec(stack: str, address: Address, attrs: dict[str, Any]) -> ContainerSpec:
@@ -101,7 +96,7 @@ def container_spec(stack: str, address: Address, attrs: dict[str, Any]) -> Conta
         port=0,
         host_port=0,
         command=("python3", "-u", "-c", f"import os; exec(os.environ[{SCRIPT_ENV!r}])"),
-        env={CONFIG_ENV: json.dumps(config, sort_keys=True, separators=(",", ":")), SCRIPT_ENV: SCRIPT},
+        env={CONFIG_ENV: canonical_json(config), SCRIPT_ENV: SCRIPT},
         network_mode="host",
         host_mounts=(HostMount(source=attrs["socket"], target=SOCKET_TARGET),),
         labels={
@@ -117,7 +112,7 @@ def container_spec(stack: str, address: Address, attrs: dict[str, Any]) -> Conta
 def diff_watcher(stack: Stack, host: str, prev: ResourceState | None, found: list[ObservedContainer]) -> list[Change]:
     """The host's watcher: created; replaced when any attribute changed (or it stopped,
     or was changed outside berth, or its start was never confirmed); else a no-op."""
-    key = str(Address.watcher(host))
+    key = Address.watcher(host)
     attrs = attributes(stack, host)
     before = prev.attributes if prev else None
     if found and not (prev and any(c.id == prev.id for c in found)):
@@ -135,7 +130,7 @@ def diff_watcher(stack: Stack, host: str, prev: ResourceState | None, found: lis
         return [change(Action.CREATE, ["watcher container no longer exists on the host"] if prev else []), *changes]
     known = prev is not None and prev.id == current.id
     old = before or {}
-    forced = [k for k in REPLACE_KEYS if old.get(k) != attrs.get(k)] if known else []
+    forced = WATCHER.changed(old, attrs, ChangeClass.REPLACE) if known else []
     if forced:
         ours = change(Action.REPLACE, [], forced)
     elif current.state != "running":

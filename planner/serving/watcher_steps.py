@@ -1,7 +1,7 @@
 """Apply's steps for the liveness watcher: start one and confirm it runs, remove one.
 
-Kept apart from planner.apply, which only dispatches here, so the watcher's steps and
-the walker change independently.
+Kept apart from planner.serving.steps, whose handlers call these, so the watcher's steps
+and the walker change independently.
 """
 
 from __future__ import annotations

@@ -1,0 +1,80 @@
+"""Per kind, what each stored attribute's change costs: a new container (replace), a
+live change (update), a restart, or nothing on the host (berth): one table per kind.
+
+A table over the stored dicts rather than a pydantic model per kind: state holds these
+attributes as plain dicts whose absent keys matter (a key left out keeps an old
+container's config-hash), so diff, apply and the hashes read the dicts as they are and
+ask the table which keys to compare. Field order is the order plans list them in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from state.address import ResourceKind
+
+
+class ChangeClass(StrEnum):
+    REPLACE = "replace"  # only a new container has it
+    UPDATE = "update"  # changed on the running container (docker update / rename, a routes reload)
+    RESTART = "restart"  # the container is restarted to read it (a mounted secret's value)
+    BERTH = "berth"  # only berth reads it (probes, ordering): nothing on the host changes
+    RECORDED = "recorded"  # follows from other fields (a name from the stack, an image's hash)
+
+
+R, U, S, B, N = ChangeClass.REPLACE, ChangeClass.UPDATE, ChangeClass.RESTART, ChangeClass.BERTH, ChangeClass.RECORDED
+
+
+@dataclass(frozen=True)
+class Field:
+    change: ChangeClass
+    optional: bool = False  # present only when set; left out of the config hash when absent
+
+
+@dataclass(frozen=True)
+class AttributeModel:
+    kind: ResourceKind
+    fields: dict[str, Field]
+
+    def keys(self, *classes: ChangeClass) -> tuple[str, ...]:
+        return tuple(k for k, f in self.fields.items() if f.change in classes)
+
+    @property
+    def optional(self) -> tuple[str, ...]:
+        return tuple(k for k, f in self.fields.items() if f.optional)
+
+    def view(self, attrs: dict[str, Any], *classes: ChangeClass) -> dict[str, Any]:
+        """attrs' values of the given classes, optional keys only when set."""
+        return {k: attrs.get(k) for k in self.keys(*classes) if not self.fields[k].optional or attrs.get(k)}
+
+    def changed(self, before: dict[str, Any], after: dict[str, Any], *classes: ChangeClass) -> list[str]:
+        return [k for k in self.keys(*classes) if before.get(k) != after.get(k)]
+
+
+# An app's replica (planner.resources.container_attributes). The mount set and the env
+# mapping of secrets replace it; their values restart it (or replace it, when a secret is
+# also in its env: diff decides). gpus: the device indexes placement gave it. Clearing a
+# limit (cpus, memory) needs a new container too: diff checks that.
+CONTAINER = AttributeModel(ResourceKind.CONTAINER, {
+    "name": Field(U), "image": Field(R), "command": Field(R), "env": Field(R), "port": Field(R),
+    "host_port": Field(R), "restart": Field(U), "cpus": Field(U), "memory": Field(U),
+    "readiness": Field(B), "liveness": Field(B), "readiness_timeout": Field(B), "depends_on": Field(B),
+    "secrets": Field(R, optional=True), "secret_env": Field(R, optional=True),
+    "secret_versions": Field(S, optional=True), "gpus": Field(R, optional=True),
+})
+
+# A host's gateway (planner.serving.gateway.attributes): routes reload live.
+GATEWAY = AttributeModel(ResourceKind.GATEWAY, {
+    "name": Field(N), "image": Field(R), "content_hash": Field(N), "port": Field(R), "admin_port": Field(R),
+    "network": Field(R), "routes": Field(U), "upstreams": Field(U),
+})
+
+# A host's liveness watcher (planner.serving.watcher.attributes). Every attribute replaces
+# it: it is tiny, stateless and starts in a second, so a new container is simpler than a
+# reload protocol. Its failure counts start over; a replica it restarted before is listed
+# by `berth status` only from the new watcher on.
+WATCHER = AttributeModel(ResourceKind.WATCHER, {
+    "name": Field(N), "image": Field(R), "socket": Field(R), "script_hash": Field(R), "targets": Field(R),
+})
