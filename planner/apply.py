@@ -228,7 +228,7 @@ class _StepRunner:
             after["context"], after["dockerfile"], after["args"], after["tag"],
             image_labels(self.stack, after["content_hash"]), self._progress(step),
         )
-        if address.host == "local":  # elsewhere the image is recorded once delivered
+        if provider.builds_here:  # elsewhere the image is recorded once delivered
             self._record(changes[0], address, image_id)
         return f"id={image_id[7:19]}"
 
@@ -404,7 +404,7 @@ class _StepRunner:
         with tempfile.TemporaryDirectory(prefix="berth-gateway-") as context:
             Path(context, "Dockerfile").write_text(gateway.DOCKERFILE)
             image_id = provider.build_image(context, "Dockerfile", {}, tag, gateway.image_labels(), self._progress(step))
-        if address.host != "local":
+        if not provider.builds_here:
             image_id = provider.receive_image(tag, tag, self._progress(step))
         return f"id={image_id[7:19]}"
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 from planner.diagnostics import Diagnostic, DiagnosticsError
 from planner.plan import Action, Change, Plan
+from providers.base import BUILD_HOST
 from state.address import Address
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def _add_steps(graph: nx.DiGraph, change: Change) -> None:
     if change.type == "image":
         source = (change.after or {}).get("source")
         # Images for other hosts are built here, then delivered over the host's connection.
-        remote = Address.parse(change.address).host != "local"
+        remote = Address.parse(change.address).host != BUILD_HOST
         built: list[StepKind] = ["build", "deliver"] if remote else ["build"]
         match change.action:
             case Action.CREATE:

@@ -20,6 +20,12 @@ class ProviderError(Exception):
     """A host or engine refused or failed an operation; the message says which and why."""
 
 
+def summary(err: Exception) -> str:
+    """What a docker-py error says, without its wrapping (the engine's own explanation)."""
+    explanation = getattr(err, "explanation", None)
+    return str(explanation or err).strip()
+
+
 class ReadinessError(ProviderError):
     """A container never became ready; carries the last lines of its log."""
 

@@ -37,12 +37,10 @@ def cmd_hosts(args: argparse.Namespace, ui: Any) -> int:
         return row
 
     try:
-        for name in names:  # opened here: the SSH providers are built on the local one
-            if name == "local":
-                try:
-                    session.provider(name)
-                except ProviderError:
-                    pass
+        try:  # opened here, in order: the SSH providers are built on the local one
+            session.providers
+        except ProviderError:
+            pass
         with ThreadPoolExecutor(max_workers=min(16, len(names))) as pool:
             rows = list(pool.map(facts, names))
     finally:
