@@ -8,6 +8,7 @@ A caller never asks which kind of host it has: what differs is asked of the prov
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, TypeVar
 
 from providers.types import ContainerSpec, Observation, ObservedContainer, Progress, SecretParts
@@ -23,6 +24,23 @@ BUILD_HOST = "local"
 stack file). A plan is data made without providers (saved plans, unit tests), so it
 reads this rule by name: images of every other host are built here and delivered
 (Provider.builds_here is False there). It keeps current builds for those hosts."""
+
+
+def engine_call(what: str | Callable[..., str]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Marks a Provider method as one engine call: it runs through Transport.call, so over
+    SSH it is retried once on a new connection when the connection drops. `what` (or
+    what(*args) of the call's arguments) names it in the error when it drops twice."""
+
+    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            text = what(*args, **kwargs) if callable(what) else what
+            return self.transport.call(text, method, self, *args, **kwargs)
+
+        call.engine_call = True  # type: ignore[attr-defined]
+        return call
+
+    return wrap
 
 
 class SecretFiles(Protocol):

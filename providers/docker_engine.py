@@ -9,12 +9,11 @@ What is local-only lives in providers.local, what is SSH's in providers.ssh.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from providers.base import SecretFiles, Transport
+from providers.base import SecretFiles, Transport, engine_call
 from providers.docker_images import build, pull, remove
 from providers.docker_spec import (
     STOP_TIMEOUT,
@@ -46,23 +45,6 @@ if TYPE_CHECKING:
 PICKED_PORTS = range(32768, 61000)
 
 
-def engine_call(what: str | Callable[..., str]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Marks a Provider method as one engine call: it runs through Transport.call, so over
-    SSH it is retried once on a new connection when the connection drops. `what` (or
-    what(*args) of the call's arguments) names it in the error when it drops twice."""
-
-    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(method)
-        def call(self: DockerEngine, *args: Any, **kwargs: Any) -> Any:
-            text = what(*args, **kwargs) if callable(what) else what
-            return self.transport.call(text, method, self, *args, **kwargs)
-
-        call.engine_call = True  # type: ignore[attr-defined]
-        return call
-
-    return wrap
-
-
 class DockerEngine:
     """A Provider over `transport`. builder: where this host's images are built when not
     here (the local engine, for SSH hosts): builds run there and receive_image sends
@@ -78,6 +60,7 @@ class DockerEngine:
         "logs": "retried, and a log that cannot be read is empty, not an error",
         "stream_logs": "a stream: output already yielded would be repeated",
         "probe": "the transport retries opening its tunnel; a probe's answer is never repeated",
+        "gpus": "nvidia-smi runs as one retried call; its answer is kept for the run",
         "close": "not an engine call",
     }
 
