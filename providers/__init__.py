@@ -1,4 +1,5 @@
-"""Where steps run: the Provider protocol and its Docker engines (local, SSH).
+"""Where steps run: the Provider protocol and its Docker engines (local, SSH), and
+open_provider, the one place a host's kind is chosen.
 
 Providers know Docker and hosts, nothing of plans or the CLI."""
 

@@ -1,4 +1,5 @@
-"""The values providers take and return: what to run, and what a host has.
+"""The values providers take and return: what to run, and what a host has, the labels
+berth puts on what it makes, and the errors providers raise.
 
 Plain frozen dataclasses, so the planner can build them and tests can compare them.
 """
