@@ -38,7 +38,8 @@ def cmd_hosts(args: argparse.Namespace, ui: Any) -> int:
 
     try:
         try:  # opened here, in order: the SSH providers are built on the local one
-            session.providers
+            for name in names:
+                session.provider(name)
         except ProviderError:
             pass
         with ThreadPoolExecutor(max_workers=min(16, len(names))) as pool:
