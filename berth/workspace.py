@@ -57,24 +57,21 @@ class Workspace:
     @property
     def providers(self) -> dict[str, Any]:
         """A provider for local and each [hosts.NAME]; SSH hosts connect on first use."""
-        for host in ("local", *self.stack.hosts):
+        from providers.base import LOCAL_HOST
+
+        for host in (LOCAL_HOST, *self.stack.hosts):
             self.provider(host)
         return self._providers
 
     def provider(self, host: str) -> Any:
         """The provider of one host, opened on first use; SSH hosts connect lazily."""
         if host not in self._providers:
-            if host == "local":
-                from providers.docker_engine import local_engine
-                from providers.secret_files import default_root
+            from providers import open_provider
+            from providers.base import BUILD_HOST
 
-                self._providers[host] = local_engine(secrets_root=default_root())
-            else:
-                from providers.ssh.host import SshHost, SshTarget
-
-                config = self.stack.hosts[host]
-                target = SshTarget(**config.model_dump())
-                self._providers[host] = SshHost(target, builder=lambda: self.provider("local"))
+            config = self.stack.hosts.get(host)
+            self._providers[host] = open_provider(host, config.model_dump() if config else None,
+                                                  builder=lambda: self.provider(BUILD_HOST))
         return self._providers[host]
 
     def close(self) -> None:

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from providers.base import LOCAL_HOST
+
 RestartPolicy = Literal["no", "always", "unless-stopped", "on-failure"]
 DeployStrategy = Literal["rolling", "recreate"]
 
@@ -37,7 +39,7 @@ class AppConfig(_Frozen):
     """
 
     name: str
-    host: str = "local"
+    host: str = LOCAL_HOST
     build: BuildSource | None = None
     image: str | None = None
     command: tuple[str, ...] | None = None

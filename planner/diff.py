@@ -45,6 +45,7 @@ from planner.resources import (
     secret_names,
     tag_app,
 )
+from providers.base import BUILD_HOST
 from providers.types import (
     LABEL_ADDRESS,
     LABEL_APP,
@@ -417,7 +418,7 @@ def _orphan_images(
                 continue
             for tag in image.tags:
                 app = tag_app(stack, tag)
-                if host == "local" and app in apps and builds.get(app) == tag:
+                if host == BUILD_HOST and app in apps and builds.get(app) == tag:
                     continue
                 if app is not None and (app not in apps or apps[app].host != host):
                     leftovers[Address.image(app, host)].append(tag)

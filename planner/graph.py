@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from planner.diagnostics import Diagnostic, DiagnosticsError
 from planner.plan import Action, Change, Plan
+from providers.base import BUILD_HOST
 from state.address import Address, ResourceKind
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ def _add_steps(graph: nx.DiGraph, change: Change) -> None:
     if change.type is ResourceKind.IMAGE:
         source = (change.after or {}).get("source")
         # Images for other hosts are built here, then delivered over the host's connection.
-        remote = Address.parse(change.address).host != "local"
+        remote = change.address.host != BUILD_HOST
         built: list[StepKind] = [K.BUILD, K.DELIVER] if remote else [K.BUILD]
         match change.action:
             case Action.CREATE:

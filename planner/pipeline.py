@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from planner.desired import Stack
 from planner.plan import Plan
+from providers.base import LOCAL_HOST
 from state.model import State
 
 if TYPE_CHECKING:
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from providers.types import Observation
     from state.store import StateStore
 
-LOCAL_HOST = "local"  # the engine berth runs beside; every stack has it, undeclared
 
 
 @dataclass

@@ -10,8 +10,8 @@ from dataclasses import replace
 from planner.contexthash import context_hash
 from planner.desired import Stack
 from planner.diagnostics import Diagnostic, DiagnosticsError
-from providers.base import Provider
 from planner.resources import container_spec, image_labels, reach_port, secret_names
+from providers.base import LOCAL_HOST, Provider
 from providers.types import Observation, ObservedContainer, ObservedImage, ProviderError
 from state.model import State
 
@@ -58,7 +58,7 @@ def secret_hosts(stack: Stack, state: State | None) -> set[str]:
     hosts = {r.host for r in (state.resources.values() if state else ()) if r.type == "secret"}
     for app in stack.apps.values():
         if secret_names(app):
-            hosts |= {"local", *stack.hosts} if app.host_auto else {app.host}
+            hosts |= {LOCAL_HOST, *stack.hosts} if app.host_auto else {app.host}
     return hosts
 
 

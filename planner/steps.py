@@ -118,7 +118,7 @@ def build(ctx: StepContext, step: Step, address: Address, provider: Provider, ch
         after["context"], after["dockerfile"], after["args"], after["tag"],
         image_labels(ctx.stack, after["content_hash"]), ctx.progress(step),
     )
-    if address.host == "local":  # elsewhere the image is recorded once delivered
+    if provider.builds_here:  # elsewhere the image is recorded once delivered
         ctx.record(changes[0], address, image_id)
     return f"id={image_id[7:19]}"
 

@@ -1,20 +1,56 @@
-"""The Provider protocol: everything the planner may ask of a host.
+"""The Provider protocol (everything the planner may ask of a host) and the Transport
+beneath it (how bytes reach that host: the local machine, or one SSH connection).
 
 One Provider per host for the whole run. Implementations must be safe to call from
 several worker threads at once (the apply walk runs independent steps in parallel).
+A caller never asks which kind of host it has: what differs is asked of the provider.
 """
 
 from __future__ import annotations
 
-from typing import Iterator, Protocol
+import functools
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, TypeVar
 
 from providers.types import ContainerSpec, Observation, ObservedContainer, Progress, SecretParts
+
+if TYPE_CHECKING:
+    from providers.engine_http import EngineHTTP
+    from providers.gpus import Gpu
+
+T = TypeVar("T")
+
+LOCAL_HOST = "local"
+"""The name of the Docker engine berth runs beside: every stack has it, undeclared;
+other hosts are the stack file's [hosts.NAME]."""
+
+BUILD_HOST = LOCAL_HOST
+"""The host whose engine builds every image: the machine berth runs on (`local` in the
+stack file). A plan is data made without providers (saved plans, unit tests), so it
+reads this rule by name: images of every other host are built here and delivered
+(Provider.builds_here is False there). It keeps current builds for those hosts."""
+
+
+def engine_call(what: str | Callable[..., str]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Marks a Provider method as one engine call: it runs through Transport.call, so over
+    SSH it is retried once on a new connection when the connection drops. `what` (or
+    what(*args) of the call's arguments) names it in the error when it drops twice."""
+
+    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            text = what(*args, **kwargs) if callable(what) else what
+            return self.transport.call(text, method, self, *args, **kwargs)
+
+        call.engine_call = True  # type: ignore[attr-defined]
+        return call
+
+    return wrap
 
 
 class SecretFiles(Protocol):
     """Where a host keeps secret files, and how berth reaches them: the local file
     system (providers.secret_files.LocalSecretFiles) or a host's SFTP session
-    (providers.ssh.secret_files.SftpSecretFiles). A DockerEngine takes one, so the
+    (providers.ssh.secret_files.SftpSecretFiles). A Transport carries one, so the
     Docker-level code is shared between hosts.
 
     Both make ROOT (0700) when it is missing and leave an existing one as it is, and
@@ -39,8 +75,52 @@ class SecretFiles(Protocol):
         ...
 
 
+class Transport(Protocol):
+    """How bytes travel between berth and one host (pyinfra's connectors/base.py): the
+    engine API socket, a command on the host, files, probe tunnels, and what a dropped
+    connection means. Docker-level code (providers.docker_engine) sits on one; it knows
+    nothing of SSH. providers.local.LocalTransport and providers.ssh.host.SshTransport."""
+
+    host: str
+    http: EngineHTTP | None  # the read-only Engine API client refresh uses; None: docker-py only
+    secret_files: SecretFiles | None  # None where berth cannot reach the engine's file system
+    why_no_files: str  # why secret_files is None, for the error a secret step raises
+
+    def connect_api(self) -> Any:
+        """A docker-py APIClient to the host's engine (made on first use: 0.3 s to import)."""
+        ...
+
+    def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """fn(*args, **kwargs), one engine call. Over SSH: when the connection drops, once
+        more over a new one, then a ProviderError naming the host and `what`. A call made
+        inside another on the same thread runs straight through: the outer one retries."""
+        ...
+
+    def run(self, command: str, timeout: float = 60.0) -> tuple[int, str, str]:
+        """Run a command on the host: (exit status, stdout, stderr); 127 when not found."""
+        ...
+
+    def probe(self, port: int, path: str | None, timeout: float) -> tuple[bool, str]:
+        """Provider.probe, dialled from where the port is reachable (a tunnel over SSH)."""
+        ...
+
+    # Facts
+
+    def gpus(self) -> tuple[Gpu, ...]:
+        """The host's GPUs as nvidia-smi reports them (read once per run); none without it."""
+        ...
+
+    def docker_version(self) -> str: ...
+
+    def close(self) -> None: ...
+
+
 class Provider(Protocol):
     host: str  # the host's name in the stack file ("local", "gpu-a")
+    # Image delivery: True when build_image builds on this host's own engine, so a built
+    # image is here at once; False when it builds on BUILD_HOST's engine and
+    # receive_image must send it here before containers can use it.
+    builds_here: bool
 
     def observe(self, stack: str, secrets: bool = True) -> Observation:
         """The stack's containers and the host's images, in one batched query, and with
@@ -67,6 +147,11 @@ class Provider(Protocol):
 
     def ensure_image(self, ref: str, progress: Progress) -> str:
         """The ID of the image `ref` names, pulling it if the host lacks it."""
+        ...
+
+    def receive_image(self, ref: str, tag: str, progress: Progress) -> str:
+        """Make the built image `ref` present here, tagged `tag` (sent from BUILD_HOST when
+        builds_here is False, only the layers this host lacks); returns its ID."""
         ...
 
     def tag_image(self, image_id: str, tag: str) -> None: ...
@@ -135,5 +220,13 @@ class Provider(Protocol):
         content) into it: (exit code, output). Raises ProviderError when it cannot run
         (the container stopped)."""
         ...
+
+    # Facts
+
+    def gpus(self) -> tuple[Gpu, ...]:
+        """The host's GPUs as nvidia-smi reports them (read once per run); none without it."""
+        ...
+
+    def docker_version(self) -> str: ...
 
     def close(self) -> None: ...

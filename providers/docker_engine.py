@@ -1,71 +1,92 @@
-"""A Provider over one Docker engine's API (docker-py's low-level APIClient).
+"""The one Provider: Docker-level code (docker-py's low-level APIClient) over a Transport,
+the same for the local engine and SSH hosts; every engine call runs through the transport.
 
-The local engine and, later, SSH hosts share this class; they differ only in how the
-API is reached and how a published port is dialled for probes. Only low-level calls
-are used: the high-level `containers.list()` inspects every container (one API call
-each), while refresh must cost one list call per host.
+Only low-level calls are used: the high-level `containers.list()` inspects every
+container (one API call each), while refresh must cost one list call per host.
+What is local-only lives in providers.local, what is SSH's in providers.ssh.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import http.client
-import os
-import socket
 import threading
-from pathlib import Path
-from typing import Any, Callable, Iterator
-from urllib.parse import urlparse
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from providers.base import SecretFiles
-from providers.engine_http import EngineHTTP
-from providers.readiness import TCP_HOLD, tcp_verdict
+from providers.base import SecretFiles, Transport, engine_call
+from providers.docker_images import build, pull, remove
+from providers.docker_spec import (
+    STOP_TIMEOUT,
+    create_args,
+    host_config_args,
+    limits,
+    observed_container,
+    observed_image,
+    split_ref,
+    tar_of,
+)
 from providers.types import (
     LABEL_CONTENT_HASH,
     LABEL_STACK,
     ContainerSpec,
     Observation,
     ObservedContainer,
-    ObservedImage,
     Progress,
     ProviderError,
     SecretParts,
+    summary,
 )
 
-STOP_TIMEOUT = 10  # seconds a container gets to exit on SIGTERM before it is killed
+if TYPE_CHECKING:
+    from providers.gpus import Gpu
+
 # Where berth picks a replica's port when none is fixed: Docker's own range for ports it
 # picks, above where users fix theirs.
 PICKED_PORTS = range(32768, 61000)
-CPU_PERIOD = 100_000
-
-
-def _summary(err: Exception) -> str:
-    explanation = getattr(err, "explanation", None)
-    return str(explanation or err).strip()
 
 
 class DockerEngine:
-    """client is a docker-py client, or None with `connect` giving one on first use;
-    with `http`, refresh reads through it and never loads docker-py. secret_files: where
-    this host keeps secret files (None where berth cannot reach its file system)."""
+    """A Provider over `transport`. builder: where this host's images are built when not
+    here (the local engine, for SSH hosts): builds run there and receive_image sends
+    them (providers.ssh.images); None builds on this host's own engine."""
 
-    def __init__(
-        self, host: str, client: Any, probe_address: str, *,
-        connect: Callable[[], Any] | None = None, http: EngineHTTP | None = None,
-        secret_files: SecretFiles | None = None,
-    ) -> None:
+    # Provider methods that are not one retried engine call, and why (a unit test checks
+    # that every other Provider method is an engine_call).
+    NOT_RETRIED = {
+        "observe": "two calls side by side (the engine's lists, the secret files), each retried",
+        "ensure_image": "the pull is retried; the fallback send retries its own parts",
+        "receive_image": "retries its parts: the check, the send (whole, from its start), the tag",
+        "build_image": "builds stream the context into the engine: never re-sent (built on the local engine)",
+        "logs": "retried, and a log that cannot be read is empty, not an error",
+        "stream_logs": "a stream: output already yielded would be repeated",
+        "probe": "the transport retries opening its tunnel; a probe's answer is never repeated",
+        "gpus": "nvidia-smi runs as one retried call; its answer is kept for the run",
+        "close": "not an engine call",
+    }
+
+    def __init__(self, host: str, transport: Transport, *,
+                 builder: Callable[[], DockerEngine] | None = None) -> None:
         self.host = host
-        self._api = client.api if hasattr(client, "api") else client
-        self._connect = connect
-        self._http = http
+        self.transport = transport
+        self._api: Any = None
         self._api_lock = threading.Lock()
-        self.probe_address = probe_address
-        # None where berth cannot put files beside the engine (DOCKER_HOST on another
-        # machine): stacks with secrets then fail at their first secret step.
-        self.secret_files = secret_files
         self._pull_lock = threading.Lock()
         self._locks_guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
+        self._gpus: tuple[Gpu, ...] | None = None
+        self.delivery = None
+        if builder is not None:
+            from providers.ssh.images import ImageDelivery
+
+            self.delivery = ImageDelivery(self, builder)
+
+    @property
+    def builds_here(self) -> bool:
+        return self.delivery is None
+
+    @property
+    def secret_files(self) -> SecretFiles | None:
+        return self.transport.secret_files
 
     @property
     def api(self) -> Any:
@@ -73,18 +94,30 @@ class DockerEngine:
         if self._api is None:
             with self._api_lock:
                 if self._api is None:
-                    assert self._connect is not None, "DockerEngine needs a client or a connect()"
-                    client = self._connect()
+                    client = self.transport.connect_api()
                     self._api = client.api if hasattr(client, "api") else client
         return self._api
 
     # Refresh -------------------------------------------------------------------------
 
     def observe(self, stack: str, secrets: bool = True) -> Observation:
+        """The Docker lists (through EngineHTTP where the transport has it: one channel,
+        kept alive) and, with `secrets`, the secret files (an SFTP session on an SSH host)
+        read side by side: the plan waits for the slower."""
+        files = self.secret_files if secrets else None
+        if files is None:
+            return self.transport.call("list containers and images", self._observe_engine, stack)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="berth-sftp") as pool:
+            listed = pool.submit(self.transport.call, "list secret files", files.list, stack)
+            observed = self.transport.call("list containers and images", self._observe_engine, stack)
+            return dataclasses.replace(observed, secrets=listed.result())
+
+    def _observe_engine(self, stack: str) -> Observation:
         filters = {"label": [f"{LABEL_STACK}={stack}"]}
-        if self._http is not None:
-            listed = self._http.get_json("/containers/json", all=1, filters=filters)
-            images = self._http.get_json("/images/json")
+        http = self.transport.http
+        if http is not None:
+            listed = http.get_json("/containers/json", all=1, filters=filters)
+            images = http.get_json("/images/json")
         else:
             import docker.errors
 
@@ -92,39 +125,29 @@ class DockerEngine:
                 listed = self.api.containers(all=True, filters=filters)
                 images = self.api.images()
             except docker.errors.DockerException as err:
-                raise ProviderError(f"host {self.host}: cannot list containers: {_summary(err)}") from None
-        return Observation(
-            host=self.host,
-            secrets=self.secret_files.list(stack) if secrets and self.secret_files else (),
-            containers=tuple(_observed(c) for c in listed),
-            images=tuple(
-                ObservedImage(
-                    id=i["Id"],
-                    tags=tuple(t for t in i.get("RepoTags") or () if t != "<none>:<none>"),
-                    digests=tuple(d for d in i.get("RepoDigests") or () if d != "<none>@<none>"),
-                    labels=i.get("Labels") or {},
-                )
-                for i in images
-            ),
-        )
+                raise ProviderError(f"host {self.host}: cannot list containers: {summary(err)}") from None
+        return Observation(host=self.host, containers=tuple(observed_container(c) for c in listed),
+                           images=tuple(observed_image(i) for i in images))
 
+    @engine_call("list containers")
     def containers_by_id(self, ids: list[str]) -> tuple[ObservedContainer, ...]:
         """Containers state records that the label query did not list (adopted by
         `import`, so unlabelled), in one list call; those gone are simply absent."""
         if not ids:
             return ()
-        if self._http is not None:
-            listed = self._http.get_json("/containers/json", all=1, filters={"id": list(ids)})
+        if self.transport.http is not None:
+            listed = self.transport.http.get_json("/containers/json", all=1, filters={"id": list(ids)})
         else:
             import docker.errors
 
             try:
                 listed = self.api.containers(all=True, filters={"id": list(ids)})
             except docker.errors.DockerException as err:
-                raise ProviderError(f"host {self.host}: cannot list containers: {_summary(err)}") from None
+                raise ProviderError(f"host {self.host}: cannot list containers: {summary(err)}") from None
         wanted = set(ids)
-        return tuple(_observed(c) for c in listed if c["Id"] in wanted)
+        return tuple(observed_container(c) for c in listed if c["Id"] in wanted)
 
+    @engine_call(lambda ref: f"inspect container {ref}")
     def inspect_container(self, ref: str) -> dict | None:
         """Docker's full inspect of a container by name or ID, with its image's Config
         under "ImageConfig"; None when there is no such container."""
@@ -135,7 +158,7 @@ class DockerEngine:
         except docker.errors.NotFound:
             return None
         except docker.errors.DockerException as err:
-            raise ProviderError(f"host {self.host}: cannot inspect container {ref}: {_summary(err)}") from None
+            raise ProviderError(f"host {self.host}: cannot inspect container {ref}: {summary(err)}") from None
         try:
             info["ImageConfig"] = self.api.inspect_image(info["Image"]).get("Config") or {}
         except docker.errors.DockerException:
@@ -148,6 +171,8 @@ class DockerEngine:
         self, context: str, dockerfile: str, args: dict[str, str], tag: str,
         labels: dict[str, str], progress: Progress,
     ) -> str:
+        if self.delivery is not None:
+            return self.delivery.build(context, dockerfile, args, tag, labels, progress)
         # Apps built from one context share an image: the first build makes it, the
         # others wait for it here and only add their tag.
         with self._lock_for(labels.get(LABEL_CONTENT_HASH, tag)):
@@ -156,40 +181,23 @@ class DockerEngine:
                 self.tag_image(existing[0]["Id"], tag)
                 progress(f"same content as {existing[0]['Id'][7:19]}: tagged, not rebuilt")
                 return existing[0]["Id"]
-            return self._build(context, dockerfile, args, tag, labels, progress)
+            return build(self.api, self.host, context, dockerfile, args, tag, labels, progress)
 
     def _lock_for(self, key: str) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault(key, threading.Lock())
 
-    def _build(
-        self, context: str, dockerfile: str, args: dict[str, str], tag: str,
-        labels: dict[str, str], progress: Progress,
-    ) -> str:
-        import docker.errors
-
-        last: list[str] = []
-        try:
-            for chunk in self.api.build(
-                path=context, dockerfile=dockerfile, buildargs=args or None, tag=tag,
-                labels=labels, rm=True, forcerm=True, decode=True,
-            ):
-                if "error" in chunk:
-                    tail = "".join(last[-10:]).rstrip()
-                    raise ProviderError(
-                        f"image build failed on {self.host}: {chunk['error'].strip()}"
-                        + (f"\n{tail}" if tail else "")
-                    )
-                line = chunk.get("stream", "")
-                if line.strip():
-                    last.append(line)
-                    if line.startswith("Step "):
-                        progress(line.strip())
-            return self.api.inspect_image(tag)["Id"]
-        except docker.errors.DockerException as err:
-            raise ProviderError(f"image build failed on {self.host}: {_summary(err)}") from None
-
     def ensure_image(self, ref: str, progress: Progress) -> str:
+        """As the host has it, else pulled there; where the pull fails (no registry) and
+        the builder of this host's images has it, it is sent from there."""
+        try:
+            return self.transport.call(f"pull {ref}", self._ensure_image, ref, progress)
+        except ProviderError as err:
+            if self.delivery is None:
+                raise
+            return self.delivery.after_failed_pull(ref, err, progress)
+
+    def _ensure_image(self, ref: str, progress: Progress) -> str:
         import docker.errors
 
         try:
@@ -197,50 +205,31 @@ class DockerEngine:
         except docker.errors.ImageNotFound:
             pass
         except docker.errors.DockerException as err:
-            raise ProviderError(f"host {self.host}: cannot inspect image {ref}: {_summary(err)}") from None
+            raise ProviderError(f"host {self.host}: cannot inspect image {ref}: {summary(err)}") from None
         with self._pull_lock:  # one pull at a time: two apps often name one image
-            try:
-                repo, tag = _split_ref(ref)
-                for chunk in self.api.pull(repo, tag=tag, stream=True, decode=True):
-                    if "error" in chunk:
-                        raise ProviderError(f"pull of {ref} failed on {self.host}: {chunk['error']}")
-                    if chunk.get("status", "").startswith(("Pulling from", "Digest", "Status")):
-                        progress(chunk["status"])
-                return self.api.inspect_image(ref)["Id"]
-            except docker.errors.DockerException as err:
-                raise ProviderError(
-                    f"image {ref} is not on host {self.host} and could not be pulled: {_summary(err)}"
-                ) from None
+            return pull(self.api, self.host, ref, progress)
 
+    def receive_image(self, ref: str, tag: str, progress: Progress) -> str:
+        if self.delivery is not None:
+            return self.delivery.receive(ref, tag, progress)
+        image_id = self.transport.call("inspect an image", lambda: self.api.inspect_image(ref)["Id"])
+        self.tag_image(image_id, tag)  # built here: already present
+        return image_id
+
+    @engine_call("tag an image")
     def tag_image(self, image_id: str, tag: str) -> None:
-        repo, version = _split_ref(tag)
+        repo, version = split_ref(tag)
         self.api.tag(image_id, repo, version)
 
+    @engine_call("remove an image")
     def remove_image(self, ref: str) -> None:
         """Untag ref (the image itself goes with its last tag), or remove an untagged
         image by ID. Never forced: an image a container still uses stays."""
-        import docker.errors
-
-        try:
-            self.api.remove_image(ref)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as err:
-            if err.status_code == 409:  # in use by a container berth does not own
-                return
-            # Two tags of one image untagged at once: the engine deletes the image with
-            # the first and may answer the second "unrecognized image ID". The tag is
-            # gone either way, which is all this step asks.
-            try:
-                self.api.inspect_image(ref)
-            except docker.errors.NotFound:
-                return
-            except docker.errors.APIError:
-                pass
-            raise ProviderError(f"host {self.host}: cannot remove image: {_summary(err)}") from None
+        remove(self.api, self.host, ref)
 
     # Containers ----------------------------------------------------------------------
 
+    @engine_call(lambda spec: f"start {spec.name}")
     def run_container(self, spec: ContainerSpec) -> str:
         if spec.host_port is None and spec.network_mode != "host":
             return self._run_on_free_port(spec)
@@ -271,61 +260,28 @@ class DockerEngine:
         turns out taken (_PortTaken)."""
         import docker.errors
 
-        host_network = spec.network_mode == "host"
-        host_config = self.api.create_host_config(
-            port_bindings=None if host_network else {spec.port: spec.host_port},
-            network_mode=spec.network_mode,
-            sysctls=spec.sysctls or None,
-            extra_hosts=spec.extra_hosts or None,
-            restart_policy={"Name": spec.restart, "MaximumRetryCount": 0},
-            init=True,  # forwards SIGTERM to the server and reaps zombies
-            mounts=self._mounts(spec),
-            **_limits(spec),
-            **_devices(spec),
-        )
+        host_config = self.api.create_host_config(**host_config_args(spec, lambda parts: self._files().path(parts)))
         try:
             created = self._create(spec, host_config)
         except docker.errors.APIError as err:
             if err.status_code != 409:
-                raise ProviderError(f"cannot create {spec.name} on {self.host}: {_summary(err)}") from None
+                raise ProviderError(f"cannot create {spec.name} on {self.host}: {summary(err)}") from None
             self._remove_leftover(spec)
             created = self._create(spec, host_config)
         try:
             self.api.start(created["Id"])
         except docker.errors.APIError as err:
-            if picked and any(words in _summary(err) for words in ("port is already allocated", "address already in use")):
+            if picked and any(words in summary(err) for words in ("port is already allocated", "address already in use")):
                 raise _PortTaken(created["Id"]) from None
             hint = ""
-            if spec.gpus and 'device driver "nvidia"' in _summary(err):
+            if spec.gpus and 'device driver "nvidia"' in summary(err):
                 hint = (f" (the engine on {self.host} has no NVIDIA runtime: install nvidia-container-toolkit "
                         f"there; the container was created with GPUs {','.join(spec.gpus)} and is left stopped)")
-            raise ProviderError(f"cannot start {spec.name} on {self.host}: {_summary(err)}{hint}") from None
+            raise ProviderError(f"cannot start {spec.name} on {self.host}: {summary(err)}{hint}") from None
         return created["Id"]
 
     def _create(self, spec: ContainerSpec, host_config: dict) -> dict:
-        env = spec.env | ({"NVIDIA_VISIBLE_DEVICES": ",".join(spec.gpus)} if spec.gpus else {})
-        return self.api.create_container(
-            image=spec.image, name=spec.name, command=list(spec.command) if spec.command else None,
-            environment=env | spec.secret_env, labels=spec.labels,
-            ports=None if spec.network_mode == "host" else [spec.port],
-            host_config=host_config, stop_timeout=STOP_TIMEOUT,
-        )
-
-    def _mounts(self, spec: ContainerSpec) -> list[Any] | None:
-        """Read-only bind mounts of the secret files, then the spec's host paths. A
-        Mount, not a -v bind: a missing source is an error, where -v would quietly
-        create an empty directory there."""
-        if not spec.secret_mounts and not spec.host_mounts:
-            return None
-        from docker.types import Mount
-
-        mounts = []
-        if spec.secret_mounts:
-            files = self._files()
-            mounts += [Mount(target=m.target, source=files.path(m.parts), type="bind", read_only=True)
-                       for m in spec.secret_mounts]
-        return mounts + [Mount(target=m.target, source=m.source, type="bind", read_only=m.read_only)
-                         for m in spec.host_mounts]
+        return self.api.create_container(**create_args(spec, host_config))
 
     def _remove_leftover(self, spec: ContainerSpec) -> None:
         """A container already holds the name: take it away only if this stack owns it."""
@@ -338,6 +294,7 @@ class DockerEngine:
             )
         self.remove_container(existing["Id"])
 
+    @engine_call(lambda container_id, spec: f"update {spec.name}")
     def update_container(self, container_id: str, spec: ContainerSpec) -> None:
         import docker.errors
 
@@ -346,11 +303,12 @@ class DockerEngine:
                 self.api.rename(container_id, spec.name)
             self.api.update_container(
                 container_id, restart_policy={"Name": spec.restart, "MaximumRetryCount": 0},
-                **_limits(spec),
+                **limits(spec),
             )
         except docker.errors.APIError as err:
-            raise ProviderError(f"cannot update {spec.name} on {self.host}: {_summary(err)}") from None
+            raise ProviderError(f"cannot update {spec.name} on {self.host}: {summary(err)}") from None
 
+    @engine_call("remove a container")
     def remove_container(self, container_id: str) -> None:
         import docker.errors
 
@@ -365,31 +323,34 @@ class DockerEngine:
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as err:
-            raise ProviderError(f"cannot remove container {container_id[:12]} on {self.host}: {_summary(err)}") from None
+            raise ProviderError(f"cannot remove container {container_id[:12]} on {self.host}: {summary(err)}") from None
 
+    @engine_call("restart a container")
     def restart_container(self, container_id: str) -> None:
         import docker.errors
 
         try:
             self.api.restart(container_id, timeout=STOP_TIMEOUT)
         except docker.errors.APIError as err:
-            raise ProviderError(f"cannot restart container {container_id[:12]} on {self.host}: {_summary(err)}") from None
+            raise ProviderError(f"cannot restart container {container_id[:12]} on {self.host}: {summary(err)}") from None
 
     # Secrets -------------------------------------------------------------------------
 
     def _files(self) -> SecretFiles:
         if self.secret_files is None:
-            why = (f"the Docker engine (DOCKER_HOST={os.environ.get('DOCKER_HOST')}) runs on another machine; "
-                   "declare that machine as an SSH host" if self.host == "local" else "no file transport to it")
-            raise ProviderError(f"host {self.host}: berth cannot write secret files beside its engine: {why}")
+            raise ProviderError(f"host {self.host}: berth cannot write secret files beside its engine: "
+                                f"{self.transport.why_no_files}")
         return self.secret_files
 
+    @engine_call(lambda parts, value: f"write secret file {'/'.join(parts)}")
     def write_secret(self, parts: SecretParts, value: bytes) -> str:
         return self._files().write(parts, value)
 
+    @engine_call(lambda parts: f"remove secret file {'/'.join(parts)}")
     def remove_secret(self, parts: SecretParts) -> None:
         self._files().remove(parts)
 
+    @engine_call("inspect a container")
     def container_state(self, container_id: str) -> dict:
         import docker.errors
 
@@ -400,6 +361,12 @@ class DockerEngine:
         return info["State"] | {"RestartCount": info.get("RestartCount", 0)}
 
     def logs(self, container_id: str, tail: int) -> str:
+        try:
+            return self.transport.call("read a container's log", self._logs, container_id, tail)
+        except ProviderError:
+            return ""
+
+    def _logs(self, container_id: str, tail: int) -> str:
         import docker.errors
 
         try:
@@ -421,30 +388,14 @@ class DockerEngine:
         except docker.errors.NotFound:
             raise ProviderError(f"container {container_id[:12]} no longer exists on {self.host}") from None
         except docker.errors.DockerException as err:
-            raise ProviderError(f"host {self.host}: cannot read the logs of {container_id[:12]}: {_summary(err)}") from None
+            raise ProviderError(f"host {self.host}: cannot read the logs of {container_id[:12]}: {summary(err)}") from None
 
     # Probes --------------------------------------------------------------------------
 
     def probe(self, port: int, path: str | None, timeout: float) -> tuple[bool, str]:
-        if path is None:
-            try:
-                sock = socket.create_connection((self.probe_address, port), timeout=timeout)
-            except OSError as err:
-                return False, f"TCP connect: {err.strerror or err}"
-            with sock:
-                sock.settimeout(TCP_HOLD)
-                return tcp_verdict(sock.recv)
-        conn = http.client.HTTPConnection(self.probe_address, port, timeout=timeout)
-        try:
-            conn.request("GET", path, headers={"User-Agent": "berth-probe"})
-            status = conn.getresponse().status
-            return 200 <= status < 300, f"HTTP {status}"
-        except (OSError, http.client.HTTPException) as err:
-            reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
-            return False, reason.lower() if isinstance(err, OSError) else reason
-        finally:
-            conn.close()
+        return self.transport.probe(port, path, timeout)
 
+    @engine_call(lambda container_id, command, files=None: f"run {command[0]} in a container")
     def run_in(self, container_id: str, command: list[str], files: dict[str, bytes] | None = None) -> tuple[int, str]:
         """Run command inside a running container (docker exec), after copying files
         (path: content, mode 0600) into it: (exit code, its output). ProviderError when
@@ -453,122 +404,41 @@ class DockerEngine:
 
         try:
             if files:
-                self.api.put_archive(container_id, "/", _tar(files))
+                self.api.put_archive(container_id, "/", tar_of(files))
             exec_id = self.api.exec_create(container_id, command)["Id"]
             output = self.api.exec_start(exec_id)
             code = self.api.exec_inspect(exec_id).get("ExitCode")
         except docker.errors.DockerException as err:
             raise ProviderError(f"cannot run {command[0]} in container {container_id[:12]} on {self.host}: "
-                                f"{_summary(err)}") from None
+                                f"{summary(err)}") from None
         return code if code is not None else -1, output.decode("utf-8", "replace")
 
     # Facts --------------------------------------------------------------------------
 
-    def gpus(self) -> tuple:
-        """The GPUs of the machine berth runs on (the local engine's, as nvidia-smi says)."""
-        from providers.gpus import local_gpus
+    def gpus(self) -> tuple[Gpu, ...]:
+        """The host's GPUs from nvidia-smi, read once per run; none without nvidia-smi."""
+        if self._gpus is None:
+            from providers.gpus import NVIDIA_SMI_QUERY, read_gpus
 
-        return local_gpus()
+            self._gpus = read_gpus(self.host, *self.transport.call("run nvidia-smi", self.transport.run, NVIDIA_SMI_QUERY))
+        return self._gpus
 
+    @engine_call("read the Docker version")
     def docker_version(self) -> str:
         import docker.errors
 
         try:
             return self.api.version().get("Version", "?")
         except docker.errors.DockerException as err:
-            raise ProviderError(f"host {self.host}: cannot read the Docker version: {_summary(err)}") from None
+            raise ProviderError(f"host {self.host}: cannot read the Docker version: {summary(err)}") from None
 
     def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
         if self._api is not None:
             try:
                 self._api.close()
             except Exception:
                 pass
-
-
-def _tar(files: dict[str, bytes]) -> bytes:
-    """An archive of files by absolute path, for put_archive at /."""
-    import io
-    import tarfile
-
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for path, content in files.items():
-            info = tarfile.TarInfo(path.lstrip("/"))
-            info.size, info.mode = len(content), 0o600
-            tar.addfile(info, io.BytesIO(content))
-    return buffer.getvalue()
-
-
-def _observed(c: dict[str, Any]) -> ObservedContainer:
-    return ObservedContainer(
-        id=c["Id"],
-        name=(c.get("Names") or ["/"])[0].lstrip("/"),
-        state=c.get("State", ""),
-        image_id=c.get("ImageID", ""),
-        labels=c.get("Labels") or {},
-        host_ports=tuple(sorted({p["PublicPort"] for p in c.get("Ports") or () if p.get("PublicPort")})),
-    )
-
-
-def _devices(spec: ContainerSpec) -> dict[str, Any]:
-    """The GPUs placement assigned, as `docker run --gpus '"device=0,1"'` asks for them."""
-    if not spec.gpus:
-        return {}
-    import docker.types
-
-    return {"device_requests": [docker.types.DeviceRequest(
-        driver="nvidia", device_ids=list(spec.gpus), capabilities=[["gpu"]])]}
-
-
-def _limits(spec: ContainerSpec) -> dict[str, Any]:
-    limits: dict[str, Any] = {}
-    if spec.memory is not None:
-        limits |= {"mem_limit": spec.memory, "memswap_limit": -1}
-    if spec.cpus is not None:
-        limits |= {"cpu_period": CPU_PERIOD, "cpu_quota": int(spec.cpus * CPU_PERIOD)}
-    return limits
-
-
-def _split_ref(ref: str) -> tuple[str, str | None]:
-    """docker-py wants repository and tag (or digest) apart."""
-    if "@" in ref:
-        repo, digest = ref.split("@", 1)
-        return repo, digest
-    name, _, tag = ref.rpartition(":")
-    if name and "/" not in tag:
-        return name, tag
-    return ref, "latest"
-
-
-def local_engine(secrets_root: Path | None = None) -> DockerEngine:
-    """The engine berth runs beside, as the docker CLI would find it (DOCKER_HOST).
-    secrets_root: where secret files go on this machine (the session decides; see
-    providers.secret_files); None, or an engine on another machine, leaves it without."""
-    from providers.secret_files import LocalSecretFiles
-
-    base_url = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-
-    def connect() -> Any:
-        import docker
-
-        try:
-            return docker.from_env(timeout=900)
-        except docker.errors.DockerException as err:
-            raise ProviderError(
-                f"cannot reach the local Docker engine ({base_url}): {_summary(err)}. "
-                "Is dockerd running? (scripts/setup.sh starts one)"
-            ) from None
-
-    tls = bool(os.environ.get("DOCKER_TLS_VERIFY"))
-    http = EngineHTTP(base_url) if EngineHTTP.supports(base_url, tls) else None
-    url = urlparse(base_url)
-    probe_address = url.hostname if url.scheme in ("tcp", "http", "https") and url.hostname else "127.0.0.1"
-    remote = url.scheme in ("tcp", "http", "https", "ssh") and url.hostname not in (None, "localhost", "127.0.0.1", "::1")
-    return DockerEngine("local", None, probe_address, connect=connect, http=http,
-                        secret_files=None if remote or secrets_root is None else LocalSecretFiles(secrets_root))
+        self.transport.close()
 
 
 class _PortTaken(Exception):

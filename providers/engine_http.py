@@ -1,4 +1,5 @@
-"""A small read-only client for the Docker Engine API over a unix socket or plain TCP.
+"""A small read-only client for the Docker Engine API over a unix socket or plain TCP:
+the two GET calls refresh makes, without loading docker-py.
 
 Refresh needs two GET calls per host. docker-py, with requests and paramiko beneath it,
 costs about 0.3 s to import, more than the calls themselves; so refresh (and with it

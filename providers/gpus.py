@@ -1,13 +1,11 @@
-"""GPU inventory: what nvidia-smi reports on a host, as plain values.
+"""GPU inventory: what nvidia-smi reports on a host, as plain values, and the reading of
+its answer (the command runs over the host's Transport, once per run).
 
-The fact is read with one command per host (cached by the provider for the run) and
-parsed here, so the parser is tested on text alone. A host without nvidia-smi has none.
+The parser is tested on text alone. A host without nvidia-smi has none.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from dataclasses import dataclass
 
 NVIDIA_SMI_QUERY = "nvidia-smi --query-gpu=index,name,memory.total,uuid --format=csv,noheader,nounits"
@@ -35,18 +33,16 @@ def parse_nvidia_smi(text: str) -> tuple[Gpu, ...]:
     return tuple(gpus)
 
 
-def local_gpus() -> tuple[Gpu, ...]:
-    """The GPUs of the machine berth runs on."""
-    if shutil.which("nvidia-smi") is None:
+def read_gpus(host: str, status: int, out: str, err: str) -> tuple[Gpu, ...]:
+    """The fact from NVIDIA_SMI_QUERY's (exit status, stdout, stderr) on a host: none
+    when nvidia-smi is not there (127, as a shell says), else its answer parsed."""
+    from providers.types import ProviderError
+
+    if status == 127:  # command not found: a host without NVIDIA's driver has no GPUs
         return ()
-    result = subprocess.run(NVIDIA_SMI_QUERY.split(), capture_output=True, text=True, timeout=60)
-    if result.returncode != 0:
-        from providers.types import ProviderError
-
-        raise ProviderError(f"host local: nvidia-smi failed (exit {result.returncode}): {result.stderr.strip()}")
+    if status != 0:
+        raise ProviderError(f"host {host}: nvidia-smi failed (exit {status}): {(err or out).strip()}")
     try:
-        return parse_nvidia_smi(result.stdout)
-    except ValueError as err:
-        from providers.types import ProviderError
-
-        raise ProviderError(f"host local: cannot read nvidia-smi's answer: {err}") from None
+        return parse_nvidia_smi(out)
+    except ValueError as error:  # not the CSV asked for: say so, never a traceback
+        raise ProviderError(f"host {host}: cannot read nvidia-smi's answer: {error}") from None

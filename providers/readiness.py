@@ -1,4 +1,5 @@
-"""Waiting for a container to become ready, over any Provider.
+"""Waiting for a container to become ready, over any Provider: the polling, and the
+verdict on what a TCP probe saw.
 
 Polls the published port with backoff: from 50 ms up to 100 ms for the first 20 s, so
 a server that starts in seconds is noticed within about 100 ms (bench/ measures it),

@@ -1,4 +1,5 @@
-"""The values providers take and return: what to run, and what a host has.
+"""The values providers take and return: what to run, and what a host has, the labels
+berth puts on what it makes, and the errors providers raise.
 
 Plain frozen dataclasses, so the planner can build them and tests can compare them.
 """
@@ -18,6 +19,12 @@ LABEL_CONTENT_HASH = "berth.content-hash"
 
 class ProviderError(Exception):
     """A host or engine refused or failed an operation; the message says which and why."""
+
+
+def summary(err: Exception) -> str:
+    """What a docker-py error says, without its wrapping (the engine's own explanation)."""
+    explanation = getattr(err, "explanation", None)
+    return str(explanation or err).strip()
 
 
 class ReadinessError(ProviderError):

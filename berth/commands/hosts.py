@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from berth.commands import EXIT_ERROR, EXIT_OK, common, open_workspace
+from providers.base import LOCAL_HOST
 
 
 def register(commands: Any) -> None:
@@ -23,7 +24,7 @@ def cmd_hosts(args: argparse.Namespace, ui: Any) -> int:
     from providers.types import ProviderError
 
     workspace = open_workspace(args)
-    names = ["local", *workspace.stack.hosts]
+    names = [LOCAL_HOST, *workspace.stack.hosts]
 
     def facts(name: str) -> dict[str, Any]:
         config = workspace.stack.hosts.get(name)
@@ -37,12 +38,11 @@ def cmd_hosts(args: argparse.Namespace, ui: Any) -> int:
         return row
 
     try:
-        for name in names:  # opened here: the SSH providers are built on the local one
-            if name == "local":
-                try:
-                    workspace.provider(name)
-                except ProviderError:
-                    pass
+        try:  # opened here, in order: the SSH providers are built on the local one
+            for name in names:
+                workspace.provider(name)
+        except ProviderError:
+            pass
         with ThreadPoolExecutor(max_workers=min(16, len(names))) as pool:
             rows = list(pool.map(facts, names))
     finally:

@@ -26,6 +26,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from providers.base import LOCAL_HOST
+
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 NAME_RULE = "lowercase letters, digits, '-' and '_', starting with a letter or digit"
 # Secret names become file names (/secrets/NAME) and addresses; platforms' formats use
@@ -33,7 +35,6 @@ NAME_RULE = "lowercase letters, digits, '-' and '_', starting with a letter or d
 SECRET_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 SECRET_NAME_RULE = "letters, digits, '-' and '_', starting with a letter or digit"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-LOCAL_HOST = "local"  # the Docker engine berth runs beside; other hosts are [hosts.NAME]
 
 # Docker's meaning of sizes (`docker run -m 1g`, also 1gb), since these become Docker's
 # memory limit; the IEC suffixes (Ki, Mi, Gi, Ti) mean the same powers of 1024.

@@ -49,7 +49,7 @@ def gateway_image(ctx: StepContext, step: Step, address: Address, provider: Prov
     with tempfile.TemporaryDirectory(prefix="berth-gateway-") as context:
         Path(context, "Dockerfile").write_text(gateway.DOCKERFILE)
         image_id = provider.build_image(context, "Dockerfile", {}, tag, gateway.image_labels(), ctx.progress(step))
-    if address.host != "local":
+    if not provider.builds_here:
         image_id = provider.receive_image(tag, tag, ctx.progress(step))
     return f"id={image_id[7:19]}"
 

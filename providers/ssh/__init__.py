@@ -1,2 +1,2 @@
-"""An SSH host: one connection per host for the whole run, the Docker API, files and
-probe tunnels over it."""
+"""An SSH host: one connection per host for the whole run (connection), the Docker API
+through it (forwarder), image delivery (images), the host itself, secret files."""

@@ -158,6 +158,10 @@ class Deployment:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.hosts = hosts or {"local": FakeHost("local")}
+        self.hosts.setdefault("local", FakeHost("local"))
+        for fake in self.hosts.values():  # images for SSH hosts are built locally, then sent
+            if fake.host != "local" and fake.builder is None:
+                fake.builder = self.hosts["local"]
         self.events: list[Event] = []
         self.last_plan: Plan | None = None
         # on_disk: the real DiskStore in ROOT/.berth, as the CLI keeps it; else in memory

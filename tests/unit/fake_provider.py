@@ -83,10 +83,14 @@ class FakeImage:
 
 
 class FakeHost:
-    """One host. `images` seeds what it has before berth runs: {ref: labels}."""
+    """One host. `images` seeds what it has before berth runs: {ref: labels}. `builder`:
+    the host whose engine builds this one's images (an SSH host's is the local one), which
+    receive_image then copies here; None: this host builds its own."""
 
-    def __init__(self, host: str = "local", images: dict[str, dict[str, str]] | None = None) -> None:
+    def __init__(self, host: str = "local", images: dict[str, dict[str, str]] | None = None,
+                 builder: FakeHost | None = None) -> None:
         self.host = host
+        self.builder = builder
         self.containers: dict[str, FakeContainer] = {}
         self.images: dict[str, FakeImage] = {}
         self.secret_files: dict[SecretParts, bytes] = {}
@@ -163,8 +167,14 @@ class FakeHost:
                     "State": self._state(container), "Config": {"Labels": dict(spec.labels), "Image": spec.image},
                     "NetworkSettings": {"Ports": ports}, "ImageConfig": {}}
 
+    @property
+    def builds_here(self) -> bool:
+        return self.builder is None
+
     def build_image(self, context: str, dockerfile: str, args: dict[str, str], tag: str,
                     labels: dict[str, str], progress: Progress) -> str:
+        if self.builder is not None:
+            return self.builder.build_image(context, dockerfile, args, tag, labels, progress)
         with self._lock:
             self._change("build", tag)
             same = next((i for i in self.images.values() if labels and i.labels == labels), None)
@@ -183,6 +193,25 @@ class FakeHost:
             if normalize_ref(ref) in self.unpullable:
                 raise ProviderError(f"image {ref} is not on host {self.host} and could not be pulled: not found")
             return self._add_image(ref, {}).id
+
+    def receive_image(self, ref: str, tag: str, progress: Progress) -> str:
+        """The builder's image `ref` copied here with its ID and labels (as delivery keeps
+        the image ID), tagged `tag`."""
+        if self.builder is None:
+            found = self._image(ref)
+            if found is None:
+                raise ProviderError(f"host {self.host}: no such image {ref}")
+            return found.id
+        source = self.builder._image(ref)
+        if source is None:
+            raise ProviderError(f"host {self.builder.host}: no such image {ref} to send to {self.host}")
+        with self._lock:
+            self._change("receive", tag)
+            image = self.images.get(source.id)
+            if image is None:
+                image = self.images[source.id] = FakeImage(id=source.id, labels=dict(source.labels))
+            self._tag(image, tag)
+            return image.id
 
     def tag_image(self, image_id: str, tag: str) -> None:
         with self._lock:
@@ -303,6 +332,9 @@ class FakeHost:
     def gpus(self) -> tuple:
         """The host's GPUs (nvidia-smi on a real host)."""
         return self.gpu_list
+
+    def docker_version(self) -> str:
+        return "fake"
 
     def close(self) -> None:
         self.closed = True

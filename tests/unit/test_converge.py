@@ -578,8 +578,6 @@ def test_every_plan_cases_world_is_the_one_a_real_apply_leaves(tmp_path: Path, m
         apps[name] = fields
     configs = test_diff.configs(apps)
     remote = {app.host for app in configs.values()} - {"local"}
-    if any(app.build and app.host != "local" for app in configs.values()):
-        pytest.skip("a build for an SSH host is delivered there: the fake host does not model delivery")
     for name in {n for app in configs.values() for n in secret_names(app)}:
         monkeypatch.setenv(name.upper(), f"value of {name}")
     stack = Stack(name=test_diff.STACK, file=str(tmp_path / "berth.toml"), apps=configs,

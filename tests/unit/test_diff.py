@@ -202,14 +202,17 @@ def applied(apps: dict[str, AppConfig], hashes: dict[str, str], hosts: set[str],
         else:
             key, tag, labels = normalize_ref(ref), normalize_ref(ref), {}
         image_id = image_id_for(key)
-        images = world.images[app.host]
-        image = next((i for i in images if i["id"] == image_id), None)
-        if image is None:
-            image = {"id": image_id, "tags": [], "digests": [], "labels": labels}
-            images.append(image)
-        listed = image["digests" if "@" in tag else "tags"]  # pulled by digest: Docker lists it in RepoDigests
-        if tag not in listed:
-            listed.append(tag)
+        # A build for an SSH host is made on the local engine and sent: it is on both.
+        on = {app.host, "local"} if app.build is not None else {app.host}
+        for host in sorted(on):
+            images = world.images[host]
+            image = next((i for i in images if i["id"] == image_id), None)
+            if image is None:
+                image = {"id": image_id, "tags": [], "digests": [], "labels": labels}
+                images.append(image)
+            listed = image["digests" if "@" in tag else "tags"]  # pulled by digest: Docker lists it in RepoDigests
+            if tag not in listed:
+                listed.append(tag)
         world.resources[image_address] = ResourceState(
             address=image_address, type="image", host=app.host, id=image_id, attributes=image_attrs)
         for name in secret_names(app):

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from providers.ssh.host import HostKeyError, SshConnection, SshTarget, chain_ids, filtered_image_tar, fingerprint
+from providers.ssh.connection import HostKeyError, SshConnection, SshTarget, fingerprint
+from providers.ssh.images import chain_ids, filtered_image_tar
 
 
 def _sha(text: str) -> str:

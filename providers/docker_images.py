@@ -1,0 +1,84 @@
+"""Images on one engine through docker-py's APIClient: a streamed build, a pull, and the
+removal of a tag; plain functions of (api, host) that DockerEngine calls under its locks.
+
+Errors are ProviderErrors naming the host; docker-py is loaded only when one runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from providers.docker_spec import split_ref
+from providers.types import Progress, ProviderError, summary
+
+
+def build(
+    api: Any, host: str, context: str, dockerfile: str, args: dict[str, str], tag: str,
+    labels: dict[str, str], progress: Progress,
+) -> str:
+    """Build and tag from a local context directory, streaming Docker's steps to
+    progress; the last lines of output come with a failure. Returns the image ID."""
+    import docker.errors
+
+    last: list[str] = []
+    try:
+        for chunk in api.build(
+            path=context, dockerfile=dockerfile, buildargs=args or None, tag=tag,
+            labels=labels, rm=True, forcerm=True, decode=True,
+        ):
+            if "error" in chunk:
+                tail = "".join(last[-10:]).rstrip()
+                raise ProviderError(
+                    f"image build failed on {host}: {chunk['error'].strip()}"
+                    + (f"\n{tail}" if tail else "")
+                )
+            line = chunk.get("stream", "")
+            if line.strip():
+                last.append(line)
+                if line.startswith("Step "):
+                    progress(line.strip())
+        return api.inspect_image(tag)["Id"]
+    except docker.errors.DockerException as err:
+        raise ProviderError(f"image build failed on {host}: {summary(err)}") from None
+
+
+def pull(api: Any, host: str, ref: str, progress: Progress) -> str:
+    """Pull ref onto the host; returns its image ID."""
+    import docker.errors
+
+    try:
+        repo, tag = split_ref(ref)
+        for chunk in api.pull(repo, tag=tag, stream=True, decode=True):
+            if "error" in chunk:
+                raise ProviderError(f"pull of {ref} failed on {host}: {chunk['error']}")
+            if chunk.get("status", "").startswith(("Pulling from", "Digest", "Status")):
+                progress(chunk["status"])
+        return api.inspect_image(ref)["Id"]
+    except docker.errors.DockerException as err:
+        raise ProviderError(
+            f"image {ref} is not on host {host} and could not be pulled: {summary(err)}"
+        ) from None
+
+
+def remove(api: Any, host: str, ref: str) -> None:
+    """Untag ref (the image goes with its last tag) or remove an untagged image by ID;
+    never forced, and absent or in use is not an error."""
+    import docker.errors
+
+    try:
+        api.remove_image(ref)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as err:
+        if err.status_code == 409:  # in use by a container berth does not own
+            return
+        # Two tags of one image untagged at once: the engine deletes the image with
+        # the first and may answer the second "unrecognized image ID". The tag is
+        # gone either way, which is all this step asks.
+        try:
+            api.inspect_image(ref)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError:
+            pass
+        raise ProviderError(f"host {host}: cannot remove image: {summary(err)}") from None

@@ -1,0 +1,123 @@
+"""What docker-py is given and what it answers, as pure functions: a ContainerSpec as
+create and host-config arguments, list answers as observed values, refs split, archives.
+
+No engine is called here (docker.types is loaded only when a spec needs it), so the
+translations are tested on plain data.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from providers.types import ContainerSpec, ObservedContainer, ObservedImage, SecretParts
+
+STOP_TIMEOUT = 10  # seconds a container gets to exit on SIGTERM before it is killed
+CPU_PERIOD = 100_000
+
+
+def host_config_args(spec: ContainerSpec, secret_path: Callable[[SecretParts], str]) -> dict[str, Any]:
+    """APIClient.create_host_config's arguments for spec; secret_path maps a secret's
+    parts to its file on the host (asked only when the spec mounts secrets)."""
+    host_network = spec.network_mode == "host"
+    return dict(
+        port_bindings=None if host_network else {spec.port: spec.host_port},
+        network_mode=spec.network_mode,
+        sysctls=spec.sysctls or None,
+        extra_hosts=spec.extra_hosts or None,
+        restart_policy={"Name": spec.restart, "MaximumRetryCount": 0},
+        init=True,  # forwards SIGTERM to the server and reaps zombies
+        mounts=mounts(spec, secret_path),
+        **limits(spec),
+        **devices(spec),
+    )
+
+
+def create_args(spec: ContainerSpec, host_config: dict) -> dict[str, Any]:
+    """APIClient.create_container's arguments for spec, with its host config."""
+    env = spec.env | ({"NVIDIA_VISIBLE_DEVICES": ",".join(spec.gpus)} if spec.gpus else {})
+    return dict(
+        image=spec.image, name=spec.name, command=list(spec.command) if spec.command else None,
+        environment=env | spec.secret_env, labels=spec.labels,
+        ports=None if spec.network_mode == "host" else [spec.port],
+        host_config=host_config, stop_timeout=STOP_TIMEOUT,
+    )
+
+
+def mounts(spec: ContainerSpec, secret_path: Callable[[SecretParts], str]) -> list[Any] | None:
+    """Read-only bind mounts of the secret files, then the spec's host paths. A
+    Mount, not a -v bind: a missing source is an error, where -v would quietly
+    create an empty directory there."""
+    if not spec.secret_mounts and not spec.host_mounts:
+        return None
+    from docker.types import Mount
+
+    found = [Mount(target=m.target, source=secret_path(m.parts), type="bind", read_only=True)
+             for m in spec.secret_mounts]
+    return found + [Mount(target=m.target, source=m.source, type="bind", read_only=m.read_only)
+                    for m in spec.host_mounts]
+
+
+def devices(spec: ContainerSpec) -> dict[str, Any]:
+    """The GPUs placement assigned, as `docker run --gpus '"device=0,1"'` asks for them."""
+    if not spec.gpus:
+        return {}
+    import docker.types
+
+    return {"device_requests": [docker.types.DeviceRequest(
+        driver="nvidia", device_ids=list(spec.gpus), capabilities=[["gpu"]])]}
+
+
+def limits(spec: ContainerSpec) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    if spec.memory is not None:
+        found |= {"mem_limit": spec.memory, "memswap_limit": -1}
+    if spec.cpus is not None:
+        found |= {"cpu_period": CPU_PERIOD, "cpu_quota": int(spec.cpus * CPU_PERIOD)}
+    return found
+
+
+def observed_container(c: dict[str, Any]) -> ObservedContainer:
+    """A container as /containers/json lists it."""
+    return ObservedContainer(
+        id=c["Id"],
+        name=(c.get("Names") or ["/"])[0].lstrip("/"),
+        state=c.get("State", ""),
+        image_id=c.get("ImageID", ""),
+        labels=c.get("Labels") or {},
+        host_ports=tuple(sorted({p["PublicPort"] for p in c.get("Ports") or () if p.get("PublicPort")})),
+    )
+
+
+def observed_image(i: dict[str, Any]) -> ObservedImage:
+    """An image as /images/json lists it."""
+    return ObservedImage(
+        id=i["Id"],
+        tags=tuple(t for t in i.get("RepoTags") or () if t != "<none>:<none>"),
+        digests=tuple(d for d in i.get("RepoDigests") or () if d != "<none>@<none>"),
+        labels=i.get("Labels") or {},
+    )
+
+
+def split_ref(ref: str) -> tuple[str, str | None]:
+    """docker-py wants repository and tag (or digest) apart."""
+    if "@" in ref:
+        repo, digest = ref.split("@", 1)
+        return repo, digest
+    name, _, tag = ref.rpartition(":")
+    if name and "/" not in tag:
+        return name, tag
+    return ref, "latest"
+
+
+def tar_of(files: dict[str, bytes]) -> bytes:
+    """An archive of files by absolute path (mode 0600), for put_archive at /."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path, content in files.items():
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size, info.mode = len(content), 0o600
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
