@@ -46,9 +46,9 @@ PICKED_PORTS = range(32768, 61000)
 
 
 class DockerEngine:
-    """A Provider over `transport`. builder: where this host's images are built when not
-    here (the local engine, for SSH hosts): builds run there and receive_image sends
-    them (providers.ssh.images); None builds on this host's own engine."""
+    """A Provider over `transport`. delivery_for(engine): the image delivery of a host
+    whose images are built elsewhere (an SSH host's, providers.ssh.images: builds run on
+    the local engine and receive_image sends them); None builds on this host's own engine."""
 
     # Provider methods that are not one retried engine call, and why (a unit test checks
     # that every other Provider method is an engine_call).
@@ -65,7 +65,7 @@ class DockerEngine:
     }
 
     def __init__(self, host: str, transport: Transport, *,
-                 builder: Callable[[], DockerEngine] | None = None) -> None:
+                 delivery_for: Callable[[DockerEngine], Any] | None = None) -> None:
         self.host = host
         self.transport = transport
         self._api: Any = None
@@ -74,11 +74,7 @@ class DockerEngine:
         self._locks_guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._gpus: tuple[Gpu, ...] | None = None
-        self.delivery = None
-        if builder is not None:
-            from providers.ssh.images import ImageDelivery
-
-            self.delivery = ImageDelivery(self, builder)
+        self.delivery = delivery_for(self) if delivery_for is not None else None
 
     @property
     def builds_here(self) -> bool:

@@ -14,11 +14,10 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from state.errors import LockError
-from state.store import StateStore, who
+from state.store import StateStore, describe, who
 
 
 def _process_start(pid: int) -> str | None:
@@ -47,14 +46,6 @@ def _alive(record: dict[str, Any]) -> bool:
 def held_here_by_a_live_process(record: dict[str, Any]) -> bool:
     """True when the holder runs on this machine and its process is still alive."""
     return record.get("host") == socket.gethostname() and _alive(record)
-
-
-def describe(record: dict[str, Any]) -> str:
-    since = datetime.fromtimestamp(record.get("since", 0), timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return (
-        f"{record.get('who', '?')} (pid {record.get('pid', '?')}) since {since}, "
-        f"for {record.get('operation', '?')}, lock ID {record.get('id', '?')}"
-    )
 
 
 @dataclass

@@ -15,6 +15,7 @@ import os
 import socket
 import sqlite3
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -322,8 +323,6 @@ class DiskStore:
         except ValueError:
             holder = None
         if not isinstance(holder, dict) or holder.get("id") != self._expected_lock:
-            from state.lock import describe
-
             now = f"it is now held by {describe(holder)}" if isinstance(holder, dict) else "it was removed"
             raise StateError(
                 f"this berth no longer holds the lock on {self.path} ({now}, by `berth force-unlock`?), "
@@ -420,3 +419,12 @@ def _lock_id(text: str) -> str | None:
     except ValueError:
         return None
     return record.get("id") if isinstance(record, dict) else None
+
+
+def describe(record: dict[str, Any]) -> str:
+    """A lock record as messages name its holder."""
+    since = datetime.fromtimestamp(record.get("since", 0), timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return (
+        f"{record.get('who', '?')} (pid {record.get('pid', '?')}) since {since}, "
+        f"for {record.get('operation', '?')}, lock ID {record.get('id', '?')}"
+    )

@@ -17,6 +17,7 @@ from providers.engine_http import EngineHTTP
 from providers.readiness import TCP_HOLD, tcp_verdict
 from providers.ssh.connection import HostKeyError, SshConnection, SshTarget, dropped_errors
 from providers.ssh.forwarder import Forwarder, share_one_pool
+from providers.ssh.images import ImageDelivery
 from providers.ssh.secret_files import SftpSecretFiles
 from providers.types import ProviderError
 
@@ -170,7 +171,8 @@ class SshHost(DockerEngine):
 
     def __init__(self, target: SshTarget, builder: Callable[[], DockerEngine]) -> None:
         self.target = target
-        super().__init__(target.name, SshTransport(target), builder=builder)
+        super().__init__(target.name, SshTransport(target),
+                         delivery_for=lambda engine: ImageDelivery(engine, builder))
 
     @property
     def conn(self) -> SshConnection:

@@ -89,9 +89,11 @@ def test_restart_and_run_in_go_through_the_transport() -> None:
 
 
 def test_builds_here_unless_a_builder_is_named() -> None:
+    from providers.ssh.images import ImageDelivery
+
     local = DockerEngine(BUILD_HOST, FakeTransport())
     assert local.builds_here
-    remote = DockerEngine("gpu1", FakeTransport(), builder=lambda: local)
+    remote = DockerEngine("gpu1", FakeTransport(), delivery_for=lambda engine: ImageDelivery(engine, lambda: local))
     assert not remote.builds_here
 
 
