@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from planner.serving import gateway_admin
+from planner.serving import routes
 from planner.resources import reach_port
 from providers.base import Provider
 from state.address import Address
@@ -94,7 +94,7 @@ def _gateway_readiness(provider: Provider, container_id: str, attrs: dict[str, A
     if not ok:
         return f"not ready: port {attrs['port']}: {seen}"
     try:
-        status, _ = gateway_admin.request(provider, container_id, attrs["admin_port"], "GET",
+        status, _ = routes.request(provider, container_id, attrs["admin_port"], "GET",
                                           "/config/apps/http/servers/berth/routes", timeout=PROBE_TIMEOUT)
     except OSError as err:
         return f"not ready: admin API: {err}"

@@ -110,7 +110,7 @@ def boot_config(admin_port: int) -> dict[str, Any]:
 def _admin_listen(admin_port: int) -> str:
     """The admin API listens on the container's own loopback, which no network reaches
     (an app container beside it on the bridge included): berth reaches it through the
-    Docker API (planner.serving.gateway_admin)."""
+    Docker API (planner.serving.routes)."""
     return f"127.0.0.1:{admin_port}"
 
 

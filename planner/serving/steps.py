@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from planner.graph import Step, StepKind
 from planner.plan import Action, Change
 from planner.resources import container_spec, reach_port
-from planner.serving.routing import LiveRoutes
+from planner.serving.routes import LiveRoutes
 from planner.steps import StepContext, handles, probe, published, remove
 from providers.base import Provider
 from state.address import Address
