@@ -95,7 +95,7 @@ def _gateway_readiness(provider: Provider, container_id: str, attrs: dict[str, A
         return f"not ready: port {attrs['port']}: {seen}"
     try:
         status, _ = routes.request(provider, container_id, attrs["admin_port"], "GET",
-                                          "/config/apps/http/servers/berth/routes", timeout=PROBE_TIMEOUT)
+                                   "/config/apps/http/servers/berth/routes", timeout=PROBE_TIMEOUT)
     except OSError as err:
         return f"not ready: admin API: {err}"
     return "ready" if status == 200 else f"not ready: no routes loaded (admin API: HTTP {status})"
