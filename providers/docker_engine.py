@@ -271,6 +271,23 @@ class DockerEngine:
         turns out taken (_PortTaken)."""
         import docker.errors
 
+        container_id = self._create_container(spec)
+        try:
+            self.api.start(container_id)
+        except docker.errors.APIError as err:
+            if picked and any(words in _summary(err) for words in ("port is already allocated", "address already in use")):
+                raise _PortTaken(container_id) from None
+            raise self._start_error(spec, err) from None
+        return container_id
+
+    def create_container(self, spec: ContainerSpec) -> str:
+        """Create, not start: what Docker refuses in a config it refuses here, while an
+        old container of the same address still runs (a replace)."""
+        return self._create_container(spec)
+
+    def _create_container(self, spec: ContainerSpec) -> str:
+        import docker.errors
+
         host_network = spec.network_mode == "host"
         host_config = self.api.create_host_config(
             port_bindings=None if host_network else {spec.port: spec.host_port},
@@ -289,18 +306,40 @@ class DockerEngine:
             if err.status_code != 409:
                 raise ProviderError(f"cannot create {spec.name} on {self.host}: {_summary(err)}") from None
             self._remove_leftover(spec)
-            created = self._create(spec, host_config)
-        try:
-            self.api.start(created["Id"])
-        except docker.errors.APIError as err:
-            if picked and any(words in _summary(err) for words in ("port is already allocated", "address already in use")):
-                raise _PortTaken(created["Id"]) from None
-            hint = ""
-            if spec.gpus and 'device driver "nvidia"' in _summary(err):
-                hint = (f" (the engine on {self.host} has no NVIDIA runtime: install nvidia-container-toolkit "
-                        f"there; the container was created with GPUs {','.join(spec.gpus)} and is left stopped)")
-            raise ProviderError(f"cannot start {spec.name} on {self.host}: {_summary(err)}{hint}") from None
+            try:
+                created = self._create(spec, host_config)
+            except docker.errors.APIError as err:
+                raise ProviderError(f"cannot create {spec.name} on {self.host}: {_summary(err)}") from None
         return created["Id"]
+
+    def start_container(self, container_id: str, spec: ContainerSpec | None = None) -> None:
+        """Start a created or stopped container (spec, when given, names it in errors)."""
+        import docker.errors
+
+        try:
+            self.api.start(container_id)
+        except docker.errors.APIError as err:
+            if spec is None:
+                raise ProviderError(f"cannot start container {container_id[:12]} on {self.host}: {_summary(err)}") from None
+            raise self._start_error(spec, err) from None
+
+    def stop_container(self, container_id: str) -> None:
+        """Stop (gracefully, then kill), keeping the container; absent is not an error."""
+        import docker.errors
+
+        try:
+            self.api.stop(container_id, timeout=STOP_TIMEOUT)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as err:
+            raise ProviderError(f"cannot stop container {container_id[:12]} on {self.host}: {_summary(err)}") from None
+
+    def _start_error(self, spec: ContainerSpec, err: Exception) -> ProviderError:
+        hint = ""
+        if spec.gpus and 'device driver "nvidia"' in _summary(err):
+            hint = (f" (the engine on {self.host} has no NVIDIA runtime: install nvidia-container-toolkit "
+                    f"there; the container was created with GPUs {','.join(spec.gpus)} and is left stopped)")
+        return ProviderError(f"cannot start {spec.name} on {self.host}: {_summary(err)}{hint}")
 
     def _create(self, spec: ContainerSpec, host_config: dict) -> dict:
         env = spec.env | ({"NVIDIA_VISIBLE_DEVICES": ",".join(spec.gpus)} if spec.gpus else {})

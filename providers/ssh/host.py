@@ -578,6 +578,15 @@ class SshHost(DockerEngine):
     def run_container(self, spec: ContainerSpec) -> str:
         return self._call(f"start {spec.name}", super().run_container, spec)
 
+    def create_container(self, spec: ContainerSpec) -> str:
+        return self._call(f"create {spec.name}", super().create_container, spec)
+
+    def start_container(self, container_id: str, spec: ContainerSpec | None = None) -> None:
+        self._call(f"start {spec.name if spec else container_id[:12]}", super().start_container, container_id, spec)
+
+    def stop_container(self, container_id: str) -> None:
+        self._call("stop a container", super().stop_container, container_id)
+
     def update_container(self, container_id: str, spec: ContainerSpec) -> None:
         self._call(f"update {spec.name}", super().update_container, container_id, spec)
 
