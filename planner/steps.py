@@ -226,15 +226,19 @@ def _restore(provider: Provider, new_id: str, stopped: list[str]) -> str:
     """The new container could not start: remove it and start the old ones again."""
     from providers.types import ProviderError
 
-    provider.remove_container(new_id)
+    try:
+        provider.remove_container(new_id)
+        removed = "the new container was removed"
+    except ProviderError as err:  # a duplicate at the address: the next plan removes it
+        removed = f"the new container could not be removed ({err})"
     if not stopped:
-        return "the old container keeps serving"
+        return f"{removed}; the old container keeps serving"
     try:
         for old in stopped:
             provider.start_container(old)
     except ProviderError as err:
-        return f"the old container ({stopped[0][:12]}) could not be started again either: {err}"
-    return f"the new container was removed and the old one ({stopped[0][:12]}) started again"
+        return f"{removed}; the old container ({stopped[0][:12]}) could not be started again either: {err}"
+    return f"{removed} and the old one ({stopped[0][:12]}) started again"
 
 
 @handles(K.UPDATE)

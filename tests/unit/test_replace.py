@@ -247,3 +247,44 @@ def test_max_unavailable_below_one_is_refused_with_its_key(tmp_path: Path, value
         load_stack(str(tmp_path / "berth.toml"))
     text = "\n".join(str(d) for d in caught.value.diagnostics)
     assert "apps.web.max_unavailable" in text and "at least 1" in text, text
+
+
+GPU_APP = """
+[stack]
+name = "demo"
+
+[hosts.gpu-a]
+ssh = "root@10.0.0.5"
+
+[apps.llm]
+image = "busybox:1.36"
+host = "gpu-a"
+port = 8080
+replicas = 2
+gpus = 1
+deploy = "recreate"
+readiness = "/ready"
+env = { MODEL = "v1" }
+"""
+
+
+def test_gpu_replicas_with_deploy_recreate_are_replaced_one_at_a_time(tmp_path: Path) -> None:
+    """A GPU replica's new container gets the old one's devices: the old one stops
+    before it starts (never two servers on one GPU), one replica at a time."""
+    from fake_provider import FakeHost
+    from providers.gpus import Gpu
+
+    host = FakeHost("gpu-a")
+    host.gpu_list = tuple(Gpu(index=str(i), name="NVIDIA L4", memory_mib=23034, uuid=f"GPU-{i}") for i in range(2))
+    d = Deployment(tmp_path, GPU_APP, hosts={"local": FakeHost("local"), "gpu-a": host})
+    first = d.apply()
+    assert first.ok, failures(first)
+    d.write(GPU_APP.replace('"v1"', '"v2"'))
+    host.log.clear()
+    result = d.apply()
+    assert result.ok, failures(result)
+    llm = [f"app.llm.container[{i}]@gpu-a" for i in range(2)]
+    order = [(op, subject) for op, subject in host.log if op in ("create", "stop", "ready", "run")]
+    assert order == [("create", llm[0]), ("stop", llm[0]), ("ready", llm[0]),
+                     ("create", llm[1]), ("stop", llm[1]), ("ready", llm[1])]
+    assert not d.plan().has_changes, pending(d.plan())
