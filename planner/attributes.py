@@ -56,11 +56,13 @@ class AttributeModel:
 # An app's replica (planner.resources.container_attributes). The mount set and the env
 # mapping of secrets replace it; their values restart it (or replace it, when a secret is
 # also in its env: diff decides). gpus: the device indexes placement gave it. Clearing a
-# limit (cpus, memory) needs a new container too: diff checks that.
+# limit (cpus, memory) needs a new container too: diff checks that. max_unavailable:
+# how many of the app's replicas a replace may take down at once (absent: 1).
 CONTAINER = AttributeModel(ResourceKind.CONTAINER, {
     "name": Field(U), "image": Field(R), "command": Field(R), "env": Field(R), "port": Field(R),
     "host_port": Field(R), "restart": Field(U), "cpus": Field(U), "memory": Field(U),
     "readiness": Field(B), "liveness": Field(B), "readiness_timeout": Field(B), "depends_on": Field(B),
+    "max_unavailable": Field(B, optional=True),
     "secrets": Field(R, optional=True), "secret_env": Field(R, optional=True),
     "secret_versions": Field(S, optional=True), "gpus": Field(R, optional=True),
 })

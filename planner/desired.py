@@ -63,6 +63,8 @@ class AppConfig(_Frozen):
     # How a replace runs when the app is served through the gateway (rolling: the new
     # replica is ready before the old one stops), and the liveness watcher's settings.
     deploy: DeployStrategy = "rolling"
+    # Replicas a replace (or a restart) may take down at once; the next waits for one to be ready.
+    max_unavailable: int = 1
     liveness_failure_threshold: int = 3  # consecutive failed liveness probes before a restart
     probe_interval: float = 10.0  # seconds between probes while serving
     # Fields of a platform's own format that have no meaning on one's own hosts: shown

@@ -208,6 +208,8 @@ def _diff_container(
     mounted_for = current.labels.get(LABEL_APP)
     if known and attrs.get("secrets") and mounted_for not in (None, address.app):
         return change(Action.REPLACE, [f"its secret files are mounted from app {mounted_for}'s directory"]), extra_changes
+    if known and prev.status == "tainted":  # stopped when its readiness failed: tainted says why
+        return change(Action.REPLACE, ["tainted: its readiness check failed"]), extra_changes
     if current.state != "running":
         return change(Action.REPLACE, [f"container is {current.state or 'not running'}"]), extra_changes
     label = current.labels.get(LABEL_CONFIG_HASH)

@@ -3,8 +3,12 @@
 Built in small named passes over an nx.DiGraph whose nodes are Steps (edge u → v: v
 runs after u): one pass adds each change's steps, then dependency edges (images and
 secret files before containers, depends_on readiness before dependents, dependents
-removed before what they depend on, a host port or name freed before it is reused, old
-images pruned and unused secret files removed last).
+removed before what they depend on, a host port or name freed before it is reused, an
+app's replicas replaced a few at a time, old images pruned and unused secret files
+removed last).
+
+A replaced container is one `create` step (planner.steps.replace): the new container is
+created before the old one stops, so a config Docker refuses leaves the old one serving.
 """
 
 from __future__ import annotations
@@ -60,6 +64,21 @@ STARTS = {K.CREATE, K.UPDATE, K.ROLL_START}
 STOPS = {K.REMOVE, K.ROLL_SWITCH}
 
 
+def _replacing(graph: nx.DiGraph, step: Step) -> bool:
+    """A create that replaces a container: it stops (and removes) the old one too, unless
+    a remove step of its own does that first (_split_swaps)."""
+    return (step.kind == K.CREATE and graph.nodes[step]["changes"][0].action is Action.REPLACE
+            and not graph.nodes[step].get("split"))
+
+
+def _replaced_by_remove(graph: nx.DiGraph, step: Step) -> bool:
+    return step.kind == K.REMOVE and any(c.action is Action.REPLACE for c in graph.nodes[step]["changes"])
+
+
+def _stops(graph: nx.DiGraph, step: Step) -> bool:
+    return step.kind in STOPS or _replacing(graph, step)
+
+
 @dataclass(frozen=True)
 class Step:
     """One node of the graph. Made from text too (`Step("wait", "app.web.container[0]@local")`):
@@ -82,11 +101,13 @@ def build_graph(plan: Plan) -> nx.DiGraph:
     graph = nx.DiGraph()
     for change in plan.actions:
         _add_steps(graph, change)
+    _split_swaps(graph)
     _image_edges(graph)
     _secret_edges(graph)
     _depends_on_edges(graph)
     _destroy_order_edges(graph)
     _reuse_edges(graph)
+    _replica_order_edges(graph)
     _prune_edges(graph)
     _gateway_edges(graph)
     _watcher_edges(graph)
@@ -143,7 +164,7 @@ def _add_steps(graph: nx.DiGraph, change: Change) -> None:
             case Action.CREATE:
                 kinds = [K.CREATE, K.WAIT]
             case Action.REPLACE:
-                kinds = [K.REMOVE, K.CREATE, K.WAIT]
+                kinds = [K.CREATE, K.WAIT]  # the create stops the old one once the new one exists
             case Action.CREATE_THEN_DELETE:
                 kinds = ROLLING
             case Action.UPDATE:
@@ -162,6 +183,36 @@ def _add_steps(graph: nx.DiGraph, change: Change) -> None:
         graph.add_edge(before, after)
 
 
+def _split_swaps(graph: nx.DiGraph) -> None:
+    """Replaces that take each other's host port or name (two apps swapping ports) cannot
+    each create first: their old containers are removed by steps of their own, the
+    new ones created once what they need is freed (_reuse_edges)."""
+    import networkx as nx
+
+    creates = [s for s in graph.nodes if _replacing(graph, s)]
+    frees = nx.DiGraph()
+    held = {(s.address.host, key, (graph.nodes[s]["changes"][0].before or {}).get(key)): s
+            for s in creates for key in ("host_port", "name")}
+    for step in creates:
+        after = graph.nodes[step]["changes"][0].after or {}
+        for key in ("host_port", "name"):
+            holder = held.get((step.address.host, key, after.get(key)))
+            if holder is not None and holder != step and after.get(key) is not None:
+                frees.add_edge(holder, step)
+    for component in nx.strongly_connected_components(frees):
+        if len(component) < 2:
+            continue
+        for step in component:
+            change = graph.nodes[step]["changes"][0]
+            remove = Step(K.REMOVE, step.address)
+            if remove in graph:
+                graph.nodes[remove]["changes"].append(change)
+            else:
+                graph.add_node(remove, changes=[change])
+            graph.add_edge(remove, step)
+            graph.nodes[step]["split"] = True
+
+
 def _by_app(graph: nx.DiGraph, kinds: set[str]) -> dict[tuple[str, str], list[Step]]:
     """Steps of the given kinds, keyed by (app, host)."""
     found: dict[tuple[str, str], list[Step]] = defaultdict(list)
@@ -173,13 +224,13 @@ def _by_app(graph: nx.DiGraph, kinds: set[str]) -> dict[tuple[str, str], list[St
 
 
 def _image_edges(graph: nx.DiGraph) -> None:
-    """The image exists before any container of its app is created, and before an old
-    container is removed for a replace: a failed build or pull leaves the app running."""
+    """The image exists before any container of its app is created (a replace's create
+    stops the old one): a failed build or pull leaves the app running."""
     images = _by_app(graph, {K.BUILD, K.DELIVER, K.PULL, K.TAG})
     for key, steps in _by_app(graph, {*STARTS, K.REMOVE}).items():
         for image_step in images.get(key, []):
             for step in steps:
-                if step.kind != K.REMOVE or graph.nodes[step]["changes"][0].action is Action.REPLACE:
+                if step.kind != K.REMOVE or _replaced_by_remove(graph, step):
                     graph.add_edge(image_step, step)
 
 
@@ -195,10 +246,10 @@ def _secret_edges(graph: nx.DiGraph) -> None:
         removals[host].extend(steps)
     for key, steps in _by_app(graph, {*STARTS, *STOPS}).items():
         for step in steps:
-            if step.kind in STARTS or graph.nodes[step]["changes"][0].action is Action.REPLACE:
+            if step.kind in STARTS or _replaced_by_remove(graph, step):
                 for sync in syncs.get(key, []):
                     graph.add_edge(sync, step)
-            if step.kind in STOPS:
+            if _stops(graph, step):
                 for removal in removals.get(key[1], []):
                     graph.add_edge(step, removal)
 
@@ -232,10 +283,11 @@ def _destroy_order_edges(graph: nx.DiGraph) -> None:
 
 
 def _reuse_edges(graph: nx.DiGraph) -> None:
-    """A container created on a host port or name that another one frees waits for it."""
+    """A container created on a host port or name that another one frees (removed, or
+    replaced: its create removes the old one) waits for it."""
     freed: dict[tuple[str, str, object], list[Step]] = defaultdict(list)
     for step in graph.nodes:
-        if step.kind == K.REMOVE:
+        if step.kind == K.REMOVE or _replacing(graph, step):
             host = step.address.host
             for change in graph.nodes[step]["changes"]:
                 before = change.before or {}
@@ -249,7 +301,44 @@ def _reuse_edges(graph: nx.DiGraph) -> None:
         host = step.address.host
         for key in (("host_port", "name") if step.kind == K.CREATE else ("name",)):
             for remove in freed.get((host, key, after.get(key)), []):
-                graph.add_edge(remove, step)
+                if remove != step:  # a replace frees its own port and name itself
+                    graph.add_edge(remove, step)
+
+
+def _replica_order_edges(graph: nx.DiGraph) -> None:
+    """An app's replicas are replaced (or restarted) a few at a time: at most
+    max_unavailable of them (default 1) are down at once, the next one stopping only
+    once one before it passed readiness; a replica that fails readiness stops the roll.
+    Replicas go in the order the graph already implies (a replica whose new host port
+    another one frees goes after it), then by index."""
+    import networkx as nx
+
+    disruptive: dict[tuple[str, str], list[Step]] = defaultdict(list)
+    for step in graph.nodes:
+        if _replacing(graph, step) or (step.kind == K.UPDATE and _restarts(graph.nodes[step]["changes"][0])):
+            disruptive[(step.address.app, step.address.host)].append(step)
+    if not any(len(steps) > 1 for steps in disruptive.values()):
+        return
+    rank = {node: i for i, node in enumerate(nx.lexicographical_topological_sort(graph, key=_order))}
+    for steps in disruptive.values():
+        steps.sort(key=lambda s: (rank[s], s.address.index))
+        allowed = max(1, int((graph.nodes[steps[0]]["changes"][0].after or {}).get("max_unavailable") or 1))
+        for before, step in zip(steps, steps[allowed:]):
+            ready = Step(K.WAIT, before.address)
+            if ready in graph and not nx.has_path(graph, step, ready):
+                graph.add_edge(ready, step)
+
+
+def _order(step: Step) -> str:
+    address = step.address
+    return f"{address.host}/{address.app}/{address.kind}/{address.index:09d}/{address.secret or ''}/{step.kind}"
+
+
+def _restarts(change: Change) -> bool:
+    """An update that restarts the container (a mounted secret's value changed)."""
+    from planner.attributes import CONTAINER, ChangeClass
+
+    return bool(CONTAINER.changed(change.before or {}, change.after or {}, ChangeClass.RESTART))
 
 
 def _prune_edges(graph: nx.DiGraph) -> None:
@@ -297,7 +386,7 @@ def _watcher_edges(graph: nx.DiGraph) -> None:
     gateway_images: dict[str, Step] = {}
     for step in graph.nodes:
         host = step.address.host
-        if step.kind == K.REMOVE:
+        if step.kind == K.REMOVE or _replacing(graph, step):
             removes[host].append(step)
         elif step.kind == K.GATEWAY_IMAGE:
             gateway_images[host] = step

@@ -29,12 +29,14 @@ class ReplicaHealth:
     image: str
     since: str  # when the container started (ISO 8601, UTC), "" when unknown
     restarts: int = 0  # by Docker's restart policy (RestartCount)
+    tainted: bool = False  # apply saw it fail (readiness; a gateway's routes): the next apply replaces it
     watcher_restarts: int = 0  # by the host's liveness watcher, since that watcher started
     last_watcher_restart: dict[str, str] | None = None  # {"time", "reason"} of its latest
 
     @property
     def healthy(self) -> bool:
-        return self.state == "running" and self.readiness == "ready" and self.liveness in ("live", "-")
+        return (not self.tainted and self.state == "running" and self.readiness == "ready"
+                and self.liveness in ("live", "-"))
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"healthy": self.healthy}
@@ -59,6 +61,14 @@ def check(state: State | None, providers: dict[str, Provider], desired_apps: lis
 
 
 def _check_one(resource: Any, provider: Provider | None) -> ReplicaHealth:
+    row = _observe_one(resource, provider)
+    if resource.status != "tainted":
+        return row
+    failed = "failed readiness" if resource.type == "container" else "failed"
+    return replace(row, tainted=True, readiness=f"{failed} (tainted: the next apply replaces it)")
+
+
+def _observe_one(resource: Any, provider: Provider | None) -> ReplicaHealth:
     attrs = resource.attributes
     address = resource.address
     base = dict(app=address.app or f"({address.kind})", address=str(address), host=resource.host, container=resource.id[:12],

@@ -108,6 +108,8 @@ def container_attributes(
     } | _secret_attributes(app, secret_versions or {})
     if gpus:  # absent without GPUs, so containers made before placement existed keep their hash
         attrs["gpus"] = list(gpus)
+    if app.max_unavailable != 1:  # absent at the default, so states recorded before it plan no change
+        attrs["max_unavailable"] = app.max_unavailable
     return attrs
 
 

@@ -180,6 +180,67 @@ def create(ctx: StepContext, step: Step, address: Address, provider: Provider, c
     return f"id={container_id[:12]}" + (f", port {attrs['published_port']}" if after["host_port"] is None else "")
 
 
+@handles(K.CREATE, Action.REPLACE)
+def replace(ctx: StepContext, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+    """The new container is created (under a name of its own) before the old one stops,
+    so a config Docker refuses leaves the old one serving. On a free port it starts
+    beside the old one; on a fixed host port (or host network, or GPUs) the old one
+    stops first and, if the new one then fails to start, is started again. Once the new
+    one runs the old one is removed and the new one takes its name; state records the
+    container that runs at each point, so a run that dies midway leaves the other one
+    as a duplicate the next plan removes."""
+    import secrets
+
+    from providers.types import ProviderError
+
+    change = changes[0]
+    after = change.after
+    # (A replace whose old container a remove step of its own took out: planner.graph._split_swaps.)
+    old_ids = [] if ctx.graph.nodes[step].get("split") else [i for i in change.ids if i]
+    staged = after | {"name": f"{after['name']}-next-{secrets.token_hex(3)}"}
+    spec = container_spec(ctx.stack, address, staged, ctx.secret_env(after))
+    if after["host_port"] is None and spec.network_mode != "host" and not spec.gpus:
+        container_id = provider.run_container(spec)  # refused: the old one is untouched
+        attrs = published(provider, container_id, staged)
+    else:
+        container_id = provider.create_container(spec)  # refused: the old one is untouched
+        attrs = staged
+        stopped: list[str] = []
+        try:
+            for old in old_ids:
+                provider.stop_container(old)
+                stopped.append(old)
+            provider.start_container(container_id, spec)
+        except ProviderError as err:
+            raise ProviderError(f"{err}; {_restore(provider, container_id, stopped)}") from None
+    ctx.record(change, address, container_id, status="created", attributes=attrs)
+    for old in old_ids:
+        provider.remove_container(old)
+    provider.update_container(container_id, container_spec(ctx.stack, address, after))  # its name
+    ctx.record(change, address, container_id, status="created", attributes=attrs | {"name": after["name"]})
+    replaced = f", replacing {old_ids[0][:12]}" if old_ids else ""
+    return f"id={container_id[:12]}" + (f", port {attrs['published_port']}" if after["host_port"] is None else "") + replaced
+
+
+def _restore(provider: Provider, new_id: str, stopped: list[str]) -> str:
+    """The new container could not start: remove it and start the old ones again."""
+    from providers.types import ProviderError
+
+    try:
+        provider.remove_container(new_id)
+        removed = "the new container was removed"
+    except ProviderError as err:  # a duplicate at the address: the next plan removes it
+        removed = f"the new container could not be removed ({err})"
+    if not stopped:
+        return f"{removed}; the old container keeps serving"
+    try:
+        for old in stopped:
+            provider.start_container(old)
+    except ProviderError as err:
+        return f"{removed}; the old container ({stopped[0][:12]}) could not be started again either: {err}"
+    return f"{removed} and the old one ({stopped[0][:12]}) started again"
+
+
 @handles(K.UPDATE)
 def update(ctx: StepContext, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
     change = changes[0]
@@ -211,16 +272,23 @@ def probe(ctx: StepContext, step: Step, provider: Provider, after: dict[str, Any
 
 @handles(K.WAIT)
 def wait(ctx: StepContext, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
-    """Ready once the probe passes; tainted (replaced by the next apply) when it fails."""
-    from providers.types import ReadinessError
+    """Ready once the probe passes. When it fails the container is stopped (a server
+    crash-looping under its restart policy would hold its GPUs and port) and kept in
+    state as tainted: `status` shows it failed, the next apply replaces it."""
+    from providers.types import ProviderError, ReadinessError
 
     resource = ctx.recorder.get(step.address)
     assert resource is not None, f"{step.address} has no container to wait for"
     try:
         took = probe(ctx, step, provider, changes[0].after, resource)
-    except ReadinessError:
+    except ReadinessError as err:
         ctx.recorder.put(resource.model_copy(update={"status": "tainted"}))
-        raise
+        try:
+            provider.stop_container(resource.id)
+            kept = "the container was stopped; the next apply replaces it"
+        except ProviderError as stop_err:
+            kept = f"it could not be stopped: {stop_err}"
+        raise ReadinessError(f"{err}; {kept}", err.log_tail) from None
     ctx.recorder.put(resource.model_copy(update={"status": "ready"}))
     return f"probe passed after {took:.2f}s"
 

@@ -165,6 +165,19 @@ class Provider(Protocol):
         """Create and start a container; returns its ID."""
         ...
 
+    def create_container(self, spec: ContainerSpec) -> str:
+        """Create, not start (spec.host_port fixed); returns its ID. What Docker refuses
+        in a config is refused here, so a replace tries it before the old one stops."""
+        ...
+
+    def start_container(self, container_id: str, spec: ContainerSpec | None = None) -> None:
+        """Start a created or stopped container; spec, when given, names it in errors."""
+        ...
+
+    def stop_container(self, container_id: str) -> None:
+        """Stop (gracefully, then kill), keeping the container; absent is not an error."""
+        ...
+
     def update_container(self, container_id: str, spec: ContainerSpec) -> None:
         """Apply what Docker can change live: the name (rename), restart policy and
         resource limits."""

@@ -14,12 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from providers.base import SecretFiles, Transport, engine_call
+from providers import docker_containers as containers
 from providers.docker_images import build, pull, remove
 from providers.docker_spec import (
-    STOP_TIMEOUT,
-    create_args,
     host_config_args,
-    limits,
     observed_container,
     observed_image,
     split_ref,
@@ -256,79 +254,45 @@ class DockerEngine:
         turns out taken (_PortTaken)."""
         import docker.errors
 
-        host_config = self.api.create_host_config(**host_config_args(spec, lambda parts: self._files().path(parts)))
+        container_id = self._create_container(spec)
         try:
-            created = self._create(spec, host_config)
-        except docker.errors.APIError as err:
-            if err.status_code != 409:
-                raise ProviderError(f"cannot create {spec.name} on {self.host}: {summary(err)}") from None
-            self._remove_leftover(spec)
-            created = self._create(spec, host_config)
-        try:
-            self.api.start(created["Id"])
+            self.api.start(container_id)
         except docker.errors.APIError as err:
             if picked and any(words in summary(err) for words in ("port is already allocated", "address already in use")):
-                raise _PortTaken(created["Id"]) from None
-            hint = ""
-            if spec.gpus and 'device driver "nvidia"' in summary(err):
-                hint = (f" (the engine on {self.host} has no NVIDIA runtime: install nvidia-container-toolkit "
-                        f"there; the container was created with GPUs {','.join(spec.gpus)} and is left stopped)")
-            raise ProviderError(f"cannot start {spec.name} on {self.host}: {summary(err)}{hint}") from None
-        return created["Id"]
+                raise _PortTaken(container_id) from None
+            raise containers.start_error(self.host, spec, err) from None
+        return container_id
 
-    def _create(self, spec: ContainerSpec, host_config: dict) -> dict:
-        return self.api.create_container(**create_args(spec, host_config))
+    @engine_call(lambda spec: f"create {spec.name}")
+    def create_container(self, spec: ContainerSpec) -> str:
+        """Create, not start: what Docker refuses in a config it refuses here, while an
+        old container of the same address still runs (a replace)."""
+        return self._create_container(spec)
 
-    def _remove_leftover(self, spec: ContainerSpec) -> None:
-        """A container already holds the name: take it away only if this stack owns it."""
-        existing = self.api.inspect_container(spec.name)
-        stack = (existing["Config"].get("Labels") or {}).get(LABEL_STACK)
-        if stack != spec.labels.get(LABEL_STACK):
-            raise ProviderError(
-                f"a container named {spec.name} already exists on {self.host} and berth does not "
-                f"manage it (stack label: {stack or 'none'}); rename or remove it"
-            )
-        self.remove_container(existing["Id"])
+    def _create_container(self, spec: ContainerSpec) -> str:
+        host_config = self.api.create_host_config(**host_config_args(spec, lambda parts: self._files().path(parts)))
+        return containers.create(self.api, self.host, spec, host_config,
+                                 lambda found: containers.remove(self.api, self.host, found))
+
+    @engine_call(lambda container_id, spec=None: f"start {spec.name if spec else container_id[:12]}")
+    def start_container(self, container_id: str, spec: ContainerSpec | None = None) -> None:
+        containers.start(self.api, self.host, container_id, spec)
+
+    @engine_call("stop a container")
+    def stop_container(self, container_id: str) -> None:
+        containers.stop(self.api, self.host, container_id)
 
     @engine_call(lambda container_id, spec: f"update {spec.name}")
     def update_container(self, container_id: str, spec: ContainerSpec) -> None:
-        import docker.errors
-
-        try:
-            if self.api.inspect_container(container_id)["Name"].lstrip("/") != spec.name:
-                self.api.rename(container_id, spec.name)
-            self.api.update_container(
-                container_id, restart_policy={"Name": spec.restart, "MaximumRetryCount": 0},
-                **limits(spec),
-            )
-        except docker.errors.APIError as err:
-            raise ProviderError(f"cannot update {spec.name} on {self.host}: {summary(err)}") from None
+        containers.update(self.api, self.host, container_id, spec)
 
     @engine_call("remove a container")
     def remove_container(self, container_id: str) -> None:
-        import docker.errors
-
-        try:
-            self.api.stop(container_id, timeout=STOP_TIMEOUT)
-        except docker.errors.NotFound:
-            return
-        except docker.errors.APIError:
-            pass  # already stopped or stuck: removal with force below settles it
-        try:
-            self.api.remove_container(container_id, force=True, v=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as err:
-            raise ProviderError(f"cannot remove container {container_id[:12]} on {self.host}: {summary(err)}") from None
+        containers.remove(self.api, self.host, container_id)
 
     @engine_call("restart a container")
     def restart_container(self, container_id: str) -> None:
-        import docker.errors
-
-        try:
-            self.api.restart(container_id, timeout=STOP_TIMEOUT)
-        except docker.errors.APIError as err:
-            raise ProviderError(f"cannot restart container {container_id[:12]} on {self.host}: {summary(err)}") from None
+        containers.restart(self.api, self.host, container_id)
 
     # Secrets -------------------------------------------------------------------------
 

@@ -175,6 +175,7 @@ class AppFile(_Table):
     # Serving through the gateway ([stack] gateway_port).
     predict: HttpPath | None = None  # what http://HOST:GATEWAY/APP/predict reaches
     deploy: Deploy = "rolling"
+    max_unavailable: Threshold = 1  # replicas a replace takes down at once
     liveness_failure_threshold: Threshold = 3
     probe_interval: Seconds = 10.0
 

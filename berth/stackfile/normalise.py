@@ -50,6 +50,7 @@ def app_config(name: str, app: AppFile, base: Path, origin: str, has_hosts: bool
         gpu_type=gpu_type,
         predict=app.predict,
         deploy=app.deploy,
+        max_unavailable=app.max_unavailable,
         liveness_failure_threshold=app.liveness_failure_threshold,
         probe_interval=app.probe_interval,
         origin=origin,

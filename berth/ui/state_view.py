@@ -68,7 +68,8 @@ def render_status(rows: list[Any], ui: Consoles) -> None:
         live_style = "green" if row.liveness == "live" else ("dim" if row.liveness == "-" else "red")
         table.append([
             (row.app, "bold"), (replica, None), (row.host or "-", None), (row.container or "-", None),
-            (row.state + restarts, STATE_STYLE.get(row.state, "red")), (row.readiness, ready_style),
+            (f"failed ({row.state}){restarts}" if row.tainted else row.state + restarts,
+             "red" if row.tainted else STATE_STYLE.get(row.state, "red")), (row.readiness, ready_style),
             (row.liveness, live_style), (row.image or "-", None), (row.since or "-", None),
         ])
     widths = [max(len(h), *(len(r[i][0]) for r in table)) for i, h in enumerate(headers)]

@@ -3,7 +3,8 @@
 It keeps what a host keeps (containers with labels, state, published ports and the spec
 they were run from; images with tags, digests and labels; secret files) and answers as
 the Docker engine does where the planner relies on it:
-- run_container needs the image on the host, takes a leftover container of the same
+- run_container (create_container, then start_container) needs the image on the
+  host, refuses a memory limit under Docker's 6 MB at create, takes a leftover container of the same
   stack off its name (another stack's is refused), and a fixed host port that a running
   container already holds fails the start, leaving the container created (as Docker
   does); with host_port None a free port is picked and inspect_container shows it;
@@ -13,7 +14,8 @@ the Docker engine does where the planner relies on it:
 - probe passes once a running container publishes the port, unless its app is in
   `never_ready` (then it answers HTTP 503 until the caller gives up).
 
-Tests drive it from outside: `never_ready`, `fail_at` (the Nth change to the host raises
+Tests drive it from outside: `never_ready`, `fail_start` (an app's new containers
+are created but fail to start), `fail_at` (the Nth change to the host raises
 ProviderError before it happens), and changes behind berth's back (remove_behind_berth,
 stop_behind_berth). `log` lists every change made, in order, as (operation, subject).
 
@@ -56,6 +58,7 @@ class FakeContainer:
     state: str = "running"  # running, exited, created
     host_port: int | None = None
     restarts: int = 0
+    started: bool = False  # ever started (fail_start fails only a first start)
 
     @property
     def name(self) -> str:
@@ -96,6 +99,7 @@ class FakeHost:
         self.secret_files: dict[SecretParts, bytes] = {}
         self.never_ready: set[str] = set()  # app names whose probe never passes
         self.unpullable: set[str] = set()  # refs (normalised) a pull of fails
+        self.fail_start: set[str] = set()  # app names whose new containers are created but fail to start
         self.fail_at: int | None = None  # the Nth change (1-based) raises ProviderError
         self.gpu_list: tuple = ()  # providers.gpus.Gpu values, as nvidia-smi would list them
         self.log: list[tuple[str, str]] = []
@@ -240,29 +244,29 @@ class FakeHost:
     def run_container(self, spec: ContainerSpec) -> str:
         with self._lock:
             self._change("run", spec.labels.get(LABEL_ADDRESS, spec.name))
-            image = self._image(spec.image)
-            if image is None:
-                raise ProviderError(f"cannot create {spec.name} on {self.host}: No such image: {spec.image}")
-            holder = next((c for c in self.containers.values() if c.name == spec.name), None)
-            if holder is not None:
-                if holder.spec.labels.get(LABEL_STACK) != spec.labels.get(LABEL_STACK):
-                    raise ProviderError(f"a container named {spec.name} already exists on {self.host} "
-                                        "and berth does not manage it")
-                del self.containers[holder.id]
-            port = spec.host_port
-            if port is None and spec.network_mode != "host":
-                used = {c.host_port for c in self.containers.values()}
-                port = next(p for p in PICKED_PORTS if p not in used)
-            container = FakeContainer(id=self._new_id("ctr"), spec=spec, image_id=image.id, state="created",
-                                      host_port=port if spec.network_mode != "host" else None)
-            self.containers[container.id] = container
-            taken = any(c.state == "running" and c.host_port == container.host_port and c.host_port
-                        for c in self.containers.values() if c is not container)
-            if taken:
-                raise ProviderError(f"cannot start {spec.name} on {self.host}: Bind for 0.0.0.0:{port} failed: "
-                                    "port is already allocated")
-            container.state = "running"
+            container = self._created(spec)
+            self._start(container)
             return container.id
+
+    def create_container(self, spec: ContainerSpec) -> str:
+        with self._lock:
+            self._change("create", spec.labels.get(LABEL_ADDRESS, spec.name))
+            return self._created(spec).id
+
+    def start_container(self, container_id: str, spec: ContainerSpec | None = None) -> None:
+        with self._lock:
+            container = self.containers.get(container_id)
+            self._change("start", container.address if container else container_id)
+            if container is None:
+                raise ProviderError(f"cannot start container {container_id[:12]} on {self.host}: no such container")
+            self._start(container)
+
+    def stop_container(self, container_id: str) -> None:
+        with self._lock:
+            container = self.containers.get(container_id)
+            self._change("stop", container.address if container else container_id)
+            if container is not None:
+                container.state = "exited"
 
     def update_container(self, container_id: str, spec: ContainerSpec) -> None:
         with self._lock:
@@ -348,6 +352,41 @@ class FakeHost:
             self.log.append(("failed", f"{operation} {subject}"))
             raise ProviderError(f"host {self.host}: {operation} {subject} failed (injected)")
         self.log.append((operation, subject))
+
+    def _created(self, spec: ContainerSpec) -> FakeContainer:
+        """A container made from spec, not started (Docker refuses a memory limit under 6 MB here)."""
+        image = self._image(spec.image)
+        if image is None:
+            raise ProviderError(f"cannot create {spec.name} on {self.host}: No such image: {spec.image}")
+        if spec.memory is not None and spec.memory < 6 * 2**20:
+            raise ProviderError(f"cannot create {spec.name} on {self.host}: Minimum memory limit allowed is 6MB")
+        holder = next((c for c in self.containers.values() if c.name == spec.name), None)
+        if holder is not None:
+            if holder.spec.labels.get(LABEL_STACK) != spec.labels.get(LABEL_STACK):
+                raise ProviderError(f"a container named {spec.name} already exists on {self.host} "
+                                    "and berth does not manage it")
+            del self.containers[holder.id]
+        port = spec.host_port
+        if port is None and spec.network_mode != "host":
+            used = {c.host_port for c in self.containers.values()}
+            port = next(p for p in PICKED_PORTS if p not in used)
+        container = FakeContainer(id=self._new_id("ctr"), spec=spec, image_id=image.id, state="created",
+                                  host_port=port if spec.network_mode != "host" else None)
+        self.containers[container.id] = container
+        return container
+
+    def _start(self, container: FakeContainer) -> None:
+        """Running, unless a running container holds its fixed host port, or its app is in
+        fail_start and it never ran (a new container; an old one starts again)."""
+        spec = container.spec
+        if spec.labels.get(LABEL_APP) in self.fail_start and not container.started:
+            raise ProviderError(f"cannot start {spec.name} on {self.host}: start refused (injected)")
+        taken = any(c.state == "running" and c.host_port == container.host_port and c.host_port
+                    for c in self.containers.values() if c is not container)
+        if taken:
+            raise ProviderError(f"cannot start {spec.name} on {self.host}: Bind for 0.0.0.0:{container.host_port} "
+                                "failed: port is already allocated")
+        container.state, container.started = "running", True
 
     def _state(self, container: FakeContainer) -> dict:
         return {"Status": container.state, "Running": container.state == "running",

@@ -78,9 +78,9 @@ def test_an_image_by_reference_is_pulled_not_built() -> None:
     assert edges(g) == {f"pull {API_IMAGE} > create {API0}", f"create {API0} > wait {API0}"}
 
 
-def test_replace_is_remove_then_create_then_wait() -> None:
+def test_replace_is_create_then_wait_the_create_stopping_the_old_one() -> None:
     g = graph_of(container(WEB0, Action.REPLACE))
-    assert edges(g) == {f"remove {WEB0} > create {WEB0}", f"create {WEB0} > wait {WEB0}"}
+    assert edges(g) == {f"create {WEB0} > wait {WEB0}"}
 
 
 def test_update_is_update_then_wait() -> None:
@@ -109,12 +109,20 @@ def test_a_forgotten_change_adds_no_step() -> None:
     assert steps(graph_of(forgotten)) == set()
 
 
-def test_a_second_container_deleted_at_an_address_shares_the_replace_remove_step() -> None:
+def test_a_second_container_deleted_at_an_address_is_removed_beside_the_replace() -> None:
     extra = Change(address=WEB0, type="container", action=Action.DELETE, before={"berth.app": "web"}, ids=["ctr-dup"])
     replace = container(WEB0, Action.REPLACE, ids=["ctr-web-0"])
     g = graph_of(replace, extra)
     assert steps(g) == {f"remove {WEB0}", f"create {WEB0}", f"wait {WEB0}"}
-    assert g.nodes[Step("remove", WEB0)]["changes"] == [replace, extra]
+    assert g.nodes[Step("remove", WEB0)]["changes"] == [extra]
+    assert g.nodes[Step("create", WEB0)]["changes"] == [replace]
+
+
+def test_a_second_container_holding_the_name_is_removed_before_the_replace() -> None:
+    extra = Change(address=WEB0, type="container", action=Action.DELETE, ids=["ctr-dup"],
+                   before={"name": "berth-demo-web-0", "host_port": 8000})
+    g = graph_of(container(WEB0, Action.REPLACE, ids=["ctr-web-0"]), extra)
+    assert f"remove {WEB0} > create {WEB0}" in edges(g)
 
 
 def test_steps_print_as_kind_and_address() -> None:
@@ -152,14 +160,14 @@ def test_dependents_are_removed_before_what_they_depend_on() -> None:
     assert edges(g) == {f"remove {API0} > remove {WEB0}", f"remove {API0} > remove {WEB1}"}
 
 
-def test_replacing_both_stops_the_dependent_first_and_starts_it_last() -> None:
+def test_replacing_both_replaces_the_dependent_once_its_dependency_is_ready() -> None:
     g = graph_of(
         container(WEB0, Action.REPLACE),
         container(API0, Action.REPLACE, before=attrs(API0, 9000, depends_on=("web",)),
                   after=attrs(API0, 9000, depends_on=("web",))),
     )
-    assert runs_before(g, f"remove {API0}", f"remove {WEB0}")
     assert runs_before(g, f"wait {WEB0}", f"create {API0}")
+    assert not any(s.kind == "remove" for s in g.nodes)  # each create stops its old container itself
 
 
 def test_depends_on_that_loops_is_a_diagnostic_naming_the_cycle() -> None:
@@ -191,8 +199,9 @@ def test_replicas_moving_up_one_port_wait_for_the_replica_that_frees_it() -> Non
         container(WEB0, Action.REPLACE, before=attrs(WEB0, 8000), after=attrs(WEB0, 8001)),
         container(WEB1, Action.REPLACE, before=attrs(WEB1, 8001), after=attrs(WEB1, 8002)),
     )
-    assert f"remove {WEB1} > create {WEB0}" in edges(g)
-    assert not runs_before(g, f"create {WEB1}", f"create {WEB0}")
+    assert f"create {WEB1} > create {WEB0}" in edges(g)  # replica 1's replace frees port 8001
+    assert f"wait {WEB1} > create {WEB0}" in edges(g)  # one at a time, in the order the ports allow
+    assert not runs_before(g, f"create {WEB0}", f"create {WEB1}")
 
 
 def test_a_port_freed_on_another_host_or_a_different_port_adds_no_edge() -> None:
@@ -223,10 +232,8 @@ def test_the_old_image_is_pruned_after_the_new_one_is_built_and_every_container_
                  container(WEB1, Action.REPLACE, before=attrs(WEB1, 8001), after=attrs(WEB1, 8001)))
     assert {e for e in edges(g) if e.endswith(f"prune-image {WEB_IMAGE}")} == {
         f"build {WEB_IMAGE} > prune-image {WEB_IMAGE}",
-        f"remove {WEB0} > prune-image {WEB_IMAGE}", f"create {WEB0} > prune-image {WEB_IMAGE}",
-        f"wait {WEB0} > prune-image {WEB_IMAGE}",
-        f"remove {WEB1} > prune-image {WEB_IMAGE}", f"create {WEB1} > prune-image {WEB_IMAGE}",
-        f"wait {WEB1} > prune-image {WEB_IMAGE}",
+        f"create {WEB0} > prune-image {WEB_IMAGE}", f"wait {WEB0} > prune-image {WEB_IMAGE}",
+        f"create {WEB1} > prune-image {WEB_IMAGE}", f"wait {WEB1} > prune-image {WEB_IMAGE}",
     }
     assert f"build {WEB_IMAGE} > create {WEB0}" in edges(g)
 
@@ -237,4 +244,4 @@ def test_the_old_image_is_pruned_after_the_new_one_is_built_and_every_container_
 ])
 def test_old_containers_stay_until_the_new_image_exists(action: Action, source: str, kind: str) -> None:
     g = graph_of(image(WEB_IMAGE, action, source=source), container(WEB0, Action.REPLACE))
-    assert runs_before(g, f"{kind} {WEB_IMAGE}", f"remove {WEB0}")
+    assert runs_before(g, f"{kind} {WEB_IMAGE}", f"create {WEB0}")

@@ -28,8 +28,9 @@ def test_attribute_tables_keep_the_order_plans_list_them_in() -> None:
                                                    "secret_env", "gpus")
     assert CONTAINER.keys(ChangeClass.UPDATE) == ("name", "restart", "cpus", "memory")
     assert CONTAINER.keys(ChangeClass.RESTART) == ("secret_versions",)
-    assert CONTAINER.keys(ChangeClass.BERTH) == ("readiness", "liveness", "readiness_timeout", "depends_on")
-    assert CONTAINER.optional == ("secrets", "secret_env", "secret_versions", "gpus")
+    assert CONTAINER.keys(ChangeClass.BERTH) == ("readiness", "liveness", "readiness_timeout", "depends_on",
+                                                 "max_unavailable")
+    assert CONTAINER.optional == ("max_unavailable", "secrets", "secret_env", "secret_versions", "gpus")
     assert GATEWAY.keys(ChangeClass.REPLACE) == ("image", "port", "admin_port", "network")
     assert WATCHER.keys(ChangeClass.REPLACE) == ("image", "socket", "script_hash", "targets")
 

@@ -1,0 +1,110 @@
+"""Containers on one engine through docker-py's APIClient: create (taking a leftover of
+the same stack off the name), start, stop, update, remove, restart; plain functions of
+(api, host) that DockerEngine calls as its engine calls.
+
+Errors are ProviderErrors naming the host; docker-py is loaded only when one runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from providers.docker_spec import STOP_TIMEOUT, create_args, limits
+from providers.types import LABEL_STACK, ContainerSpec, ProviderError, summary
+
+
+def create(api: Any, host: str, spec: ContainerSpec, host_config: dict,
+           remove: Callable[[str], None]) -> str:
+    """Create, not start: a config Docker refuses is refused here. A container already
+    holding the name is removed first only when this stack owns it (remove: how)."""
+    import docker.errors
+
+    try:
+        return api.create_container(**create_args(spec, host_config))["Id"]
+    except docker.errors.APIError as err:
+        if err.status_code != 409:
+            raise ProviderError(f"cannot create {spec.name} on {host}: {summary(err)}") from None
+    existing = api.inspect_container(spec.name)
+    stack = (existing["Config"].get("Labels") or {}).get(LABEL_STACK)
+    if stack != spec.labels.get(LABEL_STACK):
+        raise ProviderError(
+            f"a container named {spec.name} already exists on {host} and berth does not "
+            f"manage it (stack label: {stack or 'none'}); rename or remove it"
+        )
+    remove(existing["Id"])
+    try:
+        return api.create_container(**create_args(spec, host_config))["Id"]
+    except docker.errors.APIError as err:
+        raise ProviderError(f"cannot create {spec.name} on {host}: {summary(err)}") from None
+
+
+def start(api: Any, host: str, container_id: str, spec: ContainerSpec | None = None) -> None:
+    """Start a created or stopped container (spec, when given, names it in errors)."""
+    import docker.errors
+
+    try:
+        api.start(container_id)
+    except docker.errors.APIError as err:
+        if spec is None:
+            raise ProviderError(f"cannot start container {container_id[:12]} on {host}: {summary(err)}") from None
+        raise start_error(host, spec, err) from None
+
+
+def start_error(host: str, spec: ContainerSpec, err: Exception) -> ProviderError:
+    hint = ""
+    if spec.gpus and 'device driver "nvidia"' in summary(err):
+        hint = (f" (the engine on {host} has no NVIDIA runtime: install nvidia-container-toolkit "
+                f"there; the container was created with GPUs {','.join(spec.gpus)} and is left stopped)")
+    return ProviderError(f"cannot start {spec.name} on {host}: {summary(err)}{hint}")
+
+
+def stop(api: Any, host: str, container_id: str) -> None:
+    """Stop (gracefully, then kill), keeping the container; absent is not an error."""
+    import docker.errors
+
+    try:
+        api.stop(container_id, timeout=STOP_TIMEOUT)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as err:
+        raise ProviderError(f"cannot stop container {container_id[:12]} on {host}: {summary(err)}") from None
+
+
+def update(api: Any, host: str, container_id: str, spec: ContainerSpec) -> None:
+    """What Docker changes live: the name, the restart policy, the limits."""
+    import docker.errors
+
+    try:
+        if api.inspect_container(container_id)["Name"].lstrip("/") != spec.name:
+            api.rename(container_id, spec.name)
+        api.update_container(container_id, restart_policy={"Name": spec.restart, "MaximumRetryCount": 0},
+                             **limits(spec))
+    except docker.errors.APIError as err:
+        raise ProviderError(f"cannot update {spec.name} on {host}: {summary(err)}") from None
+
+
+def remove(api: Any, host: str, container_id: str) -> None:
+    """Stop, then remove with its anonymous volumes; absent is not an error."""
+    import docker.errors
+
+    try:
+        api.stop(container_id, timeout=STOP_TIMEOUT)
+    except docker.errors.NotFound:
+        return
+    except docker.errors.APIError:
+        pass  # already stopped or stuck: removal with force below settles it
+    try:
+        api.remove_container(container_id, force=True, v=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as err:
+        raise ProviderError(f"cannot remove container {container_id[:12]} on {host}: {summary(err)}") from None
+
+
+def restart(api: Any, host: str, container_id: str) -> None:
+    import docker.errors
+
+    try:
+        api.restart(container_id, timeout=STOP_TIMEOUT)
+    except docker.errors.APIError as err:
+        raise ProviderError(f"cannot restart container {container_id[:12]} on {host}: {summary(err)}") from None

@@ -1,0 +1,135 @@
+"""Replacing a serving app against the real engine (issue 17, items 7-9): a config
+Docker refuses leaves the old container serving, replicas are replaced one at a time,
+and a replica that fails readiness is stopped, tainted and shown as failed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+
+ONE = """
+[stack]
+name = "{stack}"
+
+[apps.web]
+build = "./httpd"
+port = 8000
+host_port = {port0}
+readiness = "/ready"
+env = { MESSAGE = "web-v1" }
+"""
+
+TWO = """
+[stack]
+name = "{stack}"
+
+[apps.web]
+build = "./httpd"
+port = 8000
+host_port = {port0}
+replicas = 2
+readiness = "/ready"
+env = { MESSAGE = "web-v1", READY_DELAY = "1" }
+"""
+
+
+def ids(project) -> dict[str, str]:
+    return {c.labels["berth.address"]: c.id for c in project.containers()}
+
+
+def test_a_replace_docker_refuses_at_create_leaves_the_old_container_serving(project):
+    project.copy_context("httpd")
+    project.write(ONE)
+    project.berth("apply", "--auto-approve")
+    before = ids(project)
+    # env forces a new container; Docker refuses a 1 MB memory limit when it is created.
+    project.write(ONE.replace("web-v1", "web-v2") + 'memory = "1m"\n')
+    result = project.berth("apply", "--auto-approve", check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Minimum memory limit" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    status, body = project.get(project.ports[0])
+    assert status == 200 and "message: web-v1" in body
+    assert ids(project) == before  # the old one, and nothing left beside it
+    assert [c.status for c in project.containers()] == ["running"]
+    assert before["app.web.container[0]@local"][:12] in project.berth("status").stdout  # state says what runs
+    # Fixed: the next apply replaces it.
+    project.write(ONE.replace("web-v1", "web-v2"))
+    project.berth("apply", "--auto-approve")
+    assert "message: web-v2" in project.get(project.ports[0])[1]
+    assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0
+
+
+def _answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def test_two_replicas_are_replaced_one_at_a_time_and_the_app_answers_throughout(project):
+    project.copy_context("httpd")
+    project.write(TWO)
+    project.berth("apply", "--auto-approve")
+    ports = project.ports[0], project.ports[0] + 1
+    assert all(_answers(p) for p in ports)
+    samples: list[tuple[bool, bool]] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            samples.append((_answers(ports[0]), _answers(ports[1])))
+            time.sleep(0.02)
+
+    project.write(TWO.replace("web-v1", "web-v2"))
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        out = project.berth("apply", "--auto-approve").stdout
+    finally:
+        stop.set()
+        watcher.join(10)
+    assert "2 added, 0 changed, 2 destroyed" in out
+    down = [i for i, (a, b) in enumerate(samples) if not a and not b]
+    assert len(samples) > 20 and not down, f"{len(down)} of {len(samples)} samples had no replica answering"
+    assert any(not a or not b for a, b in samples), "no replica was ever replaced while watched"
+    for port in ports:
+        assert "message: web-v2" in project.get(port)[1]
+
+
+def test_a_replica_that_fails_readiness_is_stopped_tainted_and_shown_failed(project, docker_client):
+    project.copy_context("httpd")
+    project.write("""
+        [stack]
+        name = "{stack}"
+        [apps.stuck]
+        build = "./httpd"
+        port = 8000
+        host_port = {port0}
+        readiness = "/ready"
+        readiness_timeout = 2
+        restart = "always"
+        env = { NEVER_READY = "1" }
+    """)
+    result = project.berth("apply", "--auto-approve", check=False)
+    assert result.returncode == 1
+    assert "boot: NEVER_READY=1: /ready will never exist" in result.stderr
+    (container,) = project.containers()
+    time.sleep(1)
+    info = docker_client.api.inspect_container(container.id)["State"]
+    assert not info["Running"] and not info["Restarting"], info
+    status = project.berth("status", check=False)
+    assert "failed readiness" in status.stdout, status.stdout
+    assert "0 of 1 healthy" in status.stdout
+    listed = json.loads(project.berth("status", "--json", check=False).stdout)
+    assert listed[0]["healthy"] is False
+    plan = project.berth("plan", "--no-color").stdout
+    assert "app.stuck.container[0]@local must be replaced (tainted" in plan
+    project.write(project.path.joinpath("berth.toml").read_text().replace('NEVER_READY = "1"', 'MESSAGE = "fixed"'))
+    project.berth("apply", "--auto-approve")
+    assert "message: fixed" in project.get(project.ports[0])[1]

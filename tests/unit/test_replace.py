@@ -1,0 +1,290 @@
+"""Replacing containers without taking the app down (issue 17, items 7-9): the graph's
+shape on plain data, and apply against fake hosts (tests/unit/deployment.py).
+
+- a replace creates the new container before the old one stops: a config the engine
+  refuses at create leaves the old one serving; a start that fails after the old one
+  stopped (fixed host port) starts the old one again;
+- an app's replicas are replaced max_unavailable (default 1) at a time, each ready
+  before the next is stopped;
+- a container that failed readiness is stopped, kept tainted, shown failed by status.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deployment import Deployment, failures, pending
+from planner.plan import Action, Change
+from test_graph import attrs, container, edges, graph_of, runs_before
+
+WEB = [f"app.web.container[{i}]@local" for i in range(4)]
+API0 = "app.api.container[0]@local"
+
+
+def replicas(n: int, action: Action = Action.REPLACE, **more) -> list[Change]:
+    return [container(WEB[i], action, before=attrs(WEB[i], 8000 + i), after=attrs(WEB[i], 8000 + i, **more))
+            for i in range(n)]
+
+
+# -- the graph ---------------------------------------------------------------------------------
+
+
+def test_replicas_of_one_app_are_replaced_one_at_a_time_each_ready_before_the_next() -> None:
+    g = graph_of(*replicas(3))
+    assert edges(g) == {
+        f"create {WEB[0]} > wait {WEB[0]}", f"wait {WEB[0]} > create {WEB[1]}",
+        f"create {WEB[1]} > wait {WEB[1]}", f"wait {WEB[1]} > create {WEB[2]}",
+        f"create {WEB[2]} > wait {WEB[2]}",
+    }
+
+
+def test_max_unavailable_lets_that_many_replicas_go_at_once() -> None:
+    g = graph_of(*replicas(4, max_unavailable=2))
+    chain = {e for e in edges(g) if e.startswith("wait")}
+    assert chain == {f"wait {WEB[0]} > create {WEB[2]}", f"wait {WEB[1]} > create {WEB[3]}"}
+
+
+def test_max_unavailable_at_or_above_the_replica_count_replaces_all_at_once() -> None:
+    g = graph_of(*replicas(2, max_unavailable=2))
+    assert not {e for e in edges(g) if e.startswith("wait")}
+
+
+def test_one_replica_other_apps_and_new_replicas_are_not_chained() -> None:
+    api = container(API0, Action.REPLACE, before=attrs(API0, 9000), after=attrs(API0, 9000))
+    new = [container(WEB[i], Action.CREATE, after=attrs(WEB[i], 8000 + i)) for i in range(2)]
+    g = graph_of(api, *new)
+    assert not {e for e in edges(g) if e.startswith("wait")}
+
+
+def test_restarts_for_a_rotated_secret_are_one_at_a_time_too() -> None:
+    rotated = [container(WEB[i], Action.UPDATE, before=attrs(WEB[i], 8000 + i, secret_versions={"tok": "v1"}),
+                         after=attrs(WEB[i], 8000 + i, secret_versions={"tok": "v2"})) for i in range(2)]
+    assert f"wait {WEB[0]} > update {WEB[1]}" in edges(graph_of(*rotated))
+    renamed = [container(WEB[i], Action.UPDATE, before=attrs(WEB[i], 8000 + i, name=f"old-{i}"),
+                         after=attrs(WEB[i], 8000 + i)) for i in range(2)]
+    assert not {e for e in edges(graph_of(*renamed)) if e.startswith("wait")}  # a rename stops nothing
+
+
+def test_a_served_apps_rolling_replace_is_left_as_it_is() -> None:
+    rolls = [container(WEB[i], Action.CREATE_THEN_DELETE, before=attrs(WEB[i], None), after=attrs(WEB[i], None))
+             for i in range(2)]
+    g = graph_of(*rolls)
+    assert edges(g) == {f"roll-start {WEB[i]} > wait {WEB[i]}" for i in range(2)} | {
+        f"wait {WEB[i]} > roll-switch {WEB[i]}" for i in range(2)}
+
+
+def test_ports_that_shift_by_one_replace_the_replica_that_frees_the_port_first() -> None:
+    shifted = [container(WEB[i], Action.REPLACE, before=attrs(WEB[i], 8000 + i), after=attrs(WEB[i], 8001 + i))
+               for i in range(3)]
+    g = graph_of(*shifted)
+    assert runs_before(g, f"wait {WEB[2]}", f"create {WEB[1]}")
+    assert runs_before(g, f"wait {WEB[1]}", f"create {WEB[0]}")
+
+
+# -- apply against fake hosts ------------------------------------------------------------------
+
+ONE = """
+[stack]
+name = "demo"
+
+[apps.web]
+image = "busybox:1.36"
+port = 8080
+host_port = 18080
+readiness = "/ready"
+readiness_timeout = 0.3
+env = { MODEL = "v1" }
+"""
+
+FREE_PORT = ONE.replace("host_port = 18080\n", "")  # no gateway: a free port berth picks
+
+TWO = ONE.replace('env = { MODEL = "v1" }', 'replicas = 2\nenv = { MODEL = "v1" }')
+
+
+def running(d: Deployment) -> dict[str, str]:
+    return {c.address: c.id for c in d.local.stack_containers("demo") if c.state == "running"}
+
+
+@pytest.mark.parametrize("toml", [ONE, FREE_PORT], ids=["fixed_port", "free_port"])
+def test_a_config_the_engine_refuses_at_create_leaves_the_old_container_serving(tmp_path: Path, toml: str) -> None:
+    d = Deployment(tmp_path, toml)
+    assert d.apply().ok
+    before = running(d)
+    d.write(toml.replace('"v1"', '"v2"') + 'memory = "1m"\n')
+    result = d.apply()
+    assert not result.ok
+    assert any("Minimum memory limit" in f for f in failures(result)), failures(result)
+    assert running(d) == before and len(d.local.stack_containers("demo")) == 1
+    assert "remove" not in [op for op, _ in d.local.log[-3:]]
+    assert d.state.resources[WEB[0]].id == before[WEB[0]]
+    assert d.state.resources[WEB[0]].status == "ready"
+    d.write(toml.replace('"v1"', '"v2"'))
+    assert d.apply().ok
+    assert not d.plan().has_changes, pending(d.plan())
+
+
+def test_a_start_that_fails_after_the_old_one_stopped_starts_the_old_one_again(tmp_path: Path) -> None:
+    d = Deployment(tmp_path, ONE)
+    assert d.apply().ok
+    before = running(d)
+    d.write(ONE.replace('"v1"', '"v2"'))
+    d.local.fail_start.add("web")
+    result = d.apply()
+    assert not result.ok
+    (failure,) = failures(result)
+    assert "start refused (injected)" in failure and f"the old one ({before[WEB[0]][:12]}) started again" in failure
+    assert running(d) == before and len(d.local.stack_containers("demo")) == 1
+    container = d.local.containers[before[WEB[0]]]
+    assert container.name == "berth-demo-web-0"
+    assert d.state.resources[WEB[0]].id == before[WEB[0]]
+    d.local.fail_start.clear()
+    assert d.apply().ok
+    assert running(d).keys() == {WEB[0]} and running(d) != before
+    assert d.local.containers[running(d)[WEB[0]]].name == "berth-demo-web-0"
+    assert not d.plan().has_changes, pending(d.plan())
+
+
+def test_a_replace_on_a_fixed_port_creates_the_new_one_before_the_old_one_stops(tmp_path: Path) -> None:
+    d = Deployment(tmp_path, ONE)
+    assert d.apply().ok
+    d.write(ONE.replace('"v1"', '"v2"'))
+    d.local.log.clear()
+    assert d.apply().ok
+    ops = [op for op, subject in d.local.log if subject == WEB[0] or subject.startswith("ctr") or op == "ready"]
+    assert [op for op in ops if op in ("create", "stop", "start", "remove", "update", "ready")] == [
+        "create", "stop", "start", "remove", "update", "ready"]
+
+
+def test_two_replicas_are_replaced_one_at_a_time(tmp_path: Path) -> None:
+    d = Deployment(tmp_path, TWO)
+    assert d.apply().ok
+    d.write(TWO.replace('"v1"', '"v2"'))
+    d.local.log.clear()
+    assert d.apply().ok
+    order = [(op, subject) for op, subject in d.local.log if op in ("stop", "ready")]
+    assert order == [("stop", WEB[0]), ("ready", WEB[0]), ("stop", WEB[1]), ("ready", WEB[1])]
+
+
+def test_a_replica_that_fails_readiness_stops_the_roll(tmp_path: Path) -> None:
+    d = Deployment(tmp_path, TWO)
+    assert d.apply().ok
+    before = running(d)
+    d.write(TWO.replace('"v1"', '"v2"'))
+    d.local.never_ready.add("web")
+    result = d.apply()
+    assert {str(s) for s, _ in result.failed} == {f"wait {WEB[0]}"}
+    assert running(d) == {WEB[1]: before[WEB[1]]}  # replica 1 was never touched: it serves on
+
+
+def test_a_container_that_fails_readiness_is_stopped_tainted_and_shown_failed(tmp_path: Path) -> None:
+    from planner import health
+
+    d = Deployment(tmp_path, ONE)
+    d.local.never_ready.add("web")
+    result = d.apply()
+    assert not result.ok
+    (failure,) = failures(result)
+    assert "the container was stopped; the next apply replaces it" in failure
+    assert ("stop", WEB[0]) in d.local.log
+    resource = d.state.resources[WEB[0]]
+    assert resource.status == "tainted"
+    assert d.local.containers[resource.id].state == "exited"
+    (row,) = health.check(d.state, d.hosts, ["web"])
+    assert not row.healthy and row.tainted and row.readiness.startswith("failed readiness")
+    plan = d.plan()
+    assert [(c.action, c.reasons) for c in plan.actions if c.type == "container"] == [
+        (Action.REPLACE, ["tainted: its readiness check failed"])]
+    d.local.never_ready.clear()
+    assert d.apply().ok
+    assert not d.plan().has_changes, pending(d.plan())
+
+
+def test_status_shows_a_tainted_replica_as_failed() -> None:
+    import io
+
+    from berth.ui.state_view import render_status
+    from planner.health import ReplicaHealth
+
+    class Ui:
+        def __init__(self) -> None:
+            from rich.console import Console
+
+            self.buffer = io.StringIO()
+            self.out = Console(file=self.buffer, width=200, no_color=True)
+
+        def say(self, text: str, style: str | None = None) -> None:
+            self.out.print(text)
+
+    row = ReplicaHealth(app="web", address=WEB[0], host="local", container="abc", state="exited",
+                        readiness="failed readiness (tainted: the next apply replaces it)", liveness="-",
+                        image="x", since="", tainted=True)
+    ui = Ui()
+    render_status([row], ui)  # type: ignore[arg-type]
+    text = ui.buffer.getvalue()
+    assert "failed (exited)" in text and "failed readiness" in text and "0 of 1 healthy" in text
+
+
+# -- max_unavailable in berth.toml ----------------------------------------------------------------
+
+
+def test_max_unavailable_reaches_the_container_attributes_only_when_set(tmp_path: Path) -> None:
+    d = Deployment(tmp_path, TWO.replace("replicas = 2", "replicas = 2\nmax_unavailable = 2"))
+    plan = d.plan()
+    assert {c.after.get("max_unavailable") for c in plan.actions if c.type == "container"} == {2}
+    d = Deployment(tmp_path / "default", TWO)
+    assert all("max_unavailable" not in c.after for c in d.plan().actions if c.type == "container")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", '"one"', "1.5"])
+def test_max_unavailable_below_one_is_refused_with_its_key(tmp_path: Path, value: str) -> None:
+    from berth.stackfile.load import load_stack
+    from planner.diagnostics import DiagnosticsError
+
+    (tmp_path / "berth.toml").write_text(TWO.replace("replicas = 2", f"replicas = 2\nmax_unavailable = {value}"))
+    with pytest.raises(DiagnosticsError) as caught:
+        load_stack(str(tmp_path / "berth.toml"))
+    text = "\n".join(str(d) for d in caught.value.diagnostics)
+    assert "apps.web.max_unavailable" in text and "at least 1" in text, text
+
+
+GPU_APP = """
+[stack]
+name = "demo"
+
+[hosts.gpu-a]
+ssh = "root@10.0.0.5"
+
+[apps.llm]
+image = "busybox:1.36"
+host = "gpu-a"
+port = 8080
+replicas = 2
+gpus = 1
+deploy = "recreate"
+readiness = "/ready"
+env = { MODEL = "v1" }
+"""
+
+
+def test_gpu_replicas_with_deploy_recreate_are_replaced_one_at_a_time(tmp_path: Path) -> None:
+    """A GPU replica's new container gets the old one's devices: the old one stops
+    before it starts (never two servers on one GPU), one replica at a time."""
+    from fake_provider import FakeHost
+    from providers.gpus import Gpu
+
+    host = FakeHost("gpu-a")
+    host.gpu_list = tuple(Gpu(index=str(i), name="NVIDIA L4", memory_mib=23034, uuid=f"GPU-{i}") for i in range(2))
+    d = Deployment(tmp_path, GPU_APP, hosts={"local": FakeHost("local"), "gpu-a": host})
+    first = d.apply()
+    assert first.ok, failures(first)
+    d.write(GPU_APP.replace('"v1"', '"v2"'))
+    host.log.clear()
+    result = d.apply()
+    assert result.ok, failures(result)
+    llm = [f"app.llm.container[{i}]@gpu-a" for i in range(2)]
+    order = [(op, subject) for op, subject in host.log if op in ("create", "stop", "ready", "run")]
+    assert order == [("create", llm[0]), ("stop", llm[0]), ("ready", llm[0]),
+                     ("create", llm[1]), ("stop", llm[1]), ("ready", llm[1])]
+    assert not d.plan().has_changes, pending(d.plan())
