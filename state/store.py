@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from state.canonical import canonical_json, sha256_hex
-from state.errors import CorruptLockError, StateError
+from state.errors import CorruptLockError, LockLostError, StateError
 from state.model import State
 
 STATE_KEY = "state"
@@ -325,7 +325,7 @@ class DiskStore:
             from state.lock import describe
 
             now = f"it is now held by {describe(holder)}" if isinstance(holder, dict) else "it was removed"
-            raise StateError(
+            raise LockLostError(
                 f"this berth no longer holds the lock on {self.path} ({now}, by `berth force-unlock`?), "
                 "so it writes no more state. Run `berth plan` when the other berth is done.")
 
