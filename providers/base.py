@@ -6,7 +6,7 @@ several worker threads at once (the apply walk runs independent steps in paralle
 
 from __future__ import annotations
 
-from typing import Iterator, Protocol
+from typing import Any, Iterator, Protocol
 
 from providers.types import ContainerSpec, Observation, ObservedContainer, Progress, SecretParts
 
@@ -51,6 +51,12 @@ class Provider(Protocol):
     def containers_by_id(self, ids: list[str]) -> tuple[ObservedContainer, ...]:
         """Containers with these IDs whatever their labels (adopted ones carry none), in
         one query; refresh calls it only for IDs state records that observe() missed."""
+        ...
+
+    def container_limits(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The CPU and memory limits each container has now ({"cpus": float | None,
+        "memory": bytes | None}), by ID; absent ones are left out. Refresh reads them for
+        the containers state records, so a `docker update` behind berth's back is drift."""
         ...
 
     def inspect_container(self, ref: str) -> dict | None:

@@ -125,6 +125,31 @@ class DockerEngine:
         wanted = set(ids)
         return tuple(_observed(c) for c in listed if c["Id"] in wanted)
 
+    def container_limits(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """One GET per container (/containers/ID/json; the list call has no HostConfig
+        limits), over the kept-alive refresh connection when there is one."""
+        found: dict[str, dict[str, Any]] = {}
+        for container_id in ids:
+            if self._http is not None:
+                try:
+                    info = self._http.get_json(f"/containers/{container_id}/json")
+                except ProviderError as err:
+                    if " 404 " in str(err):
+                        continue
+                    raise
+            else:
+                import docker.errors
+
+                try:
+                    info = self.api.inspect_container(container_id)
+                except docker.errors.NotFound:
+                    continue
+                except docker.errors.DockerException as err:
+                    raise ProviderError(f"host {self.host}: cannot inspect container {container_id[:12]}: "
+                                        f"{_summary(err)}") from None
+            found[container_id] = observed_limits(info.get("HostConfig") or {})
+        return found
+
     def inspect_container(self, ref: str) -> dict | None:
         """Docker's full inspect of a container by name or ID, with its image's Config
         under "ImageConfig"; None when there is no such container."""
@@ -521,6 +546,17 @@ def _devices(spec: ContainerSpec) -> dict[str, Any]:
 
     return {"device_requests": [docker.types.DeviceRequest(
         driver="nvidia", device_ids=list(spec.gpus), capabilities=[["gpu"]])]}
+
+
+def observed_limits(host_config: dict[str, Any]) -> dict[str, Any]:
+    """A container's limits as berth records them, from its HostConfig: cpus from
+    NanoCpus (`docker update --cpus`) or CpuQuota/CpuPeriod (how berth sets them), memory
+    in bytes; None where unlimited."""
+    nano = host_config.get("NanoCpus") or 0
+    quota, period = host_config.get("CpuQuota") or 0, host_config.get("CpuPeriod") or 0
+    cpus = nano / 1e9 if nano else (quota / (period or CPU_PERIOD) if quota > 0 else None)
+    memory = host_config.get("Memory") or None
+    return {"cpus": cpus, "memory": memory}
 
 
 def _limits(spec: ContainerSpec) -> dict[str, Any]:
