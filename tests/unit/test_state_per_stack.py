@@ -94,3 +94,17 @@ def test_state_list_says_whose_state_it_lists(tmp_path: Path, capsys: pytest.Cap
     assert main(["state", "list", "-f", str(tmp_path), "--no-color"]) == 0
     out, err = capsys.readouterr()
     assert "app.web.container[0]@local" in out and "state of stack staging" in err
+
+
+def test_import_refuses_a_container_labelled_for_another_stack(tmp_path: Path) -> None:
+    from deployment import MemoryStore
+    from planner.importing import adopt
+    from state.address import Address
+
+    d = Deployment(tmp_path, stack("staging", 18080))
+    assert d.apply().ok
+    staging = d.local.container_at("app.web.container[0]@local")
+    store = MemoryStore()
+    with pytest.raises(StateError, match="belongs to stack 'staging'"):
+        adopt(store, "prod", Address.parse("app.web.container[0]@local"), d.local, staging.name, {})
+    assert store.read() is None
