@@ -316,11 +316,6 @@ def _diff_gateway(
     if current is None:
         return [change(Action.CREATE, ["gateway container no longer exists on the host"] if prev else []), *changes]
     known = prev is not None and prev.id == current.id
-    if known:
-        # What the host shows of its name and limits, where it differs from state
-        # (`docker rename`, `docker update` behind berth's back), is what the change
-        # starts from: both are put back in place by an update, the container running on.
-        before, drift = host_drift(before or {}, current)
     old = before or {}
     forced = GATEWAY.changed(old, attrs, ChangeClass.REPLACE) if known else []
     if forced:
