@@ -30,7 +30,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell sees from `git log | head`
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # here, not at exit, so that a closed pipe is seen here too
+    except BrokenPipeError:
+        return _closed_stdout()
+
+
+def _closed_stdout() -> int:
+    """stdout's reader went away (`berth status | head`): stop quietly, as other CLIs do.
+    stdout is pointed at /dev/null so the interpreter's last flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return EXIT_BROKEN_PIPE
+
+
+def _main(argv: list[str] | None) -> int:
     from berth.commands import EXIT_INTERRUPTED
 
     args = build_parser().parse_args(argv)
@@ -39,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     ui = make_consoles(args.no_color)
     try:
         return args.run(args, ui)
+    except BrokenPipeError:
+        raise
     except KeyboardInterrupt:
         ui.say("Interrupted.", "yellow", err=True)
         return EXIT_INTERRUPTED

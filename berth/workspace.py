@@ -1,6 +1,11 @@
 """One command's workspace: the state directory and its store, a provider per host, and
 the secret digest key; the planner is handed them as a planner.pipeline.Context.
 
+A state directory keeps one state per stack, in STATE_DIR/stacks/NAME, so that two stack
+files beside each other (staging.toml, prod.toml) never share one. A state directory
+written by an earlier berth keeps its only state in STATE_DIR/state: that stays the
+state of the stack it records, read and written where it is (no migration step).
+
 Providers are connected lazily, so commands that only read state never touch a host.
 """
 
@@ -14,10 +19,44 @@ from planner.desired import Stack
 from state.store import DiskStore
 
 STATE_DIR = ".berth"
+STACKS = "stacks"  # STATE_DIR/stacks/NAME: each stack's store
+LEGACY_STORE = "state"  # STATE_DIR/state: the one store of a state directory before stacks/
 
 
 def state_dir_for(stack_file: Path, override: str | None) -> Path:
     return Path(override).resolve() if override else stack_file.parent / STATE_DIR
+
+
+def _store_name(stack: str) -> str:
+    """A directory name for the stack's store: the name itself (stack names are
+    [a-z0-9_-]), shortened with a digest past what a file system takes."""
+    import hashlib
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", stack) or "_"
+    if len(safe) <= 100 and safe not in (".", ".."):
+        return safe
+    return f"{safe[:80]}-{hashlib.sha256(stack.encode()).hexdigest()[:16]}"
+
+
+def store_path(state_dir: Path, stack: str) -> Path:
+    """Where the stack's state is kept in state_dir: its own STACKS/NAME store, unless the
+    single store of an earlier berth (LEGACY_STORE) records this stack, or cannot be read
+    (its error is then what the user sees, never a fresh state beside it)."""
+    from state.store import recorded_stack
+
+    own = state_dir / STACKS / _store_name(stack)
+    legacy = state_dir / LEGACY_STORE
+    if own.exists() or not legacy.exists():
+        return own
+    return legacy if recorded_stack(legacy) in (stack, None) else own
+
+
+def stores_in(state_dir: Path) -> list[Path]:
+    """Every store in state_dir: the earlier single one, then each stack's."""
+    stacks = state_dir / STACKS
+    found = [state_dir / LEGACY_STORE] if (state_dir / LEGACY_STORE).is_dir() else []
+    return found + (sorted(p for p in stacks.iterdir() if p.is_dir()) if stacks.is_dir() else [])
 
 
 @dataclass
@@ -30,7 +69,7 @@ class Workspace:
     _context: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.store = DiskStore(self.state_dir / "state")
+        self.store = DiskStore(store_path(self.state_dir, self.stack.name), stack=self.stack.name)
 
     @property
     def secret_key(self) -> Any:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from planner import steps
 from planner.serving import steps as serving_steps
 from planner.events import Emit, Event
-from planner.graph import Step, build_graph
+from planner.graph import Step, StepKind, build_graph
 from planner.plan import Action, Plan
 from planner.recorder import Recorder, refresh_state
 from planner.walk import Outcome, Status, WalkEvent, walk
@@ -44,6 +44,7 @@ class ApplyResult:
     outcomes: dict[Step, Outcome] = field(default_factory=dict)
     actions: dict[Address, Action] = field(default_factory=dict)  # per address, as planned
     interrupted: bool = False
+    lock_lost: str | None = None  # why the walk stopped starting steps: the lock was no longer ours
 
     @property
     def failed(self) -> list[tuple[Step, Outcome]]:
@@ -51,21 +52,46 @@ class ApplyResult:
 
     @property
     def ok(self) -> bool:
-        return not self.interrupted and all(o.status is Status.OK for o in self.outcomes.values())
+        return not self.interrupted and not self.lock_lost and all(o.status is Status.OK for o in self.outcomes.values())
 
     def counts(self) -> dict[str, int]:
-        """Terraform's closing line, counting only changes whose every step finished."""
-        done = {address: True for address in self.actions}
+        """Terraform's closing line, counting what happened on the hosts: a resource is
+        added once the step that makes it finished, destroyed once the step that removes
+        it finished, changed once its update step finished. So a replace stopped or failed
+        half-way counts its removal, and an interrupted destroy what it removed."""
+        finished: dict[Address, set[StepKind]] = {address: set() for address in self.actions}
+        kinds: dict[Address, set[StepKind]] = {address: set() for address in self.actions}
         for step, outcome in self.outcomes.items():
-            done[step.address] = done[step.address] and outcome.status is Status.OK
+            kinds.setdefault(step.address, set()).add(step.kind)
+            if outcome.status is Status.OK:
+                finished.setdefault(step.address, set()).add(step.kind)
+
+        def done(address: Address, wanted: frozenset[StepKind]) -> bool:
+            # every step of those kinds finished; a change with none of them: every step
+            relevant = kinds[address] & wanted or kinds[address]
+            return bool(relevant) and relevant <= finished[address]
+
         counts = {"added": 0, "changed": 0, "destroyed": 0}
         for address, action in self.actions.items():
-            if not done[address]:
+            if action is Action.UPDATE:
+                first = [s for s in self.outcomes if s.address == address][:1]
+                counts["changed"] += bool(first) and self.outcomes[first[0]].status is Status.OK
                 continue
-            counts["added"] += action is Action.CREATE or action.is_replace
-            counts["destroyed"] += action is Action.DELETE or action.is_replace
-            counts["changed"] += action is Action.UPDATE
+            if action is Action.CREATE or action.is_replace:
+                counts["added"] += done(address, MAKES)
+            if action is Action.DELETE:
+                counts["destroyed"] += done(address, REMOVES)
+            elif action.is_replace:  # a container's replace step removes the old one itself
+                counts["destroyed"] += done(address, REMOVES | {K.CREATE})
         return counts
+
+
+K = StepKind
+# The step that makes a resource exist on its host, and the one that removes it.
+MAKES = frozenset({K.CREATE, K.ROLL_START, K.BUILD, K.DELIVER, K.PULL, K.SYNC_SECRET, K.GATEWAY_START,
+                   K.WATCHER_START})
+REMOVES = frozenset({K.REMOVE, K.ROLL_SWITCH, K.REMOVE_IMAGE, K.PRUNE_IMAGE, K.REMOVE_SECRET, K.GATEWAY_REMOVE,
+                     K.WATCHER_REMOVE})
 
 
 def apply_plan(
@@ -88,7 +114,7 @@ def apply_plan(
     if secrets is not None:
         emit = _redacting(emit, secrets)
     recorder = Recorder(store, state.model_copy(update={"stack": plan.stack}),
-                        note=note or ("destroy" if plan.destroy else "apply"), config=config)
+                        note=note or ("destroy" if plan.destroy else "apply"), config=config, stop=stop)
     refresh_state(plan, recorder)
     graph = build_graph(plan)
     runner = steps.StepContext(plan.stack, graph, providers, recorder, stop, emit, secrets)
@@ -109,11 +135,14 @@ def apply_plan(
                 emit(Event(kind, event.node, message=outcome.reason))
 
     result = walk(graph, runner.run, parallelism=parallelism, stop=stop, on_event=on_walk_event)
-    recorder.record_config()
+    if recorder.lock_lost is None:
+        recorder.record_config()
     return ApplyResult(
         state=recorder.state, outcomes=result.outcomes,
         actions={c.address: c.action for c in plan.actions},
-        interrupted=result.interrupted or stop.is_set(),
+        # a lost lock stopped the walk: a failure, not the user's interrupt
+        interrupted=result.interrupted or (stop.is_set() and recorder.lock_lost is None),
+        lock_lost=str(recorder.lock_lost) if recorder.lock_lost else None,
     )
 
 
@@ -126,7 +155,8 @@ def _redacting(emit: Emit, secrets: SecretValues) -> Emit:
 
 def _message(err: BaseException | None) -> str:
     from providers.types import ProviderError
+    from state.errors import StateError
 
-    if isinstance(err, ProviderError):
+    if isinstance(err, (ProviderError, StateError)):  # a state write refused (lock lost, disk full) says why
         return str(err)
     return f"internal error: {type(err).__name__}: {err}"

@@ -181,6 +181,8 @@ def _diff_container(
         for c in extras
     ]
 
+    drift: list[str] = []  # what the host changed behind berth's back, said first
+
     def change(action: Action, reasons: list[str], forces: list[str] = ()) -> Change:
         after = attrs
         if attrs["host_port"] is None and current is not None and action in (Action.NOOP, Action.UPDATE):
@@ -189,6 +191,8 @@ def _diff_container(
             recorded = (before or {}).get("published_port")
             picked = recorded if recorded in current.host_ports or not current.host_ports else current.host_ports[0]
             after = attrs | {"published_port": picked}
+        if action is not Action.NOOP:
+            reasons = [*drift, *reasons]
         return Change(address=key, type="container", action=action, before=before, after=after,
                       ids=[current.id] if current else [], reasons=reasons, forces_replacement=list(forces))
 
@@ -196,6 +200,11 @@ def _diff_container(
         return change(Action.CREATE, ["container no longer exists on the host"] if prev else []), extra_changes
 
     known = prev is not None and prev.id == current.id
+    if known:
+        # What the host shows of its name and limits, where it differs from state
+        # (`docker rename`, `docker update` behind berth's back), is what the change
+        # starts from: both are put back in place by an update, the container running on.
+        before, drift = host_drift(before or {}, current)
     old = before or {}
     old_view, new_view = replace_view(old), replace_view(attrs)
     forced = CONTAINER.changed(old_view, new_view, ChangeClass.REPLACE) if known else []
@@ -239,6 +248,33 @@ def _diff_container(
     if CONTAINER.changed(old, attrs, ChangeClass.REPLACE, ChangeClass.UPDATE, ChangeClass.BERTH):
         return change(Action.UPDATE, []), extra_changes
     return change(Action.NOOP, []), extra_changes
+
+
+def host_drift(recorded: dict[str, Any], container: ObservedContainer) -> tuple[dict[str, Any], list[str]]:
+    """State's attributes with the name and the limits the host shows instead, and a
+    reason for each that differs. Limits are compared only when refresh read them."""
+    seen, reasons = dict(recorded), []
+    if container.name and "name" in recorded and container.name != recorded["name"]:
+        seen["name"] = container.name
+        reasons.append(f"container was renamed to {container.name} outside berth (renamed back in place)")
+    for key, value in (container.limits or {}).items():
+        if key in recorded and not _same_limit(value, recorded[key]):
+            seen[key] = value
+            reasons.append(f"{key} was changed to {_limit_text(key, value)} outside berth (docker update; "
+                           "put back in place)")
+    return seen, reasons
+
+
+def _same_limit(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is b
+    return abs(float(a) - float(b)) < 1e-5 * max(1.0, abs(float(b)))
+
+
+def _limit_text(key: str, value: Any) -> str:
+    if value is None:
+        return "unlimited"
+    return f"{value:g}" if key == "cpus" else f"{value} bytes"
 
 
 def _rolling(changes: list[Change], apps: dict[str, AppConfig], host: str) -> list[Change]:

@@ -41,6 +41,9 @@ def drift(state: State, observed: dict[str, Observation]) -> tuple[State, list[F
             if container.state != "running":
                 findings.append(Finding(key, f"container is {container.state or 'not running'} "
                                              "(the next apply replaces it)", False))
+            if resource.type == "container":
+                findings += [Finding(key, f"{reason}; the next apply puts it back", False)
+                             for reason in _renamed_or_updated(resource.attributes, container)]
             label = container.labels.get(LABEL_ADDRESS)
             if label and label != key:
                 findings.append(Finding(key, f"container is labelled {label} (moved with state mv); "
@@ -73,3 +76,10 @@ def drift(state: State, observed: dict[str, Observation]) -> tuple[State, list[F
             findings.append(Finding(address, f"container {container.name} on host {host} is labelled with this "
                                              "stack but not in state (the next plan adopts or removes it)", False))
     return state.model_copy(update={"resources": resources}), findings
+
+
+def _renamed_or_updated(recorded: dict, container) -> list[str]:  # noqa: ANN001
+    """`docker rename` and `docker update` behind berth's back, as diff sees them."""
+    from planner.diff import host_drift
+
+    return [reason.split(" (")[0] for reason in host_drift(recorded, container)[1]]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from planner.attributes import CONTAINER, ChangeClass
-from providers.types import normalize_ref
+from providers.types import LABEL_STACK, normalize_ref
 from state.address import Address, AddressError
 from state.errors import StateError
 from state.model import ResourceState, State
@@ -64,6 +64,11 @@ def adopt(store: StateStore, stack: str, address: Address, provider: Provider, c
     info = provider.inspect_container(container)
     if info is None:
         raise StateError(f"import: no container {container} on host {address.host}")
+    owner = ((info.get("Config") or {}).get("Labels") or {}).get(LABEL_STACK)
+    if owner and owner != stack:
+        raise StateError(f"import: container {container} on host {address.host} belongs to stack {owner!r} "
+                         f"(label {LABEL_STACK}), not {stack!r}: berth does not take another stack's container; "
+                         f"it is managed from {owner!r}'s stack file")
     holder = next((k for k, r in state.resources.items() if r.id == info["Id"]), None)
     if holder:
         raise StateError(f"import: container {container} is already in state as {holder}")

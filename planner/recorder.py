@@ -11,19 +11,28 @@ from typing import Any
 
 from planner.plan import Action, Plan
 from state.address import Address
+from state.errors import LockLostError
 from state.model import ResourceState, State
 from state.store import StateStore
 
 
 class Recorder:
     """The state as the run changes it. Every change is written through to the store
-    under one lock, so worker threads never interleave half-made states."""
+    under one lock, so worker threads never interleave half-made states.
 
-    def __init__(self, store: StateStore, state: State, note: str, config: dict[str, Any] | None = None) -> None:
+    A write the store refuses because this berth's lock is no longer its own
+    (LockLostError: force-unlocked, or taken by another) sets `stop`, so the walk starts
+    no new step: nothing more can be recorded, and another berth may be changing the
+    hosts now. The error is kept in `lock_lost` and raised to the step that wrote."""
+
+    def __init__(self, store: StateStore, state: State, note: str, config: dict[str, Any] | None = None,
+                 stop: threading.Event | None = None) -> None:
         self.store = store
         self.state = state
         self.note = note
         self.config = config  # the desired configuration this run applies, recorded with each write
+        self.stop = stop
+        self.lock_lost: LockLostError | None = None
         self._lock = threading.Lock()
 
     def get(self, address: Address) -> ResourceState | None:
@@ -62,8 +71,14 @@ class Recorder:
                 self._write(dict(self.state.resources))
 
     def _write(self, resources: dict[str, ResourceState]) -> None:
-        self.state = self.store.write(self.state.model_copy(update={"resources": resources}),
-                                      note=self.note, config=self.config)
+        try:
+            self.state = self.store.write(self.state.model_copy(update={"resources": resources}),
+                                          note=self.note, config=self.config)
+        except LockLostError as err:
+            self.lock_lost = self.lock_lost or err
+            if self.stop is not None:
+                self.stop.set()
+            raise
 
 
 def refresh_state(plan: Plan, recorder: Recorder) -> None:

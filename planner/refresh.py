@@ -29,7 +29,7 @@ def observe_all(providers: dict[str, Provider], stack: str, state: State | None 
                          if r.type in ("container", "gateway", "watcher") and r.host == host and r.id and r.id not in seen)
         if missing:
             obs = replace(obs, containers=obs.containers + tuple(provider.containers_by_id(missing)))
-        return obs
+        return with_limits(obs, provider, state)
 
     if len(providers) == 1:
         (host, provider), = providers.items()
@@ -48,6 +48,20 @@ def observe_all(providers: dict[str, Provider], stack: str, state: State | None 
     if errors:
         raise DiagnosticsError(errors)
     return observed
+
+
+def with_limits(obs: Observation, provider: Provider, state: State | None) -> Observation:
+    """The CPU and memory limits of the app containers state records, read from the
+    host (the list call has none), so that a `docker update` behind berth's back is
+    planned back. One read per such container, on the connection refresh already holds."""
+    recorded = {r.id for r in (state.resources.values() if state else ())
+                if r.type == "container" and r.host == obs.host and r.id}
+    ids = [c.id for c in obs.containers if c.id in recorded and c.state == "running"]
+    if not ids:
+        return obs
+    limits = provider.container_limits(ids)
+    return replace(obs, containers=tuple(replace(c, limits=limits[c.id]) if c.id in limits else c
+                                         for c in obs.containers))
 
 
 def secret_hosts(stack: Stack, state: State | None) -> set[str]:

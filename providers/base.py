@@ -133,6 +133,12 @@ class Provider(Protocol):
         one query; refresh calls it only for IDs state records that observe() missed."""
         ...
 
+    def container_limits(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The CPU and memory limits each container has now ({"cpus": float | None,
+        "memory": bytes | None}), by ID; absent ones are left out. Refresh reads them for
+        the containers state records, so a `docker update` behind berth's back is drift."""
+        ...
+
     def inspect_container(self, ref: str) -> dict | None:
         """Docker's inspect of a container by name or ID plus its image's Config under
         "ImageConfig" (for `import`); None when absent."""

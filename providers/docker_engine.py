@@ -20,6 +20,7 @@ from providers.docker_spec import (
     host_config_args,
     observed_container,
     observed_image,
+    observed_limits,
     split_ref,
     tar_of,
 )
@@ -140,6 +141,32 @@ class DockerEngine:
                 raise ProviderError(f"host {self.host}: cannot list containers: {summary(err)}") from None
         wanted = set(ids)
         return tuple(observed_container(c) for c in listed if c["Id"] in wanted)
+
+    @engine_call("inspect containers")
+    def container_limits(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """One GET per container (/containers/ID/json; the list call has no HostConfig
+        limits), over the kept-alive refresh connection when there is one."""
+        found: dict[str, dict[str, Any]] = {}
+        for container_id in ids:
+            if self.transport.http is not None:
+                try:
+                    info = self.transport.http.get_json(f"/containers/{container_id}/json")
+                except ProviderError as err:
+                    if " 404 " in str(err):
+                        continue
+                    raise
+            else:
+                import docker.errors
+
+                try:
+                    info = self.api.inspect_container(container_id)
+                except docker.errors.NotFound:
+                    continue
+                except docker.errors.DockerException as err:
+                    raise ProviderError(f"host {self.host}: cannot inspect container {container_id[:12]}: "
+                                        f"{summary(err)}") from None
+            found[container_id] = observed_limits(info.get("HostConfig") or {})
+        return found
 
     @engine_call(lambda ref: f"inspect container {ref}")
     def inspect_container(self, ref: str) -> dict | None:

@@ -121,3 +121,14 @@ def tar_of(files: dict[str, bytes]) -> bytes:
             info.size, info.mode = len(content), 0o600
             tar.addfile(info, io.BytesIO(content))
     return buffer.getvalue()
+
+
+def observed_limits(host_config: dict[str, Any]) -> dict[str, Any]:
+    """A container's limits as berth records them, from its HostConfig: cpus from
+    NanoCpus (`docker update --cpus`) or CpuQuota/CpuPeriod (how berth sets them), memory
+    in bytes; None where unlimited."""
+    nano = host_config.get("NanoCpus") or 0
+    quota, period = host_config.get("CpuQuota") or 0, host_config.get("CpuPeriod") or 0
+    cpus = nano / 1e9 if nano else (quota / (period or CPU_PERIOD) if quota > 0 else None)
+    memory = host_config.get("Memory") or None
+    return {"cpus": cpus, "memory": memory}

@@ -7,7 +7,7 @@ Plain frozen dataclasses, so the planner can build them and tests can compare th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 # Labels berth puts on everything it creates; refresh finds its things by them.
 LABEL_STACK = "berth.stack"
@@ -96,6 +96,10 @@ class ObservedContainer:
     image_id: str
     labels: dict[str, str]
     host_ports: tuple[int, ...] = ()  # published ports, so their reuse can be ordered
+    # {"cpus": float | None, "memory": int | None} as the engine applies them now (refresh
+    # reads them for the containers state records, so `docker update` shows as drift);
+    # None when not read
+    limits: dict[str, Any] | None = None
 
     def as_before(self) -> dict[str, object]:
         """What a plan can say of a container berth has no record of."""

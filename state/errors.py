@@ -11,3 +11,8 @@ class LockError(StateError):
 
 class CorruptLockError(StateError):
     """The lock record cannot be read; `berth force-unlock` clears it."""
+
+
+class LockLostError(StateError):
+    """The lock this berth held is no longer its own (force-unlocked, taken by another):
+    it writes no more state, and an apply starts no more steps."""

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from state.canonical import canonical_json, sha256_hex
-from state.errors import CorruptLockError, StateError
+from state.errors import CorruptLockError, LockLostError, StateError
 from state.model import State
 
 STATE_KEY = "state"
@@ -151,10 +151,15 @@ class _ReadOnlyCache:
 
 class DiskStore:
     """State kept in a diskcache directory. Opening a directory that does not exist
-    creates nothing until the first write or lock, so `plan` leaves no trace."""
+    creates nothing until the first write or lock, so `plan` leaves no trace.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    `stack`: the stack this store belongs to. A state recorded for another stack is
+    never read as this one's, nor written over: a plan made from it would change that
+    stack's resources."""
+
+    def __init__(self, path: str | os.PathLike[str], stack: str | None = None) -> None:
         self.path = str(path)
+        self.stack = stack
         self._cache: Any = None
         self._expected_lock: str | None = None  # set while this store's owner holds the lock
 
@@ -217,11 +222,20 @@ class DiskStore:
             self._refuse_if_history()
             return None
         try:
-            return self._parse(text)
+            state = self._parse(text)
         except StateError:
             if recovering:
                 return None
             raise
+        self._check_stack(state.stack)
+        return state
+
+    def _check_stack(self, recorded: str) -> None:
+        if self.stack and recorded and recorded != self.stack:
+            raise StateError(
+                f"state in {self.path} is the state of stack {recorded!r}, not of {self.stack!r}: berth plans no "
+                f"change to another stack's resources. Run berth with {recorded!r}'s stack file (-f), or "
+                "keep each stack's state in its own --state-dir.")
 
     def _parse(self, text: Any) -> State:
         problem = None
@@ -270,6 +284,7 @@ class DiskStore:
         History is append-only: a serial already in it is never written again. A current
         state gone or corrupt with history kept is refused unless `recovering` (state push
         --force), which writes after the last serial in history."""
+        self._check_stack(state.stack)
         cache = self._open(create=True)
         try:
             with cache.transact():
@@ -278,10 +293,13 @@ class DiskStore:
                 previous = None
                 if current is not None:
                     try:
-                        previous = self._parse(current).serial
+                        parsed = self._parse(current)
+                        previous = parsed.serial
                     except StateError:
                         if not recovering:
                             raise
+                    else:
+                        self._check_stack(parsed.stack)
                 if previous is None:
                     kept = self._last_history_serial()
                     if kept is not None and not recovering:
@@ -324,7 +342,7 @@ class DiskStore:
             holder = None
         if not isinstance(holder, dict) or holder.get("id") != self._expected_lock:
             now = f"it is now held by {describe(holder)}" if isinstance(holder, dict) else "it was removed"
-            raise StateError(
+            raise LockLostError(
                 f"this berth no longer holds the lock on {self.path} ({now}, by `berth force-unlock`?), "
                 "so it writes no more state. Run `berth plan` when the other berth is done.")
 
@@ -411,6 +429,25 @@ class DiskStore:
         if self._cache is not None:
             self._cache.close()
             self._cache = None
+
+
+def recorded_stack(path: str | os.PathLike[str]) -> str | None:
+    """The stack whose state the store at `path` keeps: its current state's, else (that
+    gone) its latest history entry's; "" when it keeps neither (nothing written yet);
+    None when it cannot be read (empty, corrupt), so that it is nobody else's either."""
+    store = DiskStore(path)
+    try:
+        state = store._get(STATE_KEY)
+        if state is None:
+            entries = store.history()
+            if not entries:
+                return ""
+            return json.loads(entries[-1]["state"]).get("stack") or None
+        return json.loads(state).get("stack") or None
+    except (StateError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    finally:
+        store.close()
 
 
 def _lock_id(text: str) -> str | None:

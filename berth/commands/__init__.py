@@ -44,10 +44,24 @@ def state_dir(args: argparse.Namespace) -> Any:
 
 
 def open_store(args: argparse.Namespace) -> Any:
-    """The state store alone, for commands that never need the stack's hosts."""
-    from state.store import DiskStore
+    """The stack's state store alone, for commands that never need the stack's hosts.
+    A stack file that does not load (or is not there, with --state-dir) still finds the
+    store when the state directory keeps only one, so `state pull` can save a state and
+    `force-unlock` clear a lock whatever the file holds now."""
+    from berth.stackfile.load import load_stack
+    from berth.workspace import store_path, stores_in
+    from planner.diagnostics import DiagnosticsError
+    from state.store import DiskStore, recorded_stack
 
-    return DiskStore(state_dir(args) / "state")
+    directory = state_dir(args)
+    try:
+        name = load_stack(args.file).name
+    except DiagnosticsError:
+        kept = stores_in(directory)
+        if len(kept) != 1:
+            raise
+        return DiskStore(kept[0], stack=recorded_stack(kept[0]) or None)
+    return DiskStore(store_path(directory, name), stack=name)
 
 
 def _bool(text: str) -> bool:

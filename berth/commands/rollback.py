@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from berth.commands import common, locked, state_dir
+from berth.commands import common, locked, open_store, state_dir
 
 
 def register(commands: Any) -> None:
@@ -27,10 +27,9 @@ def cmd_rollback(args: argparse.Namespace, ui: Any) -> int:
     from planner.recorded import stack_from_record
     from planner.rollback import rollback_hashes, rollback_point
     from state.model import State
-    from state.store import DiskStore
 
     directory = state_dir(args)
-    probe = DiskStore(directory / "state")
+    probe = open_store(args)
     try:
         point = rollback_point(probe, args.serial)
     finally:

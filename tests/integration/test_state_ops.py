@@ -321,7 +321,7 @@ def test_a_corrupt_store_is_reported_with_its_path_never_reset(project):
     project.copy_context("httpd")
     project.write(STACK)
     project.berth("apply", "--auto-approve")
-    db = project.path / ".berth" / "state" / "cache.db"
+    db = project.path / ".berth" / "stacks" / project.stack / "cache.db"
     with open(db, "r+b") as f:
         f.write(b"this is not a database" * 64)
     damaged = db.read_bytes()

@@ -57,7 +57,7 @@ def test_a_truncated_store_is_an_error_and_nothing_is_recreated(project):
     project.write(STACK)
     project.berth("apply", "--auto-approve")
     before = ids(project)
-    db = project.path / ".berth" / "state" / "cache.db"
+    db = project.path / ".berth" / "stacks" / project.stack / "cache.db"
     os.truncate(db, 0)
     for args in (("plan",), ("apply", "--auto-approve"), ("state", "list"), ("refresh",)):
         refused(project.berth(*args, check=False), str(db.parent), "0 bytes")
@@ -71,7 +71,7 @@ def test_a_deleted_current_state_is_an_error_until_restored_from_history(project
     project.write(STACK.replace('"v1"', '"v2"'))
     project.berth("apply", "--auto-approve")
     before = ids(project)
-    store = project.path / ".berth" / "state"
+    store = project.path / ".berth" / "stacks" / project.stack
     cache = diskcache.Cache(str(store))
     cache.delete("state")
     cache.close()

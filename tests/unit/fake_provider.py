@@ -17,7 +17,7 @@ the Docker engine does where the planner relies on it:
 Tests drive it from outside: `never_ready`, `fail_start` (an app's new containers
 are created but fail to start), `fail_at` (the Nth change to the host raises
 ProviderError before it happens), and changes behind berth's back (remove_behind_berth,
-stop_behind_berth). `log` lists every change made, in order, as (operation, subject).
+stop_behind_berth, rename_behind_berth, update_behind_berth). `log` lists every change made, in order, as (operation, subject).
 
 Not modelled: builds reading their context, image delivery between hosts, import's full
 inspect, logs (empty), commands run in containers (so no gateway or watcher). GPUs are
@@ -133,6 +133,18 @@ class FakeHost:
         assert container is not None, f"no container at {address}"
         container.state = "exited"
 
+    def rename_behind_berth(self, address: str, name: str) -> None:
+        """`docker rename`: the labels stay, the name changes."""
+        container = self.container_at(address)
+        assert container is not None, f"no container at {address}"
+        container.spec = dataclasses.replace(container.spec, name=name)
+
+    def update_behind_berth(self, address: str, **limits: object) -> None:
+        """`docker update --cpus/--memory`: the limits change live, the labels stay."""
+        container = self.container_at(address)
+        assert container is not None, f"no container at {address}"
+        container.spec = dataclasses.replace(container.spec, **limits)
+
     def image_for(self, ref: str) -> FakeImage | None:
         """The image a tag, digest reference or ID names, as Docker resolves it."""
         with self._lock:
@@ -157,6 +169,11 @@ class FakeHost:
     def containers_by_id(self, ids: list[str]) -> tuple[ObservedContainer, ...]:
         with self._lock:
             return tuple(self.containers[i].observed() for i in ids if i in self.containers)
+
+    def container_limits(self, ids: list[str]) -> dict[str, dict]:
+        with self._lock:
+            return {i: {"cpus": self.containers[i].spec.cpus, "memory": self.containers[i].spec.memory}
+                    for i in ids if i in self.containers}
 
     def inspect_container(self, ref: str) -> dict | None:
         """Only what the planner reads after a start: Id, Name, State, labels and ports."""

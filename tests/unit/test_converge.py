@@ -434,7 +434,7 @@ def test_a_fresh_state_has_no_lineage_until_the_first_apply(tmp_path: Path) -> N
 def test_on_the_disk_store_the_cli_uses_apply_twice_plans_nothing(tmp_path: Path) -> None:
     d = Deployment(tmp_path, SECRETS, files=FILES, on_disk=True)
     assert d.apply().ok
-    assert (tmp_path / ".berth" / "state").is_dir()
+    assert (tmp_path / ".berth" / "stacks" / "demo").is_dir()  # the stack's own store
     assert not d.plan().has_changes, pending(d.plan())
     assert d.state.resources["app.web.container[0]@local"].status == "ready"
 

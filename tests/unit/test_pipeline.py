@@ -40,6 +40,9 @@ class FakeHost:
     def inspect_container(self, name: str) -> dict[str, Any] | None:
         return self.inspected
 
+    def container_limits(self, ids: list[str]) -> dict[str, Any]:
+        return {}  # not read: the given observation is the whole truth
+
 
 def world(apps: dict[str, Any] = APPS):
     desired = configs(apps)
