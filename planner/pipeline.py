@@ -79,6 +79,8 @@ def plan(ctx: Context, state: State | None, opts: PlanOpts = PlanOpts()) -> Plan
     apply runs."""
     from planner.targeting import force_replace, select
 
+    if not opts.destroy:
+        check_declares_apps(ctx.stack, state)
     made = diff_plan(ctx, state, opts)
     if opts.replace:
         made = force_replace(made, list(opts.replace))
@@ -134,6 +136,17 @@ def observe(ctx: Context, state: State | None) -> dict[str, Observation]:
 
     providers = {host: ctx.provider(host) for host in hosts_to_read(ctx.stack, state)}
     return observe_all(providers, ctx.stack.name, state, secret_hosts(ctx.stack, state))
+
+
+def check_declares_apps(stack: Stack, state: State | None) -> None:
+    """A stack file with no apps (emptied, truncated, all commented out) while state
+    holds resources is far likelier a mistake than a wish to remove everything: refuse
+    to plan the destruction; `berth destroy` says it on purpose."""
+    from planner.diagnostics import Diagnostic, DiagnosticsError
+
+    if not stack.apps and state is not None and state.resources:
+        raise DiagnosticsError([Diagnostic("the stack file declares no apps; `berth destroy` removes the stack",
+                                           file=Path(stack.file).name)])
 
 
 def check_hosts_still_defined(stack: Stack, state: State | None) -> None:
