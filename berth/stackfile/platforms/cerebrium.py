@@ -233,11 +233,11 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
         generated = _dependency_files(deps, directory, kind, source)
     if source.problems:
         return imported, source
-    text = None if own_dockerfile else cerebrium_dockerfile(build, generated, fields["port"], fields["command"],
-                                                            source.origin)
+    text = None if own_dockerfile else cerebrium_dockerfile(build, generated, source.origin)
     try:
+        # The file itself stays out of the image: most of it is how the container runs.
         context, written = stage_build(stack_dir, imported.app, directory, include=include, exclude=exclude,
-                                       generated=generated, dockerfile=text)
+                                       generated=generated, dockerfile=text, leave_out=[file.name])
     except OSError as err:
         source.error((), f"cannot write the build directory: {err.strerror or err} ({err.filename})")
         return imported, source

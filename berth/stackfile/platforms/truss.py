@@ -224,8 +224,7 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
         context, dockerfile = stage_build(stack_dir, imported.app, directory,
                                           include=[layer["data"]] if layer["data"] else [], exclude=[],
                                           generated=layer["generated"],
-                                          dockerfile=truss_dockerfile(base.image, python, layer, server.start_command,
-                                                                      source.origin))
+                                          dockerfile=truss_dockerfile(base.image, python, layer, source.origin))
     except OSError as err:
         source.error((), f"cannot write the build directory: {err.strerror or err} ({err.filename})")
         return imported, source
