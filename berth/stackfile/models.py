@@ -67,7 +67,8 @@ def shown(value: Any) -> str:
             text = json.dumps(value, ensure_ascii=False)
             return text if len(text) <= 60 else text[:56] + '..."'
         case int() | float():
-            return repr(value)
+            text = repr(value)
+            return text if len(text) <= 24 else f"{text[:12]}... ({len(text)} digits)"
         case dict():
             return "a table"
         case list():
