@@ -198,3 +198,12 @@ def test_an_environment_and_command_past_linux_s_2_MiB_is_refused() -> None:
     with pytest.raises(ValidationError, match="2 MiB"):
         AppConfig(name="web", port=1, host_port=1, env=values)
     AppConfig(name="web", port=1, host_port=1, env=dict(list(values.items())[:15]))  # 1.8 MB: fits
+
+
+def test_a_recorded_configuration_berth_now_refuses_is_a_clean_error_for_rollback() -> None:
+    from planner.recorded import stack_from_record
+
+    record = {"stack": {"name": "s", "file": "/s/berth.toml",
+                        "apps": {"web": {"name": "web", "port": 1, "host_port": 1, "memory": 1}}}}
+    with pytest.raises(DiagnosticsError, match="apps.web.memory: a memory limit of 1 bytes is below Docker's minimum"):
+        stack_from_record(record)
