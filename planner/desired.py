@@ -55,7 +55,8 @@ def number_problem(value: float, low: float, high: float, what: str) -> str | No
     """Why `value` cannot be a `what` from low to high, or None (inf and NaN never can)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
             or (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
-        return f"expected {what} from {low:g} to {high:g}, got {value}"
+        text = repr(value)
+        return f"expected {what} from {low:g} to {high:g}, got {text if len(text) <= 24 else text[:12] + '...'}"
     return None
 
 
@@ -69,7 +70,7 @@ def memory_problem(size: int) -> str | None:
 
 
 def cpus_problem(cpus: float) -> str | None:
-    return number_problem(cpus, MIN_CPUS, MAX_CPUS, "a number of CPUs greater than 0")
+    return number_problem(cpus, MIN_CPUS, MAX_CPUS, "a number of CPUs")
 
 
 def name_problem(name: str) -> str | None:
