@@ -79,8 +79,6 @@ def plan(ctx: Context, state: State | None, opts: PlanOpts = PlanOpts()) -> Plan
     apply runs."""
     from planner.targeting import force_replace, select
 
-    if not opts.destroy:
-        check_declares_apps(ctx.stack, state)
     made = diff_plan(ctx, state, opts)
     if opts.replace:
         made = force_replace(made, list(opts.replace))
@@ -96,7 +94,9 @@ def diff_plan(ctx: Context, state: State | None, opts: PlanOpts = PlanOpts()) ->
     from planner.resources import secret_names
 
     stack, destroy = ctx.stack, opts.destroy
-    check_hosts_still_defined(stack, state)
+    check_hosts_still_defined(stack, state)  # first: without the host, not even destroy reaches them
+    if not destroy:
+        check_declares_apps(stack, state)
     # Every source is read before any host is asked anything; a missing one stops
     # the plan here. Destroy needs no values.
     names = [] if destroy else [n for app in stack.apps.values() for n in secret_names(app)]
