@@ -20,6 +20,7 @@ from berth.stackfile.models import (
 )
 from berth.stackfile.source import Loc, Source
 from planner.desired import (
+    MAX_NAME,
     AppConfig,
     BuildSource,
     HostConfig,
@@ -171,6 +172,9 @@ def check_secrets(raw: dict[str, Any], source: Source) -> None:
                 continue  # a wrong type, reported by validation
             if not re.match(SECRET_NAME_PATTERN, name):
                 source.error(loc, f"secret name {shown(name)} must be {SECRET_NAME_RULE}")
+            elif len(name) > MAX_NAME:
+                source.error(loc, f"secret name {shown(name)} is {len(name)} characters long; at most {MAX_NAME} "
+                                  "(it names the secret's file on the host)")
             elif name not in tables and not from_file:
                 close = difflib.get_close_matches(name, list(tables), n=1, cutoff=0.6)
                 hint = f'; did you mean "{close[0]}"?' if close else ""

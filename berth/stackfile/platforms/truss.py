@@ -26,7 +26,7 @@ from berth.stackfile.platforms.imported import Imported, app_name, check_app_nam
 from berth.stackfile.platforms.staging import stage_build, truss_dockerfile
 from berth.stackfile.source import Source, fail, quoted
 from berth.stackfile.yamlfile import YamlError, load_yaml
-from planner.desired import MAX_COUNT, MAX_SECONDS, BuildSource
+from planner.desired import MAX_COUNT, MAX_NAME, MAX_SECONDS, BuildSource
 
 FILE = "config.yaml"
 FORMAT = "Truss"
@@ -266,6 +266,9 @@ def _secrets(raw: Any, source: Source) -> tuple[str, ...]:
         source.error(("secrets",), f"expected a mapping of secret names (to null), got {shown(raw)}")
         return ()
     for name, value in raw.items():
+        if len(str(name)) > MAX_NAME:
+            source.error(("secrets", str(name)), f"secret name {shown(str(name))} is {len(str(name))} characters long; "
+                         f"at most {MAX_NAME} (it names the secret's file on the host)")
         if value is not None:
             # Never echo the value: it may be a real secret committed by mistake.
             source.ignore(("secrets", str(name)), "a value in the file is never used; berth takes secret "
