@@ -7,14 +7,117 @@ sees the file formats. Frozen: a loaded Stack is a value.
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from providers.base import LOCAL_HOST
 
 RestartPolicy = Literal["no", "always", "unless-stopped", "on-failure"]
 DeployStrategy = Literal["rolling", "recreate"]
+
+# -- what Docker and Linux refuse, checked before anything is created --------------------
+# The loaders report each against the key that sets it (file, key path, line); the
+# validators below hold the same rules for any Stack built otherwise, so a value Docker
+# would refuse at container create never reaches a plan that stops the running one first.
+
+MIN_MEMORY = 6 * 2**20  # Docker: "Minimum memory limit allowed is 6MB" (6 MiB is accepted)
+MAX_MEMORY = 2**50  # 1 PiB: past any host; Docker takes an int64 of bytes
+MIN_CPUS = 0.01  # Docker: "Range of CPUs is from 0.01 to N, as there are only N CPUs available"
+# Docker refuses more CPUs than the host has: a fact of the host, for a plan-time check. At
+# load, past MAX_CPUS is refused as a mistake (an unset cpus means no limit at all).
+MAX_CPUS = 512
+MAX_REPLICAS = 1000  # each replica is a container and a host port
+MAX_GPUS = 256  # per replica; hosts carry 8 or 16
+MAX_SECONDS = 7 * 24 * 3600  # readiness timeouts and probe intervals; inf would overflow a wait
+MAX_COUNT = 1_000_000  # other counts (thresholds, concurrency)
+MAX_NAME = 63  # stack, app, host and secret names: container, image and file names are made of them
+# berth names containers berth-STACK-APP-I. Docker takes any length there, but the same
+# names make image repositories (Docker refuses past 255) and host file names (255).
+MAX_CONTAINER_NAME = 128
+# Linux refuses to exec a process with one environment string ("KEY=VALUE" and its NUL)
+# over MAX_ARG_STRLEN (128 KiB), or with arguments and environment over ARG_MAX (2 MiB with
+# the default 8 MiB stack), counting a pointer each: "exec ...: argument list too long".
+MAX_ENV_STRING = 128 * 1024
+MAX_ARG_TOTAL = 2 * 2**20 - 64 * 1024  # 64 KiB kept for the image's own ENV and Docker's
+# Docker's grammar for a repository path component: images berth builds are tagged
+# berth-STACK-APP, so such apps' names must fit it ("a_" or "a-_b" do not).
+_REPOSITORY_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+
+
+def container_name(stack: str, app: str, index: int) -> str:
+    """Replica `index` of `app`'s container (what planner.resources names it)."""
+    return f"berth-{stack}-{app}-{index}"
+
+
+def number_problem(value: float, low: float, high: float, what: str) -> str | None:
+    """Why `value` cannot be a `what` from low to high, or None (inf and NaN never can)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
+        text = repr(value)
+        return f"expected {what} from {low:g} to {high:g}, got {text if len(text) <= 24 else text[:12] + '...'}"
+    return None
+
+
+def memory_problem(size: int) -> str | None:
+    """Why `size` bytes cannot be a memory limit, as a clause ("below Docker's minimum...")."""
+    if size < MIN_MEMORY:
+        return f"below Docker's minimum of 6 MiB ({MIN_MEMORY} bytes)"
+    if size > MAX_MEMORY:
+        return "past any host's memory (at most 1 PiB)"
+    return None
+
+
+def cpus_problem(cpus: float) -> str | None:
+    return number_problem(cpus, MIN_CPUS, MAX_CPUS, "a number of CPUs")
+
+
+def name_problem(name: str) -> str | None:
+    if len(name) > MAX_NAME:
+        return f"name is {len(name)} characters long; at most {MAX_NAME}"
+    return None
+
+
+def image_name_problem(stack: str, app: str) -> str | None:
+    """Why Docker would refuse berth-STACK-APP as the repository of an image berth builds."""
+    repository = f"berth-{stack}-{app}"
+    if not _REPOSITORY_COMPONENT.fullmatch(repository):
+        return (f"the image berth builds is tagged {repository}, which Docker refuses as a repository name: "
+                "end names with a letter or digit, and do not put '-' beside '_' or three '_' together")
+    return None
+
+
+def container_name_problem(stack: str, app: str, replicas: int) -> str | None:
+    longest = container_name(stack, app, max(replicas - 1, 0))
+    if len(longest) > MAX_CONTAINER_NAME:
+        return (f"the container name {longest[:40]}... would be {len(longest)} characters; berth keeps them "
+                f"to {MAX_CONTAINER_NAME}: shorten the stack or app name")
+    return None
+
+
+def env_value_problem(key: str, value: str) -> str | None:
+    size = len(f"{key}={value}".encode()) + 1
+    if size > MAX_ENV_STRING:
+        return (f"the value is {len(value.encode())} bytes; Linux refuses to start a process with an environment "
+                "variable over 128 KiB (put it in a file, or a secret)")
+    return None
+
+
+def env_total_problem(env: dict[str, str], command: tuple[str, ...] | None) -> str | None:
+    total = sum(len(f"{key}={value}".encode()) + 1 + 8 for key, value in env.items())
+    total += sum(len(arg.encode()) + 1 + 8 for arg in command or ())
+    if total > MAX_ARG_TOTAL:
+        return (f"the environment and command add up to {total} bytes; Linux refuses to start a process with more "
+                "than 2 MiB of them (berth keeps 64 KiB of that for the image's own environment)")
+    return None
+
+
+def _checked(problem: str | None) -> None:
+    if problem is not None:
+        raise ValueError(problem)
 
 
 class _Frozen(BaseModel):
@@ -79,6 +182,60 @@ class AppConfig(_Frozen):
     # holds the pick). False: host is what the file says.
     host_auto: bool = False
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        _checked(name_problem(name))
+        return name
+
+    @field_validator("cpus")
+    @classmethod
+    def _cpus(cls, cpus: float | None) -> float | None:
+        _checked(None if cpus is None else cpus_problem(cpus))
+        return cpus
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, memory: int | None) -> int | None:
+        problem = None if memory is None else memory_problem(memory)
+        _checked(problem and f"a memory limit of {memory} bytes is {problem}")
+        return memory
+
+    @field_validator("replicas")
+    @classmethod
+    def _replicas(cls, replicas: int) -> int:
+        _checked(number_problem(replicas, 1, MAX_REPLICAS, "a number of replicas"))
+        return replicas
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpus(cls, gpus: int) -> int:
+        _checked(number_problem(gpus, 0, MAX_GPUS, "a number of GPUs"))
+        return gpus
+
+    @field_validator("readiness_timeout", "probe_interval")
+    @classmethod
+    def _seconds(cls, seconds: float) -> float:
+        _checked(number_problem(seconds, 0, MAX_SECONDS, "a number of seconds"))
+        return seconds
+
+    @field_validator("predict_concurrency")
+    @classmethod
+    def _concurrency(cls, concurrency: int | None) -> int | None:
+        _checked(None if concurrency is None else number_problem(concurrency, 1, MAX_COUNT, "a concurrency"))
+        return concurrency
+
+    @field_validator("env")
+    @classmethod
+    def _environment(cls, env: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        """What Linux would refuse to exec (each variable, then the whole with the command)."""
+        for key, value in env.items():
+            if problem := env_value_problem(key, value):
+                # ctx names the variable, so that a reader can point at its own key
+                raise PydanticCustomError("env_value", "{problem}", {"key": key, "problem": problem})
+        _checked(env_total_problem(env, info.data.get("command")))
+        return env
+
 
 class HostConfig(_Frozen):
     """One `[hosts.NAME]`: a Docker host reached over SSH, and how to trust it."""
@@ -108,6 +265,14 @@ class Stack(_Frozen):
     # One gateway (a Caddy container) per host that runs apps, listening here; None: off.
     gateway_port: int | None = None
     gateway_admin_port: int = 2019  # its admin API, on its container's own loopback
+
+    @model_validator(mode="after")
+    def _docker_names(self) -> Stack:
+        _checked(name_problem(self.name))
+        for app in self.apps.values():
+            _checked(container_name_problem(self.name, app.name, app.replicas))
+            _checked(image_name_problem(self.name, app.name) if app.build is not None else None)
+        return self
 
 
 class SecretSource(_Frozen):

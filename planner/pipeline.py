@@ -94,7 +94,9 @@ def diff_plan(ctx: Context, state: State | None, opts: PlanOpts = PlanOpts()) ->
     from planner.resources import secret_names
 
     stack, destroy = ctx.stack, opts.destroy
-    check_hosts_still_defined(stack, state)
+    check_hosts_still_defined(stack, state)  # first: without the host, not even destroy reaches them
+    if not destroy:
+        check_declares_apps(stack, state)
     # Every source is read before any host is asked anything; a missing one stops
     # the plan here. Destroy needs no values.
     names = [] if destroy else [n for app in stack.apps.values() for n in secret_names(app)]
@@ -134,6 +136,17 @@ def observe(ctx: Context, state: State | None) -> dict[str, Observation]:
 
     providers = {host: ctx.provider(host) for host in hosts_to_read(ctx.stack, state)}
     return observe_all(providers, ctx.stack.name, state, secret_hosts(ctx.stack, state))
+
+
+def check_declares_apps(stack: Stack, state: State | None) -> None:
+    """A stack file with no apps (emptied, truncated, all commented out) while state
+    holds resources is far likelier a mistake than a wish to remove everything: refuse
+    to plan the destruction; `berth destroy` says it on purpose."""
+    from planner.diagnostics import Diagnostic, DiagnosticsError
+
+    if not stack.apps and state is not None and state.resources:
+        raise DiagnosticsError([Diagnostic("the stack file declares no apps; `berth destroy` removes the stack",
+                                           file=Path(stack.file).name)])
 
 
 def check_hosts_still_defined(stack: Stack, state: State | None) -> None:

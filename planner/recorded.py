@@ -34,7 +34,20 @@ def recorded_config(stack: Stack, *, destroy: bool = False) -> dict[str, Any]:
 
 
 def stack_from_record(record: dict[str, Any]) -> Stack:
-    return Stack.model_validate(record["stack"])
+    """The Stack a record holds. One recorded before berth refused some value (a memory
+    limit under Docker's minimum, say) is refused now with the rule, never a traceback."""
+    from pydantic import ValidationError
+
+    from planner.diagnostics import Diagnostic, DiagnosticsError
+
+    try:
+        return Stack.model_validate(record["stack"])
+    except ValidationError as err:
+        raise DiagnosticsError([Diagnostic(
+            f"the recorded configuration holds a value berth refuses: {'.'.join(map(str, error['loc']))}: "
+            f"{error['msg'].removeprefix('Value error, ')}",
+            detail="Docker would refuse it when the container is created; apply the stack file with the value fixed")
+            for error in err.errors(include_url=False)]) from None
 
 
 def record_digest(record: dict[str, Any]) -> str:

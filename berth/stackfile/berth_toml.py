@@ -27,7 +27,7 @@ from berth.stackfile.models import (
     shown,
 )
 from berth.stackfile.source import Source, fail, parse_toml, raise_problems
-from planner.desired import AppConfig, Stack
+from planner.desired import MAX_NAME, AppConfig, Stack
 
 
 def load(file: Path) -> Stack:
@@ -48,6 +48,8 @@ def load(file: Path) -> Stack:
     hosts = {name: normalise.host_config(name, host, file.parent) for name, host in stack_file.hosts.items()}
     checks.check_identity_files(hosts, source)
     name = _stack_name(stack_file.stack, file, source)
+    if name:
+        checks.check_docker_limits(name, apps, source)
     raise_problems(source.problems)
     section = stack_file.stack or StackSection()
     secrets_file = section.secrets_file
@@ -105,13 +107,19 @@ def _named_tables(
         return {}
     valid: dict[str, Any] = {}
     for name, table in tables.items():
+        named = False
         if not re.match(pattern, name):
             source.error((key, name), f"{what} name {shown(name)} must be {rule}")
-        elif also is not None:
-            also(name)
+        elif len(name) > MAX_NAME:
+            source.error((key, name), f"{what} name {shown(name)} is {len(name)} characters long; at most {MAX_NAME} "
+                         "(berth makes container, image and file names of it)")
+        else:
+            named = True
+            if also is not None:
+                also(name)
         model, data = model_for(name, table)
-        item = source.validated(model, data, (key, name))
-        if item is not None:
+        item = source.validated(model, data, (key, name))  # its problems are reported even when misnamed
+        if item is not None and named:
             valid[name] = item
     return valid
 
@@ -131,9 +139,18 @@ def _apps(stack_file: StackFile, from_paths: dict[str, Any], source: Source) -> 
                 apps[name] = config.model_copy(update={
                     "host_auto": bool(config.gpus) and bool(stack_file.hosts) and not host_written})
         else:
-            apps[name] = normalise.app_config(name, app, source.file.parent, source.file.name,
-                                              bool(stack_file.hosts), host_written)
+            fields = normalise.app_fields(name, app, source.file.parent, source.file.name,
+                                          bool(stack_file.hosts), host_written)
+            config = source.built(AppConfig, fields, lambda loc, name=name: ("apps", name, *_key_of(loc)))
+            if config is not None:
+                apps[name] = config
     return apps
+
+
+def _key_of(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """An AppConfig field's loc as the [apps.NAME] key that sets it."""
+    renamed = {"gpu_type": "accelerator"}
+    return (renamed.get(str(loc[0]), loc[0]), *loc[1:]) if loc else ()
 
 
 def _stack_name(section: StackSection | None, file: Path, source: Source) -> str:
@@ -143,4 +160,8 @@ def _stack_name(section: StackSection | None, file: Path, source: Source) -> str
     name = re.sub(r"[^a-z0-9_-]+", "-", file.parent.name.lower()).lstrip("-_").rstrip("-")
     if not name:
         source.error(("stack", "name"), f"cannot make a stack name from directory {shown(file.parent.name)}; set one")
+    elif len(name) > MAX_NAME:
+        source.error(("stack", "name"), f"the stack is named after its directory, whose name is {len(name)} characters "
+                     f"long; set [stack] name to one of at most {MAX_NAME}")
+        return ""
     return name

@@ -19,7 +19,14 @@ from berth.stackfile.models import (
     shown,
 )
 from berth.stackfile.source import Loc, Source
-from planner.desired import AppConfig, BuildSource, HostConfig
+from planner.desired import (
+    MAX_NAME,
+    AppConfig,
+    BuildSource,
+    HostConfig,
+    container_name_problem,
+    image_name_problem,
+)
 
 MAX_PORT = 65535
 
@@ -165,6 +172,9 @@ def check_secrets(raw: dict[str, Any], source: Source) -> None:
                 continue  # a wrong type, reported by validation
             if not re.match(SECRET_NAME_PATTERN, name):
                 source.error(loc, f"secret name {shown(name)} must be {SECRET_NAME_RULE}")
+            elif len(name) > MAX_NAME:
+                source.error(loc, f"secret name {shown(name)} is {len(name)} characters long; at most {MAX_NAME} "
+                                  "(it names the secret's file on the host)")
             elif name not in tables and not from_file:
                 close = difflib.get_close_matches(name, list(tables), n=1, cutoff=0.6)
                 hint = f'; did you mean "{close[0]}"?' if close else ""
@@ -271,3 +281,23 @@ def check_identity_files(hosts: dict[str, HostConfig], source: Source) -> None:
                          f"no such key file: {path}",
                          "the private key berth should log in with; leave identity_file out to use "
                          "ssh-agent or ~/.ssh/id_ed25519, id_ecdsa, id_rsa")
+
+
+def check_docker_limits(stack: str, apps: dict[str, AppConfig], source: Source) -> None:
+    """What Docker would refuse when the container is created or the image tagged: the
+    names berth makes of the stack's and the app's (container, image repository).
+    Refused here, before a plan stops anything. (An app's own values, an environment too
+    large to exec included, are planner.desired.AppConfig's to check.)"""
+    written = "name" in source.table("stack")
+    building = [name for name, app in apps.items() if app.build is not None]
+    stack_image = image_name_problem(stack, "app")
+    if building and stack_image:
+        where = ("stack", "name") if written else ("stack",)
+        source.error(where, f"stack name {shown(stack)}: {stack_image}"
+                     + ("" if written else "; the name comes from the directory: set [stack] name"))
+    for name, app in apps.items():
+        problem = container_name_problem(stack, name, app.replicas)
+        if problem is None and name in building and not stack_image:
+            problem = image_name_problem(stack, name)
+        if problem:
+            source.error(("apps", name), problem)

@@ -3,9 +3,13 @@ file as a planner.desired.Stack), whichever of berth.toml, cerebrium.toml or con
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 from berth.stackfile import berth_toml
-from berth.stackfile.files import file_format, find_stack_file
+from berth.stackfile.files import file_format, find_stack_file, shown_path
+from berth.stackfile.source import summary
 from planner.desired import Stack
+from planner.diagnostics import Diagnostic, DiagnosticsError
 
 __all__ = ["find_stack_file", "load_stack"]
 
@@ -15,8 +19,14 @@ def load_stack(path: str | None) -> Stack:
     cerebrium.toml or Truss config.yaml on its own is a stack of one app. Bad input is
     raised as one DiagnosticsError holding every problem found."""
     file = find_stack_file(path)
-    if file_format(file) != "berth":
-        from berth.stackfile import platforms  # the platforms' formats: only stacks using them pay
+    try:
+        if file_format(file) != "berth":
+            from berth.stackfile import platforms  # the platforms' formats: only stacks using them pay
 
-        return platforms.stack_of_one(file)
-    return berth_toml.load(file)
+            return platforms.stack_of_one(file)
+        return berth_toml.load(file)
+    except ValidationError as err:
+        # The readers report what planner.desired refuses at its key; this is the net for
+        # a rule a reader has not placed: still the file and the rule, never a traceback.
+        raise DiagnosticsError([Diagnostic(summary(error), file=shown_path(file))
+                                for error in err.errors(include_url=False)]) from None

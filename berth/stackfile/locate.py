@@ -38,6 +38,16 @@ def find_line(text: str, path: Sequence[str]) -> int | None:
     return None
 
 
+def too_deep_at(text: str, limit: int) -> int | None:
+    """The first line where arrays and inline tables nest more than `limit` deep, else None."""
+    scanner = _Scanner()
+    for number, line in enumerate(text.splitlines(), start=1):
+        scanner.feed(line, number)
+        if scanner.deepest > limit:
+            return number
+    return None
+
+
 def key_lines(text: str) -> tuple[dict[KeyPath, int], dict[KeyPath, int]]:
     """(explicit, implicit): the first line defining each key path, and for each path
     only implied by a longer one ([apps.web] implies apps) the first line implying it."""
@@ -72,6 +82,7 @@ class _Scanner:
     open: list[KeyPath | None] = field(default_factory=list)
     string: str | None = None  # the delimiter of an open multi-line string
     pending: KeyPath | None = None  # the key whose value comes next
+    deepest: int = 0  # the most brackets open at once so far
 
     def feed(self, line: str, number: int) -> None:
         start = 0
@@ -123,6 +134,7 @@ class _Scanner:
                 return
             elif char == "{":
                 self.open.append(self.pending)
+                self.deepest = max(self.deepest, len(self.open))
                 i = self._key(line, i + 1, self.pending, number) if self.pending else i + 1
             elif char == ",":
                 inline = self.open[-1] if self.open else None
@@ -130,19 +142,17 @@ class _Scanner:
             else:
                 if char == "[":
                     self.open.append(None)
+                    self.deepest = max(self.deepest, len(self.open))
                     self.pending = None
                 elif char in "]}" and self.open:
                     self.open.pop()
                 i += 1
 
 
+_BASIC_REST = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*"?')  # a basic string's rest, through its closing quote
+
+
 def _after_basic_string(line: str, start: int) -> int:
-    i = start + 1
-    while i < len(line):
-        if line[i] == "\\":
-            i += 2
-        elif line[i] == '"':
-            return i + 1
-        else:
-            i += 1
-    return i
+    """Where the basic string opened at `start` ends (one regex match: values may be megabytes)."""
+    match = _BASIC_REST.match(line, start + 1)
+    return match.end() if match else len(line)

@@ -12,10 +12,12 @@ more likely a mistake than a wish.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -26,6 +28,16 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from planner.desired import (
+    MAX_COUNT,
+    MAX_CPUS,
+    MAX_GPUS,
+    MAX_NAME,
+    MAX_REPLICAS,
+    MAX_SECONDS,
+    MIN_CPUS,
+    memory_problem,
+)
 from providers.base import LOCAL_HOST
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
@@ -55,7 +67,8 @@ def shown(value: Any) -> str:
             text = json.dumps(value, ensure_ascii=False)
             return text if len(text) <= 60 else text[:56] + '..."'
         case int() | float():
-            return repr(value)
+            text = repr(value)
+            return text if len(text) <= 24 else f"{text[:12]}... ({len(text)} digits)"
         case dict():
             return "a table"
         case list():
@@ -80,6 +93,18 @@ def expect(what: str) -> WrapValidator:
     return WrapValidator(validate)
 
 
+def at_most(high: float, what: str, low: float | None = None) -> AfterValidator:
+    """After the type and lower bound are checked: refuse inf, NaN and what is past `high`
+    (and, with `low`, below it), as "expected WHAT, got VALUE"."""
+
+    def validate(value: Any) -> Any:
+        if (isinstance(value, float) and not math.isfinite(value)) or value > high or (low is not None and value < low):
+            raise _expected(what, value)
+        return value
+
+    return AfterValidator(validate)
+
+
 def memory_bytes(value: Any) -> int:
     """A memory size in bytes, from an integer or a string like "512m", "2Gi", "1GB"."""
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
@@ -93,6 +118,21 @@ def memory_bytes(value: Any) -> int:
     raise _expected('a size in bytes, or a string like "512m", "2g" or "2Gi"', value)
 
 
+def _memory_limit(size: int) -> int:
+    """A size Docker takes as a memory limit (at least its minimum of 6 MiB)."""
+    problem = memory_problem(size)
+    if problem:
+        raise PydanticCustomError("memory", "a memory limit of {size} bytes is {problem}", {"size": size, "problem": problem})
+    return size
+
+
+def _gpu_count_at_most(value: str) -> str:
+    count = value.partition(":")[2]
+    if count and int(count) > MAX_GPUS:
+        raise _expected(f'an accelerator like "H100" or "H100:2" with a count of at most {MAX_GPUS}', value)
+    return value
+
+
 def _build_table(value: Any) -> Any:
     """`build = "./web"` is short for `build = { context = "./web" }`."""
     if isinstance(value, str):
@@ -102,7 +142,8 @@ def _build_table(value: Any) -> Any:
     raise _expected('a context directory like "./web", or a table like { context = "./web" }', value)
 
 
-Name = Annotated[str, Field(pattern=NAME_PATTERN), expect(f"a name of {NAME_RULE}")]
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=MAX_NAME),
+                 expect(f"a name of {NAME_RULE}, at most {MAX_NAME} characters")]
 Port = Annotated[int, Field(ge=1, le=65535), expect("an integer from 1 to 65535")]
 HttpPath = Annotated[str, Field(pattern=r"^/\S*$"), expect('an HTTP path starting with "/", like "/health"')]
 EnvValue = Annotated[str | int | float | bool, expect("a string, number or boolean")]
@@ -112,9 +153,13 @@ Command = Annotated[
     expect("a command string, or a non-empty list of strings"),
 ]
 Image = Annotated[str, Field(pattern=r"^\S+$"), expect('an image reference like "repo/name:tag"')]
-Seconds = Annotated[float, Field(gt=0), expect("a number of seconds greater than 0")]
-Replicas = Annotated[int, Field(ge=1), expect("an integer of at least 1")]
-Cpus = Annotated[float, Field(gt=0), expect("a number of CPUs greater than 0, like 2 or 0.5")]
+Seconds = Annotated[float, Field(gt=0), expect("a number of seconds greater than 0"),
+                    at_most(MAX_SECONDS, f"a number of seconds greater than 0, at most {MAX_SECONDS} (7 days)")]
+Replicas = Annotated[int, Field(ge=1), expect("an integer of at least 1"),
+                     at_most(MAX_REPLICAS, f"an integer of at least 1, at most {MAX_REPLICAS}")]
+Cpus = Annotated[float, Field(gt=0), expect("a number of CPUs greater than 0, like 2 or 0.5"),
+                 at_most(MAX_CPUS, f"a number of CPUs greater than 0, from {MIN_CPUS} (Docker's least) to {MAX_CPUS} "
+                         "(leave cpus out for no limit)", low=MIN_CPUS)]
 Restart = Annotated[
     Literal["no", "always", "unless-stopped", "on-failure"],
     expect('one of "no", "always", "unless-stopped" or "on-failure"'),
@@ -126,14 +171,17 @@ EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN), expect("an environment
 # The port is 1..65535: a larger one would only fail later, at connect, with a less clear message.
 SSH_PATTERN = r"^(?:(?P<user>[^@\s]+)@)?(?P<address>\[[0-9A-Fa-f:.]+\]|[^:@\s\[\]]+)(?::(?P<port>6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3}))?$"
 SshAddress = Annotated[str, Field(pattern=SSH_PATTERN), expect('an SSH destination like "ubuntu@10.0.0.5" or "ubuntu@gpu-a:2222"')]
-Gpus = Annotated[int, Field(ge=1), expect("a number of GPUs of at least 1")]
+Gpus = Annotated[int, Field(ge=1), expect("a number of GPUs of at least 1"),
+                 at_most(MAX_GPUS, f"a number of GPUs of at least 1, at most {MAX_GPUS}")]
 Accelerator = Annotated[
-    str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*(:[1-9]\d*)?$"),
-    expect('an accelerator like "H100" or "H100:2" (type, then optionally a count)'),
+    str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*(:[1-9]\d{0,2})?$"),
+    expect(f'an accelerator like "H100" or "H100:2" (type, then optionally a count of at most {MAX_GPUS})'),
+    AfterValidator(lambda value: _gpu_count_at_most(value)),
 ]
-Memory = Annotated[int, PlainValidator(memory_bytes)]
+Memory = Annotated[int, PlainValidator(memory_bytes), AfterValidator(_memory_limit)]
 Deploy = Annotated[Literal["rolling", "recreate"], expect('one of "rolling" or "recreate"')]
-Threshold = Annotated[int, Field(ge=1), expect("an integer of at least 1")]
+Threshold = Annotated[int, Field(ge=1), expect("an integer of at least 1"),
+                      at_most(MAX_COUNT, f"an integer of at least 1, at most {MAX_COUNT}")]
 
 
 class _Table(BaseModel):

@@ -8,16 +8,19 @@ import posixpath
 import re
 import shlex
 from pathlib import Path
+from typing import Any
 
 from berth.stackfile.models import SSH_PATTERN, AppFile, HostFile, StackFile, StackSection
 from berth.stackfile.source import Source
 from planner.desired import AppConfig, BuildSource, HostConfig, SecretSource
 
 
-def app_config(name: str, app: AppFile, base: Path, origin: str, has_hosts: bool = False,
-               host_written: bool = True) -> AppConfig:
-    """An [apps.NAME] table as the app it asks for; paths are relative to `base`, the
-    stack file's directory, and `origin` names the file in the plan."""
+def app_fields(name: str, app: AppFile, base: Path, origin: str, has_hosts: bool = False,
+               host_written: bool = True) -> dict[str, Any]:
+    """An [apps.NAME] table as the AppConfig keywords of the app it asks for (the caller
+    makes it with Source.built, so what AppConfig refuses is reported at its key); paths
+    are relative to `base`, the stack file's directory, and `origin` names the file in
+    the plan."""
     build = None
     if app.build:
         build = BuildSource(
@@ -27,7 +30,7 @@ def app_config(name: str, app: AppFile, base: Path, origin: str, has_hosts: bool
         )
     command = app.command
     gpus, gpu_type = _gpu_request(app)
-    return AppConfig(
+    return dict(
         name=name,
         host=app.host,
         build=build,

@@ -21,6 +21,8 @@ Loc = tuple[str | int, ...]
 KeyLines = Callable[[Sequence[str | int]], int | None]  # a key path -> the line it starts on
 M = TypeVar("M", bound=BaseModel)
 
+MAX_DEPTH = 100  # nesting a stack file may hold (as yamlfile's)
+MAX_BYTES = 1024 * 1024  # a stack file is a few KB (as yamlfile's)
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 _TYPE_WORDS = {
@@ -105,6 +107,18 @@ class Source:
                     self.error(loc, summary(error))
             return None
 
+    def built(self, model: type[M], fields: dict[str, Any], key: Callable[[Loc], Loc]) -> M | None:
+        """`model(**fields)` (a planner.desired value, which holds what Docker and Linux
+        refuse), or None with each problem recorded at the file's key for the field:
+        `key` maps a field's loc (("cpus",), ("env", "A")) to the key path that set it."""
+        try:
+            return model(**fields)
+        except ValidationError as err:
+            for error in err.errors(include_url=False):
+                inner = (error.get("ctx") or {}).get("key")  # the entry of a mapping field at fault
+                self.error(key(tuple(error["loc"]) + ((inner,) if isinstance(inner, str) else ())), summary(error))
+            return None
+
     def unknown_key(self, loc: Loc, known: list[str]) -> None:
         key = str(loc[-1])
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
@@ -139,8 +153,14 @@ def dotted(loc: Loc, quote: Callable[[str], str] = shown) -> str:
 
 def parse_toml(text: str, shown_as: str) -> dict[str, Any]:
     """The TOML document; a syntax error stops here, since nothing after it can be trusted."""
+    if len(text) > MAX_BYTES:  # tomllib takes seconds per megabyte of one string
+        fail(f"the file is larger than {MAX_BYTES // 2**20} MiB; a stack file this big is refused "
+             "(large values belong in files: secrets, build contexts)", file=shown_as)
+    too_deep = f"invalid TOML: nested too deeply (more than {MAX_DEPTH} levels of arrays and inline tables)"
     try:
-        return tomllib.loads(text)
+        document = tomllib.loads(text)
+    except RecursionError:  # tomllib recurses per level of arrays and inline tables
+        fail(too_deep, file=shown_as, line=locate.too_deep_at(text, MAX_DEPTH))
     except tomllib.TOMLDecodeError as err:
         message = str(err)
         position = _TOML_POSITION.search(message)
@@ -151,6 +171,9 @@ def parse_toml(text: str, shown_as: str) -> dict[str, Any]:
             line = text.count("\n") + 1
             message = message.replace("(at end of document)", "at the end of the file").strip()
         fail(f"invalid TOML: {message}", file=shown_as, line=line)
+    if text.count("[") + text.count("{") > MAX_DEPTH and (line := locate.too_deep_at(text, MAX_DEPTH)):
+        fail(too_deep, file=shown_as, line=line)
+    return document
 
 
 def summary(error: Any) -> str:

@@ -11,6 +11,7 @@ milliseconds, not built to gigabytes), and how deep it nests.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,6 +93,9 @@ def _expanded_size(node: Any, sizes: dict[int, int], yaml: Any) -> int:
 def _too_deep_at(text: str, yaml: Any) -> int | None:
     """The line where nesting first passes MAX_DEPTH, from the tokens alone (the scanner
     does not recurse); None when it never does. Scan errors are left to compose."""
+    flow = _flow_too_deep_at(text)
+    if flow is not None:
+        return flow
     opening = (yaml.FlowSequenceStartToken, yaml.FlowMappingStartToken,
                yaml.BlockSequenceStartToken, yaml.BlockMappingStartToken)
     closing = (yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken, yaml.BlockEndToken)
@@ -103,6 +107,28 @@ def _too_deep_at(text: str, yaml: Any) -> int | None:
                 return token.start_mark.line + 1
     except yaml.YAMLError:
         return None
+    return None
+
+
+_FLOW_SKIP = re.compile(r"""'[^']*'|"(?:[^"\\]|\\.)*"|#.*""")
+
+
+def _flow_too_deep_at(text: str) -> int | None:
+    """The line where flow brackets ([ and {) first nest past MAX_DEPTH, quoted scalars and
+    comments aside; one pass over the text. PyYAML's scanner reads a run of flow openers
+    ahead of its first token and takes time quadratic in its length (5000 took a second),
+    so a deep run is refused before the scanner sees it."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return None
+    depth = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        for char in _FLOW_SKIP.sub("", line):
+            if char in "[{":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return number
+            elif char in "]}" and depth:
+                depth -= 1
     return None
 
 

@@ -100,8 +100,10 @@ def test_resources_on_a_host_no_longer_defined_are_refused_not_forgotten(project
                     "stack file no longer defines [hosts.th3]") in refused.stderr
         assert engine.containers.list(filters={"label": f"berth.stack={project.stack}"})  # nothing touched
 
-        project.write(head + th3)  # the host back, without the app: apply removes it there
-        project.berth("apply", "--auto-approve")
+        project.write(head + th3)  # the host back, without the app: destroy removes it there
+        emptied = project.berth("apply", "--auto-approve", check=False)  # no apps at all: refused (issue 17 item 5)
+        assert emptied.returncode == 1 and "the stack file declares no apps" in emptied.stderr
+        project.berth("destroy", "--auto-approve")
         assert not engine.containers.list(all=True, filters={"label": f"berth.stack={project.stack}"})
         assert project.berth("state", "list").stdout.strip() == ""
     finally:

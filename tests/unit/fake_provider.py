@@ -101,6 +101,7 @@ class FakeHost:
         self.unpullable: set[str] = set()  # refs (normalised) a pull of fails
         self.fail_start: set[str] = set()  # app names whose new containers are created but fail to start
         self.fail_at: int | None = None  # the Nth change (1-based) raises ProviderError
+        self.refuse_create: str | None = None  # the engine refuses every create so (a config it rejects)
         self.gpu_list: tuple = ()  # providers.gpus.Gpu values, as nvidia-smi would list them
         self.log: list[tuple[str, str]] = []
         self.closed = False
@@ -375,6 +376,8 @@ class FakeHost:
         image = self._image(spec.image)
         if image is None:
             raise ProviderError(f"cannot create {spec.name} on {self.host}: No such image: {spec.image}")
+        if self.refuse_create is not None:
+            raise ProviderError(f"cannot create {spec.name} on {self.host}: {self.refuse_create}")
         if spec.memory is not None and spec.memory < 6 * 2**20:
             raise ProviderError(f"cannot create {spec.name} on {self.host}: Minimum memory limit allowed is 6MB")
         holder = next((c for c in self.containers.values() if c.name == spec.name), None)

@@ -76,11 +76,12 @@ def test_cerebrium_documented_custom_runtime(in_tmp: Path) -> None:
     assert "FROM debian:bookworm-slim\n" in dockerfile
     assert "python_version 3.11 was asked for" in dockerfile
     assert "uv pip install --system" in dockerfile  # use_uv
-    assert 'CMD ["uvicorn", "main:app", "--host", "0.0.0.0", "--port", "5000"]' in dockerfile
-    assert "EXPOSE 5000" in dockerfile
+    # The entrypoint and port are the container's (app.command above), not the image's: an
+    # edit of them must not rebuild (issue 17 item 16). Nor is cerebrium.toml staged.
+    assert "CMD" not in dockerfile and "EXPOSE" not in dockerfile and "5000" not in dockerfile
     context = build_dir / "context"
     staged = sorted(str(p.relative_to(context)) for p in context.rglob("*") if p.is_file())
-    assert staged == [".berth-build/requirements.txt", "cerebrium.toml", "main.py"]
+    assert staged == [".berth-build/requirements.txt", "main.py"]
     assert (context / ".berth-build/requirements.txt").read_text() == "fastapi\nuvicorn\n"
 
 
@@ -181,7 +182,7 @@ def test_cerebrium_legacy_form_maps_hardware_scaling_and_dependencies(in_tmp: Pa
     assert (app.gpus, app.gpu_type, app.cpus, app.memory) == (2, "A100_80GB", 4.0, 16 * 1024**3)
     assert (app.replicas, app.predict_concurrency, app.readiness_timeout) == (1, 8, 900.0)
     context = Path(app.build.context)
-    assert sorted(p.name for p in context.iterdir() if p.is_file()) == ["cerebrium.toml", "serve.py"]
+    assert sorted(p.name for p in context.iterdir() if p.is_file()) == ["serve.py"]  # the file itself is config
     assert (context / ".berth-build/requirements.txt").read_text() == (
         "fastapi\nnumpy>=1.26\npydantic\ntorch==2.1.0\n")
     assert (context / ".berth-build/apt.txt").read_text() == "ffmpeg\n"
@@ -281,8 +282,9 @@ def test_truss_resources_runtime_env_secrets_and_layer(in_tmp: Path) -> None:
     dockerfile = Path(app.build.dockerfile).read_text()
     assert "FROM python:3.11-slim@sha256:0123" in dockerfile  # a digest pin is kept exact
     for line in ("apt-get install -y --no-install-recommends curl", "/usr/local/bin/python3 -m pip install",
-                 "COPY data /app/data", "RUN echo built > /built", 'CMD ["sh", "-c", "python3 -m http.server 7000"]'):
+                 "COPY data /app/data", "RUN echo built > /built", "ENTRYPOINT []"):
         assert line in dockerfile
+    assert "CMD" not in dockerfile and "7000" not in dockerfile  # the start command is the container's
     context = Path(app.build.context)
     assert (context / ".berth-build/requirements.txt").read_text() == "numpy==1.26.4\n"
     assert (context / "data/vocab.txt").is_file() and not (context / "config.yaml").exists()

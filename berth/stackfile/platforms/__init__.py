@@ -12,10 +12,10 @@ from typing import Any
 
 from berth.stackfile.files import CEREBRIUM_FILE, TRUSS_FILE, file_format, shown_path
 from berth.stackfile.models import FromAppFile, shown
-from berth.stackfile.normalise import app_config, platform_secret_defaults
+from berth.stackfile.normalise import app_fields, platform_secret_defaults
 from berth.stackfile.platforms import cerebrium, truss
 from berth.stackfile.source import Source, raise_problems
-from planner.desired import AppConfig, Stack
+from planner.desired import AppConfig, Stack, container_name_problem, image_name_problem
 from planner.diagnostics import Diagnostic
 
 # Keys of an [apps.NAME] table that replace the file's value as they are.
@@ -43,7 +43,15 @@ def read_platform_file(file: Path, shown_as: str, *, stack_dir: Path, app: str |
                      "give the app a name of lowercase letters, digits, '-' and '_'")
     if source.problems:
         return None, source.problems
-    return AppConfig(**imported.fields, name=imported.app, ignored=tuple(source.ignored)), []
+    config = source.built(AppConfig, {**imported.fields, "name": imported.app, "ignored": tuple(source.ignored)},
+                          lambda loc: imported.key_of(loc))
+    if config is not None and app is None:  # a stack of one: the stack is named as the app
+        problem = container_name_problem(config.name, config.name, config.replicas)
+        if problem is None and config.build is not None:
+            problem = image_name_problem(config.name, config.name)
+        if problem:
+            source.error(imported.keys.get("name", ()), problem)
+    return (None if source.problems else config), source.problems
 
 
 def from_app(name: str, app: FromAppFile, written: Any, source: Source) -> AppConfig | None:
@@ -75,7 +83,14 @@ def from_app(name: str, app: FromAppFile, written: Any, source: Source) -> AppCo
     fmt = config.origin.rsplit(" (", 1)[-1]
     update: dict[str, Any] = {"origin": f"{written} ({fmt}"}
     written_keys = app.model_fields_set
-    ours = app_config(name, app.model_copy(update={"port": app.port or config.port}), source.file.parent, "")
+    def key(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+        field = str(loc[0]) if loc else ""
+        return ("apps", name, *loc) if field in app.model_fields_set else ("apps", name, "from")
+
+    ours = source.built(AppConfig, app_fields(name, app.model_copy(update={"port": app.port or config.port}),
+                                              source.file.parent, ""), key)
+    if ours is None:
+        return None
     if "build" in written_keys:
         update |= {"build": ours.build, "image": None}
     if "image" in written_keys:
@@ -98,4 +113,4 @@ def from_app(name: str, app: FromAppFile, written: Any, source: Source) -> AppCo
         update["secrets"] = ours.secrets
     if "secret_env" in written_keys:
         update["secret_env"] = {**config.secret_env, **ours.secret_env}
-    return AppConfig(**(config.model_dump() | update))
+    return source.built(AppConfig, config.model_dump() | update, key)

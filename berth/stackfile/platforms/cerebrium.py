@@ -20,11 +20,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from berth.stackfile.models import Port, expect, shown
-from berth.stackfile.platforms.imported import Imported, app_name, is_set, read_text
+from berth.stackfile.models import Port, at_most, expect, shown
+from berth.stackfile.platforms.imported import Imported, app_name, check_app_name, is_set, read_text
 from berth.stackfile.platforms.staging import cerebrium_dockerfile, stage_build
 from berth.stackfile.source import Source, parse_toml, quoted
-from planner.desired import BuildSource
+from planner.desired import MAX_COUNT, MAX_GPUS, MAX_REPLICAS, MAX_SECONDS, BuildSource
 
 FILE = "cerebrium.toml"
 FORMAT = "Cerebrium"
@@ -61,9 +61,12 @@ Strings = Annotated[list[str], expect("a list of strings")]
 Entrypoint = Annotated[list[str], Field(min_length=1), expect('a non-empty list of strings, like ["uvicorn", "main:app"]')]
 Version = Annotated[str, BeforeValidator(_version_text), expect('a version string, like "2.1.0", ">=2" or "latest"')]
 Text = Annotated[str, Field(min_length=1), expect("a non-empty string")]
-Positive = Annotated[float, Field(gt=0), expect("a number greater than 0")]
-Count = Annotated[int, Field(ge=0), expect("an integer of at least 0")]
-AtLeastOne = Annotated[int, Field(ge=1), expect("an integer of at least 1")]
+Positive = Annotated[float, Field(gt=0), expect("a number greater than 0"),
+                     at_most(MAX_COUNT, f"a finite number greater than 0, at most {MAX_COUNT}")]
+Count = Annotated[int, Field(ge=0), expect("an integer of at least 0"),
+                  at_most(MAX_COUNT, f"an integer of at least 0, at most {MAX_COUNT}")]
+AtLeastOne = Annotated[int, Field(ge=1), expect("an integer of at least 1"),
+                       at_most(MAX_COUNT, f"an integer of at least 1, at most {MAX_COUNT}")]
 Flag = Annotated[bool, expect("true or false")]
 
 
@@ -99,20 +102,24 @@ class Deployment(_Build):
     include: Strings | None = None
     exclude: Strings | None = None
     disable_auth: Flag | None = None
-    deployment_initialization_timeout: AtLeastOne | None = None
+    deployment_initialization_timeout: Annotated[
+        int, Field(ge=1), expect("an integer of at least 1"),
+        at_most(MAX_SECONDS, f"a number of seconds of at least 1, at most {MAX_SECONDS} (7 days)")] | None = None
 
 
 class Hardware(_Table):
     cpu: Positive | None = None
     memory: Positive | None = None  # GB
     compute: Text | None = None
-    gpu_count: AtLeastOne | None = None
+    gpu_count: Annotated[int, Field(ge=1), expect("an integer of at least 1"),
+                         at_most(MAX_GPUS, f"an integer of at least 1, at most {MAX_GPUS}")] | None = None
     provider: Text | None = None
     region: Text | None = None
 
 
 class Scaling(_Table):
-    min_replicas: Count | None = None
+    min_replicas: Annotated[int, Field(ge=0), expect("an integer of at least 0"),
+                            at_most(MAX_REPLICAS, f"an integer of at least 0, at most {MAX_REPLICAS}")] | None = None
     max_replicas: Count | None = None
     cooldown: Count | None = None
     replica_concurrency: AtLeastOne | None = None
@@ -144,6 +151,14 @@ class DockerRuntime(_Server):
 class CustomRuntime(_Server):
     dockerfile_path: Annotated[str | None, BeforeValidator(_empty_is_none)] = None
 
+
+# Where each AppConfig field comes from (the runtime's keys are added per file).
+_KEYS: dict[str, tuple[str, ...]] = {
+    "cpus": ("hardware", "cpu"), "memory": ("hardware", "memory"),
+    "gpus": ("hardware", "gpu_count"), "gpu_type": ("hardware", "compute"), "replicas": ("scaling", "min_replicas"),
+    "predict_concurrency": ("scaling", "replica_concurrency"),
+    "readiness_timeout": ("deployment", "deployment_initialization_timeout"),
+}
 
 _RUNTIMES: dict[str, type[_Table]] = {"python": PythonRuntime, "docker": DockerRuntime, "custom": CustomRuntime}
 
@@ -186,12 +201,16 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
         source.error(("deployment",), "missing [deployment] table (it names the app)")
     if deployment is not None:
         imported.name = deployment.name
+        imported.keys["name"] = ("deployment", "name")
     imported.app = app or app_name(imported.name, directory)
+    check_app_name(imported, source)
     if None in (deployment, hardware, scaling, dependencies) or runtime is None:
         return imported, source
 
     kind, rt = runtime
     fields = imported.fields
+    imported.keys.update(_KEYS | {"command": ("runtime", kind, "entrypoint"), "port": ("runtime", kind, "port"),
+                                  "host_port": ("runtime", kind, "port")})
     fields.update(_server(kind, rt))
     fields.update(_hardware(hardware, source))
     fields.update(_scaling(scaling, source))
@@ -214,10 +233,14 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
         generated = _dependency_files(deps, directory, kind, source)
     if source.problems:
         return imported, source
-    text = None if own_dockerfile else cerebrium_dockerfile(build, generated, fields["port"], fields["command"],
-                                                            source.origin)
-    context, written = stage_build(stack_dir, imported.app, directory, include=include, exclude=exclude,
-                                   generated=generated, dockerfile=text)
+    text = None if own_dockerfile else cerebrium_dockerfile(build, generated, source.origin)
+    try:
+        # The file itself stays out of the image: most of it is how the container runs.
+        context, written = stage_build(stack_dir, imported.app, directory, include=include, exclude=exclude,
+                                       generated=generated, dockerfile=text, leave_out=[file.name])
+    except OSError as err:
+        source.error((), f"cannot write the build directory: {err.strerror or err} ({err.filename})")
+        return imported, source
     fields["build"] = BuildSource(context=str(context), dockerfile=str(own_dockerfile or written),
                                   base=None if own_dockerfile else build["base"])
     return imported, source

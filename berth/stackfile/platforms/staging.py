@@ -3,7 +3,7 @@ Dockerfile it generates for Cerebrium's python runtime and for a docker_server T
 
 Build directory: `.berth/build/APP/` beside the stack file holds the Dockerfile berth
 generated and `context/`, the files the image is built from: the app directory's files
-that the format would upload (hard links where the filesystem allows, so staging is
+that the format would upload, less the platform file itself (hard links where the filesystem allows, so staging is
 cheap and content hashes see the same files), plus `.berth-build/` with generated
 dependency lists. Staging keeps berth's own `.berth/` out of every image, and lets a
 Cerebrium include/exclude list mean what it means on Cerebrium.
@@ -12,7 +12,6 @@ Cerebrium include/exclude list mean what it means on Cerebrium.
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import shutil
 from collections.abc import Iterable, Sequence
@@ -32,7 +31,7 @@ def build_dir(stack_dir: Path, app: str) -> Path:
 
 def stage_build(
     stack_dir: Path, app: str, app_dir: Path, *, include: Sequence[str], exclude: Sequence[str],
-    generated: dict[str, str], dockerfile: str | None,
+    generated: dict[str, str], dockerfile: str | None, leave_out: Sequence[str] = (),
 ) -> tuple[Path, Path | None]:
     """Fill the app's build directory: the Dockerfile berth generated (when `dockerfile`
     is its text; None when the app brings its own), then the staged context. Returns the
@@ -43,7 +42,7 @@ def stage_build(
         written = out / "Dockerfile"
         write_if_changed(written, dockerfile)
     context = out / "context"
-    stage_context(app_dir, context, include, exclude, generated)
+    stage_context(app_dir, context, include, exclude, generated, leave_out)
     return context, written
 
 
@@ -72,9 +71,11 @@ def _matches(rel: str, patterns: Iterable[str]) -> bool:
 
 def stage_context(
     app_dir: Path, context: Path, include: Sequence[str], exclude: Sequence[str], generated: dict[str, str],
+    leave_out: Sequence[str] = (),
 ) -> None:
     """Make `context` hold exactly the files of `app_dir` that `include` names and
-    `exclude` does not (berth's own .berth/ never), plus `generated` under .berth-build/.
+    `exclude` does not (berth's own .berth/ never, nor the paths `leave_out` names,
+    relative to app_dir), plus `generated` under .berth-build/.
 
     Files are hard-linked (copied where links fail), so an unchanged file keeps its
     inode and mtime; a file gone from the app directory goes from the context.
@@ -93,7 +94,7 @@ def stage_context(
         dirs[:] = kept
         for name in sorted(files):
             rel = rel_root + name
-            if _matches(rel, exclude) or not _matches(rel, include):
+            if rel in leave_out or _matches(rel, exclude) or not _matches(rel, include):
                 continue
             wanted.add(rel)
             _place(app_dir / rel, context / rel)
@@ -143,10 +144,6 @@ def _prune(context: Path, wanted: set[str]) -> None:
 # -- pieces of generated Dockerfiles ---------------------------------------------------
 
 
-def json_list(items: Sequence[str]) -> str:
-    return json.dumps(list(items))
-
-
 def apt_install(packages: Sequence[str]) -> str:
     return ("RUN apt-get update && apt-get install -y --no-install-recommends "
             + " ".join(packages) + " && rm -rf /var/lib/apt/lists/*")
@@ -169,9 +166,16 @@ def pip_install(requirements: str, *, python: str = "python3", uv: bool = False)
 # -- the Dockerfiles berth writes for the platforms ------------------------------------
 
 
-def cerebrium_dockerfile(build: dict[str, Any], generated: dict[str, str], port: int, command: Any, origin: str) -> str:
+# The Dockerfiles hold only what goes into the image, so that an edit of how the container
+# runs (port, entrypoint or start command, replicas, limits, probes) never changes the
+# content hash and rebuilds: berth gives the container its command and ports when it
+# creates it, so no CMD or EXPOSE here, and the platform file itself is not staged.
+
+
+def cerebrium_dockerfile(build: dict[str, Any], generated: dict[str, str], origin: str) -> str:
     """The Dockerfile of a Cerebrium python runtime: the base image, a check that its Python
-    is python_version, apt and pip dependencies, the app's files, the entrypoint."""
+    is python_version, apt and pip dependencies, the app's files (the entrypoint is the
+    container's command)."""
     python = build["python"]
     check = (f"import sys; v = '%d.%d' % sys.version_info[:2]; "
              f"sys.exit(0 if v == '{python}' else 'python_version {python} was asked for; "
@@ -194,14 +198,14 @@ def cerebrium_dockerfile(build: dict[str, Any], generated: dict[str, str], port:
     if "requirements.txt" in generated:
         lines += [f"COPY {GENERATED_DIR}/requirements.txt /tmp/berth-requirements.txt",
                   *pip_install("/tmp/berth-requirements.txt", uv=build["uv"])]
-    lines += ["WORKDIR /app", "COPY . /app", *(f"RUN {command_line}" for command_line in build["shell"]),
-              f"EXPOSE {port}", f"CMD {json_list(command)}", ""]
+    lines += ["WORKDIR /app", "COPY . /app", *(f"RUN {command_line}" for command_line in build["shell"]), ""]
     return "\n".join(lines)
 
 
-def truss_dockerfile(image: str, python: str, layer: dict[str, Any], start_command: str | None, origin: str) -> str:
+def truss_dockerfile(image: str, python: str, layer: dict[str, Any], origin: str) -> str:
     """The Dockerfile of a docker_server Truss: a thin layer on base_image.image (apt and pip
-    packages, the data directory, build_commands), the start command under `sh -c`."""
+    packages, the data directory, build_commands), its ENTRYPOINT cleared (the start
+    command under `sh -c` is the container's command)."""
     lines = [
         f"# Generated by berth from {origin}. Edit the config.yaml, not this file.",
         f"FROM {image}",
@@ -215,8 +219,6 @@ def truss_dockerfile(image: str, python: str, layer: dict[str, Any], start_comma
     if layer["data"]:
         lines.append(f"COPY {layer['data']} /app/data")
     lines += [f"RUN {command}" for command in layer["commands"]]
-    if start_command:
-        # Truss runs the start command under `sh -c` in place of the image's entrypoint.
-        lines += ["ENTRYPOINT []", f"CMD {json_list(['sh', '-c', start_command])}"]
-    lines.append("")
+    # Truss runs the start command under `sh -c` in place of the image's entrypoint.
+    lines += ["ENTRYPOINT []", ""]
     return "\n".join(lines)

@@ -21,12 +21,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from berth.stackfile.models import Port, expect, shown
-from berth.stackfile.platforms.imported import Imported, app_name, is_set, read_text
+from berth.stackfile.models import Port, at_most, expect, shown
+from berth.stackfile.platforms.imported import Imported, app_name, check_app_name, is_set, read_text
 from berth.stackfile.platforms.staging import stage_build, truss_dockerfile
 from berth.stackfile.source import Source, fail, quoted
 from berth.stackfile.yamlfile import YamlError, load_yaml
-from planner.desired import BuildSource
+from planner.desired import MAX_COUNT, MAX_NAME, MAX_SECONDS, BuildSource
 
 FILE = "config.yaml"
 FORMAT = "Truss"
@@ -74,6 +74,15 @@ RUNTIME_IGNORED = {
     "egress_restrictions": "berth does not restrict a container's network",
     "truss_server_version_override": "Truss's own server",
 }
+# Where each AppConfig field comes from, for problems found when the app is made.
+KEYS: dict[str, tuple[str, ...]] = {
+    "env": ("environment_variables",), "secrets": ("secrets",), "cpus": ("resources", "cpu"),
+    "memory": ("resources", "memory"), "gpus": ("resources", "accelerator"), "gpu_type": ("resources", "accelerator"),
+    "readiness_timeout": ("runtime", "health_checks", "startup_threshold_seconds"),
+    "probe_timing": ("runtime", "health_checks"), "predict_concurrency": ("runtime", "predict_concurrency"),
+    "command": ("docker_server", "start_command"), "port": ("docker_server", "server_port"),
+    "host_port": ("docker_server", "server_port"), "image": ("base_image", "image"),
+}
 RESOURCES_IGNORED = {
     "instance_type": "a Baseten instance SKU; cpu, memory and accelerator are used",
     "node_count": "multi-node deployments",
@@ -82,7 +91,8 @@ RESOURCES_IGNORED = {
 
 Text = Annotated[str, Field(min_length=1), expect("a non-empty string")]
 Endpoint = Annotated[str, Field(pattern=r"^/\S*$"), expect('an HTTP path starting with "/", like "/health"')]
-Seconds = Annotated[int, Field(ge=0), expect("a whole number of seconds")]
+Seconds = Annotated[int, Field(ge=0), expect("a whole number of seconds"),
+                    at_most(MAX_SECONDS, f"a whole number of seconds, at most {MAX_SECONDS} (7 days)")]
 Strings = Annotated[list[str], expect("a list of strings")]
 Scalar = Annotated[str | int | float, expect('a string like "1", "500m" or "2Gi"')]
 
@@ -125,7 +135,8 @@ class HealthChecks(_Table):
 
 
 class Runtime(_Table):
-    predict_concurrency: Annotated[int, Field(ge=1), expect("an integer of at least 1")] = 1
+    predict_concurrency: Annotated[int, Field(ge=1), expect("an integer of at least 1"),
+                                   at_most(MAX_COUNT, f"an integer of at least 1, at most {MAX_COUNT}")] = 1
     health_checks: HealthChecks = Field(default_factory=HealthChecks)
     streaming_read_timeout: Any = None
     enable_tracing_data: Any = None
@@ -150,7 +161,8 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
     source = Source(file=file, shown=shown_as, text=text, lines=document.find_line, format=FORMAT, quote=quoted)
     raw = source.raw = document.value
     directory = file.parent
-    imported = Imported(fields={"origin": source.origin}, name=None, directory=directory, app=app or "")
+    imported = Imported(fields={"origin": source.origin}, name=None, directory=directory, app=app or "",
+                        keys=dict(KEYS))
     if not isinstance(raw, dict):
         source.error((), f"expected a mapping of keys like docker_server: and base_image:, got {shown(raw)}")
         return imported, source
@@ -161,7 +173,9 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
         source.error(("model_name",), f"expected a non-empty string, got {shown(name)}")
     elif name is not None:
         imported.name = name
+        imported.keys["name"] = ("model_name",)
     imported.app = app or app_name(imported.name, directory)
+    check_app_name(imported, source)
     if "docker_server" not in raw:
         source.error((), "no docker_server: berth runs Truss "
                      "configs whose docker_server starts an HTTP server; a Truss with a model class needs "
@@ -206,11 +220,14 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
         return imported, source
 
     python = base.python_executable_path or "python3"
-    context, dockerfile = stage_build(stack_dir, imported.app, directory,
-                                      include=[layer["data"]] if layer["data"] else [], exclude=[],
-                                      generated=layer["generated"],
-                                      dockerfile=truss_dockerfile(base.image, python, layer, server.start_command,
-                                                                  source.origin))
+    try:
+        context, dockerfile = stage_build(stack_dir, imported.app, directory,
+                                          include=[layer["data"]] if layer["data"] else [], exclude=[],
+                                          generated=layer["generated"],
+                                          dockerfile=truss_dockerfile(base.image, python, layer, source.origin))
+    except OSError as err:
+        source.error((), f"cannot write the build directory: {err.strerror or err} ({err.filename})")
+        return imported, source
     fields["build"] = BuildSource(context=str(context), dockerfile=str(dockerfile), base=base.image)
     return imported, source
 
@@ -231,8 +248,15 @@ def _environment(raw: Any, source: Source) -> dict[str, str]:
     if not isinstance(raw, dict):
         source.error(("environment_variables",), f"expected a mapping of names to values, got {shown(raw)}")
         return {}
-    # As Truss does: booleans lower-case, everything else str().
-    return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in raw.items()}
+    env: dict[str, str] = {}
+    for key, value in raw.items():
+        if isinstance(value, (dict, list)) or value is None:
+            # Truss takes strings; str() would hand the server a Python repr ("{'b': 1}").
+            source.error(("environment_variables", str(key)), f"expected a string, number or boolean, got {shown(value) if value is not None else 'null'}")
+        else:
+            # As Truss does: booleans lower-case, everything else str().
+            env[str(key)] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
 
 
 def _secrets(raw: Any, source: Source) -> tuple[str, ...]:
@@ -242,6 +266,9 @@ def _secrets(raw: Any, source: Source) -> tuple[str, ...]:
         source.error(("secrets",), f"expected a mapping of secret names (to null), got {shown(raw)}")
         return ()
     for name, value in raw.items():
+        if len(str(name)) > MAX_NAME:
+            source.error(("secrets", str(name)), f"secret name {shown(str(name))} is {len(str(name))} characters long; "
+                         f"at most {MAX_NAME} (it names the secret's file on the host)")
         if value is not None:
             # Never echo the value: it may be a real secret committed by mistake.
             source.ignore(("secrets", str(name)), "a value in the file is never used; berth takes secret "
@@ -267,7 +294,7 @@ def memory_bytes(value: str | int | float) -> int | None:
         return None
     try:
         size = math.ceil(float(match[1]) * _MEMORY_UNITS.get(match[2], 1))
-    except ValueError:
+    except (ValueError, OverflowError):  # "1.2.3", or a number past a float's range
         return None
     return size if size > 0 else None
 
