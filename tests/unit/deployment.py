@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from berth.workspace import Workspace
-from fake_provider import FakeHost
+from unit.fake_provider import FakeHost
 from planner import pipeline
 from planner.apply import ApplyResult
 from planner.events import Event

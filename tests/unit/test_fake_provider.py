@@ -7,7 +7,7 @@ import inspect
 
 import pytest
 
-from fake_provider import FakeHost
+from unit.fake_provider import FakeHost
 from providers.base import Provider
 from providers.types import LABEL_ADDRESS, LABEL_APP, LABEL_STACK, ContainerSpec, ProviderError
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deployment import Deployment, pending
+from unit.deployment import Deployment, pending
 from planner.plan import Action
 
 MIB = 2**20

@@ -404,7 +404,7 @@ def test_find_stack_file_missing(argument: str | None, words: str) -> None:
 def test_loading_module_does_not_import_networkx() -> None:
     """The CLI imports berth.stackfile on every start; networkx waits until a file is checked."""
     code = "import sys, berth.stackfile.load; sys.exit('networkx' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2]).returncode == 0
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[4]).returncode == 0
 
 
 # -- locate ----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deployment import Deployment
+from unit.deployment import Deployment
 from planner.diagnostics import DiagnosticsError
 from planner.plan import Action
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from deployment import Deployment, failures, pending
+from unit.deployment import Deployment, failures, pending
 from planner.plan import Action
 from state.model import State
 
@@ -440,7 +440,7 @@ def test_on_the_disk_store_the_cli_uses_apply_twice_plans_nothing(tmp_path: Path
 
 
 def test_the_memory_store_numbers_and_records_versions_as_the_disk_store_does(tmp_path: Path) -> None:
-    from deployment import MemoryStore
+    from unit.deployment import MemoryStore
     from state.store import DiskStore
 
     disk, memory = DiskStore(tmp_path / "state"), MemoryStore()
@@ -502,7 +502,7 @@ env = "TOK"
 
 def assert_world_is_what_apply_left(d: Deployment) -> None:
     """test_diff.applied() of the stack d applied equals d's state and hosts, IDs aside."""
-    import test_diff
+    from unit.planner import test_diff
     from planner.pipeline import content_hashes
     from planner.resources import secret_names
 
@@ -546,7 +546,7 @@ def case_worlds() -> list:
     """Each distinct `world` of the plan cases, named by the first case that has it."""
     import json
 
-    import test_diff
+    from unit.planner import test_diff
 
     seen, params = set(), []
     for path in sorted(test_diff.CASES.glob("*.json")):
@@ -563,8 +563,8 @@ def test_every_plan_cases_world_is_the_one_a_real_apply_leaves(tmp_path: Path, m
                                                                world: dict) -> None:
     """The world of each plan case, applied for real: its build contexts made as
     directories, its secrets given in the environment (test_diff's sources: env NAME)."""
-    import test_diff
-    from fake_provider import FakeHost
+    from unit.planner import test_diff
+    from unit.fake_provider import FakeHost
     from planner.desired import HostConfig, Stack
     from planner.resources import secret_names
 
@@ -607,7 +607,7 @@ host_port = 18080
 
 
 def two_hosts(tmp_path: Path, toml: str) -> Deployment:
-    from fake_provider import FakeHost
+    from unit.fake_provider import FakeHost
 
     return Deployment(tmp_path, toml, hosts={"local": FakeHost("local"), "gpu-a": FakeHost("gpu-a")})
 

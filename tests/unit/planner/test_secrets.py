@@ -250,7 +250,7 @@ def test_loading_secrets_module_does_not_need_docker() -> None:
 
     code = "import planner.secrets, providers.secret_files, sys; print('docker' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).parents[2], env={**os.environ})
+                         cwd=Path(__file__).parents[3], env={**os.environ})
     assert out.stdout.strip() == "False"
 
 

@@ -19,7 +19,7 @@ from planner.targeting import force_replace, select
 from state.address import AddressError, moves
 from state.history import config_at, latest_config_digest, previous_config, versions
 from state.model import State
-from test_diff import STACK, applied, configs, digests_for, hashes_for, load_cases, plan_for, sources_for
+from unit.planner.test_diff import STACK, applied, configs, digests_for, hashes_for, load_cases, plan_for, sources_for
 
 WORLD = {
     "model": {"build": "/srv/model", "host_port": 8000},

@@ -15,7 +15,7 @@ from berth.stackfile.platforms.staging import GENERATED_DIR, build_dir, stage_bu
 from berth.stackfile.source import Source, dotted, fail, quoted, raise_problems, toml_lines
 from planner.diagnostics import Diagnostic, DiagnosticsError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 PACKAGE = ROOT / "berth" / "stackfile"
 
 TOML = """\

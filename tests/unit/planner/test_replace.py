@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from deployment import Deployment, failures, pending
+from unit.deployment import Deployment, failures, pending
 from planner.plan import Action, Change
-from test_graph import attrs, container, edges, graph_of, runs_before
+from unit.planner.test_graph import attrs, container, edges, graph_of, runs_before
 
 WEB = [f"app.web.container[{i}]@local" for i in range(4)]
 API0 = "app.api.container[0]@local"
@@ -274,7 +274,7 @@ env = { MODEL = "v1" }
 def test_gpu_replicas_with_deploy_recreate_are_replaced_one_at_a_time(tmp_path: Path) -> None:
     """A GPU replica's new container gets the old one's devices: the old one stops
     before it starts (never two servers on one GPU), one replica at a time."""
-    from fake_provider import FakeHost
+    from unit.fake_provider import FakeHost
     from providers.gpus import Gpu
 
     host = FakeHost("gpu-a")

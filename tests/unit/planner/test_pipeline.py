@@ -19,7 +19,7 @@ from state.address import Address, AddressError
 from state.errors import StateError
 from state.model import ResourceState
 from state.store import DiskStore
-from test_diff import STACK, applied, configs
+from unit.planner.test_diff import STACK, applied, configs
 
 APPS = {
     "web": {"image": "busybox:latest", "host_port": 9000, "depends_on": ["db"]},

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from berth.cli import main
-from deployment import Deployment, pending
+from unit.deployment import Deployment, pending
 from planner.plan import Action
 from state.errors import StateError
 from state.model import State
@@ -97,7 +97,7 @@ def test_state_list_says_whose_state_it_lists(tmp_path: Path, capsys: pytest.Cap
 
 
 def test_import_refuses_a_container_labelled_for_another_stack(tmp_path: Path) -> None:
-    from deployment import MemoryStore
+    from unit.deployment import MemoryStore
     from planner.importing import adopt
     from state.address import Address
 

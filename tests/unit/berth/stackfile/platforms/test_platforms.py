@@ -21,7 +21,7 @@ from planner.diagnostics import Diagnostic, DiagnosticsError
 from planner.sources import describe
 from providers.types import Observation, ObservedImage
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[5] / "examples"
 UNREADABLE = ("pydantic", "Traceback", "Input should", "For further information", "Field required")
 
 

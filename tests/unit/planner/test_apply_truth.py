@@ -7,8 +7,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from deployment import Deployment, MemoryStore
-from fake_provider import FakeHost
+from unit.deployment import Deployment, MemoryStore
+from unit.fake_provider import FakeHost
 from planner.plan import Action
 from state.errors import LockLostError
 
