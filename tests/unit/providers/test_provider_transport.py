@@ -225,3 +225,30 @@ def test_providers_modules_stay_cheap_to_import() -> None:
             "print(sorted(m for m in ('docker', 'paramiko', 'requests') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+class RestartedApi:
+    """A container its restart policy has just brought back: Docker's inspect says
+    running with ExitCode 0 (reset for the new run); its "die" event has the real code."""
+
+    def __init__(self, die_codes: list[str]) -> None:
+        self.die_codes = die_codes
+
+    def inspect_container(self, container_id: str) -> dict:
+        return {"State": {"Status": "running", "Running": True, "Restarting": False, "ExitCode": 0},
+                "RestartCount": len(self.die_codes)}
+
+    def events(self, **kwargs: Any) -> Any:
+        assert kwargs["filters"] == {"container": ["c1"], "event": ["die"]}
+        return iter([{"Action": "die", "Actor": {"Attributes": {"exitCode": code}}} for code in self.die_codes])
+
+
+def test_a_restarted_crash_reports_the_exit_code_it_died_with() -> None:
+    engine = DockerEngine("h", FakeTransport(RestartedApi(["1", "3"])))
+    state = engine.container_state("c1")
+    assert (state["ExitCode"], state["RestartCount"]) == (3, 2)
+
+
+def test_a_container_never_restarted_keeps_its_own_exit_code() -> None:
+    engine = DockerEngine("h", FakeTransport(RestartedApi([])))
+    assert engine.container_state("c1")["ExitCode"] == 0
