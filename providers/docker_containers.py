@@ -1,6 +1,6 @@
 """Containers on one engine through docker-py's APIClient: create (taking a leftover of
-the same stack off the name), start, stop, update, remove, restart; plain functions of
-(api, host) that DockerEngine calls as its engine calls.
+the same stack off the name), start, stop, update, remove, restart, the last exit code;
+plain functions of (api, host) that DockerEngine calls as its engine calls.
 
 Errors are ProviderErrors naming the host; docker-py is loaded only when one runs.
 """
@@ -108,3 +108,18 @@ def restart(api: Any, host: str, container_id: str) -> None:
         api.restart(container_id, timeout=STOP_TIMEOUT)
     except docker.errors.APIError as err:
         raise ProviderError(f"cannot restart container {container_id[:12]} on {host}: {summary(err)}") from None
+
+
+def last_exit_code(api: Any, container_id: str, default: Any) -> Any:
+    """The exit code of the container's last "die" event (Docker resets State.ExitCode
+    when its restart policy starts it again); default when there is none."""
+    import time
+
+    try:
+        events = api.events(since=int(time.time()) - 3600, until=int(time.time()) + 1, decode=True,
+                            filters={"container": [container_id], "event": ["die"]})
+        codes = [e.get("Actor", {}).get("Attributes", {}).get("exitCode") for e in events]
+    except Exception:  # noqa: BLE001 - only the message loses its exit code
+        return default
+    codes = [c for c in codes if c is not None]
+    return int(codes[-1]) if codes and str(codes[-1]).lstrip("-").isdigit() else default

@@ -349,20 +349,8 @@ class DockerEngine:
         if state["RestartCount"] and not state.get("ExitCode") and state.get("Status") in ("running", "restarting"):
             # Restarted by its policy: Docker has reset ExitCode to 0 for the new run, so
             # the code it really died with is in its last "die" event.
-            state["ExitCode"] = self._last_exit_code(container_id, state.get("ExitCode"))
+            state["ExitCode"] = containers.last_exit_code(self.api, container_id, state.get("ExitCode"))
         return state
-
-    def _last_exit_code(self, container_id: str, default: Any) -> Any:
-        import time
-
-        try:
-            events = self.api.events(since=int(time.time()) - 3600, until=int(time.time()) + 1, decode=True,
-                                     filters={"container": [container_id], "event": ["die"]})
-            codes = [e.get("Actor", {}).get("Attributes", {}).get("exitCode") for e in events]
-        except Exception:  # noqa: BLE001 - only the message loses its exit code
-            return default
-        codes = [c for c in codes if c is not None]
-        return int(codes[-1]) if codes and str(codes[-1]).lstrip("-").isdigit() else default
 
     def logs(self, container_id: str, tail: int) -> str:
         try:
