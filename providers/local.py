@@ -56,7 +56,16 @@ class LocalTransport:
             ) from None
 
     def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return fn(*args, **kwargs)
+        """Nothing to reconnect: an engine that stops answering mid-run (dockerd stopped,
+        its socket gone) is a ProviderError naming it, never a bare ConnectionError."""
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:
+            # builtin ConnectionError (refused, reset) or requests' (docker-py's transport)
+            if not any(c.__name__ == "ConnectionError" for c in type(err).__mro__):
+                raise
+            raise ProviderError(f"the Docker engine at {self.base_url} stopped answering ({what}): "
+                                f"{summary(err)}. Is dockerd running?") from None
 
     def run(self, command: str, timeout: float = 60.0) -> tuple[int, str, str]:
         argv = shlex.split(command)

@@ -252,3 +252,30 @@ def test_a_restarted_crash_reports_the_exit_code_it_died_with() -> None:
 def test_a_container_never_restarted_keeps_its_own_exit_code() -> None:
     engine = DockerEngine("h", FakeTransport(RestartedApi([])))
     assert engine.container_state("c1")["ExitCode"] == 0
+
+
+@pytest.mark.parametrize("error", [ConnectionRefusedError(111, "Connection refused"),
+                                   ConnectionResetError(104, "Connection reset by peer")])
+def test_a_local_engine_that_stops_answering_is_named_not_an_internal_error(error: Exception) -> None:
+    transport = LocalTransport("local", "unix:///var/run/docker.sock", tls=False, secrets_root=None)
+
+    def gone() -> None:
+        raise error
+
+    with pytest.raises(ProviderError, match=r"the Docker engine at unix:///var/run/docker.sock stopped answering "
+                                            r"\(list containers\)"):
+        transport.call("list containers", gone)
+
+
+def test_a_requests_connection_error_from_docker_py_is_named_too() -> None:
+    import requests
+
+    transport = LocalTransport("local", "unix:///var/run/docker.sock", tls=False, secrets_root=None)
+
+    def gone() -> None:
+        raise requests.exceptions.ConnectionError("('Connection aborted.', FileNotFoundError(2, 'No such file'))")
+
+    with pytest.raises(ProviderError, match="stopped answering"):
+        transport.call("start web", gone)
+    with pytest.raises(ValueError):  # other errors pass as they are
+        transport.call("x", lambda: int("x"))
