@@ -67,6 +67,7 @@ FILES = "files"
 MANIFEST = "manifest.json"
 PROGRESS_INTERVAL = 0.5  # seconds between progress lines
 HF_LOCAL_META = ".cache"  # snapshot_download(local_dir=...)'s bookkeeping inside files/
+HF_CHUNK = 1 << 20  # bytes huggingface_hub reads and writes at a time
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -324,6 +325,11 @@ def fetch_hf(source: Source, cache: Path, allow, ignore, token: str | None,
     except ImportError as e:
         raise FetchError(f"hf:// needs huggingface_hub (pip install 'huggingface_hub==1.17.0'): {e}")
 
+    import huggingface_hub.constants as hf_constants
+
+    # The library writes a download in chunks of 10 MiB: progress would jump by 10 MiB and a
+    # killed fetch would lose up to that much. 1 MiB keeps both fine-grained.
+    hf_constants.DOWNLOAD_CHUNK_SIZE = HF_CHUNK
     hf_token: str | bool = token if token else False  # never send a token nobody gave
     api = HfApi(token=hf_token)
     t0 = time.monotonic()

@@ -208,28 +208,28 @@ def _handler_for(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
         def _send(self, status: int, headers: dict[str, str], body: bytes | None = None,
                   *, stream: tuple[Path | bytes, int, int] | None = None,
                   head: bool = False) -> None:
+            # Recorded before the body goes, and counted as it goes, so a test that killed
+            # a client mid-file reads the bytes already sent.
+            record = Request(self.command, unquote(urlsplit(self.path).path), status, 0,
+                             self.headers.get("Authorization"), self.headers.get("Range"))
+            hub._record(record)
             self.send_response(status)
             length = len(body or b"") if stream is None else stream[2] - stream[1]
             headers = {"Content-Length": str(length), **headers}
             for k, v in headers.items():
                 self.send_header(k, v)
             self.end_headers()
-            sent = 0
-            try:
-                if not head:
-                    if stream is None:
-                        if body:
-                            self.wfile.write(body)
-                            sent = len(body)
-                    else:
-                        sent = self._stream(*stream)
-            finally:
-                path = unquote(urlsplit(self.path).path)
-                hub._record(Request(self.command, path, status, sent,
-                                    self.headers.get("Authorization"),
-                                    self.headers.get("Range")))
+            if head:
+                return
+            if stream is None:
+                if body:
+                    self.wfile.write(body)
+                    with hub._lock:
+                        record.body_bytes = len(body)
+            else:
+                self._stream(record, *stream)
 
-        def _stream(self, source: Path | bytes, start: int, end: int) -> int:
+        def _stream(self, record: Request, source: Path | bytes, start: int, end: int) -> int:
             sent = 0
             if isinstance(source, bytes):
                 chunks = (source[i:min(i + CHUNK, end)] for i in range(start, end, CHUNK))
@@ -250,6 +250,8 @@ def _handler_for(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
                 for chunk in chunks:
                     self.wfile.write(chunk)
                     sent += len(chunk)
+                    with hub._lock:
+                        record.body_bytes = sent
                     if hub.throttle:
                         ahead = sent / hub.throttle - (time.monotonic() - t0)
                         if ahead > 0:
