@@ -9,6 +9,7 @@ parameters; llama-server loads it in well under a second and answers chat comple
 deterministic nonsense at temperature 0.
 
     python3 scripts/tiny_weights.py OUT_DIR [--sdist PATH | --vocab PATH] [--seed N]
+                                    [--name FILE] [--layers N --hidden N --ff N]
 
 Writes OUT_DIR/tiny-llama.gguf (atomically: a temp file renamed into place) and leaves an
 existing file untouched when its bytes are already the ones wanted, so its mtime stays and a
@@ -25,6 +26,7 @@ import os
 import sys
 import tarfile
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 SDIST_NAME = "llama_cpp_python-0.3.36.tar.gz"
@@ -36,10 +38,17 @@ FILE_NAME = "tiny-llama.gguf"
 N_LAYER = 2
 N_EMBD = 64
 N_HEAD = 4
-N_HEAD_KV = 4
 N_FF = 128
 N_CTX = 2048
 SEED = 20261201
+
+
+@dataclass(frozen=True)
+class Shape:
+    n_layer: int = N_LAYER
+    n_embd: int = N_EMBD
+    n_head: int = N_HEAD
+    n_ff: int = N_FF
 
 # A minimal ChatML template, so /v1/chat/completions renders messages the same way whatever
 # default the server version falls back on.
@@ -104,7 +113,7 @@ def _read_vocab(gguf, vocab_path: Path):
     return tokens, scores, types, ids
 
 
-def build(out_file: Path, vocab_path: Path, gguf, seed: int) -> None:
+def build(out_file: Path, vocab_path: Path, gguf, seed: int, shape: Shape = Shape()) -> None:
     import numpy as np
 
     tokens, scores, types, ids = _read_vocab(gguf, vocab_path)
@@ -119,13 +128,14 @@ def build(out_file: Path, vocab_path: Path, gguf, seed: int) -> None:
 
     wr = gguf.GGUFWriter(out_file, "llama")
     wr.add_name("berth tiny llama (random weights)")
+    n_embd, n_ff = shape.n_embd, shape.n_ff
     wr.add_context_length(N_CTX)
-    wr.add_embedding_length(N_EMBD)
-    wr.add_block_count(N_LAYER)
-    wr.add_feed_forward_length(N_FF)
-    wr.add_head_count(N_HEAD)
-    wr.add_head_count_kv(N_HEAD_KV)
-    wr.add_rope_dimension_count(N_EMBD // N_HEAD)
+    wr.add_embedding_length(n_embd)
+    wr.add_block_count(shape.n_layer)
+    wr.add_feed_forward_length(n_ff)
+    wr.add_head_count(shape.n_head)
+    wr.add_head_count_kv(shape.n_head)
+    wr.add_rope_dimension_count(n_embd // shape.n_head)
     wr.add_layer_norm_rms_eps(1e-5)
     wr.add_vocab_size(n_vocab)
     wr.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
@@ -141,20 +151,20 @@ def build(out_file: Path, vocab_path: Path, gguf, seed: int) -> None:
     wr.add_add_eos_token(False)
     wr.add_chat_template(CHAT_TEMPLATE)
 
-    wr.add_tensor("token_embd.weight", w(n_vocab, N_EMBD))
-    for i in range(N_LAYER):
+    wr.add_tensor("token_embd.weight", w(n_vocab, n_embd))
+    for i in range(shape.n_layer):
         p = f"blk.{i}."
-        wr.add_tensor(p + "attn_norm.weight", ones(N_EMBD))
-        wr.add_tensor(p + "attn_q.weight", w(N_EMBD, N_EMBD))
-        wr.add_tensor(p + "attn_k.weight", w(N_EMBD * N_HEAD_KV // N_HEAD, N_EMBD))
-        wr.add_tensor(p + "attn_v.weight", w(N_EMBD * N_HEAD_KV // N_HEAD, N_EMBD))
-        wr.add_tensor(p + "attn_output.weight", w(N_EMBD, N_EMBD))
-        wr.add_tensor(p + "ffn_norm.weight", ones(N_EMBD))
-        wr.add_tensor(p + "ffn_gate.weight", w(N_FF, N_EMBD))
-        wr.add_tensor(p + "ffn_up.weight", w(N_FF, N_EMBD))
-        wr.add_tensor(p + "ffn_down.weight", w(N_EMBD, N_FF))
-    wr.add_tensor("output_norm.weight", ones(N_EMBD))
-    wr.add_tensor("output.weight", w(n_vocab, N_EMBD))
+        wr.add_tensor(p + "attn_norm.weight", ones(n_embd))
+        wr.add_tensor(p + "attn_q.weight", w(n_embd, n_embd))
+        wr.add_tensor(p + "attn_k.weight", w(n_embd, n_embd))
+        wr.add_tensor(p + "attn_v.weight", w(n_embd, n_embd))
+        wr.add_tensor(p + "attn_output.weight", w(n_embd, n_embd))
+        wr.add_tensor(p + "ffn_norm.weight", ones(n_embd))
+        wr.add_tensor(p + "ffn_gate.weight", w(n_ff, n_embd))
+        wr.add_tensor(p + "ffn_up.weight", w(n_ff, n_embd))
+        wr.add_tensor(p + "ffn_down.weight", w(n_embd, n_ff))
+    wr.add_tensor("output_norm.weight", ones(n_embd))
+    wr.add_tensor("output.weight", w(n_vocab, n_embd))
 
     wr.write_header_to_file()
     wr.write_kv_data_to_file()
@@ -171,10 +181,10 @@ def _sha256(path: Path) -> str:
 
 
 def make(out_dir: Path, *, sdist: Path | None = None, vocab: Path | None = None,
-         seed: int = SEED) -> tuple[Path, bool]:
-    """Write out_dir/tiny-llama.gguf; return (path, whether it was (re)written)."""
+         seed: int = SEED, shape: Shape = Shape(), name: str = FILE_NAME) -> tuple[Path, bool]:
+    """Write out_dir/NAME; return (path, whether it was (re)written)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / FILE_NAME
+    target = out_dir / name
     with tempfile.TemporaryDirectory(prefix="tiny-weights-") as scratch_s:
         scratch = Path(scratch_s)
         sdist = sdist or (None if vocab else default_sdist())
@@ -188,7 +198,7 @@ def make(out_dir: Path, *, sdist: Path | None = None, vocab: Path | None = None,
         os.close(fd)
         tmp = Path(tmp_s)
         try:
-            build(tmp, vocab, gguf, seed)
+            build(tmp, vocab, gguf, seed, shape)
             os.chmod(tmp, 0o644)
             if target.is_file() and _sha256(target) == _sha256(tmp):
                 return target, False
@@ -205,8 +215,15 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--sdist", type=Path, help=f"the {SDIST_NAME} to read the vocab from")
     src.add_argument("--vocab", type=Path, help="a ggml-vocab-llama-spm.gguf file")
     ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--name", default=FILE_NAME, help="the file's name in OUT_DIR")
+    # A bigger shape makes a model that loads for long enough to watch /health answer 503.
+    ap.add_argument("--layers", type=int, default=N_LAYER)
+    ap.add_argument("--hidden", type=int, default=N_EMBD, help="a multiple of 4 heads")
+    ap.add_argument("--ff", type=int, default=N_FF)
     a = ap.parse_args(argv)
-    path, written = make(a.out_dir, sdist=a.sdist, vocab=a.vocab, seed=a.seed)
+    shape = Shape(n_layer=a.layers, n_embd=a.hidden, n_ff=a.ff)
+    path, written = make(a.out_dir, sdist=a.sdist, vocab=a.vocab, seed=a.seed, shape=shape,
+                         name=a.name)
     print(f"tiny_weights: {path} {path.stat().st_size} sha256={_sha256(path)} "
           f"{'written' if written else 'unchanged'}")
     return 0

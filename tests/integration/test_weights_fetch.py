@@ -298,3 +298,42 @@ def test_a_url_without_a_hash_is_versioned_by_its_etag(tmp_path, repo, hub):
 
     rc, ev = fetch(url, "--allow", "*.json")
     assert rc == 1 and "patterns" in last(ev, "error")["message"]
+
+
+# In the helper container, as berth runs it on a host -------------------------------------
+def test_the_program_runs_in_its_helper_container_with_the_cache_mounted(tmp_path, repo):
+    import hashlib
+    import shutil
+
+    ctx = Path(__file__).parent / "contexts" / "weights-fetcher"
+    tag = "berth-test/weights-fetcher:" + hashlib.sha256((ctx / "Dockerfile").read_bytes()).hexdigest()[:12]
+    docker = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else shutil.which("docker")
+    if subprocess.run([docker, "image", "inspect", tag], capture_output=True).returncode != 0:
+        r = subprocess.run([docker, "build", "-q", "-t", tag, str(ctx)], capture_output=True,
+                           text=True, timeout=600, env={**os.environ, "DOCKER_BUILDKIT": "1"})
+        assert r.returncode == 0, r.stderr[-3000:]
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    token = tmp_path / "token"
+    token.write_text("hf_s3cret\n")
+    with HubStandIn(token="hf_s3cret") as hub:  # the container shares the host's network
+        hub.add_repo("tiny/model", repo)
+
+        def fetch() -> tuple[int, list[dict]]:
+            r = subprocess.run(
+                [docker, "run", "--rm", "--network", "host",
+                 "-e", f"HF_ENDPOINT={hub.url}", "-e", "HF_HUB_DISABLE_XET=1",
+                 "-v", f"{cache}:/cache", "-v", f"{token}:/run/secrets/hf_token:ro", tag,
+                 "python3", "-c", FETCH.read_text(), "--cache", "/cache",
+                 "hf://tiny/model", "--token-file", "/run/secrets/hf_token", "--ignore", "*.md"],
+                capture_output=True, text=True, timeout=300)
+            return r.returncode, [json.loads(x) for x in r.stdout.splitlines() if x.strip()]
+
+        rc, ev = fetch()
+        assert rc == 0, ev
+        files = cache / last(ev, "done")["entry"]
+        assert (files / "model.gguf").read_bytes() == (repo / "model.gguf").read_bytes()
+        assert not (files / "README.md").exists()
+        hub.reset_counts()
+        rc, ev = fetch()
+        assert rc == 0 and last(ev, "cached") and hub.file_bytes_sent == 0
