@@ -2,7 +2,8 @@
 scripts/realserver.sh (built once, then found by its context's content hash) serving the
 tiny Llama from scripts/tiny_weights.py, mounted read-only. These are the facts the stack
 tests build on: /health answers 503 while loading and 200 when ready, chat completions at
-temperature 0 answer with a `choices` list, --embeddings serves /v1/embeddings.
+temperature 0 answer with a `choices` list, `--embeddings --pooling mean` serves
+/v1/embeddings.
 
 The first run of the suite builds the image (about 5 minutes on 2 cores); later runs take
 about a second to find it. BERTH_SKIP_REALSERVER=1 skips this file.
@@ -135,7 +136,9 @@ def test_chat_completions_from_the_read_only_weights(docker_client, llama_server
 
 
 def test_embeddings_with_the_flag(docker_client, llama_server_image, tiny_weights):
-    with serving(docker_client, llama_server_image, tiny_weights, "--embeddings") as (_c, base):
+    # The tiny Llama names no pooling, and 'none' is not OpenAI-compatible (400): ask for mean.
+    with serving(docker_client, llama_server_image, tiny_weights,
+                 "--embeddings", "--pooling", "mean") as (_c, base):
         wait_ready(base)
         status, answer = _post(base + "/v1/embeddings", {"input": "hello world"})
         assert status == 200, answer
