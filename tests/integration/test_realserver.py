@@ -39,7 +39,7 @@ def llama_server_image() -> str:
 
 
 @pytest.fixture(scope="session")
-def tiny_weights(tmp_path_factory) -> Path:
+def tiny_weights(tmp_path_factory, llama_server_image) -> Path:  # the image's script fetches the sdist
     d = tmp_path_factory.mktemp("tiny-weights")
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "tiny_weights.py"), str(d)],
                        capture_output=True, text=True, timeout=300)
