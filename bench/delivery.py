@@ -181,10 +181,14 @@ def rows(figures: dict[str, dict[int, float]], image: dict[str, object]) -> list
             out.append(goal_row(f"image {gib:.2f} GiB, {image['layers']} layers, to 1 host", wall, 1.0,
                                 peer=f"fastest: {fastest}", peer_value=peers[fastest], note=note))
         else:
-            out.append(goal_row(f"image to {count} hosts vs berth to 1", wall, 1.3, peer="berth to 1 host",
-                                peer_value=figures["berth"].get(1), note=note))
+            if 1 in figures["berth"]:
+                out.append(goal_row(f"image to {count} hosts vs berth to 1", wall, 1.3, peer="berth to 1 host",
+                                    peer_value=figures["berth"][1], note=note))
+            else:
+                note += "; no 1-host run in this one, so no ratio to it"
             out.append(goal_row(f"image to {count} hosts vs fastest peer (not an issue goal)", wall, 1.0,
-                                peer=f"fastest: {fastest}", peer_value=peers[fastest]))
+                                peer=f"fastest: {fastest}", peer_value=peers[fastest],
+                                note="" if 1 in figures["berth"] else note))
     for count, link in sorted(figures["link"].items()):
         out.append({"figure": f"link: cat of the archive through ssh to {count} host(s)", "berth": None,
                     "peer": "limit", "peer_value": link, "unit": "s"})

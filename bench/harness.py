@@ -61,8 +61,11 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def free_port_block(count: int, start: int = 40000, stop: int = 60000) -> int:
-    """The first port of `count` consecutive ports nothing listens on."""
+def free_port_block(count: int, start: int = 10000, stop: int = 20000) -> int:
+    """The first port of `count` consecutive ports nothing listens on. Below the
+    integration tests' range (20000-32000) and the kernel's ephemeral ports (32768-):
+    a port there is free when checked and may be some outgoing connection's a second
+    later, failing a 200-app apply with "address already in use"."""
     base = start
     while base + count < stop:
         if all(_free(p) for p in range(base, base + count)):

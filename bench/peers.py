@@ -94,13 +94,15 @@ def measure(apps: int, cold_runs: int, noop_runs: int) -> dict[str, dict[str, li
                  "docker-py floor": first + 3 * apps}
         for round_ in range(cold_runs):
             for tool in tools:
-                start = time.perf_counter()
-                tool.up()
-                wait_serving(range(bases[tool.label], bases[tool.label] + apps))
-                times[tool.label]["cold"].append(time.perf_counter() - start)
-                if round_ == 0 and tool.noop:
-                    times[tool.label]["noop"] = [tool.noop().wall for _ in range(noop_runs)]
-                times[tool.label]["down"].append(tool.down().wall)
+                try:
+                    start = time.perf_counter()
+                    tool.up()
+                    wait_serving(range(bases[tool.label], bases[tool.label] + apps))
+                    times[tool.label]["cold"].append(time.perf_counter() - start)
+                    if round_ == 0 and tool.noop:
+                        times[tool.label]["noop"] = [tool.noop().wall for _ in range(noop_runs)]
+                finally:
+                    times[tool.label]["down"].append(tool.down().wall)
     return times
 
 

@@ -28,11 +28,11 @@ def thousand(repeat: int) -> tuple[list[dict[str, object]], dict[str, object]]:
         with tempfile.TemporaryDirectory(prefix=f"berth-bench-scale{apps}-") as tmp:
             directory = Path(tmp)
             write_stack(directory, f"benchscale{apps}", apps, port)
-            berth("apply", "--auto-approve", cwd=directory)
             try:
+                berth("apply", "--auto-approve", cwd=directory)
                 plans = [berth("plan", "--detailed-exitcode", cwd=directory) for _ in range(repeat)]
             finally:
-                berth("destroy", "--auto-approve", cwd=directory)
+                berth("destroy", "--auto-approve", cwd=directory, check=False)
             walls = [p.wall for p in plans]
             noop[apps] = (median(walls), max(p.peak_kib for p in plans), walls)
     fresh: dict[int, tuple[float, int, list[float]]] = {}
@@ -71,8 +71,8 @@ def profile_noop(apps: int = 20) -> tuple[list[dict[str, object]], dict[str, obj
     with tempfile.TemporaryDirectory(prefix="berth-bench-profile-") as tmp:
         directory = Path(tmp)
         write_stack(directory, "benchprofile", apps, port)
-        berth("apply", "--auto-approve", cwd=directory)
         try:
+            berth("apply", "--auto-approve", cwd=directory)
             plain = [berth("apply", "--auto-approve", cwd=directory).wall for _ in range(3)]
             out = REPO / "bench/results/profile-noop-apply.txt"
             out.parent.mkdir(exist_ok=True)
@@ -82,7 +82,7 @@ def profile_noop(apps: int = 20) -> tuple[list[dict[str, object]], dict[str, obj
             run([sys.executable, "-m", "cProfile", "-o", str(cprof), "-m", "berth.cli", "apply", "--auto-approve"],
                 cwd=directory)
         finally:
-            berth("destroy", "--auto-approve", cwd=directory)
+            berth("destroy", "--auto-approve", cwd=directory, check=False)
     import pstats
     import io
 
