@@ -33,6 +33,8 @@ from harness import BERTH, REPO, goal_row, run  # noqa: E402
 ROOT = Path(os.environ.get("BERTH_TESTHOSTS", "/run/berth-testhosts"))
 HOSTS = ("th1", "th2", "th3")
 IMAGE = "berth-bench-big:2g"
+CHANGED = "berth-bench-big:2g-plus1"  # IMAGE and one more layer of CHANGED_MIB
+CHANGED_MIB = 16
 LAYERS, LAYER_MIB = 8, 256
 REGISTRY_PORT = 5055
 SSH = ["ssh", "-i", str(ROOT / "id_ed25519"), "-o", f"UserKnownHostsFile={ROOT / 'known_hosts'}",
@@ -52,8 +54,14 @@ def build_big() -> dict[str, object]:
         dockerfile = f"FROM busybox:latest\n{steps}CMD [\"httpd\", \"-f\", \"-p\", \"8000\", \"-h\", \"/\"]\n"
         subprocess.run(["docker", "build", "-q", "-t", IMAGE, "-"], input=dockerfile.encode(), check=True,
                        capture_output=True, env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    if subprocess.run(["docker", "image", "inspect", CHANGED], capture_output=True).returncode != 0:
+        dockerfile = f"FROM {IMAGE}\nRUN dd if=/dev/urandom of=/changed bs=1M count={CHANGED_MIB} 2>/dev/null\n"
+        subprocess.run(["docker", "build", "-q", "-t", CHANGED, "-"], input=dockerfile.encode(), check=True,
+                       capture_output=True, env={**os.environ, "DOCKER_BUILDKIT": "0"})
     info = json.loads(subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, check=True).stdout)[0]
-    return {"image": IMAGE, "id": info["Id"], "bytes": info["Size"], "layers": len(info["RootFS"]["Layers"])}
+    changed = json.loads(subprocess.run(["docker", "image", "inspect", CHANGED], capture_output=True, check=True).stdout)[0]
+    return {"image": IMAGE, "id": info["Id"], "bytes": info["Size"], "layers": len(info["RootFS"]["Layers"]),
+            "changed_id": changed["Id"], "changed_layer_bytes": changed["Size"] - info["Size"]}
 
 
 def host_docker(host: str, *args: str) -> subprocess.CompletedProcess:
@@ -87,13 +95,13 @@ def ssh(host: str, *extra: str) -> str:
     return " ".join([*SSH, *extra, address(host)])
 
 
-def berth_stack(directory: Path, hosts: tuple[str, ...]) -> None:
+def berth_stack(directory: Path, hosts: tuple[str, ...], image: str = IMAGE) -> None:
     text = f'[stack]\nname = "benchdeliver{len(hosts)}"\n'
     for host in hosts:
         n = host[2:]
         text += (f'[hosts.{host}]\nssh = "{address(host)}"\nidentity_file = "{ROOT / "id_ed25519"}"\n'
                  f'known_hosts = "{ROOT / "known_hosts"}"\ndocker_socket = "{ROOT / host / "docker.sock"}"\n')
-        text += f'[apps.big{n}]\nimage = "{IMAGE}"\nport = 8000\nhost = "{host}"\n'
+        text += f'[apps.big{n}]\nimage = "{image}"\nport = 8000\nhost = "{host}"\n'
     (directory / "berth.toml").write_text(text)
 
 
@@ -144,7 +152,16 @@ def measure(counts: tuple[int, ...] = (1, 3), with_registry: bool = True) -> tup
             directory.mkdir()
             berth_stack(directory, hosts)
             figures["berth"][count] = run([str(BERTH), "apply", "--auto-approve"], cwd=directory).wall
+            if count == 1:
+                # One layer changed: only its bytes should travel (plus the archive's
+                # manifest and config).
+                berth_stack(directory, hosts, CHANGED)
+                stats = directory / "stats.json"
+                changed = run([str(BERTH), "apply", "--auto-approve"], cwd=directory, env={"BERTH_SSH_STATS": str(stats)})
+                image["changed_wall_s"] = changed.wall
+                image["changed_bytes_sent"] = json.loads(stats.read_text())[hosts[0]].get("image_bytes_sent", 0)
             run([str(BERTH), "destroy", "--auto-approve"], cwd=directory, check=False)
+            clear(hosts, image["changed_id"])
             clear(hosts, image["id"])
             if with_registry and shutil.which("docker-registry"):
                 registry = Registry()
@@ -189,6 +206,11 @@ def rows(figures: dict[str, dict[int, float]], image: dict[str, object]) -> list
             out.append(goal_row(f"image to {count} hosts vs fastest peer (not an issue goal)", wall, 1.0,
                                 peer=f"fastest: {fastest}", peer_value=peers[fastest],
                                 note="" if 1 in figures["berth"] else note))
+    if "changed_bytes_sent" in image:
+        layer = image["changed_layer_bytes"]
+        out.append(goal_row(f"after a one-layer change ({layer / 2**20:.0f} MiB layer): bytes sent", image["changed_bytes_sent"],
+                            1.05, unit="bytes", peer="the changed layer's size", peer_value=layer,
+                            note=f"apply took {image['changed_wall_s']:.1f} s; goal: only that layer travels (5% for tar headers)"))
     for count, link in sorted(figures["link"].items()):
         out.append({"figure": f"link: cat of the archive through ssh to {count} host(s)", "berth": None,
                     "peer": "limit", "peer_value": link, "unit": "s"})

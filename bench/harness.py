@@ -34,6 +34,7 @@ class Run:
     rc: int
     stdout: str
     stderr: str
+    cpu: float = 0.0  # the child's user + system CPU seconds (its waited-for children too)
 
 
 def run(argv: list[str], cwd: Path | None = None, check: bool = True, env: dict[str, str] | None = None) -> Run:
@@ -47,7 +48,8 @@ def run(argv: list[str], cwd: Path | None = None, check: bool = True, env: dict[
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        result = Run(argv, wall, usage.ru_maxrss, proc.returncode, out.read().decode(), err.read().decode())
+        result = Run(argv, wall, usage.ru_maxrss, proc.returncode, out.read().decode(), err.read().decode(),
+                     usage.ru_utime + usage.ru_stime)
     if check and result.rc != 0:
         raise RuntimeError(f"{' '.join(argv)} exited {result.rc}:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
     return result

@@ -89,7 +89,8 @@ def measure(apps: int, cold_runs: int, noop_runs: int) -> dict[str, dict[str, li
         if v1:
             tools.append(Compose(v1, "docker-compose 1.29", root / "v1", apps, first + 2 * apps))
         tools.append(Floor(root / "floor", apps, first + 3 * apps))
-        times: dict[str, dict[str, list[float]]] = {t.label: {"cold": [], "noop": [], "down": []} for t in tools}
+        times: dict[str, dict[str, list[float]]] = {
+            t.label: {"cold": [], "noop": [], "down": [], "noop_cpu": []} for t in tools}
         bases = {"berth": first, "Compose v2": first + apps, "docker-compose 1.29": first + 2 * apps,
                  "docker-py floor": first + 3 * apps}
         for round_ in range(cold_runs):
@@ -100,7 +101,9 @@ def measure(apps: int, cold_runs: int, noop_runs: int) -> dict[str, dict[str, li
                     wait_serving(range(bases[tool.label], bases[tool.label] + apps))
                     times[tool.label]["cold"].append(time.perf_counter() - start)
                     if round_ == 0 and tool.noop:
-                        times[tool.label]["noop"] = [tool.noop().wall for _ in range(noop_runs)]
+                        noops = [tool.noop() for _ in range(noop_runs)]
+                        times[tool.label]["noop"] = [r.wall for r in noops]
+                        times[tool.label]["noop_cpu"] = [r.cpu for r in noops]
                 finally:
                     times[tool.label]["down"].append(tool.down().wall)
     return times
@@ -121,6 +124,11 @@ def rows(apps: int, times: dict[str, dict[str, list[float]]]) -> list[dict[str, 
     add(f"cold, {apps} apps until every port serves", "cold", "Compose v2", 0.9)
     add(f"cold, {apps} apps, to the floor", "cold", "docker-py floor", 1.1)
     add("no-op (apply / up -d)", "noop", "Compose v2", 0.8)
+    if "Compose v2" in times and times["Compose v2"]["noop_cpu"]:
+        mine, theirs = median(b["noop_cpu"]), median(times["Compose v2"]["noop_cpu"])
+        out.append({"figure": "no-op CPU seconds (user+sys; steadier than wall on a busy machine)", "berth": mine,
+                    "unit": "s cpu", "peer": "Compose v2", "peer_value": theirs, "ratio": mine / theirs,
+                    "goal": "(wall goal 0.8x)"})
     add("destroy / down", "down", "Compose v2", 1.0)
     add(f"cold, {apps} apps (1.29 beside)", "cold", "docker-compose 1.29", 0.9)
     add("no-op (1.29 beside)", "noop", "docker-compose 1.29", 0.8)
