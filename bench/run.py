@@ -1,6 +1,6 @@
 """Run berth's benchmarks and print their figures; save them under bench/results/.
 
-    .venv/bin/python bench/run.py              # everything (about 15 minutes on 2 cores)
+    .venv/bin/python bench/run.py              # everything (about 25 minutes on 2 cores, delivery most of it)
     .venv/bin/python bench/run.py --quick      # fewer repeats; no 200-app stack, no image delivery
     .venv/bin/python bench/run.py startup noop20 probe
 
@@ -30,7 +30,7 @@ HEAVY = ("noop200", "delivery")  # left out by --quick
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cases", nargs="*", choices=[[], *ALL], default=[], metavar="CASE")
-    parser.add_argument("--quick", action="store_true", help="fewer repeats; skip the 200-app stack")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats; skip the 200-app stack and image delivery")
     args = parser.parse_args()
     chosen = args.cases or [c for c in ALL if not (args.quick and c in HEAVY)]
     repeat = 3 if args.quick else 7
