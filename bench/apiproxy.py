@@ -71,3 +71,4 @@ class ApiProxy:
     def close(self) -> None:
         self._server.close()
         os.unlink(self.path)
+        os.rmdir(os.path.dirname(self.path))

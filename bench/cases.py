@@ -12,11 +12,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 
-from harness import BERTH, IMAGE, berth, container_ids, free_port_block, median, run, write_stack
+from harness import BERTH, berth, container_ids, free_port_block, median, run, write_stack
 
 
 def startup(repeat: int) -> list[dict[str, object]]:
@@ -131,60 +130,3 @@ def _parse_stat_time(text: str) -> float:
     whole, _, fraction = clock.partition(".")
     base = datetime.strptime(f"{day} {whole} {zone}", "%Y-%m-%d %H:%M:%S %z").timestamp()
     return base + float("0." + (fraction or "0"))
-
-
-def compose_versus_berth(apps: int, repeat: int) -> list[dict[str, object]]:
-    """The same apps and image under docker-compose 1.29 (`up -d`, then poll every port
-    until it serves, since Compose does not wait) and berth (apply waits for readiness)."""
-    compose = "docker-compose"
-    port = free_port_block(apps)
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="berth-bench-compose-") as tmp:
-        directory = Path(tmp)
-        services = "".join(
-            f"  app{i:03d}:\n    image: {IMAGE}\n    ports: [\"{port + i}:8000\"]\n"
-            f"    environment: {{READY_DELAY: \"0\", MESSAGE: v1}}\n    init: true\n"
-            for i in range(apps)
-        )
-        (directory / "docker-compose.yml").write_text(f"version: \"2.4\"\nservices:\n{services}")
-        project = ["-p", "benchcompose", "-f", str(directory / "docker-compose.yml")]
-        start = time.perf_counter()
-        run([compose, *project, "up", "-d"], cwd=directory)
-        _wait_serving(port, apps)
-        compose_cold = time.perf_counter() - start
-        compose_noop = median([run([compose, *project, "up", "-d"], cwd=directory).wall for _ in range(repeat)])
-        compose_down = run([compose, *project, "down"], cwd=directory).wall
-
-    port = free_port_block(apps)
-    with tempfile.TemporaryDirectory(prefix="berth-bench-vs-") as tmp:
-        directory = Path(tmp)
-        write_stack(directory, "benchvs", apps, port)
-        berth_cold = berth("apply", "--auto-approve", cwd=directory).wall
-        _wait_serving(port, apps)
-        berth_noop = median([berth("apply", "--auto-approve", cwd=directory).wall for _ in range(repeat)])
-        berth_down = berth("destroy", "--auto-approve", cwd=directory).wall
-
-    rows.append({"work": f"cold: {apps} apps until every port serves", "compose_s": compose_cold, "berth_s": berth_cold,
-                 "berth/compose": berth_cold / compose_cold, "target": "<= 1.0"})
-    rows.append({"work": "no-op (compose up -d / berth apply)", "compose_s": compose_noop, "berth_s": berth_noop,
-                 "berth/compose": berth_noop / compose_noop, "target": "<= 0.5"})
-    rows.append({"work": "tear down (down / destroy)", "compose_s": compose_down, "berth_s": berth_down,
-                 "berth/compose": berth_down / compose_down, "target": ""})
-    return rows
-
-
-def _wait_serving(port: int, apps: int, timeout: float = 120) -> None:
-    pending = set(range(port, port + apps))
-    deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
-        for p in list(pending):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{p}/ready", timeout=1) as response:
-                    if response.status == 200:
-                        pending.discard(p)
-            except OSError:
-                pass
-        if pending:
-            time.sleep(0.02)
-    if pending:
-        raise RuntimeError(f"ports never served: {sorted(pending)[:5]}")

