@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from planner import leftovers
 from planner.serving import gateway
 from planner.desired import AppConfig, Stack
 from planner.plan import Action, Change, Plan
@@ -38,19 +39,15 @@ from planner.resources import (
     image_attributes,
     image_labels,
     image_ref,
-    image_tag,
     legacy_config_hashes,
     replace_view,
     secret_attributes,
     secret_names,
-    tag_app,
 )
-from providers.base import BUILD_HOST
 from providers.types import (
     LABEL_ADDRESS,
     LABEL_APP,
     LABEL_CONFIG_HASH,
-    LABEL_STACK,
     Observation,
     ObservedContainer,
 )
@@ -101,12 +98,12 @@ def diff(
         changes.extend(ours)
         if ours[0].action in (Action.NOOP, Action.UPDATE):
             changes = _rolling(changes, apps, host)
-    changes.extend(_orphan_gateways(by_address, state))
+    changes.extend(leftovers.orphan_gateways(by_address, state))
     changes.extend(_watchers(stack, state, by_address, destroy))
-    changes.extend(_orphan_containers(by_address, state))
-    changes.extend(_orphan_images(stack.name, apps, state, observed, content_hashes))
-    changes.extend(_orphan_secrets({c.address for c in changes}, state, observed))
-    changes.extend(_forgotten(state, {str(c.address) for c in changes}))
+    changes.extend(leftovers.orphan_containers(by_address, state))
+    changes.extend(leftovers.orphan_images(stack.name, apps, state, observed, content_hashes))
+    changes.extend(leftovers.orphan_secrets({c.address for c in changes}, state, observed))
+    changes.extend(leftovers.forgotten(state, {str(c.address) for c in changes}))
     changes.sort(key=lambda c: c.address.sort_key())
     return Plan(
         stack=stack.name,
@@ -357,19 +354,6 @@ def _watchers(stack: Stack, state: State, by_address: dict[str, list[ObservedCon
     return changes + watcher.orphan_watchers(by_address, state)
 
 
-def _orphan_gateways(by_address: dict[str, list[ObservedContainer]], state: State) -> list[Change]:
-    """Gateways of hosts that no longer run apps, or of a stack with gateway_port unset
-    (all of them, on destroy)."""
-    changes = []
-    for key in [k for k in by_address if Address.parse(k).kind == "gateway"]:
-        prev = state.resources.get(key)
-        for c in by_address.pop(key):
-            changes.append(Change(address=key, type="gateway", action=Action.DELETE,
-                                  before=prev.attributes if prev and prev.id == c.id else c.as_before(),
-                                  ids=[c.id], reasons=[] if prev else ["not in state, but labelled with this stack"]))
-    return changes
-
-
 def _rotated_secrets(old: dict[str, Any], attrs: dict[str, Any]) -> list[str]:
     """Mounted secrets whose value changed since the container started. Names added or
     removed change the mount set, which replaces the container anyway."""
@@ -399,73 +383,4 @@ def _diff_secrets(stack: Stack, app: AppConfig, digests: dict[str, str], state: 
             changes.append(change(Action.UPDATE, []))
         else:
             changes.append(change(Action.NOOP, []))
-    return changes
-
-
-def _orphan_secrets(planned: set[str], state: State, observed: dict[str, Observation]) -> list[Change]:
-    """Secret files on a host that no app mounts any more (all of them, on destroy)."""
-    changes = []
-    for host, obs in observed.items():
-        for app, name in obs.secrets:
-            key = Address.secret_file(app, name, host)
-            if key in planned:
-                continue
-            prev = state.resources.get(str(key))
-            changes.append(Change(address=key, type="secret", action=Action.DELETE,
-                                  before=prev.attributes if prev else {"name": name},
-                                  ids=[prev.id] if prev and prev.id else [],
-                                  reasons=[] if prev else ["not in state, but in this stack's secret directory"]))
-    return changes
-
-
-def _orphan_containers(by_address: dict[str, list[ObservedContainer]], state: State) -> list[Change]:
-    changes = []
-    for key, containers in by_address.items():
-        prev = state.resources.get(key)
-        for c in containers:
-            changes.append(Change(address=key, type="container", action=Action.DELETE,
-                                  before=prev.attributes if prev and prev.id == c.id else c.as_before(),
-                                  ids=[c.id], reasons=[] if prev else ["not in state, but labelled with this stack"]))
-    return changes
-
-
-def _forgotten(state: State, planned: set[str]) -> list[Change]:
-    """Resources in state that nothing else planned for: gone from their host, or images
-    berth does not own (pulled by reference). Apply drops them from state."""
-    return [
-        Change(address=key, type=prev.type, action=Action.NOOP, before=prev.attributes,
-               reasons=["no longer desired or present; forgotten"])
-        for key, prev in state.resources.items()
-        if key not in planned
-    ]
-
-
-def _orphan_images(
-    stack: str, apps: dict[str, AppConfig], state: State, observed: dict[str, Observation],
-    content_hashes: dict[str, str],
-) -> list[Change]:
-    """Tags of built images whose app is gone (all of them, on destroy). Removal is by
-    tag: an image another app still uses keeps its other tags and stays. The local
-    engine keeps the current build of an app that runs on another host: images for SSH
-    hosts are built here and sent from here (the next change sends only new layers)."""
-    builds = {name: image_tag(stack, name, content_hashes[name]) for name in apps if name in content_hashes}
-    leftovers: dict[Address, list[str]] = defaultdict(list)
-    for host, obs in observed.items():
-        for image in obs.images:
-            if image.labels.get(LABEL_STACK) != stack or image.id in state.forgotten:
-                continue
-            for tag in image.tags:
-                app = tag_app(stack, tag)
-                if host == BUILD_HOST and app in apps and builds.get(app) == tag:
-                    continue
-                if app is not None and (app not in apps or apps[app].host != host):
-                    leftovers[Address.image(app, host)].append(tag)
-            if not image.tags and not apps:  # untagged, left by an interrupted run
-                owner = next((k for k, r in state.resources.items() if r.id == image.id), None)
-                leftovers[Address.parse(owner) if owner else Address.image("orphan", host)].append(image.id)
-    changes = []
-    for key, refs in leftovers.items():
-        prev = state.resources.get(str(key))
-        changes.append(Change(address=key, type="image", action=Action.DELETE,
-                              before=prev.attributes if prev else {"tags": refs}, ids=refs))
     return changes

@@ -8,7 +8,6 @@ backend for teams can follow.
 
 from __future__ import annotations
 
-import errno
 import getpass
 import json
 import os
@@ -24,6 +23,7 @@ from pydantic import ValidationError
 from state.canonical import canonical_json, sha256_hex
 from state.errors import CorruptLockError, LockLostError, StateError
 from state.model import State
+from state.storage import ReadOnlyCache, cannot_write, why_unwritable
 
 STATE_KEY = "state"
 LOCK_KEY = "lock"
@@ -56,97 +56,6 @@ class StateStore(Protocol):
     def lock_text(self) -> str | None: ...
     def expect_lock(self, lock_id: str | None) -> None: ...
     def close(self) -> None: ...
-
-
-# Below this much free space an I/O error is taken to be a full disk.
-_FULL_BELOW = 256 * 1024
-
-
-def _existing(path: Path) -> Path:
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
-def _free_bytes(path: Path) -> int | None:
-    try:
-        stat = os.statvfs(_existing(path))
-    except OSError:
-        return None
-    return stat.f_bavail * stat.f_frsize
-
-
-def _read_only(path: Path) -> bool:
-    where = _existing(path)
-    try:
-        if os.statvfs(where).f_flag & os.ST_RDONLY:
-            return True
-    except OSError:
-        return False
-    return not os.access(where, os.W_OK)
-
-
-def _why(path: Path, err: BaseException) -> str | None:
-    """'read-only' or 'full' when that is what a failed open or write means, else None
-    (the store is then corrupt or unreadable)."""
-    name = getattr(err, "sqlite_errorname", "") or ""
-    code = getattr(err, "errno", None)
-    text = str(err).lower()
-    if name.startswith("SQLITE_FULL") or code in (errno.ENOSPC, errno.EDQUOT) or "disk is full" in text:
-        return "full"
-    if name.startswith("SQLITE_READONLY") or code == errno.EROFS or "readonly database" in text:
-        return "read-only"
-    if _read_only(path):
-        return "read-only"
-    free = _free_bytes(path)
-    if free is not None and free < _FULL_BELOW:
-        return "full"
-    return None
-
-
-def _cannot_write(path: str, why: str, err: BaseException) -> StateError:
-    if why == "full":
-        return StateError(f"state store {path} cannot be written: no space left on its disk ({err}). "
-                          "Free some space and run again; the stored state was not changed.")
-    return StateError(f"state store {path} is read-only ({err}): berth can read it but not change it. "
-                      "Make it writable to apply or change state; plan, status and `berth state list/show/pull` "
-                      "work as it is.")
-
-
-class _ReadOnlyCache:
-    """The diskcache directory read straight from SQLite, opened read-only: what a store
-    on a read-only or full disk can still do. Every write raises `refusal`."""
-
-    def __init__(self, path: str, refusal: StateError) -> None:
-        import diskcache
-
-        self.refusal = refusal
-        self._disk = diskcache.Disk(path)
-        db = os.path.join(path, "cache.db")
-        errors = []
-        for mode in ("mode=ro", "immutable=1"):  # a WAL database on a read-only disk needs immutable
-            try:
-                self._sql = sqlite3.connect(f"file:{db}?{mode}", uri=True, check_same_thread=False)
-                self._sql.execute("SELECT COUNT(*) FROM Cache").fetchone()
-                return
-            except sqlite3.DatabaseError as err:
-                errors.append(err)
-        raise errors[-1]
-
-    def get(self, key: str) -> Any:
-        row = self._sql.execute("SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1",
-                                (key,)).fetchone()
-        return None if row is None else self._disk.fetch(row[0], row[1], row[2], False)
-
-    def iterkeys(self) -> Any:
-        for key, raw in self._sql.execute("SELECT key, raw FROM Cache ORDER BY key").fetchall():
-            yield self._disk.get(key, raw)
-
-    def transact(self) -> Any:
-        raise self.refusal
-
-    def close(self) -> None:
-        self._sql.close()
 
 
 class DiskStore:
@@ -182,23 +91,23 @@ class DiskStore:
             try:
                 self._cache = diskcache.Cache(self.path, eviction_policy="none", size_limit=2**62)
             except (sqlite3.DatabaseError, OSError) as err:
-                why = _why(directory, err)
+                why = why_unwritable(directory, err)
                 if why is None:
                     raise StateError(
                         f"state store {self.path} is corrupt or unreadable ({err}); berth left it as it is. "
                         "Move the directory aside and restore a saved copy with `berth state push FILE`."
                     ) from None
-                refusal = _cannot_write(self.path, why, err)
+                refusal = cannot_write(self.path, why, err)
                 if not db.is_file():
                     if create:
                         raise refusal from None
                     return None  # never written, and cannot be: no state
                 try:
-                    self._cache = _ReadOnlyCache(self.path, refusal)
+                    self._cache = ReadOnlyCache(self.path, refusal)
                 except sqlite3.DatabaseError as err2:
                     raise StateError(f"state store {self.path} is {why} and cannot be read either ({err2}); "
                                      "berth left it as it is.") from None
-        if create and isinstance(self._cache, _ReadOnlyCache):
+        if create and isinstance(self._cache, ReadOnlyCache):
             raise self._cache.refusal
         return self._cache
 
@@ -321,9 +230,9 @@ class DiskStore:
                     raise StateError(f"state store {self.path} already has a version with serial {serial} in its "
                                      "history; berth does not overwrite history, and wrote nothing.")
         except (sqlite3.DatabaseError, OSError) as err:
-            why = _why(Path(self.path), err)
+            why = why_unwritable(Path(self.path), err)
             if why is not None:
-                raise _cannot_write(self.path, why, err) from None
+                raise cannot_write(self.path, why, err) from None
             raise StateError(f"state store {self.path} could not be written: {err}") from None
         return stored
 
@@ -381,9 +290,9 @@ class DiskStore:
         try:
             return bool(cache.add(LOCK_KEY, json.dumps(record)))
         except (sqlite3.DatabaseError, OSError) as err:
-            why = _why(Path(self.path), err)
+            why = why_unwritable(Path(self.path), err)
             if why is not None:
-                raise _cannot_write(self.path, why, err) from None
+                raise cannot_write(self.path, why, err) from None
             raise StateError(f"state store {self.path} cannot be locked: {err}") from None
 
     def lock_text(self) -> str | None:

@@ -275,7 +275,7 @@ def test_a_full_disk_is_called_full_not_corrupt(tmp_path: Path, monkeypatch: pyt
 def test_a_disk_io_error_on_a_disk_with_no_space_is_called_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import diskcache
 
-    import state.store
+    import state.storage
 
     made(tmp_path / "state").close()
 
@@ -283,7 +283,7 @@ def test_a_disk_io_error_on_a_disk_with_no_space_is_called_full(tmp_path: Path, 
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(diskcache.Cache, "__init__", io_error)
-    monkeypatch.setattr(state.store, "_free_bytes", lambda path: 0)
+    monkeypatch.setattr(state.storage, "_free_bytes", lambda path: 0)
     store = DiskStore(tmp_path / "state")
     assert store.read().serial == 2  # read through the read-only path
     with pytest.raises(StateError, match="no space left"):
