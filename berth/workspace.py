@@ -90,8 +90,29 @@ class Workspace:
             from planner.secrets import SecretValues
 
             secrets = SecretValues(self.stack, self.secret_key)
-            self._context = Context(self.stack, self.provider, secrets, cache_dir=self.state_dir / "cache")
+            self._context = Context(self.stack, self.provider, secrets, cache_dir=self.state_dir / "cache",
+                                    stacks_beside=self._stacks_beside)
         return self._context
+
+    def _stacks_beside(self) -> list[str]:
+        """The other stacks whose state this state directory holds resources of."""
+        from state.errors import StateError
+
+        own = Path(self.store.path).resolve()
+        names = []
+        for path in stores_in(self.state_dir):
+            if path.resolve() == own:
+                continue
+            store = DiskStore(path)
+            try:
+                state = store.read()
+            except StateError:  # unreadable: its own command says so
+                continue
+            finally:
+                store.close()
+            if state is not None and state.resources and state.stack != self.stack.name:
+                names.append(state.stack)
+        return names
 
     @property
     def providers(self) -> dict[str, Any]:

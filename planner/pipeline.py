@@ -35,12 +35,15 @@ if TYPE_CHECKING:
 class Context:
     """What the engine works with for one command. `provider` opens a host's provider
     on first use (so a plan from state alone opens none); `secrets` reads each value once
-    per command; `cache_dir` keeps per-file content hashes between runs (None: no memo)."""
+    per command; `cache_dir` keeps per-file content hashes between runs (None: no memo).
+    `stacks_beside`: other stacks whose state the same state directory keeps, looked up
+    only for a stack file that declares no apps (an emptied file names no stack)."""
 
     stack: Stack
     provider: Callable[[str], Provider]
     secrets: SecretValues
     cache_dir: Path | None = None
+    stacks_beside: Callable[[], list[str]] = lambda: []
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ def diff_plan(ctx: Context, state: State | None, opts: PlanOpts = PlanOpts()) ->
     stack, destroy = ctx.stack, opts.destroy
     check_hosts_still_defined(stack, state)  # first: without the host, not even destroy reaches them
     if not destroy:
-        check_declares_apps(stack, state)
+        check_declares_apps(stack, state, ctx.stacks_beside)
     # Every source is read before any host is asked anything; a missing one stops
     # the plan here. Destroy needs no values.
     names = [] if destroy else [n for app in stack.apps.values() for n in secret_names(app)]
@@ -138,13 +141,17 @@ def observe(ctx: Context, state: State | None) -> dict[str, Observation]:
     return observe_all(providers, ctx.stack.name, state, secret_hosts(ctx.stack, state))
 
 
-def check_declares_apps(stack: Stack, state: State | None) -> None:
+def check_declares_apps(stack: Stack, state: State | None,
+                        stacks_beside: Callable[[], list[str]] = lambda: []) -> None:
     """A stack file with no apps (emptied, truncated, all commented out) while state
     holds resources is far likelier a mistake than a wish to remove everything: refuse
-    to plan the destruction; `berth destroy` says it on purpose."""
+    to plan the destruction; `berth destroy` says it on purpose. An emptied file has lost
+    its [stack] name too, so other stacks' state beside it counts as well."""
     from planner.diagnostics import Diagnostic, DiagnosticsError
 
-    if not stack.apps and state is not None and state.resources:
+    if stack.apps:
+        return
+    if (state is not None and state.resources) or stacks_beside():
         raise DiagnosticsError([Diagnostic("the stack file declares no apps; `berth destroy` removes the stack",
                                            file=Path(stack.file).name)])
 
