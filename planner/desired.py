@@ -49,7 +49,8 @@ _REPOSITORY_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 
 
 def container_name(stack: str, app: str, index: int) -> str:
-    """Replica `index` of `app`'s container (what planner.resources names it)."""
+    """The name of replica `index` of `app`'s container: the one place it is made (the
+    load-time length check and planner.resources both use it)."""
     return f"berth-{stack}-{app}-{index}"
 
 

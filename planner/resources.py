@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from planner.attributes import CONTAINER, ChangeClass
-from planner.desired import AppConfig, SecretSource
+from planner.desired import AppConfig, SecretSource, container_name
 from providers.types import (
     LABEL_ADDRESS,
     LABEL_APP,
@@ -32,10 +32,6 @@ from state.canonical import canonical_hash
 # Attributes shown as "(sensitive value)" in plans and `state show`, text and JSON.
 SENSITIVE_KEYS = frozenset({"value", "secret_versions"})
 SENSITIVE = "(sensitive value)"
-
-
-def container_name(stack: str, app: str, index: int) -> str:
-    return f"berth-{stack}-{app}-{index}"
 
 
 def image_tag(stack: str, app: str, content_hash: str) -> str:
