@@ -15,7 +15,7 @@ from typing import Any, Callable, TypeVar
 from providers.docker_engine import DockerEngine
 from providers.engine_http import EngineHTTP
 from providers.readiness import TCP_HOLD, tcp_verdict
-from providers.ssh.connection import HostKeyError, SshConnection, SshTarget, dropped_errors
+from providers.ssh.connection import CONNECT_TIMEOUT, HostKeyError, SshConnection, SshTarget, dropped_errors
 from providers.ssh.forwarder import Forwarder, share_one_pool
 from providers.ssh.images import ImageDelivery
 from providers.ssh.secret_files import SftpSecretFiles
@@ -111,7 +111,11 @@ class SshTransport:
         import paramiko
 
         try:
-            channel = self.call("open a probe tunnel", self.conn.open_tcp, port, timeout)
+            # The tunnel's opening is one round trip on the live connection (the host's
+            # connect to a local port answers at once, refused or not), so it gets the
+            # connection's own timeout: a probe's short one (1 s for a free-port check)
+            # would read a loaded host's slow answer as a dropped connection.
+            channel = self.call("open a probe tunnel", self.conn.open_tcp, port, max(timeout, CONNECT_TIMEOUT))
         except paramiko.ChannelException as err:
             return False, f"TCP connect (from {self.host}): {err.text}"
         try:
