@@ -250,9 +250,13 @@ def _environment(raw: Any, source: Source) -> dict[str, str]:
         return {}
     env: dict[str, str] = {}
     for key, value in raw.items():
-        if isinstance(value, (dict, list)) or value is None:
+        if value is None:
+            # 22 of Baseten's public examples write `hf_access_token: null` here (the
+            # secret's name, valued elsewhere): set nothing, rather than the text "None".
+            source.ignore(("environment_variables", str(key)), "null: the variable is not set")
+        elif isinstance(value, (dict, list)):
             # Truss takes strings; str() would hand the server a Python repr ("{'b': 1}").
-            source.error(("environment_variables", str(key)), f"expected a string, number or boolean, got {shown(value) if value is not None else 'null'}")
+            source.error(("environment_variables", str(key)), f"expected a string, number or boolean, got {shown(value)}")
         else:
             # As Truss does: booleans lower-case, everything else str().
             env[str(key)] = str(value).lower() if isinstance(value, bool) else str(value)

@@ -165,7 +165,6 @@ def test_cerebrium_deployment_timeout_past_a_float_is_refused(tmp_path: Path) ->
 @pytest.mark.parametrize(("tail", "key", "line", "words"), [
     pytest.param("environment_variables:\n  A:\n    b: 1\n", "environment_variables.A", 11, "got a table", id="env-mapping"),
     pytest.param("environment_variables:\n  A: [1, 2]\n", "environment_variables.A", 11, "got a list", id="env-list"),
-    pytest.param("environment_variables:\n  A:\n", "environment_variables.A", 11, "got null", id="env-null"),
     pytest.param("resources:\n  cpu: .inf\n", "resources.cpu", 11, "got inf", id="cpu-inf"),
     pytest.param("resources:\n  cpu: '1e400'\n", "resources.cpu", 11, "got inf", id="cpu-past-a-float"),
     pytest.param("resources:\n  memory: 1\n", "resources.memory", 11, "6 MiB", id="memory-1"),
@@ -184,6 +183,13 @@ def test_truss_values_docker_would_refuse(tmp_path: Path, tail: str, key: str, l
 def test_truss_scalar_environment_values_are_still_taken_as_truss_takes_them(tmp_path: Path) -> None:
     text = TRUSS + "environment_variables:\n  A: 1\n  B: true\n  C: text\n"
     assert load_stack(str(_write(tmp_path, "config.yaml", text))).apps["m"].env == {"A": "1", "B": "true", "C": "text"}
+
+
+def test_a_null_truss_environment_value_sets_nothing_and_says_so(tmp_path: Path) -> None:
+    # as 22 of Baseten's public examples write it: `hf_access_token: null`
+    app = load_stack(str(_write(tmp_path, "config.yaml", TRUSS + "environment_variables:\n  A:\n  B: b\n"))).apps["m"]
+    assert app.env == {"B": "b"}
+    assert any("environment_variables.A" in line and "not set" in line for line in app.ignored), app.ignored
 
 
 def test_a_20_MB_value_is_refused_fast_as_a_file_too_big(tmp_path: Path) -> None:
