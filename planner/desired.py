@@ -34,10 +34,14 @@ MAX_REPLICAS = 1000  # each replica is a container and a host port
 MAX_GPUS = 256  # per replica; hosts carry 8 or 16
 MAX_SECONDS = 7 * 24 * 3600  # readiness timeouts and probe intervals; inf would overflow a wait
 MAX_COUNT = 1_000_000  # other counts (thresholds, concurrency)
-MAX_NAME = 63  # stack, app, host and secret names: container, image and file names are made of them
-# berth names containers berth-STACK-APP-I. Docker takes any length there, but the same
-# names make image repositories (Docker refuses past 255) and host file names (255).
-MAX_CONTAINER_NAME = 128
+# Stack, app, host and secret names: container, image and file names are made of them. 100
+# keeps berth-STACK-APP (an image repository: Docker refuses past 255) and every host file
+# name (255) in bounds; Baseten's public examples name apps (from model_name) up to 93.
+MAX_NAME = 100
+# berth names containers berth-STACK-APP-I, and a stack of one from a platform file is
+# named as its app. Docker takes any length there; berth keeps them to 200 (the longest of
+# the public examples is 196).
+MAX_CONTAINER_NAME = 200
 # Linux refuses to exec a process with one environment string ("KEY=VALUE" and its NUL)
 # over MAX_ARG_STRLEN (128 KiB), or with arguments and environment over ARG_MAX (2 MiB with
 # the default 8 MiB stack), counting a pointer each: "exec ...: argument list too long".

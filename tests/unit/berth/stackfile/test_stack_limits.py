@@ -84,18 +84,18 @@ def test_arrays_nested_5000_deep_are_refused_with_their_line(tmp_path: Path) -> 
 def test_a_303_character_stack_name_is_refused_not_file_name_too_long(tmp_path: Path) -> None:
     long = "a" * 303
     key, line, summary = one(tmp_path, "berth.toml", f'[stack]\nname = "{long}"\n' + WEB)
-    assert (key, line) == ("stack.name", 2) and "at most 63 characters" in summary
+    assert (key, line) == ("stack.name", 2) and "at most 100 characters" in summary
     (tmp_path / "berth.toml").unlink()
     key, line, summary = one(tmp_path, "cerebrium.toml", CEREBRIUM.replace('"app"', f'"{long}"'))
-    assert (key, line) == ("deployment.name", 2) and "63" in summary
+    assert (key, line) == ("deployment.name", 2) and "100" in summary
     assert not (tmp_path / ".berth").exists()  # refused before a build directory is staged
     (tmp_path / "cerebrium.toml").unlink()
     key, line, summary = one(tmp_path, "config.yaml", TRUSS.replace("model_name: m", f"model_name: {long}"))
-    assert (key, line) == ("model_name", 1) and "63" in summary
+    assert (key, line) == ("model_name", 1) and "100" in summary
 
 
 def test_a_long_directory_name_asks_for_a_stack_name(tmp_path: Path) -> None:
-    directory = tmp_path / ("d" * 100)
+    directory = tmp_path / ("d" * 101)
     directory.mkdir()
     key, _, summary = one(directory, "berth.toml", WEB)
     assert key == "stack.name" and "set [stack] name" in summary
@@ -104,17 +104,17 @@ def test_a_long_directory_name_asks_for_a_stack_name(tmp_path: Path) -> None:
 def test_a_300_character_app_name_is_refused(tmp_path: Path) -> None:
     name = "a" * 300
     key, line, summary = one(tmp_path, "berth.toml", f'[apps.{name}]\nimage = "busybox"\nport = 8080\n')
-    assert (key, line) == (f"apps.{name}", 1) and "300 characters long; at most 63" in summary
+    assert (key, line) == (f"apps.{name}", 1) and "300 characters long; at most 100" in summary
 
 
-def test_container_names_are_kept_to_128_characters(tmp_path: Path) -> None:
-    stack, app = "s" * 63, "a" * 63  # each allowed, together berth-S-A-0 is 135 characters
+def test_container_names_are_kept_to_200_characters(tmp_path: Path) -> None:
+    stack, app = "s" * 100, "a" * 100  # each allowed, together berth-S-A-0 is 208 characters
     key, line, summary = one(tmp_path, "berth.toml", f'[stack]\nname = "{stack}"\n[apps.{app}]\nimage = "x"\nport = 1\n')
-    assert (key, line) == (f"apps.{app}", 3) and "128" in summary
+    assert (key, line) == (f"apps.{app}", 3) and "200" in summary
     # A stack of one is named as its app: berth-NAME-NAME-0.
     (tmp_path / "berth.toml").unlink()
-    key, line, summary = one(tmp_path, "cerebrium.toml", CEREBRIUM.replace('"app"', f'"{"n" * 62}"'))
-    assert (key, line) == ("deployment.name", 2) and "128" in summary
+    key, line, summary = one(tmp_path, "cerebrium.toml", CEREBRIUM.replace('"app"', f'"{"n" * 98}"'))
+    assert (key, line) == ("deployment.name", 2) and "200" in summary
 
 
 def test_a_built_app_needs_a_name_docker_takes_as_an_image_repository(tmp_path: Path) -> None:
