@@ -65,6 +65,9 @@ CONTAINER = AttributeModel(ResourceKind.CONTAINER, {
     "max_unavailable": Field(B, optional=True),
     "secrets": Field(R, optional=True), "secret_env": Field(R, optional=True),
     "secret_versions": Field(S, optional=True), "gpus": Field(R, optional=True),
+    "volumes": Field(R, optional=True), "shm_size": Field(R, optional=True), "ipc": Field(R, optional=True),
+    "ulimits": Field(R, optional=True), "entrypoint": Field(R, optional=True),
+    "stop_timeout": Field(R, optional=True),
 })
 
 # A host's gateway (planner.serving.gateway.attributes): routes reload live.

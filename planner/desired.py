@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError
 from providers.base import LOCAL_HOST
 
 RestartPolicy = Literal["no", "always", "unless-stopped", "on-failure"]
+IpcMode = Literal["host", "private", "shareable"]
 DeployStrategy = Literal["rolling", "recreate"]
 
 # -- what Docker and Linux refuse, checked before anything is created --------------------
@@ -47,6 +48,13 @@ MAX_CONTAINER_NAME = 200
 # the default 8 MiB stack), counting a pointer each: "exec ...: argument list too long".
 MAX_ENV_STRING = 128 * 1024
 MAX_ARG_TOTAL = 2 * 2**20 - 64 * 1024  # 64 KiB kept for the image's own ENV and Docker's
+# Docker's ulimit names (`docker run --ulimit NAME=N`): what the engine's Go parser knows.
+ULIMIT_NAMES = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
+                "rss", "rtprio", "rttime", "sigpending", "stack")
+MAX_SHM = 2**50  # as memory: past any host
+# Docker's volume names: [a-zA-Z0-9][a-zA-Z0-9_.-]+; berth's own names are stricter (they
+# become part of berth-STACK-NAME and of the address volume.NAME@HOST).
+VOLUME_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 # Docker's grammar for a repository path component: images berth builds are tagged
 # berth-STACK-APP, so such apps' names must fit it ("a_" or "a-_b" do not).
 _REPOSITORY_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
@@ -120,6 +128,39 @@ def env_total_problem(env: dict[str, str], command: tuple[str, ...] | None) -> s
     return None
 
 
+def ulimit_problem(name: str, value: int) -> str | None:
+    if name not in ULIMIT_NAMES:
+        return f"{name!r} is not a ulimit Docker knows; expected one of {', '.join(ULIMIT_NAMES)}"
+    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+        return f"expected an integer of at least 0, or -1 for unlimited, got {value!r}"
+    return None
+
+
+def volume_problem(source: str, target: str) -> str | None:
+    """Why `source:target` cannot be mounted: a relative path, a bad volume name."""
+    if not target.startswith("/"):
+        return f"the path inside the container must be absolute, got {target!r}"
+    if source.startswith("/"):
+        return None
+    if source.startswith((".", "~")) or "/" in source:
+        return f"a host directory must be an absolute path (like /srv/models), got {source!r}"
+    if not re.fullmatch(VOLUME_NAME_PATTERN, source) or len(source) > MAX_NAME:
+        return (f"{source!r} is not a volume name: lowercase letters, digits, '-' and '_', starting with a "
+                f"letter or digit, at most {MAX_NAME} characters")
+    return None
+
+
+def volumes_problem(volumes: tuple[VolumeMount, ...]) -> str | None:
+    seen: set[str] = set()
+    for mount in volumes:
+        if problem := volume_problem(mount.source, mount.target):
+            return problem
+        if mount.target in seen:
+            return f"two volumes are mounted at {mount.target}"
+        seen.add(mount.target)
+    return None
+
+
 def _checked(problem: str | None) -> None:
     if problem is not None:
         raise ValueError(problem)
@@ -136,6 +177,25 @@ class BuildSource(_Frozen):
     dockerfile: str = "Dockerfile"  # relative to the context, or absolute (a generated one)
     args: dict[str, str] = Field(default_factory=dict)
     base: str | None = None  # the image a generated Dockerfile starts FROM, for display and notes
+
+
+class VolumeMount(_Frozen):
+    """One `volumes` entry: a named volume berth keeps per host (`hf-cache:/root/.cache`),
+    or a host directory (`/srv/models:/models:ro`), mounted at target."""
+
+    source: str  # a volume NAME, or an absolute host path
+    target: str  # absolute, inside the container
+    read_only: bool = False
+
+    @property
+    def named(self) -> bool:
+        """A named volume (a resource berth makes), not a host path."""
+        return not self.source.startswith("/")
+
+
+def volume_name(stack: str, volume: str) -> str:
+    """The Docker volume berth makes for the stack's named volume `volume`."""
+    return f"berth-{stack}-{volume}"
 
 
 class AppConfig(_Frozen):
@@ -175,6 +235,14 @@ class AppConfig(_Frozen):
     max_unavailable: int = 1
     liveness_failure_threshold: int = 3  # consecutive failed liveness probes before a restart
     probe_interval: float = 10.0  # seconds between probes while serving
+    # Container settings as `docker run` has them: -v, --shm-size (bytes), --ipc,
+    # --ulimit (soft = hard; -1 unlimited), --entrypoint, --stop-timeout (None: Docker's 10 s).
+    volumes: tuple[VolumeMount, ...] = ()
+    shm_size: int | None = None
+    ipc: IpcMode | None = None
+    ulimits: dict[str, int] = Field(default_factory=dict)
+    entrypoint: tuple[str, ...] | None = None
+    stop_timeout: float | None = None
     # Fields of a platform's own format that have no meaning on one's own hosts: shown
     # in the plan as ignored, never dropped silently.
     ignored: tuple[str, ...] = ()
@@ -223,6 +291,31 @@ class AppConfig(_Frozen):
     def _seconds(cls, seconds: float) -> float:
         _checked(number_problem(seconds, 0, MAX_SECONDS, "a number of seconds"))
         return seconds
+
+    @field_validator("stop_timeout")
+    @classmethod
+    def _stop_timeout(cls, seconds: float | None) -> float | None:
+        _checked(None if seconds is None else number_problem(seconds, 0, MAX_SECONDS, "a number of seconds"))
+        return seconds
+
+    @field_validator("shm_size")
+    @classmethod
+    def _shm_size(cls, size: int | None) -> int | None:
+        _checked(None if size is None else number_problem(size, 1, MAX_SHM, "a /dev/shm size in bytes"))
+        return size
+
+    @field_validator("ulimits")
+    @classmethod
+    def _ulimits(cls, ulimits: dict[str, int]) -> dict[str, int]:
+        for name, value in ulimits.items():
+            _checked(ulimit_problem(name, value))
+        return ulimits
+
+    @field_validator("volumes")
+    @classmethod
+    def _volumes(cls, volumes: tuple[VolumeMount, ...]) -> tuple[VolumeMount, ...]:
+        _checked(volumes_problem(volumes))
+        return volumes
 
     @field_validator("predict_concurrency")
     @classmethod

@@ -7,11 +7,12 @@ apply alike, so the two cannot disagree.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
 from planner.attributes import CONTAINER, ChangeClass
-from planner.desired import AppConfig, SecretSource, container_name
+from planner.desired import AppConfig, SecretSource, container_name, volume_name
 from providers.types import (
     LABEL_ADDRESS,
     LABEL_APP,
@@ -22,6 +23,7 @@ from providers.types import (
     ContainerSpec,
     SecretMount,
     SecretParts,
+    VolumeSpec,
 )
 from state.address import Address
 from state.canonical import canonical_hash
@@ -106,7 +108,38 @@ def container_attributes(
         attrs["gpus"] = list(gpus)
     if app.max_unavailable != 1:  # absent at the default, so states recorded before it plan no change
         attrs["max_unavailable"] = app.max_unavailable
-    return attrs
+    return attrs | runtime_attributes(app)
+
+
+def runtime_attributes(app: AppConfig) -> dict[str, Any]:
+    """volumes, shm_size, ipc, ulimits, entrypoint, stop_timeout: each absent when unset,
+    so containers recorded before these keys existed keep their config hash."""
+    found: dict[str, Any] = {}
+    if app.volumes:
+        found["volumes"] = [f"{m.source}:{m.target}" + (":ro" if m.read_only else "") for m in app.volumes]
+    if app.shm_size is not None:
+        found["shm_size"] = app.shm_size
+    if app.ipc is not None:
+        found["ipc"] = app.ipc
+    if app.ulimits:
+        found["ulimits"] = dict(sorted(app.ulimits.items()))
+    if app.entrypoint is not None:
+        found["entrypoint"] = list(app.entrypoint)
+    if app.stop_timeout is not None:
+        found["stop_timeout"] = app.stop_timeout
+    return found
+
+
+def volume_mounts(stack: str, attrs: dict[str, Any]) -> tuple[VolumeSpec, ...]:
+    """A container's `volumes` attribute as engine mounts: a named volume is the stack's
+    Docker volume berth-STACK-NAME, a host path is bound as it is."""
+    mounts = []
+    for entry in attrs.get("volumes") or ():
+        source, target, *mode = entry.split(":")
+        named = not source.startswith("/")
+        mounts.append(VolumeSpec(source=volume_name(stack, source) if named else source, target=target,
+                                 read_only=mode == ["ro"], named=named))
+    return tuple(mounts)
 
 
 def _secret_attributes(app: AppConfig, versions: dict[str, str]) -> dict[str, Any]:
@@ -177,6 +210,12 @@ def container_spec(
                             for name in names),
         secret_env=dict(secret_env or {}),
         gpus=tuple(attrs.get("gpus") or ()),
+        volumes=volume_mounts(stack, attrs),
+        shm_size=attrs.get("shm_size"),
+        ipc_mode=attrs.get("ipc"),
+        ulimits=dict(attrs.get("ulimits") or {}),
+        entrypoint=tuple(attrs["entrypoint"]) if attrs.get("entrypoint") is not None else None,
+        stop_timeout=math.ceil(attrs["stop_timeout"]) if attrs.get("stop_timeout") is not None else None,
         labels={
             LABEL_STACK: stack,
             LABEL_APP: address.app,

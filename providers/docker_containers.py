@@ -58,12 +58,23 @@ def start_error(host: str, spec: ContainerSpec, err: Exception) -> ProviderError
     return ProviderError(f"cannot start {spec.name} on {host}: {summary(err)}{hint}")
 
 
+def grace(api: Any, container_id: str) -> int:
+    """The seconds the container was created to get from SIGTERM to SIGKILL (its
+    stop_timeout), asked so that a stop waits as long as the app asked for."""
+    import docker.errors
+
+    try:
+        return int(api.inspect_container(container_id)["Config"].get("StopTimeout") or STOP_TIMEOUT)
+    except (docker.errors.APIError, KeyError, TypeError, ValueError):
+        return STOP_TIMEOUT  # absent: the stop below says so (or has nothing to do)
+
+
 def stop(api: Any, host: str, container_id: str) -> None:
     """Stop (gracefully, then kill), keeping the container; absent is not an error."""
     import docker.errors
 
     try:
-        api.stop(container_id, timeout=STOP_TIMEOUT)
+        api.stop(container_id, timeout=grace(api, container_id))
     except docker.errors.NotFound:
         pass
     except docker.errors.APIError as err:
@@ -88,7 +99,7 @@ def remove(api: Any, host: str, container_id: str) -> None:
     import docker.errors
 
     try:
-        api.stop(container_id, timeout=STOP_TIMEOUT)
+        api.stop(container_id, timeout=grace(api, container_id))
     except docker.errors.NotFound:
         return
     except docker.errors.APIError:
@@ -105,7 +116,7 @@ def restart(api: Any, host: str, container_id: str) -> None:
     import docker.errors
 
     try:
-        api.restart(container_id, timeout=STOP_TIMEOUT)
+        api.restart(container_id, timeout=grace(api, container_id))
     except docker.errors.APIError as err:
         raise ProviderError(f"cannot restart container {container_id[:12]} on {host}: {summary(err)}") from None
 

@@ -27,6 +27,9 @@ def host_config_args(spec: ContainerSpec, secret_path: Callable[[SecretParts], s
         restart_policy={"Name": spec.restart, "MaximumRetryCount": 0},
         init=True,  # forwards SIGTERM to the server and reaps zombies
         mounts=mounts(spec, secret_path),
+        shm_size=spec.shm_size,
+        ipc_mode=spec.ipc_mode,
+        ulimits=ulimits(spec),
         **limits(spec),
         **devices(spec),
     )
@@ -39,20 +42,33 @@ def create_args(spec: ContainerSpec, host_config: dict) -> dict[str, Any]:
         image=spec.image, name=spec.name, command=list(spec.command) if spec.command else None,
         environment=env | spec.secret_env, labels=spec.labels,
         ports=None if spec.network_mode == "host" else [spec.port],
-        host_config=host_config, stop_timeout=STOP_TIMEOUT,
+        host_config=host_config, stop_timeout=spec.stop_timeout or STOP_TIMEOUT,
+        entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
     )
 
 
+def ulimits(spec: ContainerSpec) -> list[Any] | None:
+    """`--ulimit NAME=N` for each: soft and hard alike (-1: unlimited)."""
+    if not spec.ulimits:
+        return None
+    from docker.types import Ulimit
+
+    return [Ulimit(name=name, soft=value, hard=value) for name, value in spec.ulimits.items()]
+
+
 def mounts(spec: ContainerSpec, secret_path: Callable[[SecretParts], str]) -> list[Any] | None:
-    """Read-only bind mounts of the secret files, then the spec's host paths. A
+    """Read-only bind mounts of the secret files, the app's volumes (named ones as
+    Docker volumes), then the spec's host paths. A
     Mount, not a -v bind: a missing source is an error, where -v would quietly
     create an empty directory there."""
-    if not spec.secret_mounts and not spec.host_mounts:
+    if not spec.secret_mounts and not spec.host_mounts and not spec.volumes:
         return None
     from docker.types import Mount
 
     found = [Mount(target=m.target, source=secret_path(m.parts), type="bind", read_only=True)
              for m in spec.secret_mounts]
+    found += [Mount(target=m.target, source=m.source, type="volume" if m.named else "bind", read_only=m.read_only)
+              for m in spec.volumes]
     return found + [Mount(target=m.target, source=m.source, type="bind", read_only=m.read_only)
                     for m in spec.host_mounts]
 

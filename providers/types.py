@@ -65,6 +65,23 @@ class HostMount:
 
 
 @dataclass(frozen=True)
+class VolumeSpec:
+    """A `volumes` mount: a named volume (the Docker volume's own name, which the graph
+    creates first) or a host path, which must exist (a missing one is refused, never made)."""
+
+    source: str
+    target: str
+    read_only: bool = False
+    named: bool = False
+
+
+@dataclass(frozen=True)
+class ObservedVolume:
+    name: str
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     name: str
     image: str
@@ -86,6 +103,12 @@ class ContainerSpec:
     sysctls: dict[str, str] = field(default_factory=dict)  # namespaced kernel settings (net.*)
     extra_hosts: dict[str, str] = field(default_factory=dict)  # /etc/hosts entries; "host-gateway": the host
     host_mounts: tuple[HostMount, ...] = ()
+    volumes: tuple[VolumeSpec, ...] = ()  # the app's `volumes`
+    shm_size: int | None = None  # bytes of /dev/shm; None: Docker's 64 MiB
+    ipc_mode: str | None = None  # host | private | shareable; None: the engine's default
+    ulimits: dict[str, int] = field(default_factory=dict)  # soft = hard; -1 unlimited
+    entrypoint: tuple[str, ...] | None = None  # None: the image's
+    stop_timeout: int | None = None  # seconds from SIGTERM to SIGKILL; None: STOP_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -123,6 +146,7 @@ class Observation:
     containers: tuple[ObservedContainer, ...] = ()
     images: tuple[ObservedImage, ...] = ()
     secrets: tuple[tuple[str, str], ...] = ()  # (app, secret) of the stack's secret files on the host
+    volumes: tuple[ObservedVolume, ...] = ()  # the stack's named volumes on the host
 
     def image_for_ref(self, ref: str) -> ObservedImage | None:
         """The image a tag or digest reference names on this host, as Docker resolves it."""

@@ -36,7 +36,9 @@ from planner.desired import (
     MAX_REPLICAS,
     MAX_SECONDS,
     MIN_CPUS,
+    ULIMIT_NAMES,
     memory_problem,
+    volume_problem,
 )
 from providers.base import LOCAL_HOST
 
@@ -118,6 +120,63 @@ def memory_bytes(value: Any) -> int:
     raise _expected('a size in bytes, or a string like "512m", "2g" or "2Gi"', value)
 
 
+VOLUME_RULE = ('a volume like "hf-cache:/root/.cache/huggingface" (NAME:PATH) or "/srv/models:/models:ro" '
+               "(/ABSOLUTE/HOST/PATH:PATH[:ro])")
+
+
+def volume_entry(value: Any) -> str:
+    """One `volumes` entry, NAME:PATH or /HOST/PATH:PATH, optionally :ro or :rw."""
+    if not isinstance(value, str):
+        raise _expected(VOLUME_RULE, value)
+    parts = value.split(":")
+    if len(parts) == 3 and parts[2] in ("ro", "rw"):
+        parts = parts[:2]
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        raise _expected(VOLUME_RULE, value)
+    problem = volume_problem(*parts)
+    if problem:
+        raise PydanticCustomError("volume", "{problem}", {"problem": problem})
+    return value
+
+
+def ulimit_table(value: Any) -> dict[str, int]:
+    """`ulimits = { memlock = -1, nofile = 65536 }`: Docker's names, -1 for unlimited."""
+    if not isinstance(value, dict):
+        raise _expected("a table of ulimits like { memlock = -1, nofile = 65536 }", value)
+    for name, limit in value.items():
+        if name not in ULIMIT_NAMES:
+            raise PydanticCustomError("ulimit", "{name} is not a ulimit Docker knows; expected one of {names}",
+                                      {"name": shown(name), "names": ", ".join(ULIMIT_NAMES), "key": name})
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < -1:
+            raise PydanticCustomError("ulimit", "ulimit {name}: expected an integer of at least 0, or -1 for "
+                                      "unlimited, got {got}", {"name": name, "got": shown(limit), "key": name})
+    return dict(value)
+
+
+def _a_list(what: str) -> Any:
+    def check(value: Any) -> Any:
+        if not isinstance(value, list):
+            raise _expected(what, value)
+        return value
+
+    return check
+
+
+def _entrypoint(value: Any) -> Any:
+    if isinstance(value, str) and value.strip():
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return value
+    raise _expected('an entrypoint like ["python3", "-m", "server"] (a non-empty list of strings), or a string', value)
+
+
+def shm_bytes(value: Any) -> int:
+    try:
+        return memory_bytes(value)
+    except PydanticCustomError:
+        raise _expected('a /dev/shm size in bytes, or a string like "64m", "16g" or "2Gi"', value) from None
+
+
 def _memory_limit(size: int) -> int:
     """A size Docker takes as a memory limit (at least its minimum of 6 MiB)."""
     problem = memory_problem(size)
@@ -179,6 +238,11 @@ Accelerator = Annotated[
     AfterValidator(lambda value: _gpu_count_at_most(value)),
 ]
 Memory = Annotated[int, PlainValidator(memory_bytes), AfterValidator(_memory_limit)]
+Volume = Annotated[str, PlainValidator(volume_entry)]
+Ulimits = Annotated[dict[str, int], PlainValidator(ulimit_table)]
+Entrypoint = Annotated[str | list[str], PlainValidator(_entrypoint)]
+ShmSize = Annotated[int, PlainValidator(shm_bytes), at_most(2**50, "a /dev/shm size of at most 1 PiB")]
+Ipc = Annotated[Literal["host", "private", "shareable"], expect('one of "host", "private" or "shareable"')]
 Deploy = Annotated[Literal["rolling", "recreate"], expect('one of "rolling" or "recreate"')]
 Threshold = Annotated[int, Field(ge=1), expect("an integer of at least 1"),
                       at_most(MAX_COUNT, f"an integer of at least 1, at most {MAX_COUNT}")]
@@ -226,6 +290,13 @@ class AppFile(_Table):
     max_unavailable: Threshold = 1  # replicas a replace takes down at once
     liveness_failure_threshold: Threshold = 3
     probe_interval: Seconds = 10.0
+    # As `docker run` has them (-v, --shm-size, --ipc, --ulimit, --entrypoint, --stop-timeout).
+    volumes: Annotated[list[Volume], BeforeValidator(_a_list(f"a list of volumes, each {VOLUME_RULE}"))] | None = None
+    shm_size: ShmSize | None = None
+    ipc: Ipc | None = None
+    ulimits: Ulimits | None = None
+    entrypoint: Entrypoint | None = None
+    stop_timeout: Seconds | None = None
 
 
 class SecretTable(_Table):

@@ -12,7 +12,7 @@ from typing import Any
 
 from berth.stackfile.models import SSH_PATTERN, AppFile, HostFile, StackFile, StackSection
 from berth.stackfile.source import Source
-from planner.desired import AppConfig, BuildSource, HostConfig, SecretSource
+from planner.desired import AppConfig, BuildSource, HostConfig, SecretSource, VolumeMount
 
 
 def app_fields(name: str, app: AppFile, base: Path, origin: str, has_hosts: bool = False,
@@ -56,10 +56,32 @@ def app_fields(name: str, app: AppFile, base: Path, origin: str, has_hosts: bool
         max_unavailable=app.max_unavailable,
         liveness_failure_threshold=app.liveness_failure_threshold,
         probe_interval=app.probe_interval,
+        volumes=tuple(volume_mount(entry) for entry in app.volumes or ()),
+        shm_size=app.shm_size,
+        ipc=app.ipc,
+        ulimits=dict(app.ulimits or {}),
+        entrypoint=_entrypoint(app.entrypoint),
+        stop_timeout=app.stop_timeout,
         origin=origin,
         # No host named, GPUs asked for, SSH hosts to choose from: placement picks one.
         host_auto=bool(gpus) and has_hosts and not host_written,
     )
+
+
+def volume_mount(entry: str) -> VolumeMount:
+    """A checked `volumes` entry (models.volume_entry) as the mount it asks for; a host
+    path is normalised (/srv/models/ and /srv/models are one directory)."""
+    source, target, *mode = entry.split(":")
+    if source.startswith("/"):
+        source = posixpath.normpath(source)
+    return VolumeMount(source=source, target=posixpath.normpath(target), read_only=mode == ["ro"])
+
+
+def _entrypoint(entrypoint: str | list[str] | None) -> tuple[str, ...] | None:
+    """A list as it is; a string split as a shell would (as Compose reads one)."""
+    if entrypoint is None:
+        return None
+    return tuple(shlex.split(entrypoint)) if isinstance(entrypoint, str) else tuple(entrypoint)
 
 
 def _gpu_request(app: AppFile) -> tuple[int, str | None]:

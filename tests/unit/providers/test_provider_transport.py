@@ -54,6 +54,10 @@ class FakeTransport:
 class FakeApi:
     def restart(self, container_id: str, timeout: int) -> None:
         self.restarted = container_id
+        self.timeout = timeout
+
+    def inspect_container(self, container_id: str) -> dict:
+        return {"Config": {"StopTimeout": 45}}  # created with stop_timeout = 45
 
     def exec_create(self, container_id: str, command: list[str]) -> dict:
         return {"Id": "e1"}
@@ -84,6 +88,7 @@ def test_restart_and_run_in_go_through_the_transport() -> None:
     transport = FakeTransport(FakeApi())
     engine = DockerEngine("h", transport)
     engine.restart_container("c1")
+    assert transport.api.timeout == 45  # the container's own stop_timeout, not Docker's 10
     assert engine.run_in("c1", ["caddy", "reload"]) == (0, "ok")
     assert transport.calls == ["restart a container", "run caddy in a container"]
 
