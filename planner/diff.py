@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from planner import leftovers
+from planner import leftovers, volumes
 from planner.serving import gateway
 from planner.desired import AppConfig, Stack
 from planner.plan import Action, Change, Plan
@@ -64,10 +64,13 @@ def diff(
     destroy: bool = False,
     secret_digests: dict[str, str] | None = None,
     gpus: dict[tuple[str, int], tuple[str, ...]] | None = None,
+    remove_volumes: bool = False,
 ) -> Plan:
     """secret_digests: the keyed digest of each secret's current value, by name (every
     secret an app uses; none are needed to destroy). gpus: the devices placement
-    assigned, per (app, replica); apps' hosts already resolved by it (planner.placement)."""
+    assigned, per (app, replica); apps' hosts already resolved by it (planner.placement).
+    remove_volumes: a destroy removes the named volumes too (`destroy --volumes`);
+    otherwise they are kept (planner.volumes)."""
     state = state or State(stack=stack.name)
     apps = {} if destroy else stack.apps
     digests = secret_digests or {}
@@ -98,6 +101,7 @@ def diff(
         changes.extend(ours)
         if ours[0].action in (Action.NOOP, Action.UPDATE):
             changes = _rolling(changes, apps, host)
+    changes.extend(volumes.diff_volumes(stack, state, observed, destroy=destroy, remove_volumes=remove_volumes))
     changes.extend(leftovers.orphan_gateways(by_address, state))
     changes.extend(_watchers(stack, state, by_address, destroy))
     changes.extend(leftovers.orphan_containers(by_address, state))

@@ -52,6 +52,8 @@ class StepKind(StrEnum):
     WATCHER_IMAGE = "watcher-image"
     WATCHER_START = "watcher-start"
     WATCHER_REMOVE = "watcher-remove"
+    CREATE_VOLUME = "create-volume"
+    REMOVE_VOLUME = "remove-volume"
 
 
 K = StepKind
@@ -111,6 +113,7 @@ def build_graph(plan: Plan) -> nx.DiGraph:
     _prune_edges(graph)
     _gateway_edges(graph)
     _watcher_edges(graph)
+    _volume_edges(graph)
     try:
         cycle = nx.find_cycle(graph)
     except nx.NetworkXNoCycle:
@@ -151,6 +154,14 @@ def _add_steps(graph: nx.DiGraph, change: Change) -> None:
                 raise AssertionError(f"no steps for {change.action!r} on a gateway")
     elif change.type is ResourceKind.WATCHER:
         kinds = _watcher_steps(change)
+    elif change.type is ResourceKind.VOLUME:
+        match change.action:
+            case Action.CREATE:
+                kinds = [K.CREATE_VOLUME]  # an existing one (adopted) is kept, data and all
+            case Action.DELETE:
+                kinds = [K.REMOVE_VOLUME]
+            case _:
+                raise AssertionError(f"no steps for {change.action!r} on a volume")
     elif change.type is ResourceKind.SECRET:
         match change.action:
             case Action.CREATE | Action.UPDATE:
@@ -397,3 +408,24 @@ def _watcher_edges(graph: nx.DiGraph) -> None:
                 graph.add_edge(step, remove)
         elif step.kind == K.WATCHER_IMAGE and host in gateway_images:
             graph.add_edge(gateway_images[host], step)
+
+
+def _volume_edges(graph: nx.DiGraph) -> None:
+    """A named volume exists before any container that mounts it starts (Docker would
+    make a missing one itself, unlabelled); one removed (destroy --volumes) goes after
+    every container on its host has stopped: Docker refuses to remove one in use."""
+    creates = {(s.address.host, s.address.volume): s for s in graph.nodes if s.kind == K.CREATE_VOLUME}
+    removes: dict[str, list[Step]] = defaultdict(list)
+    for step in graph.nodes:
+        if step.kind == K.REMOVE_VOLUME:
+            removes[step.address.host].append(step)
+    for step in list(graph.nodes):
+        host = step.address.host
+        if step.kind in STARTS and creates:
+            for entry in (graph.nodes[step]["changes"][0].after or {}).get("volumes") or ():
+                create = creates.get((host, entry.split(":", 1)[0]))
+                if create is not None:
+                    graph.add_edge(create, step)
+        if removes.get(host) and (_stops(graph, step) or step.kind in (K.GATEWAY_REMOVE, K.WATCHER_REMOVE)):
+            for remove in removes[host]:
+                graph.add_edge(step, remove)

@@ -58,6 +58,7 @@ class PlanOpts:
     targets: tuple[str, ...] = ()
     replace: tuple[str, ...] = ()
     hashes: Mapping[str, str] | None = None
+    remove_volumes: bool = False  # a destroy removes the named volumes too (`destroy --volumes`)
 
 
 def declared_hosts(stack: Stack) -> tuple[str, ...]:
@@ -112,13 +113,33 @@ def diff_plan(ctx: Context, state: State | None, opts: PlanOpts = PlanOpts()) ->
     gpus = None
     if not destroy and any(app.gpus for app in stack.apps.values()):
         stack, gpus = _place(ctx, state, refresh=opts.refresh)
-    made = diff(stack, state, observed, hashes, destroy=destroy, secret_digests=digests, gpus=gpus)
+    if not destroy and opts.refresh:
+        check_host_paths(ctx, stack)
+    made = diff(stack, state, observed, hashes, destroy=destroy, secret_digests=digests, gpus=gpus,
+                remove_volumes=opts.remove_volumes)
     if destroy:
         return made
     from planner.sources import describe
 
     apps, warnings = describe(stack, observed)
     return made.model_copy(update={"apps": apps, "warnings": [*made.warnings, *warnings]})
+
+
+def check_host_paths(ctx: Context, stack: Stack) -> None:
+    """The host directories apps bind-mount exist on their hosts: one call per host,
+    over its own connection (planner.volumes names the file, key and line of each)."""
+    from planner.diagnostics import Diagnostic, DiagnosticsError
+    from planner.volumes import check_host_paths as report, host_paths
+    from providers.types import ProviderError
+
+    missing = {}
+    for host, entries in host_paths(stack).items():
+        paths = list(dict.fromkeys(path for path, _app, _index in entries))
+        try:
+            missing[host] = ctx.provider(host).missing_paths(paths)
+        except ProviderError as err:
+            raise DiagnosticsError([Diagnostic(f"host {host}: cannot check the host paths apps mount: {err}")]) from None
+    report(stack, missing)
 
 
 def content_hashes(ctx: Context) -> dict[str, str]:

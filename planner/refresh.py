@@ -10,9 +10,9 @@ from dataclasses import replace
 from planner.contexthash import context_hash
 from planner.desired import Stack
 from planner.diagnostics import Diagnostic, DiagnosticsError
-from planner.resources import container_spec, image_labels, reach_port, secret_names
+from planner.resources import container_spec, image_labels, reach_port, secret_names, volume_labels
 from providers.base import LOCAL_HOST, Provider
-from providers.types import Observation, ObservedContainer, ObservedImage, ProviderError
+from providers.types import Observation, ObservedContainer, ObservedImage, ObservedVolume, ProviderError
 from state.model import State
 
 
@@ -83,9 +83,13 @@ def observe_from_state(state: State | None, stack: str, hosts: set[str]) -> dict
     containers: dict[str, list[ObservedContainer]] = {h: [] for h in hosts}
     images: dict[str, list[ObservedImage]] = {h: [] for h in hosts}
     secrets: dict[str, list[tuple[str, str]]] = {h: [] for h in hosts}
+    volumes: dict[str, list[ObservedVolume]] = {h: [] for h in hosts}
     for key, resource in (state.resources.items() if state else ()):
         attrs = resource.attributes
-        if resource.type == "secret":
+        if resource.type == "volume":
+            volumes.setdefault(resource.host, []).append(
+                ObservedVolume(name=resource.id, labels=volume_labels(stack, resource.address)))
+        elif resource.type == "secret":
             address = resource.address
             secrets.setdefault(resource.host, []).append((address.app, address.secret))
         elif resource.type == "container":
@@ -117,8 +121,8 @@ def observe_from_state(state: State | None, stack: str, hosts: set[str]) -> dict
             else:  # apps built from one context share one image, each with its own tag
                 found[same] = replace(found[same], tags=found[same].tags + tags, labels=found[same].labels | labels)
     return {h: Observation(host=h, containers=tuple(containers.get(h, ())), images=tuple(images.get(h, ())),
-                           secrets=tuple(sorted(secrets.get(h, ()))))
-            for h in set(containers) | set(images) | set(secrets)}
+                           secrets=tuple(sorted(secrets.get(h, ()))), volumes=tuple(volumes.get(h, ())))
+            for h in set(containers) | set(images) | set(secrets) | set(volumes)}
 
 
 _SPEC_DEFAULTS = {"name": "", "image": "", "command": None, "env": {}, "port": 0, "host_port": 0,

@@ -225,6 +225,20 @@ def container_spec(
     )
 
 
+def volume_attributes(stack: str, volume: str) -> dict[str, Any]:
+    """A named volume's attributes: its name in the file and its Docker volume's."""
+    return {"volume": volume, "name": volume_name(stack, volume)}
+
+
+def volume_labels(stack: str, address: Address) -> dict[str, str]:
+    return {LABEL_STACK: stack, LABEL_ADDRESS: str(address)}
+
+
+def mounted_volumes(app: AppConfig) -> list[str]:
+    """The named volumes an app's containers mount, in the file's order."""
+    return list(dict.fromkeys(m.source for m in app.volumes if m.named))
+
+
 def image_labels(stack: str, content_hash: str) -> dict[str, str]:
     """An image is identified by its stack and content, not its app: apps built from one
     context share one image (one build, one transfer), each with its own tag."""

@@ -328,3 +328,21 @@ def remove_secret(ctx: StepContext, step: Step, address: Address, provider: Prov
     provider.remove_secret(secret_parts(ctx.stack, address.app, address.secret))
     ctx.recorder.drop(step.address)
     return ""
+
+
+# Volumes
+@handles(K.CREATE_VOLUME)
+def create_volume(ctx: StepContext, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+    from planner.resources import volume_labels
+
+    name = provider.create_volume(changes[0].after["name"], volume_labels(ctx.stack, address))
+    ctx.record(changes[0], address, name)
+    return name
+
+
+@handles(K.REMOVE_VOLUME)
+def remove_volume(ctx: StepContext, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+    for name in [i for change in changes for i in change.ids]:
+        provider.remove_volume(name)
+    ctx.recorder.drop(step.address)
+    return ""

@@ -216,6 +216,21 @@ class Provider(Protocol):
         absent is not an error."""
         ...
 
+    # Named volumes (Docker's local driver), labelled with the stack; observe() lists them.
+
+    def create_volume(self, name: str, labels: dict[str, str]) -> str:
+        """Make the volume `name` (an existing one is kept, data and all); returns its name."""
+        ...
+
+    def remove_volume(self, name: str) -> None:
+        """Remove the volume and its data; absent is not an error."""
+        ...
+
+    def missing_paths(self, paths: list[str]) -> list[str]:
+        """Those of `paths` (absolute) that do not exist on the host, in one call over
+        the host's own connection: a bind mount of a missing one would fail at start."""
+        ...
+
     # observe() also lists the stack's secret files (Observation.secrets), so a file
     # removed behind berth's back is planned back and a leftover one is removed.
 

@@ -21,6 +21,7 @@ from providers.docker_spec import (
     observed_container,
     observed_image,
     observed_limits,
+    observed_volume,
     split_ref,
     tar_of,
 )
@@ -113,16 +114,19 @@ class DockerEngine:
         if http is not None:
             listed = http.get_json("/containers/json", all=1, filters=filters)
             images = http.get_json("/images/json")
+            volumes = http.get_json("/volumes", filters=filters).get("Volumes") or []
         else:
             import docker.errors
 
             try:
                 listed = self.api.containers(all=True, filters=filters)
                 images = self.api.images()
+                volumes = self.api.volumes(filters=filters).get("Volumes") or []
             except docker.errors.DockerException as err:
                 raise ProviderError(f"host {self.host}: cannot list containers: {summary(err)}") from None
         return Observation(host=self.host, containers=tuple(observed_container(c) for c in listed),
-                           images=tuple(observed_image(i) for i in images))
+                           images=tuple(observed_image(i) for i in images),
+                           volumes=tuple(observed_volume(v) for v in volumes))
 
     @engine_call("list containers")
     def containers_by_id(self, ids: list[str]) -> tuple[ObservedContainer, ...]:
@@ -320,6 +324,44 @@ class DockerEngine:
     @engine_call("restart a container")
     def restart_container(self, container_id: str) -> None:
         containers.restart(self.api, self.host, container_id)
+
+    # Volumes and host paths -----------------------------------------------------------
+
+    @engine_call(lambda name, labels: f"create volume {name}")
+    def create_volume(self, name: str, labels: dict[str, str]) -> str:
+        """Make the named volume (Docker's local driver); one that exists is kept as it
+        is, data and all (Docker answers a create of an existing name with it)."""
+        import docker.errors
+
+        try:
+            return self.api.create_volume(name=name, labels=labels)["Name"]
+        except docker.errors.APIError as err:
+            raise ProviderError(f"cannot create volume {name} on {self.host}: {summary(err)}") from None
+
+    @engine_call(lambda name: f"remove volume {name}")
+    def remove_volume(self, name: str) -> None:
+        import docker.errors
+
+        try:
+            self.api.remove_volume(name)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as err:
+            raise ProviderError(f"cannot remove volume {name} on {self.host}: {summary(err)}") from None
+
+    @engine_call("check host paths")
+    def missing_paths(self, paths: list[str]) -> list[str]:
+        """The paths that do not exist on the host, asked in one command over its own
+        connection (the engine's file system is the host's)."""
+        if not paths:
+            return []
+        import shlex
+
+        script = 'for p in "$@"; do [ -e "$p" ] || printf "%s\\n" "$p"; done'
+        status, out, err = self.transport.run(shlex.join(["sh", "-c", script, "berth", *paths]))
+        if status != 0:
+            raise ProviderError(f"host {self.host}: cannot check host paths: {(err or out).strip() or f'exit {status}'}")
+        return [line for line in out.splitlines() if line in paths]
 
     # Secrets -------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from providers.types import ContainerSpec, ObservedContainer, ObservedImage, SecretParts
+from providers.types import ContainerSpec, ObservedContainer, ObservedImage, ObservedVolume, SecretParts
 
 STOP_TIMEOUT = 10  # seconds a container gets to exit on SIGTERM before it is killed
 CPU_PERIOD = 100_000
@@ -112,6 +112,11 @@ def observed_image(i: dict[str, Any]) -> ObservedImage:
         digests=tuple(d for d in i.get("RepoDigests") or () if d != "<none>@<none>"),
         labels=i.get("Labels") or {},
     )
+
+
+def observed_volume(v: dict[str, Any]) -> ObservedVolume:
+    """A volume as /volumes lists it."""
+    return ObservedVolume(name=v["Name"], labels=v.get("Labels") or {})
 
 
 def split_ref(ref: str) -> tuple[str, str | None]:

@@ -18,7 +18,9 @@ class ResourceKind(StrEnum):
 
     gateway: the serving proxy of one host (planner.serving.gateway); watcher: the
     liveness watcher of one host (planner.serving.watcher); both belong to the stack,
-    not to an app. secret: a secret file on a host.
+    not to an app. secret: a secret file on a host. volume: a named volume the stack's
+    apps on one host mount (volume.NAME@HOST); it belongs to the stack and outlives
+    containers.
     """
 
     IMAGE = "image"
@@ -26,6 +28,7 @@ class ResourceKind(StrEnum):
     SECRET = "secret"
     GATEWAY = "gateway"
     WATCHER = "watcher"
+    VOLUME = "volume"
 
     @property
     def per_host(self) -> bool:
@@ -46,6 +49,7 @@ _PATTERN = re.compile(
 # not to an app (app is "").
 _GATEWAY = re.compile(rf"^gateway@(?P<host>{HOST})$")
 _WATCHER = re.compile(rf"^watcher@(?P<host>{HOST})$")
+_VOLUME = re.compile(rf"^volume\.(?P<volume>{NAME})@(?P<host>{HOST})$")
 
 
 class AddressError(ValueError):
@@ -65,6 +69,7 @@ class Address:
     host: str
     index: int = 0
     secret: str = ""
+    volume: str = ""  # a named volume's name (kind volume)
     _text: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -115,6 +120,10 @@ class Address:
         return cls(app="", kind=ResourceKind.WATCHER, host=host)
 
     @classmethod
+    def named_volume(cls, volume: str, host: str) -> Address:
+        return cls(app="", kind=ResourceKind.VOLUME, host=host, volume=volume)
+
+    @classmethod
     def parse(cls, text: str | Address) -> Address:
         if isinstance(text, Address):  # parsed already (at the edge)
             return text
@@ -124,11 +133,13 @@ class Address:
             return cls.gateway(gateway["host"])
         if watcher := _WATCHER.match(text.strip()):
             return cls.watcher(watcher["host"])
+        if volume := _VOLUME.match(text.strip()):
+            return cls.named_volume(volume["volume"], volume["host"])
         match = _PATTERN.match(text.strip())
         if not match:
             raise AddressError(
                 f"{text!r} is not a resource address; expected app.NAME.image@HOST, "
-                "app.NAME.container[I]@HOST, app.NAME.secret.SECRET@HOST, gateway@HOST or watcher@HOST"
+                "app.NAME.container[I]@HOST, app.NAME.secret.SECRET@HOST, volume.NAME@HOST, gateway@HOST or watcher@HOST"
             )
         if match["image"]:
             return cls.image(match["app"], match["host"])
@@ -138,7 +149,9 @@ class Address:
 
     def sort_key(self) -> tuple:
         """Plans and state list an app's image first, then its secrets, then replicas;
-        gateways after every app, then watchers."""
+        gateways after every app, then watchers, then volumes."""
+        if self.kind is ResourceKind.VOLUME:
+            return (3, "", 0, self.volume, 0, self.host)
         if self.kind.per_host:
             return (1 if self.kind is ResourceKind.GATEWAY else 2, "", 0, "", 0, self.host)
         return (0, self.app, ("image", "secret", "container").index(self.kind), self.secret, self.index, self.host)
@@ -150,6 +163,8 @@ class Address:
         match self.kind:
             case "gateway" | "watcher":
                 return f"{self.kind}@{self.host}"
+            case "volume":
+                return f"volume.{self.volume}@{self.host}"
             case "image":
                 middle = "image"
             case "container":
@@ -172,7 +187,7 @@ class Address:
 
 
 _TARGET = re.compile(
-    rf"^(?:gateway|watcher)(?:@{HOST})?$|^app(?:\.{NAME}(?:\.(?:image|container(?:\[(?:0|[1-9]\d*)\])?|secret(?:\.{NAME})?))?)?(?:@{HOST})?$"
+    rf"^(?:gateway|watcher)(?:@{HOST})?$|^volume(?:\.{NAME})?(?:@{HOST})?$|^app(?:\.{NAME}(?:\.(?:image|container(?:\[(?:0|[1-9]\d*)\])?|secret(?:\.{NAME})?))?)?(?:@{HOST})?$"
 )
 
 
@@ -181,7 +196,7 @@ def check_target(text: str) -> None:
     if not _TARGET.match(text.strip()):
         raise AddressError(
             f"{text!r} selects no address; expected app.NAME, app.NAME@HOST, app.NAME.image, "
-            "app.NAME.container[I], gateway, gateway@HOST, watcher, watcher@HOST or a whole address like app.NAME.container[I]@HOST"
+            "app.NAME.container[I], gateway, gateway@HOST, watcher, watcher@HOST, volume.NAME or a whole address like app.NAME.container[I]@HOST"
         )
 
 
@@ -204,6 +219,8 @@ def moves(keys: list[str], source: str, destination: str) -> dict[str, str]:
     for kind in ("gateway", "watcher"):
         if kind in (old.kind, new.kind):
             raise AddressError(f"state mv cannot move a {kind}: there is one per host, named after it")
+    if "volume" in (old.kind, new.kind):
+        raise AddressError("state mv cannot move a volume: its Docker volume is named after it (berth-STACK-NAME)")
     if old.kind != new.kind:
         raise AddressError(f"state mv cannot turn a {old.kind} into a {new.kind}")
     if old.host != new.host:

@@ -89,7 +89,8 @@ def plan_opts(args: argparse.Namespace, *, destroy: bool = False) -> Any:
     from planner.pipeline import PlanOpts
 
     return PlanOpts(destroy=destroy, refresh=args.refresh, targets=tuple(args.target),
-                    replace=tuple(getattr(args, "replace", None) or ()))
+                    replace=tuple(getattr(args, "replace", None) or ()),
+                    remove_volumes=bool(getattr(args, "volumes", False)))
 
 
 @contextmanager

@@ -7,6 +7,7 @@ import signal
 import threading
 from typing import Any, Callable
 
+from berth.ui.plan_view import kept
 from berth.commands import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, common, locked, open_workspace, plan_options, plan_opts
 
 
@@ -21,6 +22,9 @@ def register(commands: Any) -> None:
         sub.add_argument("--auto-approve", action="store_true", help="do not ask for 'yes'")
         sub.add_argument("--parallelism", type=int, default=10, metavar="N", help="steps run at once (default 10)")
         plan_options(sub, replace=name == "apply")
+        if name == "destroy":
+            sub.add_argument("--volumes", action="store_true",
+                             help="remove the stack's named volumes too, with their data (kept otherwise)")
         sub.set_defaults(run=cmd_apply, destroy=name == "destroy", plan_file=None)
 
 
@@ -63,6 +67,8 @@ def run_plan(workspace: Any, plan: Any, state: Any, args: argparse.Namespace, ui
         result = pipeline.apply(workspace.context, plan, workspace.store, state, parallelism=max(1, args.parallelism),
                                 stop=stop, emit=view, config=config, note=note)
     view.render_summary(result.counts(), result.interrupted, destroy=args.destroy)
+    for line in kept(plan):
+        ui.say(line, "yellow")
     if result.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if result.ok else EXIT_ERROR

@@ -15,6 +15,7 @@ def register(commands: Any) -> None:
     plan.add_argument("--json", action="store_true", help="print the plan as JSON (schema in the README)")
     plan.add_argument("--detailed-exitcode", action="store_true", help="exit 0: no changes, 2: changes, 1: error")
     plan.add_argument("--destroy", action="store_true", help="plan the destruction of everything in the stack")
+    plan.add_argument("--volumes", action="store_true", help="with --destroy: remove the named volumes too")
     plan.add_argument("--out", metavar="FILE", help="save the plan; `berth apply FILE` applies exactly it")
     plan_options(plan)
     plan.set_defaults(run=cmd_plan)

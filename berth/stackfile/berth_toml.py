@@ -143,7 +143,8 @@ def _apps(stack_file: StackFile, from_paths: dict[str, Any], source: Source) -> 
                                           bool(stack_file.hosts), host_written)
             config = source.built(AppConfig, fields, lambda loc, name=name: ("apps", name, *_key_of(loc)))
             if config is not None:
-                apps[name] = config
+                lines = {f"volumes[{i}]": source.line(("apps", name, "volumes", i)) for i in range(len(config.volumes))}
+                apps[name] = config.model_copy(update={"lines": {k: v for k, v in lines.items() if v}})
     return apps
 
 

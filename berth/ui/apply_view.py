@@ -37,6 +37,8 @@ VERBS = {  # kind: (while running, when done)
     "watcher-image": ("Preparing watcher image", "Watcher image on host"),
     "watcher-start": ("Starting liveness watcher", "Watcher started"),
     "watcher-remove": ("Removing liveness watcher", "Removal complete"),
+    "create-volume": ("Creating volume", "Volume created"),
+    "remove-volume": ("Removing volume", "Removal complete"),
 }
 
 

@@ -37,11 +37,19 @@ def value_text(value: Any, key: str = "") -> str:
     return json.dumps(value, sort_keys=True) if not isinstance(value, str) else json.dumps(value)
 
 
+def kept(plan: Plan) -> list[str]:
+    """What the plan keeps on purpose and says so: named volumes no app mounts, or that
+    a destroy leaves (`destroy --volumes` removes them)."""
+    return [reason for c in plan.changes if c.type == "volume" and c.action is Action.NOOP for reason in c.reasons]
+
+
 def render_plan(plan: Plan, ui: Consoles) -> None:
     for name, entry in plan.apps.items():
         _render_source(name, entry, ui)
     for warning in plan.warnings:
         ui.say(f"Warning: {warning}", "yellow")
+    for line in kept(plan):
+        ui.say(f"Note: {line}", "yellow")
     if not plan.has_changes:
         ui.say("No changes. The hosts match the configuration.", "bold green")
         return

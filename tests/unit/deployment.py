@@ -42,9 +42,11 @@ def load(stack_file: Path) -> Any:
     return load_stack(str(stack_file))
 
 
-def make_plan(workspace: Workspace, state: State | None, *, destroy: bool, refresh: bool) -> Plan:
-    """What `berth plan` (and apply, before it asks) computes."""
-    return pipeline.plan(workspace.context, state, pipeline.PlanOpts(destroy=destroy, refresh=refresh))
+def make_plan(workspace: Workspace, state: State | None, *, destroy: bool, refresh: bool,
+              volumes: bool = False) -> Plan:
+    """What `berth plan` (and apply, before it asks) computes; volumes: `--volumes`."""
+    return pipeline.plan(workspace.context, state,
+                         pipeline.PlanOpts(destroy=destroy, refresh=refresh, remove_volumes=volumes))
 
 
 def run_plan(workspace: Workspace, plan: Plan, state: State, *, destroy: bool, emit: Any,
@@ -194,19 +196,19 @@ class Deployment:
         finally:
             session.close()
 
-    def plan(self, *, destroy: bool = False, refresh: bool = True) -> Plan:
+    def plan(self, *, destroy: bool = False, refresh: bool = True, volumes: bool = False) -> Plan:
         session = self.session()
         try:
-            return make_plan(session, session.store.read(), destroy=destroy, refresh=refresh)
+            return make_plan(session, session.store.read(), destroy=destroy, refresh=refresh, volumes=volumes)
         finally:
             session.close()
 
     def apply(self, *, destroy: bool = False, stop: threading.Event | None = None,
-              parallelism: int = 10) -> ApplyResult:
+              parallelism: int = 10, volumes: bool = False) -> ApplyResult:
         session = self.session()
         try:
             state = session.store.read() or State(stack=session.stack.name)
-            plan = self.last_plan = make_plan(session, state, destroy=destroy, refresh=True)
+            plan = self.last_plan = make_plan(session, state, destroy=destroy, refresh=True, volumes=volumes)
             lock = threading.Lock()
 
             def emit(event: Event) -> None:
@@ -218,8 +220,8 @@ class Deployment:
         finally:
             session.close()
 
-    def destroy(self) -> ApplyResult:
-        return self.apply(destroy=True)
+    def destroy(self, *, volumes: bool = False) -> ApplyResult:
+        return self.apply(destroy=True, volumes=volumes)
 
 
 def pending(plan: Plan) -> list[str]:

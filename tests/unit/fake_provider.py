@@ -39,6 +39,7 @@ from providers.types import (
     LABEL_STACK,
     ContainerSpec,
     Observation,
+    ObservedVolume,
     ObservedContainer,
     ObservedImage,
     Progress,
@@ -97,6 +98,8 @@ class FakeHost:
         self.containers: dict[str, FakeContainer] = {}
         self.images: dict[str, FakeImage] = {}
         self.secret_files: dict[SecretParts, bytes] = {}
+        self.volumes: dict[str, dict[str, str]] = {}  # Docker volume name -> labels
+        self.paths: set[str] = set()  # host paths that exist (bind mounts' sources)
         self.never_ready: set[str] = set()  # app names whose probe never passes
         self.unpullable: set[str] = set()  # refs (normalised) a pull of fails
         self.fail_start: set[str] = set()  # app names whose new containers are created but fail to start
@@ -165,6 +168,8 @@ class FakeHost:
                 containers=tuple(c.observed() for c in self.stack_containers(stack)),
                 images=tuple(i.observed() for i in self.images.values()),
                 secrets=tuple(sorted((app, name) for s, app, name in self.secret_files if s == stack)) if secrets else (),
+                volumes=tuple(ObservedVolume(name, dict(labels)) for name, labels in sorted(self.volumes.items())
+                              if labels.get(LABEL_STACK) == stack),
             )
 
     def containers_by_id(self, ids: list[str]) -> tuple[ObservedContainer, ...]:
@@ -320,6 +325,24 @@ class FakeHost:
             self._change("remove_secret", "/".join(parts))
             self.secret_files.pop(parts, None)
 
+    def create_volume(self, name: str, labels: dict[str, str]) -> str:
+        with self._lock:
+            self._change("create_volume", name)
+            self.volumes.setdefault(name, dict(labels))
+            return name
+
+    def remove_volume(self, name: str) -> None:
+        with self._lock:
+            self._change("remove_volume", name)
+            if any(m.named and m.source == name for c in self.containers.values() for m in c.spec.volumes):
+                raise ProviderError(f"cannot remove volume {name} on {self.host}: volume is in use")
+            self.volumes.pop(name, None)
+
+    def missing_paths(self, paths: list[str]) -> list[str]:
+        with self._lock:
+            self.log.append(("missing_paths", " ".join(paths)))
+            return [p for p in paths if p not in self.paths]
+
     def container_state(self, container_id: str) -> dict:
         with self._lock:
             container = self.containers.get(container_id)
@@ -380,6 +403,15 @@ class FakeHost:
             raise ProviderError(f"cannot create {spec.name} on {self.host}: {self.refuse_create}")
         if spec.memory is not None and spec.memory < 6 * 2**20:
             raise ProviderError(f"cannot create {spec.name} on {self.host}: Minimum memory limit allowed is 6MB")
+        for mount in spec.volumes:
+            if not mount.named and mount.source not in self.paths:
+                raise ProviderError(f"cannot create {spec.name} on {self.host}: invalid mount config for type "
+                                    f'"bind": bind source path does not exist: {mount.source}')
+            if mount.named and mount.source not in self.volumes:
+                # As Docker does: a missing named volume is made, unlabelled (berth's own
+                # come first, from a create_volume step, labelled with the stack).
+                self.log.append(("auto_volume", mount.source))
+                self.volumes[mount.source] = {}
         holder = next((c for c in self.containers.values() if c.name == spec.name), None)
         if holder is not None:
             if holder.spec.labels.get(LABEL_STACK) != spec.labels.get(LABEL_STACK):

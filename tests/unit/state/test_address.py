@@ -15,6 +15,8 @@ VALID = [
     ("app.Web9.secret.a-b_c@h", Address(app="Web9", kind="secret", host="h", secret="a-b_c")),
     ("gateway@local", Address.gateway("local")),
     ("gateway@gpu-a", Address(app="", kind="gateway", host="gpu-a")),
+    ("volume.hf-cache@local", Address.named_volume("hf-cache", "local")),
+    ("volume.db_data@gpu-a", Address(app="", kind="volume", host="gpu-a", volume="db_data")),
 ]
 
 
@@ -144,3 +146,17 @@ def test_gateway_targets_are_checked_and_cannot_be_moved() -> None:
         check_target("gateway.x")
     with pytest.raises(AddressError, match="cannot move a gateway"):
         moves(["gateway@local"], "gateway@local", "app.web.image@local")
+
+
+def test_volumes_belong_to_the_stack_sort_last_and_match_their_own_targets() -> None:
+    from state.address import check_target, moves
+
+    volume = Address.parse("volume.hf-cache@gpu-a")
+    assert (volume.app, volume.kind, volume.volume, volume.host) == ("", "volume", "hf-cache", "gpu-a")
+    assert sorted([volume, Address.watcher("local"), Address.image("web", "local")], key=Address.sort_key)[-1] == volume
+    assert volume.matches("volume") and volume.matches("volume.hf-cache") and volume.matches("volume.hf-cache@gpu-a")
+    assert not volume.matches("volume.hf") and not volume.matches("app") and not volume.matches("volume@local")
+    check_target("volume.hf-cache")
+    check_target("volume@gpu-a")
+    with pytest.raises(AddressError, match="cannot move a volume"):
+        moves(["volume.hf-cache@gpu-a"], "volume.hf-cache@gpu-a", "volume.models@gpu-a")
