@@ -48,6 +48,11 @@ def drift(state: State, observed: dict[str, Observation]) -> tuple[State, list[F
             if label and label != key:
                 findings.append(Finding(key, f"container is labelled {label} (moved with state mv); "
                                              "matched by its container ID", False))
+        elif resource.type == "volume":
+            if resource.id not in {v.name for v in obs.volumes}:
+                findings.append(Finding(key, f"volume {resource.id} no longer exists on host {resource.host}: "
+                                             "removed from state (the next apply makes it again, empty)", True))
+                del resources[key]
         else:
             ref = resource.attributes.get("ref")
             if any(i.id == resource.id for i in obs.images):

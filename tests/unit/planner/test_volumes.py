@@ -135,3 +135,19 @@ def test_host_paths_are_checked_on_the_apps_host_in_one_call(tmp_path: Path) -> 
         d.plan()
     assert "does not exist on host gpu-a" in caught.value.diagnostics[0].summary
     assert gpu.ops("missing_paths") == ["/srv/models"] and d.local.ops("missing_paths") == []
+
+
+def test_refresh_keeps_a_volume_that_is_there_and_forgets_one_that_is_gone(tmp_path: Path) -> None:
+    from planner.drift import drift
+
+    d = deployment(tmp_path)
+    assert d.apply().ok
+    state = d.state
+    kept, findings = drift(state, {"local": d.local.observe("demo")})
+    assert VOLUME in kept.resources and not [f for f in findings if f.address == VOLUME]
+    d.local.volumes.clear()
+    gone, findings = drift(state, {"local": d.local.observe("demo")})
+    assert VOLUME not in gone.resources
+    assert [f.message for f in findings if f.address == VOLUME] == [
+        "volume berth-demo-hf-cache no longer exists on host local: removed from state "
+        "(the next apply makes it again, empty)"]
