@@ -137,15 +137,21 @@ def _apps(stack_file: StackFile, from_paths: dict[str, Any], source: Source) -> 
             if config is not None:
                 # No host named, GPUs asked for, SSH hosts to choose from: placement picks one.
                 apps[name] = config.model_copy(update={
-                    "host_auto": bool(config.gpus) and bool(stack_file.hosts) and not host_written})
+                    "host_auto": bool(config.gpus) and bool(stack_file.hosts) and not host_written,
+                    "lines": _volume_lines(name, app.volumes, source) if app.volumes else config.lines})
         else:
             fields = normalise.app_fields(name, app, source.file.parent, source.file.name,
                                           bool(stack_file.hosts), host_written)
             config = source.built(AppConfig, fields, lambda loc, name=name: ("apps", name, *_key_of(loc)))
             if config is not None:
-                lines = {f"volumes[{i}]": source.line(("apps", name, "volumes", i)) for i in range(len(config.volumes))}
-                apps[name] = config.model_copy(update={"lines": {k: v for k, v in lines.items() if v}})
+                apps[name] = config.model_copy(update={"lines": _volume_lines(name, app.volumes, source)})
     return apps
+
+
+def _volume_lines(name: str, volumes: list[str] | None, source: Source) -> dict[str, int]:
+    """The line of each `volumes` entry, for the plan-time check of host paths."""
+    lines = {f"volumes[{i}]": source.line(("apps", name, "volumes", i)) for i in range(len(volumes or ()))}
+    return {key: line for key, line in lines.items() if line}
 
 
 def _key_of(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:

@@ -24,7 +24,10 @@ from berth.stackfile.models import Port, at_most, expect, shown
 from berth.stackfile.platforms.imported import Imported, app_name, check_app_name, is_set, read_text
 from berth.stackfile.platforms.staging import cerebrium_dockerfile, stage_build
 from berth.stackfile.source import Source, parse_toml, quoted
-from planner.desired import MAX_COUNT, MAX_GPUS, MAX_REPLICAS, MAX_SECONDS, BuildSource
+from planner.desired import MAX_COUNT, MAX_GPUS, MAX_REPLICAS, MAX_SECONDS, BuildSource, VolumeMount
+
+PERSISTENT_STORAGE = "/persistent-storage"  # where Cerebrium mounts an app's persistent storage
+PERSISTENT_VOLUME = "persistent-storage"  # the named volume berth keeps for it
 
 FILE = "cerebrium.toml"
 FORMAT = "Cerebrium"
@@ -243,6 +246,10 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
         return imported, source
     fields["build"] = BuildSource(context=str(context), dockerfile=str(own_dockerfile or written),
                                   base=None if own_dockerfile else build["base"])
+    # Cerebrium mounts its persistent storage at /persistent-storage in every app (no key
+    # in the file: its examples cache weights and compiled artifacts there): here a named
+    # volume, kept per host and shared by the stack's apps, as Cerebrium shares it per project.
+    fields["volumes"] = (VolumeMount(source=PERSISTENT_VOLUME, target=PERSISTENT_STORAGE),)
     return imported, source
 
 

@@ -78,3 +78,18 @@ def test_bad_values_are_located_errors(in_tmp: Path, line: str, key: str, words:
     [diagnostic] = errors(in_tmp, WEB + line + "\n")
     assert (diagnostic.file, diagnostic.key, diagnostic.line) == ("berth.toml", key, 4)
     assert words in diagnostic.summary, diagnostic.summary
+
+
+def test_cerebrium_persistent_storage_is_a_named_volume_and_from_can_override_it(in_tmp: Path) -> None:
+    import shutil
+
+    examples = Path(__file__).resolve().parents[4] / "examples"
+    shutil.copytree(examples / "cerebrium-fastapi", in_tmp / "api")
+    write(in_tmp, '[stack]\nname = "demo"\n[apps.api]\nfrom = "./api"\n[apps.other]\nfrom = "./api"\nport = 5001\n'
+                  'volumes = ["/srv/state:/persistent-storage", "hf:/hf"]\nshm_size = "1g"\n')
+    apps = load_stack(None).apps
+    assert apps["api"].volumes == (VolumeMount(source="persistent-storage", target="/persistent-storage"),)
+    assert apps["other"].volumes == (VolumeMount(source="/srv/state", target="/persistent-storage"),
+                                     VolumeMount(source="hf", target="/hf"))
+    assert apps["other"].shm_size == 2**30
+    assert apps["other"].lines == {"volumes[0]": 8, "volumes[1]": 8}

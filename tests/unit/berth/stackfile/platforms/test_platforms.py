@@ -16,7 +16,7 @@ import pytest
 from berth.stackfile.platforms.cerebrium import requirement_lines
 from berth.stackfile.load import find_stack_file, load_stack
 from berth.stackfile.platforms.truss import accelerator, cpu_count, memory_bytes
-from planner.desired import AppConfig, BuildSource, Stack
+from planner.desired import AppConfig, BuildSource, Stack, VolumeMount
 from planner.diagnostics import Diagnostic, DiagnosticsError
 from planner.sources import describe
 from providers.types import Observation, ObservedImage
@@ -70,6 +70,8 @@ def test_cerebrium_documented_custom_runtime(in_tmp: Path) -> None:
         command=("uvicorn", "main:app", "--host", "0.0.0.0", "--port", "5000"),
         port=5000, host_port=5000,
         readiness="/ready", liveness="/health",  # readycheck -> readiness, healthcheck -> liveness
+        # Cerebrium's persistent storage, as a named volume berth keeps per host
+        volumes=(VolumeMount(source="persistent-storage", target="/persistent-storage"),),
         origin="cerebrium.toml (Cerebrium)",
     )
     dockerfile = (build_dir / "Dockerfile").read_text()
