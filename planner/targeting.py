@@ -19,7 +19,8 @@ TARGET_WARNING = (
 
 def select(plan: Plan, targets: list[str]) -> Plan:
     """The plan restricted to changes whose address a target matches, plus what they
-    need: a container's image and the apps it depends on (transitively); for a destroy,
+    need: a container's image, the named volumes it mounts (else Docker would make them,
+    unlabelled) and the apps it depends on (transitively); for a destroy,
     the apps that depend on it instead (they go first). Everything else is left out,
     not even recorded, so state keeps its old record of it."""
     for target in targets:
@@ -49,6 +50,8 @@ def select(plan: Plan, targets: list[str]) -> Plan:
                 needed += [c.address for c in changes if address.app in depends_on(c)]
             else:
                 needed += [c.address for app in depends_on(change) for c in by_app.get(app, [])]
+                needed += [Address.named_volume(entry.split(":", 1)[0], address.host)
+                           for entry in (change.after or {}).get("volumes") or () if not entry.startswith("/")]
         for key in needed:
             if key not in chosen and any(c.address == key for c in changes):
                 chosen.add(key)

@@ -151,3 +151,11 @@ def test_refresh_keeps_a_volume_that_is_there_and_forgets_one_that_is_gone(tmp_p
     assert [f.message for f in findings if f.address == VOLUME] == [
         "volume berth-demo-hf-cache no longer exists on host local: removed from state "
         "(the next apply makes it again, empty)"]
+
+
+def test_a_targeted_app_brings_the_volumes_it_mounts(tmp_path: Path) -> None:
+    from planner.targeting import select
+
+    d = deployment(tmp_path)
+    plan = select(d.plan(), ["app.embed"])
+    assert sorted(str(c.address) for c in plan.actions) == ["app.embed.container[0]@local", VOLUME]
