@@ -161,6 +161,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "gpus": ("hardware", "gpu_count"), "gpu_type": ("hardware", "compute"), "replicas": ("scaling", "min_replicas"),
     "predict_concurrency": ("scaling", "replica_concurrency"),
     "readiness_timeout": ("deployment", "deployment_initialization_timeout"),
+    "stop_timeout": ("scaling", "response_grace_period"),
 }
 
 _RUNTIMES: dict[str, type[_Table]] = {"python": PythonRuntime, "docker": DockerRuntime, "custom": CustomRuntime}
@@ -171,7 +172,6 @@ class _Note:
 
     SCALING = {
         "cooldown": "no autoscaler on one's own hosts",
-        "response_grace_period": "containers get berth's fixed 10 s to stop",
         "scaling_metric": "no autoscaler on one's own hosts",
         "scaling_target": "no autoscaler on one's own hosts",
         "scaling_buffer": "no autoscaler on one's own hosts",
@@ -359,6 +359,11 @@ def _scaling(sc: Scaling, source: Source) -> dict[str, Any]:
                           f"{replicas} replica{'s' if replicas > 1 else ''} (min_replicas, at least 1)")
     if sc.replica_concurrency is not None:
         fields["predict_concurrency"] = sc.replica_concurrency
+    # The time in-flight requests get once a replica is told to stop: SIGTERM to SIGKILL.
+    if sc.response_grace_period:
+        fields["stop_timeout"] = float(sc.response_grace_period)
+    elif sc.response_grace_period == 0:
+        source.ignore(("scaling", "response_grace_period"), "0 would kill at once; containers get Docker's 10 s to stop")
     for key, why in _Note.SCALING.items():
         if getattr(sc, key) is not None:
             source.ignore(("scaling", key), why)

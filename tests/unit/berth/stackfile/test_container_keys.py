@@ -93,3 +93,15 @@ def test_cerebrium_persistent_storage_is_a_named_volume_and_from_can_override_it
                                      VolumeMount(source="hf", target="/hf"))
     assert apps["other"].shm_size == 2**30
     assert apps["other"].lines == {"volumes[0]": 8, "volumes[1]": 8}
+
+
+def test_cerebrium_response_grace_period_is_the_stop_timeout(in_tmp: Path) -> None:
+    import shutil
+
+    examples = Path(__file__).resolve().parents[4] / "examples"
+    shutil.copytree(examples / "cerebrium-fastapi", in_tmp / "api")
+    toml = in_tmp / "api" / "cerebrium.toml"
+    assert "[scaling]" not in toml.read_text()
+    toml.write_text(toml.read_text() + "\n[scaling]\nresponse_grace_period = 120\n")
+    write(in_tmp, '[stack]\nname = "demo"\n[apps.api]\nfrom = "./api"\n')
+    assert load_stack(None).apps["api"].stop_timeout == 120
