@@ -47,6 +47,14 @@ def test_an_emptied_stack_file_is_refused_and_destroy_still_removes_the_stack(pr
                  "berth.toml:8: apps.files.env.BIG", id="env-200-KB"),
     pytest.param(("[apps.files]", "[apps.files" + "x" * 300 + "]"), "berth.toml:4: apps.files" + "x" * 300,
                  id="app-name-300"),
+    pytest.param(("port = 8000\n", 'port = 8000\nvolumes = ["x"]\n'), "berth.toml:8: apps.files.volumes[0]",
+                 id="volume-no-path"),
+    pytest.param(("port = 8000\n", 'port = 8000\nulimits = { open_files = 1 }\n'), "berth.toml:8: apps.files.ulimits",
+                 id="ulimit-unknown"),
+    pytest.param(("port = 8000\n", 'port = 8000\nipc = "none"\n'), "berth.toml:8: apps.files.ipc", id="ipc-none"),
+    pytest.param(("port = 8000\n", 'port = 8000\nvolumes = ["/nonexistent/berth/models:/models:ro"]\n'),
+                 "berth.toml:8: apps.files.volumes[0]: host path /nonexistent/berth/models does not exist on host local",
+                 id="host-path-missing"),
 ])
 def test_a_value_docker_would_refuse_never_reaches_the_running_container(project, edit, where):
     project.write(STACK)
