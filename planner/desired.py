@@ -248,8 +248,9 @@ class AppConfig(_Frozen):
     ignored: tuple[str, ...] = ()
     origin: str = "berth.toml"  # the file (and format) this app was read from, for display
     # The line of keys the planner reports problems of at plan time ("volumes[1]": 12:
-    # a host path missing on its host), by key within the app's table.
-    lines: dict[str, int] = Field(default_factory=dict)
+    # a host path missing on its host), by key within the app's table. Left out of dumps
+    # (recorded configurations): where a key sits in the file is not configuration.
+    lines: dict[str, int] = Field(default_factory=dict, exclude=True)
     # Probe timing beyond readiness_timeout, from Truss runtime.health_checks (seconds):
     # liveness_delay, liveness_restart_after, unready_after. Recorded for the liveness
     # watcher; nothing acts on them yet.

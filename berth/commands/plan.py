@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from berth.commands import EXIT_CHANGES, EXIT_OK, common, open_workspace, plan_options, plan_opts
+from berth.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, common, open_workspace, plan_options, plan_opts
 
 
 def register(commands: Any) -> None:
@@ -25,6 +25,9 @@ def cmd_plan(args: argparse.Namespace, ui: Any) -> int:
     from berth.ui.plan_view import plan_document, render_plan
     from planner import pipeline
 
+    if args.volumes and not args.destroy:
+        ui.say("Error: --volumes goes with --destroy (only a destroy removes named volumes)", "bold red", err=True)
+        return EXIT_ERROR
     opts = plan_opts(args, destroy=args.destroy)
     workspace = open_workspace(args)
     try:

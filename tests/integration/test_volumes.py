@@ -93,6 +93,8 @@ def test_changing_shm_size_replaces_and_the_plan_says_why(project):
     plan = project.berth("plan", "--no-color").stdout
     assert "app.web.container[0]@local must be replaced" in plan
     assert "~ shm_size" in plan and "134217728 -> 268435456  # forces replacement" in plan
+    alone = project.berth("plan", "--volumes", check=False)
+    assert alone.returncode == 1 and "--volumes goes with --destroy" in alone.stderr
 
 
 def test_a_host_path_missing_on_an_ssh_host_is_a_plan_time_error(project, remote):
