@@ -9,7 +9,7 @@ import docker
 import docker.errors
 import pytest
 
-from test_ssh_hosts import hosts, remote  # noqa: F401 - fixtures
+from test_ssh_hosts import app, hosts, remote  # noqa: F401 - fixtures
 
 STACK = """
 [stack]
@@ -115,3 +115,34 @@ def test_a_host_path_missing_on_an_ssh_host_is_a_plan_time_error(project, remote
     out = result.stdout + result.stderr
     assert "berth.toml:9: apps.web.volumes[0]: host path /srv/berth-no-such-dir-" in out, out
     assert "does not exist on host th1" in out and "Traceback" not in out
+
+
+def test_a_named_volume_on_an_ssh_host_lives_on_that_hosts_engine(project, remote):
+    th1 = remote["th1"]
+    project.copy_context("httpd")
+    volume = f"berth-{project.stack}-data"
+    base = f'[stack]\nname = "{{stack}}"\n' + th1.toml()
+    try:
+        project.write(base + app("web", "th1", "{port0}", "one", volumes='["data:/data"]'))
+        project.berth("apply", "--auto-approve")
+        labels = th1.client.volumes.get(volume).attrs["Labels"]
+        assert labels["berth.address"] == "volume.data@th1"
+        with pytest.raises(docker.errors.NotFound):
+            project.client.volumes.get(volume)  # on th1's engine, not the local one
+        [web] = th1.stack_containers(project.stack).values()
+        assert web.exec_run(["sh", "-c", "echo kept > /data/file"]).exit_code == 0
+        assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0  # listed over SSH
+        project.write(base + app("web", "th1", "{port0}", "two", volumes='["data:/data"]'))
+        project.berth("apply", "--auto-approve")
+        [replaced] = th1.stack_containers(project.stack).values()
+        assert replaced.id != web.id and replaced.exec_run(["cat", "/data/file"]).output == b"kept\n"
+        assert "kept: volume.data@th1" in project.berth("destroy", "--auto-approve").stdout
+        th1.client.volumes.get(volume)
+        project.berth("destroy", "--volumes", "--auto-approve")
+        with pytest.raises(docker.errors.NotFound):
+            th1.client.volumes.get(volume)
+    finally:  # the remote fixture removes containers and images, not volumes
+        for container in th1.stack_containers(project.stack).values():
+            container.remove(force=True, v=True)
+        for found in th1.client.volumes.list(filters={"label": f"berth.stack={project.stack}"}):
+            found.remove(force=True)
