@@ -317,8 +317,13 @@ class AppConfig(_Frozen):
 
     @field_validator("volumes")
     @classmethod
-    def _volumes(cls, volumes: tuple[VolumeMount, ...]) -> tuple[VolumeMount, ...]:
+    def _volumes(cls, volumes: tuple[VolumeMount, ...], info: ValidationInfo) -> tuple[VolumeMount, ...]:
         _checked(volumes_problem(volumes))
+        secrets = {*info.data.get("secrets", ()), *(info.data.get("secret_env") or {}).values()}
+        for mount in volumes:
+            if secrets and (mount.target == "/secrets" or mount.target.removeprefix("/secrets/") in secrets):
+                raise ValueError(f"{mount.target} is where the app's secrets are mounted (/secrets/NAME); "
+                                 "mount the volume elsewhere")
         return volumes
 
     @field_validator("predict_concurrency")

@@ -105,3 +105,10 @@ def test_cerebrium_response_grace_period_is_the_stop_timeout(in_tmp: Path) -> No
     toml.write_text(toml.read_text() + "\n[scaling]\nresponse_grace_period = 120\n")
     write(in_tmp, '[stack]\nname = "demo"\n[apps.api]\nfrom = "./api"\n')
     assert load_stack(None).apps["api"].stop_timeout == 120
+
+
+def test_a_volume_over_the_secrets_mount_is_refused(in_tmp: Path) -> None:
+    [problem] = errors(in_tmp, WEB + 'secrets = ["tok"]\nvolumes = ["/srv:/secrets"]\n'
+                                    '[secrets.tok]\nenv = "TOK"\n')
+    assert (problem.key, problem.line) == ("apps.web.volumes", 5)
+    assert "is where the app's secrets are mounted" in problem.summary
