@@ -149,5 +149,6 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         ],
         "summary": plan.summary(),
         "warnings": plan.warnings,
+        "kept": kept(plan),
         "apps": plan.apps,
     }

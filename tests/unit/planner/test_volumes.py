@@ -76,6 +76,9 @@ def test_destroy_keeps_named_volumes_and_says_so(tmp_path: Path) -> None:
     assert d.apply().ok
     plan = d.plan(destroy=True)
     assert kept(plan) == ["kept: volume.hf-cache@local (destroy --volumes removes it)"]
+    from berth.ui.plan_view import plan_document
+
+    assert plan_document(plan)["kept"] == kept(plan)
     assert d.destroy().ok
     assert not d.local.stack_containers("demo")
     assert "berth-demo-hf-cache" in d.local.volumes
