@@ -13,7 +13,8 @@ import os
 import sys
 from typing import Any
 
-COMMAND_MODULES = ("plan", "apply", "refresh", "state", "importing", "rollback", "status", "logs", "hosts")
+COMMAND_MODULES = ("plan", "apply", "refresh", "state", "importing", "rollback", "status", "logs", "hosts",
+                   "output", "validate")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -63,9 +63,21 @@ def run_plan(workspace: Any, plan: Any, state: Any, args: argparse.Namespace, ui
         result = pipeline.apply(workspace.context, plan, workspace.store, state, parallelism=max(1, args.parallelism),
                                 stop=stop, emit=view, config=config, note=note)
     view.render_summary(result.counts(), result.interrupted, destroy=args.destroy)
+    if result.ok and not args.destroy:
+        _endpoints(workspace, plan, ui)
     if result.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if result.ok else EXIT_ERROR
+
+
+def _endpoints(workspace: Any, plan: Any, ui: Any) -> None:
+    """Where the apps this apply created or changed now answer (`berth output` lists all)."""
+    from berth.ui.endpoints_view import render_endpoints
+    from planner.endpoints import endpoints
+
+    touched = {c.address.app for c in plan.actions if c.address.app}
+    if touched:
+        render_endpoints(endpoints(workspace.stack, workspace.store.read()), ui, only=touched, title="Serving on:")
 
 
 def _apply_saved(args: argparse.Namespace, ui: Any) -> int:
