@@ -25,6 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Deploy model servers onto Docker hosts: plan shows what would change, apply makes it so.",
     )
     parser.add_argument("--version", action="version", version=f"berth {__version__}")
+    # Also before the command, for the commands whose own -f means something else
+    # (`berth -f FILE logs -f`, as kubectl and docker logs take -f for --follow).
+    parser.add_argument("-f", "--file", dest="global_file", metavar="PATH",
+                        help="stack file, or a directory holding berth.toml (also taken after the command)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"berth.commands.{name}").register(commands)
@@ -59,6 +63,8 @@ def _main(argv: list[str] | None) -> int:
     from berth.commands import EXIT_INTERRUPTED
 
     args = build_parser().parse_args(argv)
+    if getattr(args, "file", None) is None and args.global_file:
+        args.file = args.global_file
     from berth.ui.console import make_consoles
 
     ui = make_consoles(args.no_color)

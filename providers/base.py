@@ -225,8 +225,11 @@ class Provider(Protocol):
 
     def logs(self, container_id: str, tail: int) -> str: ...
 
-    def stream_logs(self, container_id: str, tail: int | None, follow: bool) -> Iterator[str]:
-        """Output as text chunks (for `berth logs`); with follow, until the container stops."""
+    def stream_logs(self, container_id: str, tail: int | None, follow: bool, *, since: int | None = None,
+                    timestamps: bool = False) -> Iterator[str]:
+        """Output as text chunks (for `berth logs`); with follow, until the container stops.
+        since: Unix time of the oldest line; timestamps: each line starts with the engine's
+        RFC 3339 time and a space."""
         ...
 
     def probe(self, port: int, path: str | None, timeout: float) -> tuple[bool, str]:

@@ -367,14 +367,15 @@ class DockerEngine:
             return ""
         return raw.decode("utf-8", "replace")
 
-    def stream_logs(self, container_id: str, tail: int | None, follow: bool) -> Iterator[str]:
+    def stream_logs(self, container_id: str, tail: int | None, follow: bool, *, since: int | None = None,
+                    timestamps: bool = False) -> Iterator[str]:
         """The container's output as text chunks, the last `tail` lines first (all when
         None); with follow, new output as it comes until the container stops."""
         import docker.errors
 
         try:
             chunks = self.api.logs(container_id, stdout=True, stderr=True, stream=True, follow=follow,
-                                   tail="all" if tail is None else tail)
+                                   tail="all" if tail is None else tail, since=since, timestamps=timestamps)
             for chunk in chunks:
                 yield chunk.decode("utf-8", "replace")
         except docker.errors.NotFound:

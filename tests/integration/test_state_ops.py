@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -355,3 +356,46 @@ def test_force_unlock_refuses_a_wrong_lock_id(project):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_logs_of_several_apps_merged_with_grep_since_and_follow(project):
+    project.copy_context("httpd")
+    project.write(STACK)
+    project.berth("apply", "--auto-approve")
+    project.get(project.ports[0], "/from-web")
+    project.get(project.ports[1], "/from-api")
+
+    everything = project.berth("logs").stdout.splitlines()
+    assert any(line.startswith("[web/0@local] ") and "url:/from-web" in line for line in everything), everything
+    assert any(line.startswith("[api/0@local] ") and "url:/from-api" in line for line in everything)
+    assert project.berth("logs", "web", "api").stdout.splitlines() == everything, "no app named: all of them"
+    boots = [i for i, line in enumerate(everything) if "boot: test server starting" in line]
+    assert [everything[i].split("]")[0] for i in boots] == ["[web/0@local", "[api/0@local"], \
+        "merged in time order: web started first (api depends on it)"
+
+    grepped = project.berth("logs", "--grep", "url:/from-").stdout.splitlines()
+    assert len(grepped) == 2 and all("url:/from-" in line for line in grepped), grepped
+    stamped = project.berth("logs", "web", "--timestamps", "--grep", "from-web").stdout
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z .*url:/from-web", stamped), stamped
+    time.sleep(1.5)
+    assert project.berth("logs", "--since", "1s").stdout == "", "nothing was logged in the last second"
+    bad = project.berth("logs", "--since", "ten", check=False)
+    assert bad.returncode == 2 and "expected a duration like 10m" in bad.stderr
+
+    follow = subprocess.Popen([*project.argv("logs", "web", "-f", "--tail", "0")], cwd=project.path,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen: list[str] = []
+    threading.Thread(target=lambda: seen.extend(follow.stdout), daemon=True).start()
+    try:
+        deadline = time.monotonic() + 20
+        while not any("url:/followed" in line for line in seen) and time.monotonic() < deadline:
+            project.get(project.ports[0], "/followed")
+            time.sleep(0.3)
+        assert any("url:/followed" in line for line in seen), seen
+        assert follow.poll() is None
+    finally:
+        follow.kill()
+        follow.wait()
+    global_file = subprocess.run([str(project.argv("plan")[0]), "-f", str(project.path), "logs", "api", "--tail", "1"],
+                                 capture_output=True, text=True, cwd="/")
+    assert global_file.returncode == 0 and len(global_file.stdout.splitlines()) == 1, global_file.stderr
