@@ -112,6 +112,12 @@ class Transport(Protocol):
 
     def docker_version(self) -> str: ...
 
+    @property
+    def engine_url(self) -> str:
+        """Where a Docker CLI on this machine reaches the host's engine (its -H): the
+        engine's own address, or over SSH the forwarder's local socket."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -235,6 +241,11 @@ class Provider(Protocol):
     def probe(self, port: int, path: str | None, timeout: float) -> tuple[bool, str]:
         """One readiness or liveness check against a published port on this host:
         (passed, what was seen). path None means a TCP connect."""
+        ...
+
+    @property
+    def engine_url(self) -> str:
+        """A Docker CLI's -H for this host's engine (`berth exec` runs `docker exec` on it)."""
         ...
 
     def run_in(self, container_id: str, command: list[str], files: dict[str, bytes] | None = None) -> tuple[int, str]:

@@ -416,6 +416,10 @@ class DockerEngine:
             self._gpus = read_gpus(self.host, *self.transport.call("run nvidia-smi", self.transport.run, NVIDIA_SMI_QUERY))
         return self._gpus
 
+    @property
+    def engine_url(self) -> str:
+        return self.transport.engine_url
+
     @engine_call("read the Docker version")
     def docker_version(self) -> str:
         import docker.errors
