@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 COMMAND_MODULES = ("plan", "apply", "refresh", "state", "importing", "rollback", "status", "logs", "hosts",
-                   "output", "validate", "exec")
+                   "output", "validate", "exec", "show", "completion")
 
 
 def build_parser() -> argparse.ArgumentParser:

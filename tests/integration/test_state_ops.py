@@ -399,3 +399,25 @@ def test_logs_of_several_apps_merged_with_grep_since_and_follow(project):
     global_file = subprocess.run([str(project.argv("plan")[0]), "-f", str(project.path), "logs", "api", "--tail", "1"],
                                  capture_output=True, text=True, cwd="/")
     assert global_file.returncode == 0 and len(global_file.stdout.splitlines()) == 1, global_file.stderr
+
+
+def test_show_prints_a_saved_plan_as_plan_did_and_the_state_with_secrets_masked(project):
+    project.copy_context("httpd")
+    secret = f"show-secret-{os.getpid()}-{time.time_ns()}"
+    project.write(STACK.replace('env = { MESSAGE = "api-v1" }', 'env = { MESSAGE = "api-v1" }\nsecret_env = { TOKEN = "tok" }')
+                  + '\n[secrets.tok]\nenv = "BERTH_TEST_SHOW_SECRET"\n')
+    env = {"BERTH_TEST_SHOW_SECRET": secret}
+    project.berth("apply", "--auto-approve", env=env)
+    shown = project.berth("show", env=env).stdout
+    assert 'container "app.web.container[0]@local" {' in shown and secret not in shown
+    doc = json.loads(project.berth("show", "--json", env=env).stdout)
+    assert doc["format_version"] == 1 and doc["stack"] == project.stack and secret not in json.dumps(doc)
+    api = next(r for r in doc["resources"] if r["address"] == "app.api.container[0]@local")
+    assert api["attributes"]["secret_versions"] == "(sensitive value)"
+
+    project.write(project.file.read_text().replace("web-v1", "web-v2"))
+    planned = project.berth("plan", "--out", "next.plan", env=env).stdout
+    again = project.berth("show", "next.plan").stdout
+    assert planned.split("\nSaved the plan to:")[0].rstrip() == again.rstrip()
+    assert json.loads(project.berth("show", "next.plan", "--json").stdout) == \
+        json.loads(project.berth("plan", "--json", env=env).stdout)
