@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     # (`berth -f FILE logs -f`, as kubectl and docker logs take -f for --follow).
     parser.add_argument("-f", "--file", dest="global_file", metavar="PATH",
                         help="stack file, or a directory holding berth.toml (also taken after the command)")
+    parser.add_argument("-e", "--env", dest="environment", metavar="NAME",
+                        help="an environment: berth.NAME.toml laid over berth.toml, as stack STACK-NAME with its own state")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"berth.commands.{name}").register(commands)

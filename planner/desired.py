@@ -261,6 +261,7 @@ class Stack(_Frozen):
 
     name: str
     file: str  # absolute path of the stack file
+    environment: str | None = None  # `-e NAME`: berth.NAME.toml laid over the file; name is then STACK-NAME
     apps: dict[str, AppConfig] = Field(default_factory=dict)
     # Where each secret an app names comes from; every name in an app's secrets and
     # secret_env has an entry (the loaders see to it).

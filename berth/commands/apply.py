@@ -7,7 +7,17 @@ import signal
 import threading
 from typing import Any, Callable
 
-from berth.commands import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, common, locked, open_workspace, plan_options, plan_opts
+from berth.commands import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    common,
+    locked,
+    open_workspace,
+    plan_options,
+    plan_opts,
+    say_environment,
+)
 
 
 def register(commands: Any) -> None:
@@ -50,6 +60,7 @@ def run_plan(workspace: Any, plan: Any, state: Any, args: argparse.Namespace, ui
     from berth.ui.plan_view import render_plan
     from planner import pipeline
 
+    say_environment(workspace.stack, ui)
     render_plan(plan, ui)
     if not plan.has_changes:
         pipeline.apply(workspace.context, plan, workspace.store, state, config=config, note=note)

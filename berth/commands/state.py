@@ -35,7 +35,8 @@ def cmd_state_list(args: argparse.Namespace, ui: Any) -> int:
     finally:
         store.close()
     # which stack's state, on stderr: stdout stays one address per line for scripts
-    ui.say(f"# state of stack {store.stack} ({store.path})" if store.stack else f"# state in {store.path}", "dim", err=True)
+    env = f", environment {args.environment}" if getattr(args, "environment", None) else ""
+    ui.say(f"# state of stack {store.stack} ({store.path}{env})" if store.stack else f"# state in {store.path}", "dim", err=True)
     for address in state.sorted_addresses() if state else []:
         print(address)
     return EXIT_OK

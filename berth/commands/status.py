@@ -30,6 +30,7 @@ def cmd_status(args: argparse.Namespace, ui: Any) -> int:
     if args.json:
         print(json.dumps([{"stack": workspace.stack.name} | row.as_dict() for row in rows], indent=2))
     else:
-        ui.say(f"Stack {workspace.stack.name} (state in {workspace.store.path})\n", "bold")
+        env = f", environment {workspace.stack.environment}" if workspace.stack.environment else ""
+        ui.say(f"Stack {workspace.stack.name} (state in {workspace.store.path}{env})\n", "bold")
         render_status(rows, ui)
     return EXIT_OK if all(row.healthy for row in rows) else EXIT_ERROR

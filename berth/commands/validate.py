@@ -28,7 +28,7 @@ def cmd_validate(args: argparse.Namespace, ui: Any) -> int:
     from planner.diagnostics import DiagnosticsError
 
     try:
-        stack = load_stack(args.file)
+        stack = load_stack(args.file, getattr(args, "environment", None))
     except DiagnosticsError as err:
         if not args.json:
             raise  # rendered as every other command renders them: file:line: key: message
