@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from berth.stackfile import checks, normalise
+from berth.stackfile import checks, environments, normalise
 from berth.stackfile.files import shown_path
 from berth.stackfile.models import (
     LOCAL_HOST,
@@ -69,8 +69,6 @@ def load(file: Path, environment: str | None = None) -> Stack:
 def _with_environment(source: Source, environment: str) -> dict[str, Any]:
     """The base document with the environment's file over it (source keeps both, so each
     problem is reported in the file that set the key)."""
-    from berth.stackfile import environments
-
     if problem := environments.environment_problem(environment):
         fail(problem)
     path = environments.overlay_file(source.file, environment)

@@ -14,6 +14,7 @@ from typing import Any, NoReturn, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from berth.stackfile import locate
+from berth.stackfile.environments import set_by_overlay
 from berth.stackfile.models import shown
 from planner.diagnostics import Diagnostic, DiagnosticsError
 
@@ -84,8 +85,6 @@ class Source:
     def _origin(self, loc: Loc) -> Source:
         """The file that sets the key at loc: this one, or the environment's over it."""
         if self.overlay is not None:
-            from berth.stackfile.environments import set_by_overlay
-
             if set_by_overlay(self.base or {}, self.overlay.raw, self.prefix + loc):
                 return self.overlay
         return self
