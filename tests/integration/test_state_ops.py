@@ -257,7 +257,7 @@ def test_history_records_each_config_and_rollback_brings_it_back(project):
     v2_serial = serial(project)
     assert "message: web-v2" in message(project, 0)
 
-    history = json.loads(project.berth("state", "history", "--json").stdout)
+    history = json.loads(project.berth("state", "history", "--json").stdout)["versions"]
     assert [h["serial"] for h in history] == list(range(1, v2_serial + 1))
     assert all(h["config"] and h["who"] and h["time"] for h in history if h["note"] == "apply")
     assert len({h["config"] for h in history}) == 2
@@ -284,7 +284,7 @@ def test_status_and_logs(project, docker_client):
     project.copy_context("httpd")
     project.write(STACK)
     project.berth("apply", "--auto-approve")
-    rows = json.loads(project.berth("status", "--json").stdout)
+    rows = json.loads(project.berth("status", "--json").stdout)["replicas"]
     assert {(r["app"], r["state"], r["readiness"], r["liveness"], r["healthy"]) for r in rows} == {
         ("web", "running", "ready", "live", True), ("api", "running", "ready", "-", True)}
     table = project.berth("status").stdout
@@ -421,3 +421,35 @@ def test_show_prints_a_saved_plan_as_plan_did_and_the_state_with_secrets_masked(
     assert planned.split("\nSaved the plan to:")[0].rstrip() == again.rstrip()
     assert json.loads(project.berth("show", "next.plan", "--json").stdout) == \
         json.loads(project.berth("plan", "--json", env=env).stdout)
+
+
+def test_every_json_document_is_an_object_with_a_format_version_and_zoned_times(project):
+    project.copy_context("httpd")
+    project.write(STACK)
+    project.berth("apply", "--auto-approve")
+    project.berth("plan", "--out", "saved.plan")
+    documents = {
+        "plan": ("plan", "--json"), "status": ("status", "--json"), "show": ("show", "--json"),
+        "show plan": ("show", "saved.plan", "--json"), "output": ("output", "--json"),
+        "history": ("state", "history", "--json"), "validate": ("validate", "--json"), "hosts": ("hosts", "--json"),
+    }
+    stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+    def times(value, key=""):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                yield from times(v, k)
+        elif isinstance(value, list):
+            for v in value:
+                yield from times(v, key)
+        elif key in ("time", "since", "started_at") and value is not None:
+            yield value
+
+    for name, args in documents.items():
+        doc = json.loads(project.berth(*args).stdout)
+        assert isinstance(doc, dict) and isinstance(doc.get("format_version"), int), name
+        assert all(stamp.match(t) for t in times(doc)), (name, list(times(doc)))
+    status = json.loads(project.berth("status", "--json").stdout)
+    assert status["healthy"] is True and all(isinstance(r["healthy"], bool) for r in status["replicas"])
+    assert all(stamp.match(r["since"]) for r in status["replicas"])
+    assert list(times(json.loads(project.berth("state", "history", "--json").stdout)))
