@@ -453,3 +453,23 @@ def test_every_json_document_is_an_object_with_a_format_version_and_zoned_times(
     assert status["healthy"] is True and all(isinstance(r["healthy"], bool) for r in status["replicas"])
     assert all(stamp.match(r["since"]) for r in status["replicas"])
     assert list(times(json.loads(project.berth("state", "history", "--json").stdout)))
+
+
+def test_apply_json_streams_one_event_per_line(project):
+    project.copy_context("httpd")
+    project.write(STACK)
+    refused = project.berth("apply", "--json", check=False)
+    assert refused.returncode == 1 and "--json cannot ask for 'yes'" in refused.stderr and refused.stdout == ""
+    out = project.berth("apply", "--json", "--auto-approve").stdout
+    events = [json.loads(line) for line in out.splitlines()]
+    assert all(e["format_version"] == 1 and e["time"].endswith("Z") for e in events)
+    assert events[0]["event"] == "plan" and events[0]["plan"]["summary"]["add"] == 4
+    assert events[-1]["event"] == "summary" and events[-1]["ok"] is True and events[-1]["added"] == 4
+    steps = [(e["event"], e["step"], e["address"]) for e in events if e["event"] in ("started", "finished")]
+    web = "app.web.container[0]@local"
+    assert steps.index(("started", "create", web)) < steps.index(("finished", "create", web)) \
+        < steps.index(("started", "wait", web)) < steps.index(("finished", "wait", web))
+    finished = [e for e in events if e["event"] == "finished"]
+    assert all(isinstance(e["elapsed"], float) for e in finished)
+    again = [json.loads(line) for line in project.berth("apply", "--json", "--auto-approve").stdout.splitlines()]
+    assert [e["event"] for e in again] == ["plan", "summary"] and again[0]["plan"]["changes"] == []
