@@ -254,6 +254,11 @@ class HostConfig(_Frozen):
     accept_new_host_key: bool = False  # unknown keys only; a changed key is always refused
     docker_socket: str = "/var/run/docker.sock"  # the engine's socket on the host
     secrets_dir: str | None = None  # absolute, normalised; None: the host's default (providers.ssh.secret_files)
+    proxy_jump: str | None = None  # bastions to connect through, as ssh's ProxyJump ("a,user@b:2222")
+    # Whether the file wrote the user and port: where it did not, ~/.ssh/config's for the
+    # address count (`ssh = "gpu-box"`, a Host alias), as they do for ssh.
+    user_given: bool = True
+    port_given: bool = True
 
 
 class Stack(_Frozen):
