@@ -13,7 +13,8 @@ import os
 import sys
 from typing import Any
 
-COMMAND_MODULES = ("plan", "apply", "refresh", "state", "importing", "rollback", "status", "logs", "hosts")
+COMMAND_MODULES = ("plan", "apply", "refresh", "state", "importing", "rollback", "status", "logs", "hosts",
+                   "output", "validate", "exec", "show", "completion")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Deploy model servers onto Docker hosts: plan shows what would change, apply makes it so.",
     )
     parser.add_argument("--version", action="version", version=f"berth {__version__}")
+    # Also before the command, for the commands whose own -f means something else
+    # (`berth -f FILE logs -f`, as kubectl and docker logs take -f for --follow).
+    parser.add_argument("-f", "--file", dest="global_file", metavar="PATH",
+                        help="stack file, or a directory holding berth.toml (also taken after the command)")
+    parser.add_argument("-e", "--env", dest="environment", metavar="NAME",
+                        help="an environment: berth.NAME.toml laid over berth.toml, as stack STACK-NAME with its own state")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"berth.commands.{name}").register(commands)
@@ -58,6 +65,8 @@ def _main(argv: list[str] | None) -> int:
     from berth.commands import EXIT_INTERRUPTED
 
     args = build_parser().parse_args(argv)
+    if getattr(args, "file", None) is None and args.global_file:
+        args.file = args.global_file
     from berth.ui.console import make_consoles
 
     ui = make_consoles(args.no_color)

@@ -39,9 +39,9 @@ MAX_COUNT = 1_000_000  # other counts (thresholds, concurrency)
 # keeps berth-STACK-APP (an image repository: Docker refuses past 255) and every host file
 # name (255) in bounds; Baseten's public examples name apps (from model_name) up to 93.
 MAX_NAME = 100
-# berth names containers berth-STACK-APP-I, and a stack of one from a platform file is
-# named as its app. Docker takes any length there; berth keeps them to 200 (the longest of
-# the public examples is 196).
+# berth names containers berth-STACK-APP-I (berth-STACK-I for an app named as its stack,
+# as a stack of one from a platform file is). Docker takes any length there; berth keeps
+# them to 200.
 MAX_CONTAINER_NAME = 200
 # Linux refuses to exec a process with one environment string ("KEY=VALUE" and its NUL)
 # over MAX_ARG_STRLEN (128 KiB), or with arguments and environment over ARG_MAX (2 MiB with
@@ -62,8 +62,11 @@ _REPOSITORY_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 
 def container_name(stack: str, app: str, index: int) -> str:
     """The name of replica `index` of `app`'s container: the one place it is made (the
-    load-time length check and planner.resources both use it)."""
-    return f"berth-{stack}-{app}-{index}"
+    load-time length check and planner.resources both use it). An app named as its stack
+    (a cerebrium.toml or Truss config.yaml is a stack of one, named after its app) is not
+    named twice: berth-my-app-0, not berth-my-app-my-app-0. A container named the old way
+    is renamed in place (name is a live change)."""
+    return f"berth-{stack}-{index}" if app == stack else f"berth-{stack}-{app}-{index}"
 
 
 def number_problem(value: float, low: float, high: float, what: str) -> str | None:
@@ -356,6 +359,11 @@ class HostConfig(_Frozen):
     accept_new_host_key: bool = False  # unknown keys only; a changed key is always refused
     docker_socket: str = "/var/run/docker.sock"  # the engine's socket on the host
     secrets_dir: str | None = None  # absolute, normalised; None: the host's default (providers.ssh.secret_files)
+    proxy_jump: str | None = None  # bastions to connect through, as ssh's ProxyJump ("a,user@b:2222")
+    # Whether the file wrote the user and port: where it did not, ~/.ssh/config's for the
+    # address count (`ssh = "gpu-box"`, a Host alias), as they do for ssh.
+    user_given: bool = True
+    port_given: bool = True
 
 
 class Stack(_Frozen):
@@ -363,6 +371,7 @@ class Stack(_Frozen):
 
     name: str
     file: str  # absolute path of the stack file
+    environment: str | None = None  # `-e NAME`: berth.NAME.toml laid over the file; name is then STACK-NAME
     apps: dict[str, AppConfig] = Field(default_factory=dict)
     # Where each secret an app names comes from; every name in an app's secrets and
     # secret_env has an entry (the loaders see to it).

@@ -39,7 +39,9 @@ class ReplicaHealth:
                 and self.liveness in ("live", "-"))
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"healthy": self.healthy}
+        """For JSON: since as RFC 3339 with its zone (Docker's StartedAt is UTC)."""
+        since = self.since.replace(" ", "T") + "Z" if self.since else None
+        return asdict(self) | {"healthy": self.healthy, "since": since}
 
 
 def check(state: State | None, providers: dict[str, Provider], desired_apps: list[str], parallelism: int = 16) -> list[ReplicaHealth]:

@@ -104,7 +104,7 @@ def diff_plan(ctx: Context, state: State | None, opts: PlanOpts = PlanOpts()) ->
     # Every source is read before any host is asked anything; a missing one stops
     # the plan here. Destroy needs no values.
     names = [] if destroy else [n for app in stack.apps.values() for n in secret_names(app)]
-    digests = ctx.secrets.digests(names) if names else {}
+    digests, unread = _secret_digests(ctx, state, names, refresh=opts.refresh)
     hashes = dict(opts.hashes) if opts.hashes is not None else ({} if destroy else content_hashes(ctx))
     if opts.refresh:
         observed = observe(ctx, state)
@@ -122,7 +122,29 @@ def diff_plan(ctx: Context, state: State | None, opts: PlanOpts = PlanOpts()) ->
     from planner.sources import describe
 
     apps, warnings = describe(stack, observed)
-    return made.model_copy(update={"apps": apps, "warnings": [*made.warnings, *warnings]})
+    return made.model_copy(update={"apps": apps, "warnings": [*made.warnings, *unread, *warnings]})
+
+
+def _secret_digests(ctx: Context, state: State | None, names: list[str], *, refresh: bool) -> tuple[dict[str, str], list[str]]:
+    """The digest of each secret's value, and warnings. A plan that contacts hosts reads
+    every source (a missing one stops it); --refresh=false, which CI runs without
+    credentials, compares what it can read and takes the digest state recorded for a
+    source it cannot, with a warning (a secret never applied still needs its source)."""
+    if not names:
+        return {}, []
+    if refresh:
+        return ctx.secrets.digests(names), []
+    from planner.diagnostics import DiagnosticsError
+
+    digests, unread = ctx.secrets.readable_digests(names)
+    recorded = {r.attributes.get("name"): r.attributes.get("value")
+                for r in (state.resources.values() if state else ()) if r.type == "secret"}
+    missing = [problem for name, problem in unread.items() if not recorded.get(name)]
+    if missing:
+        raise DiagnosticsError(missing)
+    digests |= {name: recorded[name] for name in unread}
+    return digests, [f"{problem.summary}; planned with the digest of the value last applied"
+                     for name, problem in unread.items()]
 
 
 def check_host_paths(ctx: Context, stack: Stack) -> None:

@@ -30,7 +30,9 @@ def recorded_config(stack: Stack, *, destroy: bool = False) -> dict[str, Any]:
     destroy records the stack with no apps: that is what it leaves desired."""
     if destroy:
         stack = stack.model_copy(update={"apps": {}})
-    return {"format": RECORD_FORMAT, "stack": _redact(stack.model_dump(mode="json"), under_secret=False)}
+    # environment only when set: records of stacks without one stay as they were
+    dumped = stack.model_dump(mode="json", exclude={"environment"} if stack.environment is None else None)
+    return {"format": RECORD_FORMAT, "stack": _redact(dumped, under_secret=False)}
 
 
 def stack_from_record(record: dict[str, Any]) -> Stack:

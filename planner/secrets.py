@@ -125,6 +125,19 @@ class SecretValues:
         self.resolve(names)
         return {name: self.digest(name) for name in dict.fromkeys(names)}
 
+    def readable_digests(self, names: Iterable[str]) -> tuple[dict[str, str], dict[str, Diagnostic]]:
+        """(digests of the secrets whose source can be read now, why each other cannot)."""
+        found: dict[str, str] = {}
+        unread: dict[str, Diagnostic] = {}
+        for name in dict.fromkeys(names):
+            try:
+                self._read(name)
+            except _SourceError as err:
+                unread[name] = err.diagnostic
+                continue
+            found[name] = self.digest(name)
+        return found, unread
+
     def redact(self, text: str) -> str:
         """text with every value read so far (and each long line of a multi-line one)
         replaced by (sensitive value): for messages that quote what a host said, such

@@ -112,6 +112,12 @@ class Transport(Protocol):
 
     def docker_version(self) -> str: ...
 
+    @property
+    def engine_url(self) -> str:
+        """Where a Docker CLI on this machine reaches the host's engine (its -H): the
+        engine's own address, or over SSH the forwarder's local socket."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -240,13 +246,21 @@ class Provider(Protocol):
 
     def logs(self, container_id: str, tail: int) -> str: ...
 
-    def stream_logs(self, container_id: str, tail: int | None, follow: bool) -> Iterator[str]:
-        """Output as text chunks (for `berth logs`); with follow, until the container stops."""
+    def stream_logs(self, container_id: str, tail: int | None, follow: bool, *, since: int | None = None,
+                    timestamps: bool = False) -> Iterator[str]:
+        """Output as text chunks (for `berth logs`); with follow, until the container stops.
+        since: Unix time of the oldest line; timestamps: each line starts with the engine's
+        RFC 3339 time and a space."""
         ...
 
     def probe(self, port: int, path: str | None, timeout: float) -> tuple[bool, str]:
         """One readiness or liveness check against a published port on this host:
         (passed, what was seen). path None means a TCP connect."""
+        ...
+
+    @property
+    def engine_url(self) -> str:
+        """A Docker CLI's -H for this host's engine (`berth exec` runs `docker exec` on it)."""
         ...
 
     def run_in(self, container_id: str, command: list[str], files: dict[str, bytes] | None = None) -> tuple[int, str]:

@@ -409,14 +409,15 @@ class DockerEngine:
             return ""
         return raw.decode("utf-8", "replace")
 
-    def stream_logs(self, container_id: str, tail: int | None, follow: bool) -> Iterator[str]:
+    def stream_logs(self, container_id: str, tail: int | None, follow: bool, *, since: int | None = None,
+                    timestamps: bool = False) -> Iterator[str]:
         """The container's output as text chunks, the last `tail` lines first (all when
         None); with follow, new output as it comes until the container stops."""
         import docker.errors
 
         try:
             chunks = self.api.logs(container_id, stdout=True, stderr=True, stream=True, follow=follow,
-                                   tail="all" if tail is None else tail)
+                                   tail="all" if tail is None else tail, since=since, timestamps=timestamps)
             for chunk in chunks:
                 yield chunk.decode("utf-8", "replace")
         except docker.errors.NotFound:
@@ -456,6 +457,10 @@ class DockerEngine:
 
             self._gpus = read_gpus(self.host, *self.transport.call("run nvidia-smi", self.transport.run, NVIDIA_SMI_QUERY))
         return self._gpus
+
+    @property
+    def engine_url(self) -> str:
+        return self.transport.engine_url
 
     @engine_call("read the Docker version")
     def docker_version(self) -> str:

@@ -44,6 +44,10 @@ class LocalTransport:
         self.why_no_files = (f"the Docker engine (DOCKER_HOST={os.environ.get('DOCKER_HOST')}) runs on another "
                              "machine; declare that machine as an SSH host")
 
+    @property
+    def engine_url(self) -> str:
+        return self.base_url
+
     def connect_api(self) -> Any:
         import docker
 

@@ -27,7 +27,7 @@ def open_workspace(args: argparse.Namespace) -> Any:
     from berth.stackfile.load import load_stack
     from berth.workspace import Workspace, state_dir_for
 
-    stack = load_stack(args.file)
+    stack = load_stack(args.file, getattr(args, "environment", None))
     return Workspace(stack, state_dir_for(Path(stack.file), args.state_dir))
 
 
@@ -55,7 +55,7 @@ def open_store(args: argparse.Namespace) -> Any:
 
     directory = state_dir(args)
     try:
-        name = load_stack(args.file).name
+        name = load_stack(args.file, getattr(args, "environment", None)).name
     except DiagnosticsError:
         kept = stores_in(directory)
         if len(kept) != 1:
@@ -91,6 +91,13 @@ def plan_opts(args: argparse.Namespace, *, destroy: bool = False) -> Any:
     return PlanOpts(destroy=destroy, refresh=args.refresh, targets=tuple(args.target),
                     replace=tuple(getattr(args, "replace", None) or ()),
                     remove_volumes=bool(getattr(args, "volumes", False)))
+
+
+def say_environment(stack: Any, ui: Any) -> None:
+    """The plan's header line when an environment is in effect (`-e NAME`)."""
+    if stack.environment:
+        ui.say(f"Environment {stack.environment}: stack {stack.name} (berth.{stack.environment}.toml over "
+               f"{stack.file.rsplit('/', 1)[-1]})\n", "bold")
 
 
 @contextmanager

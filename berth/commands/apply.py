@@ -7,8 +7,18 @@ import signal
 import threading
 from typing import Any, Callable
 
+from berth.commands import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    common,
+    locked,
+    open_workspace,
+    plan_options,
+    plan_opts,
+    say_environment,
+)
 from berth.ui.plan_view import kept
-from berth.commands import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, common, locked, open_workspace, plan_options, plan_opts
 
 
 def register(commands: Any) -> None:
@@ -20,6 +30,8 @@ def register(commands: Any) -> None:
             sub.add_argument("plan_file", nargs="?", metavar="FILE",
                              help="a plan saved with `berth plan --out FILE`: apply exactly it, without asking")
         sub.add_argument("--auto-approve", action="store_true", help="do not ask for 'yes'")
+        sub.add_argument("--json", action="store_true",
+                         help="JSON lines on stdout: the plan, one event per step as it runs, the summary (needs --auto-approve)")
         sub.add_argument("--parallelism", type=int, default=10, metavar="N", help="steps run at once (default 10)")
         plan_options(sub, replace=name == "apply")
         if name == "destroy":
@@ -32,6 +44,10 @@ def cmd_apply(args: argparse.Namespace, ui: Any) -> int:
     from planner import pipeline
     from state.model import State
 
+    if args.json and not (args.auto_approve or args.plan_file):
+        from state.errors import StateError
+
+        raise StateError("--json cannot ask for 'yes': add --auto-approve, or apply a saved plan (berth apply FILE --json)")
     if args.plan_file:
         return _apply_saved(args, ui)
     opts = plan_opts(args, destroy=args.destroy)
@@ -54,6 +70,9 @@ def run_plan(workspace: Any, plan: Any, state: Any, args: argparse.Namespace, ui
     from berth.ui.plan_view import render_plan
     from planner import pipeline
 
+    if getattr(args, "json", False):
+        return _run_json(workspace, plan, state, args, config=config, note=note)
+    say_environment(workspace.stack, ui)
     render_plan(plan, ui)
     if not plan.has_changes:
         pipeline.apply(workspace.context, plan, workspace.store, state, config=config, note=note)
@@ -69,9 +88,40 @@ def run_plan(workspace: Any, plan: Any, state: Any, args: argparse.Namespace, ui
     view.render_summary(result.counts(), result.interrupted, destroy=args.destroy)
     for line in kept(plan):
         ui.say(line, "yellow")
+    if result.ok and not args.destroy:
+        _endpoints(workspace, plan, ui)
     if result.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if result.ok else EXIT_ERROR
+
+
+def _run_json(workspace: Any, plan: Any, state: Any, args: argparse.Namespace, *,
+              config: dict[str, Any] | None, note: str) -> int:
+    """apply --json: no questions, no colour, one JSON object per line."""
+    from berth.ui.json_events import JsonEvents
+    from berth.ui.plan_view import plan_document
+    from planner import pipeline
+
+    events = JsonEvents()
+    events.line("plan", plan=plan_document(plan))
+    stop = threading.Event()
+    with _graceful_interrupt(stop, None):
+        result = pipeline.apply(workspace.context, plan, workspace.store, state, parallelism=max(1, args.parallelism),
+                                stop=stop, emit=events, config=config, note=note)
+    events.summary(result.counts(), ok=result.ok, interrupted=result.interrupted)
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result.ok else EXIT_ERROR
+
+
+def _endpoints(workspace: Any, plan: Any, ui: Any) -> None:
+    """Where the apps this apply created or changed now answer (`berth output` lists all)."""
+    from berth.ui.endpoints_view import render_endpoints
+    from planner.endpoints import endpoints
+
+    touched = {c.address.app for c in plan.actions if c.address.app}
+    if touched:
+        render_endpoints(endpoints(workspace.stack, workspace.store.read()), ui, only=touched, title="Serving on:")
 
 
 def _apply_saved(args: argparse.Namespace, ui: Any) -> int:
@@ -130,7 +180,8 @@ class _graceful_interrupt:
     def _handle(self, signum: int, frame: Any) -> None:
         if not self.stop.is_set():
             self.stop.set()
-            self.ui.say("\nInterrupt received: starting no new steps, waiting for running ones to finish.", "bold yellow", err=True)
+            if self.ui is not None:  # apply --json: the summary line says it was interrupted
+                self.ui.say("\nInterrupt received: starting no new steps, waiting for running ones to finish.", "bold yellow", err=True)
 
     def __enter__(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):

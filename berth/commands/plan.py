@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from berth.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, common, open_workspace, plan_options, plan_opts
+from berth.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, common, open_workspace, plan_options, plan_opts, say_environment
 
 
 def register(commands: Any) -> None:
@@ -37,6 +37,7 @@ def cmd_plan(args: argparse.Namespace, ui: Any) -> int:
     if args.json:
         print(json.dumps(plan_document(plan), indent=2))
     else:
+        say_environment(workspace.stack, ui)
         render_plan(plan, ui)
     if args.out:
         pipeline.save_plan(workspace.context, plan, opts, args.out)

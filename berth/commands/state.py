@@ -35,7 +35,8 @@ def cmd_state_list(args: argparse.Namespace, ui: Any) -> int:
     finally:
         store.close()
     # which stack's state, on stderr: stdout stays one address per line for scripts
-    ui.say(f"# state of stack {store.stack} ({store.path})" if store.stack else f"# state in {store.path}", "dim", err=True)
+    env = f", environment {args.environment}" if getattr(args, "environment", None) else ""
+    ui.say(f"# state of stack {store.stack} ({store.path}{env})" if store.stack else f"# state in {store.path}", "dim", err=True)
     for address in state.sorted_addresses() if state else []:
         print(address)
     return EXIT_OK
@@ -251,6 +252,15 @@ def cmd_state_mv(args: argparse.Namespace, ui: Any) -> int:
     return _mutate(args, ui, "state mv", change)
 
 
+def rfc3339(timestamp: float) -> str | None:
+    """A stored time as JSON documents carry times: RFC 3339, UTC, with its zone."""
+    from datetime import datetime, timezone
+
+    if not timestamp:
+        return None
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def cmd_state_history(args: argparse.Namespace, ui: Any) -> int:
     import json
 
@@ -265,8 +275,9 @@ def cmd_state_history(args: argparse.Namespace, ui: Any) -> int:
     if args.limit:
         found = found[-args.limit:]
     if args.json:
-        print(json.dumps([v.__dict__ | {"added": list(v.added), "removed": list(v.removed), "changed": list(v.changed)}
-                          for v in found], indent=2))
+        print(json.dumps({"format_version": 1, "stack": store.stack, "versions": [
+            v.__dict__ | {"time": rfc3339(v.time), "added": list(v.added), "removed": list(v.removed),
+                          "changed": list(v.changed)} for v in found]}, indent=2))
     else:
         render_history(found, ui)
     return EXIT_OK

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from berth.stackfile import checks, normalise
+from berth.stackfile import checks, environments, normalise
 from berth.stackfile.files import shown_path
 from berth.stackfile.models import (
     LOCAL_HOST,
@@ -30,11 +30,14 @@ from berth.stackfile.source import Source, fail, parse_toml, raise_problems
 from planner.desired import MAX_NAME, AppConfig, Stack
 
 
-def load(file: Path) -> Stack:
-    """The Stack the berth.toml at `file` asks for; its problems, as many as can be
-    found, raised together in one DiagnosticsError."""
+def load(file: Path, environment: str | None = None) -> Stack:
+    """The Stack the berth.toml at `file` asks for, with environment's file laid over it
+    when one is named; its problems, as many as can be found, raised together in one
+    DiagnosticsError."""
     source = Source(file=file, shown=shown_path(file), text=_read(file))
     raw = source.raw = parse_toml(source.text, source.shown)
+    if environment is not None:
+        raw = _with_environment(source, environment)
     stack_file, from_paths = _validate(raw, source)
     checks.check_apps(raw.get("apps"), raw.get("hosts"), source)
     checks.check_secrets(raw, source)
@@ -48,14 +51,35 @@ def load(file: Path) -> Stack:
     hosts = {name: normalise.host_config(name, host, file.parent) for name, host in stack_file.hosts.items()}
     checks.check_identity_files(hosts, source)
     name = _stack_name(stack_file.stack, file, source)
+    if environment is not None and name and not (source.overlay and "name" in source.overlay.table("stack")):
+        name = f"{name}-{environment}"  # its own state; an overlay's own [stack] name is taken as written
+        if len(name) > MAX_NAME:
+            source.error(("stack", "name"), f"the stack of environment {environment} is named {name[:40]}..., "
+                         f"{len(name)} characters; at most {MAX_NAME}: set [stack] name in the environment's file")
     if name:
         checks.check_docker_limits(name, apps, source)
     raise_problems(source.problems)
     section = stack_file.stack or StackSection()
     secrets_file = section.secrets_file
-    return Stack(name=name, file=str(file), apps=apps, secrets=secrets, hosts=hosts,
+    return Stack(name=name, file=str(file), environment=environment, apps=apps, secrets=secrets, hosts=hosts,
                  secrets_file=normalise.local_path(file.parent, secrets_file) if secrets_file else None,
                  gateway_port=section.gateway_port, gateway_admin_port=section.gateway_admin_port)
+
+
+def _with_environment(source: Source, environment: str) -> dict[str, Any]:
+    """The base document with the environment's file over it (source keeps both, so each
+    problem is reported in the file that set the key)."""
+    if problem := environments.environment_problem(environment):
+        fail(problem)
+    path = environments.overlay_file(source.file, environment)
+    if not path.is_file():
+        fail(f"environment {environment}: no {path.name} beside {source.file.name} ({path.parent}); "
+             f"it holds the keys that differ in {environment}, as berth.toml's own tables")
+    overlay = Source(file=path, shown=shown_path(path), text=_read(path))
+    overlay.raw = parse_toml(overlay.text, overlay.shown)
+    source.overlay, source.base = overlay, source.raw
+    source.raw = environments.merged(source.raw, overlay.raw)
+    return source.raw
 
 
 def _read(file: Path) -> str:

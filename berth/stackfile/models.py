@@ -319,6 +319,10 @@ class HostFile(_Table):
     # Where secret files go on the host (default: /var/lib/berth/secrets as root, else the
     # login's ~/.local/state/berth/secrets). Absolute: Docker needs absolute bind sources.
     secrets_dir: Annotated[str, Field(pattern=r"^/[^\x00]*$"), expect('an absolute directory path like "/srv/berth/secrets"')] | None = None
+    # A bastion (or several, comma-separated, the first hop first), as ssh's ProxyJump.
+    proxy_jump: Annotated[str, Field(pattern=r"^[^,\s]+(,[^,\s]+)*$"),
+                          expect('a jump host like "ubuntu@bastion", "bastion:2222" (a Host alias works too), '
+                                 'or several: "a,b"')] | None = None
 
 
 class FromAppFile(AppFile):

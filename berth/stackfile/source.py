@@ -14,6 +14,7 @@ from typing import Any, NoReturn, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from berth.stackfile import locate
+from berth.stackfile.environments import set_by_overlay
 from berth.stackfile.models import shown
 from planner.diagnostics import Diagnostic, DiagnosticsError
 
@@ -63,6 +64,11 @@ class Source:
     quote: Callable[[str], str] = shown  # how a key path writes a key that is not bare
     problems: list[Diagnostic] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    # An environment's file laid over this one (berth.stackfile.environments): a key it
+    # sets is reported at its own file and line. `raw` is then the merged document, and
+    # `base` this file's own.
+    overlay: Source | None = None
+    base: Any = None
 
     @property
     def origin(self) -> str:
@@ -70,8 +76,18 @@ class Source:
         return f"{self.file.name} ({self.format})"
 
     def line(self, loc: Loc) -> int | None:
+        return self._origin(loc)._own_line(loc)
+
+    def _own_line(self, loc: Loc) -> int | None:
         path = list(self.prefix + loc)
         return self.lines(path) if self.lines is not None else toml_lines(self.text)(path)
+
+    def _origin(self, loc: Loc) -> Source:
+        """The file that sets the key at loc: this one, or the environment's over it."""
+        if self.overlay is not None:
+            if set_by_overlay(self.base or {}, self.overlay.raw, self.prefix + loc):
+                return self.overlay
+        return self
 
     def key(self, loc: Loc) -> str:
         return dotted(self.prefix + loc, self.quote)
@@ -84,9 +100,9 @@ class Source:
         return value if isinstance(value, dict) else {}
 
     def error(self, loc: Loc, summary: str, detail: str = "") -> None:
-        self.problems.append(
-            Diagnostic(summary=summary, file=self.shown, key=self.key(loc) or None, line=self.line(loc), detail=detail)
-        )
+        origin = self._origin(loc)
+        self.problems.append(Diagnostic(summary=summary, file=origin.shown, key=self.key(loc) or None,
+                                        line=origin._own_line(loc), detail=detail))
 
     def ignore(self, loc: Loc, why: str) -> None:
         """A key berth reads but cannot honour: shown in the plan, one line."""

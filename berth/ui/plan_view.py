@@ -51,7 +51,9 @@ def render_plan(plan: Plan, ui: Consoles) -> None:
     for line in kept(plan):
         ui.say(f"Note: {line}", "yellow")
     if not plan.has_changes:
-        ui.say("No changes. The hosts match the configuration.", "bold green")
+        # Terraform's words for an empty destroy: "the hosts match" would read as if the stack were kept
+        ui.say("No changes. No objects need to be destroyed." if plan.destroy
+               else "No changes. The hosts match the configuration.", "bold green")
         return
     ui.say("berth will perform the following actions:\n")
     for change in plan.actions:

@@ -45,13 +45,18 @@ def describe(event: dict[str, Any]) -> str:
 
 def lines_for_app(chunks: Iterable[str], app: str) -> Iterator[str]:
     """The watcher's output as text chunks → described lines about `app`'s replicas."""
+    return lines_for_apps(chunks, {app})
+
+
+def lines_for_apps(chunks: Iterable[str], apps: set[str]) -> Iterator[str]:
+    """The watcher's output as text chunks → described lines about these apps' replicas."""
     pending = ""
     for chunk in chunks:
         pending += chunk
         *whole, pending = pending.split("\n")
         for event in events(whole):
-            if event["event"] in SHOWN and event.get("app") == app:
+            if event["event"] in SHOWN and event.get("app") in apps:
                 yield describe(event) + "\n"
     for event in events([pending]):
-        if event["event"] in SHOWN and event.get("app") == app:
+        if event["event"] in SHOWN and event.get("app") in apps:
             yield describe(event) + "\n"

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator
 from providers.types import ProviderError
 
 CONNECT_TIMEOUT = 10.0
+MAX_JUMPS = 8  # bastions in a row, as far as ProxyJump (and ~/.ssh/config's) may chain
 SFTP_TIMEOUT = 60.0  # seconds an SFTP request (secret files: small) may wait for its reply
 
 
@@ -37,6 +38,14 @@ class SshTarget:
     accept_new_host_key: bool = False
     docker_socket: str = "/var/run/docker.sock"
     secrets_dir: str | None = None  # None: the server's default (providers.ssh.secret_files.server_root)
+    # A bastion to connect through ("user@host:port", or a Host alias of ~/.ssh/config),
+    # as ssh's ProxyJump; None: ~/.ssh/config's ProxyJump or ProxyCommand for the
+    # address, if it has one.
+    proxy_jump: str | None = None
+    # Whether the file wrote the user and the port; where it did not, ~/.ssh/config's
+    # User and Port for the address count, as they do for ssh.
+    user_given: bool = True
+    port_given: bool = True
 
     @property
     def shown(self) -> str:
@@ -46,6 +55,68 @@ class SshTarget:
     def known_hosts_name(self) -> str:
         """The host as known_hosts names it: `addr`, or `[addr]:port` off port 22."""
         return self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+
+
+@dataclass(frozen=True)
+class Route:
+    """How a target is reached, after ~/.ssh/config had its say (paramiko's SSHConfig,
+    as ssh reads it: Host patterns, first value wins; Match is not evaluated)."""
+
+    address: str  # HostName
+    port: int
+    user: str
+    identity_files: tuple[str, ...] = ()
+    proxy_jump: str | None = None  # "host1,user@host2:port": the first hop first
+    proxy_command: str | None = None
+
+    @property
+    def known_hosts_name(self) -> str:
+        return self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+
+
+def ssh_config_for(address: str, path: str = "~/.ssh/config") -> dict[str, Any]:
+    """What ~/.ssh/config says for `address` (lower-case keys, as paramiko gives them);
+    {} without a readable config."""
+    import paramiko
+
+    try:
+        return dict(paramiko.SSHConfig.from_path(os.path.expanduser(path)).lookup(address))
+    except (OSError, paramiko.SSHException, ValueError, KeyError):
+        return {}
+
+
+def route(target: SshTarget, config: dict[str, Any]) -> Route:
+    """Where and how to connect: the file's own settings first, ~/.ssh/config's for what
+    it leaves out (as ssh itself lets the command line win over the config)."""
+    jump = target.proxy_jump or config.get("proxyjump")
+    command = None if target.proxy_jump else config.get("proxycommand")
+    if jump and jump.lower() == "none":
+        jump = None
+    if command and command.lower() == "none":
+        command = None
+    return Route(
+        address=config.get("hostname") or target.address,
+        port=target.port if target.port_given or "port" not in config else int(config["port"]),
+        user=target.user if target.user_given or "user" not in config else config["user"],
+        identity_files=tuple(os.path.expanduser(f) for f in config.get("identityfile", [])),
+        proxy_jump=jump, proxy_command=command if not jump else None,
+    )
+
+
+def jump_target(target: SshTarget, spec: str, hop: int) -> SshTarget:
+    """The bastion `spec` ("[user@]host[:port]") as a target of its own, trusted and
+    logged into as the host behind it is (same known_hosts, identity and policy)."""
+    user, _, rest = spec.rpartition("@")
+    address, port = rest, None
+    if rest.startswith("["):
+        address, _, tail = rest[1:].partition("]")
+        port = tail[1:] or None
+    elif rest.count(":") == 1:
+        address, port = rest.split(":")
+    return SshTarget(name=f"{target.name} (jump {hop + 1}: {spec})", user=user or target.user, address=address,
+                     port=int(port) if port else 22, identity_file=target.identity_file,
+                     known_hosts=target.known_hosts, accept_new_host_key=target.accept_new_host_key,
+                     user_given=bool(user), port_given=port is not None)
 
 
 class HostKeyError(ProviderError):
@@ -80,8 +151,11 @@ class SshConnection:
     """One SSH connection to one host, made on first use and remade at most when it
     drops. Counts what it opens (stats), so the benchmark can show channel reuse."""
 
-    def __init__(self, target: SshTarget) -> None:
+    def __init__(self, target: SshTarget, depth: int = 0) -> None:
         self.target = target
+        self.depth = depth  # how many bastions deep this connection is (a guard against a loop)
+        self._route: Route | None = None
+        self._jump: SshConnection | None = None  # the bastion this connection goes through
         self.stats: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._transport: Any = None
@@ -115,6 +189,9 @@ class SshConnection:
             self.stats["drops"] += 1
             self._transport.close()
             self._transport = None
+            if self._jump is not None:
+                self._jump.close()
+                self._jump = None
         try:
             self._transport = self._connect()
         except ProviderError as err:
@@ -122,14 +199,53 @@ class SshConnection:
             raise
         self._generation += 1
 
+    @property
+    def route(self) -> Route:
+        if self._route is None:
+            self._route = route(self.target, ssh_config_for(self.target.address))
+        return self._route
+
+    def _socket(self) -> Any:
+        """A stream to the host's sshd: straight, through ProxyCommand, or as a channel
+        of the (last) bastion's connection."""
+        import paramiko
+
+        r = self.route
+        if r.proxy_jump:
+            hops = [hop.strip() for hop in r.proxy_jump.split(",") if hop.strip()]
+            if self.depth + len(hops) > MAX_JUMPS:
+                raise ProviderError(self._unreachable(f"more than {MAX_JUMPS} jumps (a ProxyJump loop?)"))
+            # ssh's ProxyJump a,b: connect to a, then to b through a, then here through b
+            jump = self._jump = SshConnection(self._hops_target(hops), self.depth + len(hops))
+            try:
+                return jump._transport_now().open_channel(
+                    "direct-tcpip", (r.address, r.port), ("127.0.0.1", 0), timeout=CONNECT_TIMEOUT)
+            except ProviderError as err:
+                raise ProviderError(self._unreachable(f"through its jump host: {err}")) from None
+            except (paramiko.SSHException, OSError, EOFError) as err:
+                raise ProviderError(self._unreachable(f"the jump host {hops[-1]} cannot reach it: "
+                                                      f"{err or type(err).__name__}")) from None
+        if r.proxy_command:
+            try:
+                return paramiko.ProxyCommand(r.proxy_command)
+            except (paramiko.SSHException, OSError) as err:
+                raise ProviderError(self._unreachable(f"ProxyCommand failed: {err}")) from None
+        try:
+            return socket.create_connection((r.address, r.port), timeout=CONNECT_TIMEOUT)
+        except OSError as err:
+            raise ProviderError(self._unreachable(err.strerror or str(err))) from None
+
+    def _hops_target(self, hops: list[str]) -> SshTarget:
+        """The last hop, with the ones before it as its own ProxyJump."""
+        last = jump_target(self.target, hops[-1], len(hops) - 1)
+        earlier = ",".join(hops[:-1])
+        return SshTarget(**{**last.__dict__, "proxy_jump": earlier or "none"})
+
     def _connect(self) -> Any:
         import paramiko
 
         t = self.target
-        try:
-            sock = socket.create_connection((t.address, t.port), timeout=CONNECT_TIMEOUT)
-        except OSError as err:
-            raise ProviderError(self._unreachable(err.strerror or str(err))) from None
+        sock = self._socket()
         self.stats["connections"] += 1
         transport = paramiko.Transport(sock)
         transport.banner_timeout = transport.auth_timeout = CONNECT_TIMEOUT
@@ -150,7 +266,9 @@ class SshConnection:
         return transport
 
     def _unreachable(self, cause: str) -> str:
-        return f"host {self.target.name} ({self.target.shown}) cannot be reached: {cause}"
+        r = self.route
+        via = f" through {r.proxy_jump}" if r.proxy_jump else " through its ProxyCommand" if r.proxy_command else ""
+        return f"host {self.target.name} ({r.user}@{r.address}:{r.port}{via}) cannot be reached: {cause}"
 
     def _known_keys(self) -> dict[str, Any]:
         import paramiko
@@ -162,11 +280,11 @@ class SshConnection:
                 keys.load(path)
             except (OSError, paramiko.SSHException) as err:
                 raise ProviderError(f"host {self.target.name}: cannot read known_hosts {path}: {err}") from None
-        entry = keys.lookup(self.target.known_hosts_name)
+        entry = keys.lookup(self.route.known_hosts_name)
         return dict(entry) if entry else {}
 
     def _check_host_key(self, key: Any, known: dict[str, Any]) -> None:
-        t = self.target
+        t, r = self.target, self.route
         offered = f"{key.get_name()} {fingerprint(key)}"
         if key.get_name() in known:
             if known[key.get_name()] == key:
@@ -184,13 +302,13 @@ class SshConnection:
             raise HostKeyError(
                 f"host {t.name} ({t.shown}): unknown host key {offered} (not in {t.known_hosts}). "
                 f"Check the fingerprint with the host's owner, then add it with "
-                f"`ssh-keyscan -p {t.port} {t.address} >> {t.known_hosts}`, "
+                f"`ssh-keyscan -p {r.port} {r.address} >> {t.known_hosts}`, "
                 f"or set accept_new_host_key = true in [hosts.{t.name}]"
             )
         path = os.path.expanduser(t.known_hosts)
         os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
         with open(path, "a") as f:
-            f.write(f"{t.known_hosts_name} {key.get_name()} {key.get_base64()}\n")
+            f.write(f"{r.known_hosts_name} {key.get_name()} {key.get_base64()}\n")
         self.stats["host_keys_added"] += 1
 
     def _authenticate(self, transport: Any) -> None:
@@ -198,16 +316,17 @@ class SshConnection:
 
         t = self.target
         tried: list[str] = []
+        user = self.route.user
         for label, key in self._keys():
             tried.append(label)
             try:
-                transport.auth_publickey(t.user, key)
+                transport.auth_publickey(user, key)
             except paramiko.AuthenticationException:
                 continue
             if transport.is_authenticated():
                 return
         raise ProviderError(
-            f"host {t.name} ({t.shown}): authentication failed for user {t.user} "
+            f"host {t.name} ({t.shown}): authentication failed for user {user} "
             f"(tried: {', '.join(tried) or 'no keys found'})"
         )
 
@@ -228,24 +347,12 @@ class SshConnection:
         except paramiko.SSHException:
             pass
         defaults = [os.path.expanduser(f"~/.ssh/{name}") for name in ("id_ed25519", "id_ecdsa", "id_rsa")]
-        for path in dict.fromkeys([*self._config_identity_files(), *defaults]):
+        for path in dict.fromkeys([*self.route.identity_files, *defaults]):
             if os.path.exists(path):
                 try:
                     yield path, paramiko.PKey.from_path(path)
                 except (OSError, paramiko.SSHException):
                     continue  # encrypted without an agent, or unreadable: ssh would skip it too
-
-    def _config_identity_files(self) -> list[str]:
-        """IdentityFile lines ~/.ssh/config gives this host's address, as ssh reads them
-        (Host patterns, Match not evaluated); none when there is no readable config."""
-        import paramiko
-
-        path = os.path.expanduser("~/.ssh/config")
-        try:
-            found = paramiko.SSHConfig.from_path(path).lookup(self.target.address).get("identityfile", [])
-        except (OSError, paramiko.SSHException, ValueError, KeyError):
-            return []
-        return [os.path.expanduser(f) for f in found]
 
     # Channels ------------------------------------------------------------------------
 
@@ -324,6 +431,9 @@ class SshConnection:
             if self._transport is not None:
                 self._transport.close()
                 self._transport = None
+            if self._jump is not None:
+                self._jump.close()
+                self._jump = None
 
 
 def _open_channel(transport: Any, kind: str, path: str) -> Any:

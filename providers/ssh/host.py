@@ -51,6 +51,10 @@ class SshTransport:
         self.why_no_files = "no file transport to it"
         self._depth = threading.local()
 
+    @property
+    def engine_url(self) -> str:
+        return f"unix://{self.forwarder.path}"
+
     def connect_api(self) -> Any:  # docker-py, loaded only when a step changes something
         import docker
 

@@ -131,16 +131,18 @@ class Project:
         """berth's argv, with `-f <project dir>` right after the subcommand words.
 
         `("plan", "--no-color")` -> `berth plan -f DIR --no-color`;
-        `("state", "list")` -> `berth state list -f DIR`. Arguments that already name a
+        `("state", "list")` -> `berth state list -f DIR`; `("logs", "web")` -> `berth logs --file DIR
+        web` (its -f is --follow; APP... is a list, so the file goes before it). Arguments that already name a
         stack file (-f/--file) are left as they are. At most two leading words count as
         the subcommand, so `-f` never lands after a `--` or inside a command to run.
         """
-        if "-f" in args or "--file" in args or any(a.startswith("--file=") for a in args):
+        logs = args[:1] == ("logs",)  # its -f is --follow: the file goes as --file
+        if ("-f" in args and not logs) or "--file" in args or any(a.startswith("--file=") for a in args):
             return [str(BERTH), *args]
         n = 0
-        while n < min(2, len(args)) and _COMMAND_WORD.match(args[n]):
+        while n < min(1 if logs else 2, len(args)) and _COMMAND_WORD.match(args[n]):
             n += 1
-        return [str(BERTH), *args[:n], "-f", str(self.path), *args[n:]]
+        return [str(BERTH), *args[:n], "--file" if logs else "-f", str(self.path), *args[n:]]
 
     def berth(
         self,

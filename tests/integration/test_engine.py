@@ -279,7 +279,7 @@ def test_destroy_leaves_nothing_labelled(project):
     assert "Destroy complete! Resources: 4 destroyed." in out
     assert project.labelled() == []
     assert project.berth("state", "list").stdout == ""
-    assert "No changes." in project.berth("destroy", "--auto-approve").stdout
+    assert "No changes. No objects need to be destroyed." in project.berth("destroy", "--auto-approve").stdout
 
 
 def test_kill_9_mid_apply_then_apply_converges(project):

@@ -107,6 +107,7 @@ def test_project_fills_placeholders_finds_and_removes_its_stack(project):
     assert project.argv("state", "list")[1:] == ["state", "list", "-f", d]
     assert project.argv("apply", "plan.out")[1:] == ["apply", "-f", d, "plan.out"]
     assert project.argv("plan", "-f", "elsewhere")[1:] == ["plan", "-f", "elsewhere"]
+    assert project.argv("logs", "web", "-f")[1:] == ["logs", "--file", d, "web", "-f"]
 
     # NEVER_READY on a custom port: alive, never ready.
     image = build_httpd(project)

@@ -93,7 +93,7 @@ def test_the_admin_api_answers_no_one_outside_the_gateway_container(project, doc
     script = script.replace("PORTS", f"{project.ports[10]} {project.ports[11]}").replace("ADDRESS", address)
     output = docker_client.containers.run("debian:bookworm-slim", ["bash", "-c", script], remove=True).decode()
     assert [line.split(" ", 1)[-1].strip() for line in output.splitlines()] == ["200 OK", "refused"], output
-    rows = json.loads(project.berth("status", "--json").stdout)
+    rows = json.loads(project.berth("status", "--json").stdout)["replicas"]
     assert [r["readiness"] for r in rows if r["address"] == "gateway@local"] == ["ready"]  # routes read back
 
 
@@ -152,7 +152,7 @@ def test_destroy_removes_the_gateway(project):
 
 def test_status_shows_the_gateway_ready_with_its_routes(project, docker_client):
     served(project, replicas=1)
-    rows = json.loads(project.berth("status", "--json").stdout)
+    rows = json.loads(project.berth("status", "--json").stdout)["replicas"]
     [row] = [r for r in rows if r["address"] == "gateway@local"]
     assert (row["app"], row["state"], row["readiness"], row["healthy"]) == ("(gateway)", "running", "ready", True)
     assert "(gateway)" in project.berth("status", "--no-color").stdout

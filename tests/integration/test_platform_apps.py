@@ -57,6 +57,16 @@ def test_cerebrium_python_runtime_applies_alone(project) -> None:
     # berth's own .berth/ (state, build files) sits in the app directory but never in the image
     assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0
 
+    # A stack of one is not named twice; one named the old way is renamed in place.
+    (container,) = [c for c in project.containers() if c.labels.get("berth.address", "").startswith("app.")]
+    assert container.name == f"berth-{project.stack}-0"
+    container.rename(f"berth-{project.stack}-{project.stack}-0")
+    plan = project.berth("plan").stdout
+    assert f'~ name' in plan and f'"berth-{project.stack}-{project.stack}-0" -> "berth-{project.stack}-0"' in plan
+    project.berth("apply", "--auto-approve")
+    container.reload()
+    assert container.name == f"berth-{project.stack}-0" and container.status == "running"
+
     project.berth("destroy", "--auto-approve")
     assert project.labelled() == []
 

@@ -126,7 +126,7 @@ def test_a_replica_that_fails_readiness_is_stopped_tainted_and_shown_failed(proj
     status = project.berth("status", check=False)
     assert "failed readiness" in status.stdout, status.stdout
     assert "0 of 1 healthy" in status.stdout
-    listed = json.loads(project.berth("status", "--json", check=False).stdout)
+    listed = json.loads(project.berth("status", "--json", check=False).stdout)["replicas"]
     assert listed[0]["healthy"] is False
     plan = project.berth("plan", "--no-color").stdout
     assert "app.stuck.container[0]@local must be replaced (tainted" in plan

@@ -238,3 +238,27 @@ def test_rotation_restarts_a_mount_and_replaces_a_secret_env_in_dependency_order
     assert not files_holding(project.path / ".berth", [old, new])
     project.berth("destroy", "--auto-approve")
     assert not (default_root() / project.stack).exists()
+
+
+def test_plan_without_refresh_needs_no_secret_value_that_was_applied(project):
+    project.copy_context("httpd")
+    project.write(ROTATE)
+    token = secrets.token_hex(16)
+    project.berth("apply", "--auto-approve", env={"W5_TOKEN": token})
+    # Unset is what CI without credentials has.
+    unset = without(project, "W5_TOKEN", "plan", "--refresh=false", "--detailed-exitcode")
+    assert unset.returncode == 0, unset.stderr
+    assert "environment variable W5_TOKEN is not set; planned with the digest of the value last applied" in unset.stdout
+    assert token not in unset.stdout + unset.stderr
+    rotated = project.berth("plan", "--refresh=false", "--detailed-exitcode", check=False,
+                            env={"W5_TOKEN": secrets.token_hex(16)})
+    assert rotated.returncode == 2, "a value that can be read is compared as before"
+    online = without(project, "W5_TOKEN", "plan")
+    assert online.returncode == 1 and "W5_TOKEN is not set" in online.stderr, "a plan that reads the hosts still needs it"
+
+
+def without(project, variable: str, *args: str):
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != variable} | {"COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.run(project.argv(*args), cwd=project.path, env=env, capture_output=True, text=True, timeout=120)

@@ -87,7 +87,7 @@ def test_a_state_directory_of_an_earlier_berth_stays_its_stacks(project):
     project.write(APP.format(name=project.stack, port="{port0}").replace('MESSAGE = "', 'MESSAGE = "v2-'))
     project.berth("apply", "--auto-approve")
     assert ids(project, project.stack) != before and not (berth_dir / "stacks").exists()
-    history = json.loads(project.berth("state", "history", "--json").stdout)
+    history = json.loads(project.berth("state", "history", "--json").stdout)["versions"]
     assert len(history) >= 3 and history[-1]["note"] == "apply"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -256,7 +257,7 @@ def test_history_records_each_config_and_rollback_brings_it_back(project):
     v2_serial = serial(project)
     assert "message: web-v2" in message(project, 0)
 
-    history = json.loads(project.berth("state", "history", "--json").stdout)
+    history = json.loads(project.berth("state", "history", "--json").stdout)["versions"]
     assert [h["serial"] for h in history] == list(range(1, v2_serial + 1))
     assert all(h["config"] and h["who"] and h["time"] for h in history if h["note"] == "apply")
     assert len({h["config"] for h in history}) == 2
@@ -283,7 +284,7 @@ def test_status_and_logs(project, docker_client):
     project.copy_context("httpd")
     project.write(STACK)
     project.berth("apply", "--auto-approve")
-    rows = json.loads(project.berth("status", "--json").stdout)
+    rows = json.loads(project.berth("status", "--json").stdout)["replicas"]
     assert {(r["app"], r["state"], r["readiness"], r["liveness"], r["healthy"]) for r in rows} == {
         ("web", "running", "ready", "live", True), ("api", "running", "ready", "-", True)}
     table = project.berth("status").stdout
@@ -355,3 +356,120 @@ def test_force_unlock_refuses_a_wrong_lock_id(project):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_logs_of_several_apps_merged_with_grep_since_and_follow(project):
+    project.copy_context("httpd")
+    project.write(STACK)
+    project.berth("apply", "--auto-approve")
+    project.get(project.ports[0], "/from-web")
+    project.get(project.ports[1], "/from-api")
+
+    everything = project.berth("logs").stdout.splitlines()
+    assert any(line.startswith("[web/0@local] ") and "url:/from-web" in line for line in everything), everything
+    assert any(line.startswith("[api/0@local] ") and "url:/from-api" in line for line in everything)
+    assert project.berth("logs", "web", "api").stdout.splitlines() == everything, "no app named: all of them"
+    boots = [i for i, line in enumerate(everything) if "boot: test server starting" in line]
+    assert [everything[i].split("]")[0] for i in boots] == ["[web/0@local", "[api/0@local"], \
+        "merged in time order: web started first (api depends on it)"
+
+    grepped = project.berth("logs", "--grep", "url:/from-").stdout.splitlines()
+    assert len(grepped) == 2 and all("url:/from-" in line for line in grepped), grepped
+    stamped = project.berth("logs", "web", "--timestamps", "--grep", "from-web").stdout
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z .*url:/from-web", stamped), stamped
+    time.sleep(1.5)
+    assert project.berth("logs", "--since", "1s").stdout == "", "nothing was logged in the last second"
+    bad = project.berth("logs", "--since", "ten", check=False)
+    assert bad.returncode == 2 and "expected a duration like 10m" in bad.stderr
+
+    follow = subprocess.Popen([*project.argv("logs", "web", "-f", "--tail", "0")], cwd=project.path,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen: list[str] = []
+    threading.Thread(target=lambda: seen.extend(follow.stdout), daemon=True).start()
+    try:
+        deadline = time.monotonic() + 20
+        while not any("url:/followed" in line for line in seen) and time.monotonic() < deadline:
+            project.get(project.ports[0], "/followed")
+            time.sleep(0.3)
+        assert any("url:/followed" in line for line in seen), seen
+        assert follow.poll() is None
+    finally:
+        follow.kill()
+        follow.wait()
+    global_file = subprocess.run([str(project.argv("plan")[0]), "-f", str(project.path), "logs", "api", "--tail", "1"],
+                                 capture_output=True, text=True, cwd="/")
+    assert global_file.returncode == 0 and len(global_file.stdout.splitlines()) == 1, global_file.stderr
+
+
+def test_show_prints_a_saved_plan_as_plan_did_and_the_state_with_secrets_masked(project):
+    project.copy_context("httpd")
+    secret = f"show-secret-{os.getpid()}-{time.time_ns()}"
+    project.write(STACK.replace('env = { MESSAGE = "api-v1" }', 'env = { MESSAGE = "api-v1" }\nsecret_env = { TOKEN = "tok" }')
+                  + '\n[secrets.tok]\nenv = "BERTH_TEST_SHOW_SECRET"\n')
+    env = {"BERTH_TEST_SHOW_SECRET": secret}
+    project.berth("apply", "--auto-approve", env=env)
+    shown = project.berth("show", env=env).stdout
+    assert 'container "app.web.container[0]@local" {' in shown and secret not in shown
+    doc = json.loads(project.berth("show", "--json", env=env).stdout)
+    assert doc["format_version"] == 1 and doc["stack"] == project.stack and secret not in json.dumps(doc)
+    api = next(r for r in doc["resources"] if r["address"] == "app.api.container[0]@local")
+    assert api["attributes"]["secret_versions"] == "(sensitive value)"
+
+    project.write(project.file.read_text().replace("web-v1", "web-v2"))
+    planned = project.berth("plan", "--out", "next.plan", env=env).stdout
+    again = project.berth("show", "next.plan").stdout
+    assert planned.split("\nSaved the plan to:")[0].rstrip() == again.rstrip()
+    assert json.loads(project.berth("show", "next.plan", "--json").stdout) == \
+        json.loads(project.berth("plan", "--json", env=env).stdout)
+
+
+def test_every_json_document_is_an_object_with_a_format_version_and_zoned_times(project):
+    project.copy_context("httpd")
+    project.write(STACK)
+    project.berth("apply", "--auto-approve")
+    project.berth("plan", "--out", "saved.plan")
+    documents = {
+        "plan": ("plan", "--json"), "status": ("status", "--json"), "show": ("show", "--json"),
+        "show plan": ("show", "saved.plan", "--json"), "output": ("output", "--json"),
+        "history": ("state", "history", "--json"), "validate": ("validate", "--json"), "hosts": ("hosts", "--json"),
+    }
+    stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+    def times(value, key=""):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                yield from times(v, k)
+        elif isinstance(value, list):
+            for v in value:
+                yield from times(v, key)
+        elif key in ("time", "since", "started_at") and value is not None:
+            yield value
+
+    for name, args in documents.items():
+        doc = json.loads(project.berth(*args).stdout)
+        assert isinstance(doc, dict) and isinstance(doc.get("format_version"), int), name
+        assert all(stamp.match(t) for t in times(doc)), (name, list(times(doc)))
+    status = json.loads(project.berth("status", "--json").stdout)
+    assert status["healthy"] is True and all(isinstance(r["healthy"], bool) for r in status["replicas"])
+    assert all(stamp.match(r["since"]) for r in status["replicas"])
+    assert list(times(json.loads(project.berth("state", "history", "--json").stdout)))
+
+
+def test_apply_json_streams_one_event_per_line(project):
+    project.copy_context("httpd")
+    project.write(STACK)
+    refused = project.berth("apply", "--json", check=False)
+    assert refused.returncode == 1 and "--json cannot ask for 'yes'" in refused.stderr and refused.stdout == ""
+    out = project.berth("apply", "--json", "--auto-approve").stdout
+    events = [json.loads(line) for line in out.splitlines()]
+    assert all(e["format_version"] == 1 and e["time"].endswith("Z") for e in events)
+    assert events[0]["event"] == "plan" and events[0]["plan"]["summary"]["add"] == 4
+    assert events[-1]["event"] == "summary" and events[-1]["ok"] is True and events[-1]["added"] == 4
+    steps = [(e["event"], e["step"], e["address"]) for e in events if e["event"] in ("started", "finished")]
+    web = "app.web.container[0]@local"
+    assert steps.index(("started", "create", web)) < steps.index(("finished", "create", web)) \
+        < steps.index(("started", "wait", web)) < steps.index(("finished", "wait", web))
+    finished = [e for e in events if e["event"] == "finished"]
+    assert all(isinstance(e["elapsed"], float) for e in finished)
+    again = [json.loads(line) for line in project.berth("apply", "--json", "--auto-approve").stdout.splitlines()]
+    assert [e["event"] for e in again] == ["plan", "summary"] and again[0]["plan"]["changes"] == []

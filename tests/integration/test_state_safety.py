@@ -79,12 +79,12 @@ def test_a_deleted_current_state_is_an_error_until_restored_from_history(project
         refused(project.berth(*args, check=False), str(store), "has no current state", "berth state history",
                 "berth import")
     assert ids(project) == before  # nothing created beside the running container
-    history = json.loads(project.berth("state", "history", "--json").stdout)
+    history = json.loads(project.berth("state", "history", "--json").stdout)["versions"]
     last = history[-1]["serial"]
     saved = project.berth("state", "pull", "--serial", str(last)).stdout
     (project.path / "saved.json").write_text(saved)
     project.berth("state", "push", "--force", "saved.json")
-    after = json.loads(project.berth("state", "history", "--json").stdout)
+    after = json.loads(project.berth("state", "history", "--json").stdout)["versions"]
     assert [v["serial"] for v in after] == [v["serial"] for v in history] + [last + 1]  # appended
     assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0
 

@@ -96,7 +96,7 @@ def test_a_replica_failing_liveness_is_restarted_with_no_berth_command_running(p
     assert started_at(project, "app.loading.container[0]@local") == loading_before
     assert project.get(project.ports[1], "/health")[0] == 500
 
-    rows = {row["address"]: row for row in json.loads(project.berth("status", "--json", check=False).stdout)}
+    rows = {row["address"]: row for row in json.loads(project.berth("status", "--json", check=False).stdout)["replicas"]}
     assert rows[llm]["watcher_restarts"] == 1
     assert rows[llm]["last_watcher_restart"]["reason"] == "liveness /health failed 2 times in a row: HTTP 500"
     assert rows["app.loading.container[0]@local"]["watcher_restarts"] == 0
@@ -150,7 +150,7 @@ def test_the_watcher_on_an_ssh_host_restarts_there(project, remote):
         assert time.monotonic() - sick < THRESHOLD * INTERVAL + MARGIN, "not restarted in time"
         time.sleep(0.2)
     print(f"\nliveness watcher on th1: sick -> restarted in {time.monotonic() - sick:.1f}s")
-    rows = {row["address"]: row for row in json.loads(project.berth("status", "--json", check=False).stdout)}
+    rows = {row["address"]: row for row in json.loads(project.berth("status", "--json", check=False).stdout)["replicas"]}
     assert rows["app.llm.container[0]@th1"]["watcher_restarts"] == 1
     project.berth("destroy", "--auto-approve")
     assert th1.stack_containers(project.stack) == {}

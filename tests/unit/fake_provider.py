@@ -353,7 +353,8 @@ class FakeHost:
     def logs(self, container_id: str, tail: int) -> str:
         return ""
 
-    def stream_logs(self, container_id: str, tail: int | None, follow: bool) -> Iterator[str]:
+    def stream_logs(self, container_id: str, tail: int | None, follow: bool, *, since: int | None = None,
+                    timestamps: bool = False) -> Iterator[str]:
         return iter(())
 
     def probe(self, port: int, path: str | None, timeout: float) -> tuple[bool, str]:

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from berth.stackfile.load import load_stack
-from planner.desired import AppConfig
+from planner.desired import AppConfig, container_name
 from planner.diagnostics import DiagnosticsError
 
 WEB = '[apps.web]\nimage = "busybox"\nport = 8080\n'
@@ -111,10 +111,12 @@ def test_container_names_are_kept_to_200_characters(tmp_path: Path) -> None:
     stack, app = "s" * 100, "a" * 100  # each allowed, together berth-S-A-0 is 208 characters
     key, line, summary = one(tmp_path, "berth.toml", f'[stack]\nname = "{stack}"\n[apps.{app}]\nimage = "x"\nport = 1\n')
     assert (key, line) == (f"apps.{app}", 3) and "200" in summary
-    # A stack of one is named as its app: berth-NAME-NAME-0.
+    # A stack of one is named as its app, and its containers are not named twice
+    # (berth-NAME-0, not berth-NAME-NAME-0), so its longest name fits.
     (tmp_path / "berth.toml").unlink()
-    key, line, summary = one(tmp_path, "cerebrium.toml", CEREBRIUM.replace('"app"', f'"{"n" * 98}"'))
-    assert (key, line) == ("deployment.name", 2) and "200" in summary
+    (tmp_path / "cerebrium.toml").write_text(CEREBRIUM.replace('"app"', f'"{"n" * 98}"'))
+    loaded = load_stack(str(tmp_path / "cerebrium.toml"))
+    assert container_name(loaded.name, "n" * 98, 0) == f"berth-{'n' * 98}-0"
 
 
 def test_a_built_app_needs_a_name_docker_takes_as_an_image_repository(tmp_path: Path) -> None:
