@@ -71,7 +71,7 @@ def test_the_example_serves_chat_and_embeddings_and_a_replace_fetches_nothing(
     host_config = llm.attrs["HostConfig"]
     assert host_config["ShmSize"] == 256 * 2**20
     assert host_config["IpcMode"] == "private"
-    assert host_config["Ulimits"] == [{"Name": "memlock", "Soft": -1, "Hard": -1}]
+    assert host_config["Ulimits"] == [{"Name": "nofile", "Soft": 65536, "Hard": 65536}]
     mounts = {m["Destination"]: m for m in llm.attrs["Mounts"]}
     assert mounts["/models/tiny"]["RW"] is False
     assert mounts["/cache"]["Type"] == "volume" and mounts["/cache"]["RW"] is True
