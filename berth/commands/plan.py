@@ -17,6 +17,8 @@ def register(commands: Any) -> None:
     plan.add_argument("--destroy", action="store_true", help="plan the destruction of everything in the stack")
     plan.add_argument("--volumes", action="store_true", help="with --destroy: remove the named volumes too")
     plan.add_argument("--out", metavar="FILE", help="save the plan; `berth apply FILE` applies exactly it")
+    plan.add_argument("-v", "--verbose", action="store_true",
+                      help="also show what berth made of each platform app (cerebrium.toml, Truss) that is not changing")
     plan_options(plan)
     plan.set_defaults(run=cmd_plan)
 
@@ -38,7 +40,7 @@ def cmd_plan(args: argparse.Namespace, ui: Any) -> int:
         print(json.dumps(plan_document(plan), indent=2))
     else:
         say_environment(workspace.stack, ui)
-        render_plan(plan, ui)
+        render_plan(plan, ui, verbose=args.verbose)
     if args.out:
         pipeline.save_plan(workspace.context, plan, opts, args.out)
         if not args.json:

@@ -43,9 +43,13 @@ def kept(plan: Plan) -> list[str]:
     return [reason for c in plan.changes if c.type == "volume" and c.action is Action.NOOP for reason in c.reasons]
 
 
-def render_plan(plan: Plan, ui: Consoles) -> None:
+def render_plan(plan: Plan, ui: Consoles, *, verbose: bool = False) -> None:
+    """The plan as text. A platform app's block (what berth made of its file) is shown
+    when the plan changes that app, or always with verbose (`plan -v`)."""
+    changing = {c.address.app for c in plan.actions}
     for name, entry in plan.apps.items():
-        _render_source(name, entry, ui)
+        if verbose or name in changing:
+            _render_source(name, entry, ui)
     for warning in plan.warnings:
         ui.say(f"Warning: {warning}", "yellow")
     for line in kept(plan):

@@ -55,7 +55,10 @@ def test_cerebrium_python_runtime_applies_alone(project) -> None:
     with urllib.request.urlopen(request, timeout=5) as response:
         assert json.loads(response.read()) == {"message": "Hello Cerebrium!"}
     # berth's own .berth/ (state, build files) sits in the app directory but never in the image
-    assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0
+    unchanged = project.berth("plan", "--detailed-exitcode", check=False)
+    assert unchanged.returncode == 0 and "from cerebrium.toml (Cerebrium):" not in unchanged.stdout, \
+        "the app's block is shown when it changes"
+    assert f"App {project.stack}, from cerebrium.toml (Cerebrium):" in project.berth("plan", "-v").stdout
 
     # A stack of one is not named twice; one named the old way is renamed in place.
     (container,) = [c for c in project.containers() if c.labels.get("berth.address", "").startswith("app.")]
