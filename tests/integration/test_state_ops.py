@@ -428,10 +428,13 @@ def test_every_json_document_is_an_object_with_a_format_version_and_zoned_times(
     project.write(STACK)
     project.berth("apply", "--auto-approve")
     project.berth("plan", "--out", "saved.plan")
-    documents = {
-        "plan": ("plan", "--json"), "status": ("status", "--json"), "show": ("show", "--json"),
-        "show plan": ("show", "saved.plan", "--json"), "output": ("output", "--json"),
-        "history": ("state", "history", "--json"), "validate": ("validate", "--json"), "hosts": ("hosts", "--json"),
+    from berth.ui.documents import DOCUMENTS
+
+    documents = {  # what each prints, and the model (schemas/NAME.schema.json) it must fit
+        "plan": (("plan", "--json"), "plan"), "status": (("status", "--json"), "status"),
+        "show": (("show", "--json"), "state"), "show plan": (("show", "saved.plan", "--json"), "plan"),
+        "output": (("output", "--json"), "output"), "history": (("state", "history", "--json"), "history"),
+        "validate": (("validate", "--json"), "validate"), "hosts": (("hosts", "--json"), "hosts"),
     }
     stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
@@ -445,9 +448,10 @@ def test_every_json_document_is_an_object_with_a_format_version_and_zoned_times(
         elif key in ("time", "since", "started_at") and value is not None:
             yield value
 
-    for name, args in documents.items():
+    for name, (args, model) in documents.items():
         doc = json.loads(project.berth(*args).stdout)
         assert isinstance(doc, dict) and isinstance(doc.get("format_version"), int), name
+        DOCUMENTS[model].model_validate(doc)
         assert all(stamp.match(t) for t in times(doc)), (name, list(times(doc)))
     status = json.loads(project.berth("status", "--json").stdout)
     assert status["healthy"] is True and all(isinstance(r["healthy"], bool) for r in status["replicas"])
@@ -463,6 +467,10 @@ def test_apply_json_streams_one_event_per_line(project):
     out = project.berth("apply", "--json", "--auto-approve").stdout
     events = [json.loads(line) for line in out.splitlines()]
     assert all(e["format_version"] == 1 and e["time"].endswith("Z") for e in events)
+    from berth.ui.documents import ApplyEvent
+
+    for event in events:
+        ApplyEvent.model_validate(event)
     assert events[0]["event"] == "plan" and events[0]["plan"]["summary"]["add"] == 4
     assert events[-1]["event"] == "summary" and events[-1]["ok"] is True and events[-1]["added"] == 4
     steps = [(e["event"], e["step"], e["address"]) for e in events if e["event"] in ("started", "finished")]
