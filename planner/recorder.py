@@ -7,6 +7,7 @@ text (the state format). refresh_state records what a plan found without acting.
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import Any
 
 from planner.plan import Action, Plan
@@ -32,6 +33,7 @@ class Recorder:
         self.note = note
         self.config = config  # the desired configuration this run applies, recorded with each write
         self.stop = stop
+        self.run = uuid.uuid4().hex[:12]  # every version this run writes carries it (state history's rows)
         self.lock_lost: LockLostError | None = None
         self._lock = threading.Lock()
 
@@ -73,7 +75,7 @@ class Recorder:
     def _write(self, resources: dict[str, ResourceState]) -> None:
         try:
             self.state = self.store.write(self.state.model_copy(update={"resources": resources}),
-                                          note=self.note, config=self.config)
+                                          note=self.note, config=self.config, run=self.run)
         except LockLostError as err:
             self.lock_lost = self.lock_lost or err
             if self.stop is not None:

@@ -47,6 +47,55 @@ def versions(entries: list[dict[str, Any]]) -> list[Version]:
     return out
 
 
+@dataclass(frozen=True)
+class Run:
+    """One apply (refresh, rollback, state command) as it reads in history: its versions,
+    a serial per finished step, taken together. Numbered from 1 in the order they ran;
+    history is append-only, so a run's number never changes."""
+
+    number: int
+    first: int  # serials
+    last: int
+    started: float
+    ended: float
+    who: str
+    note: str
+    config: str | None  # the configuration it applied, if it recorded one
+    added: tuple[str, ...]  # over the whole run: before its first version, after its last
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+
+
+def runs(entries: list[dict[str, Any]]) -> list[Run]:
+    """The history's versions grouped by the run that wrote them. A version with no run
+    (written by a berth before runs were recorded, or by one state command) is a run of
+    its own."""
+    groups: list[list[dict[str, Any]]] = []
+    for entry in entries:
+        run = entry.get("run")
+        if groups and run and groups[-1][-1].get("run") == run:
+            groups[-1].append(entry)
+        else:
+            groups.append([entry])
+    out, before = [], {}
+    for number, group in enumerate(groups, start=1):
+        after = _resources(group[-1])
+        config = next((e["config"] for e in reversed(group) if e.get("config")), None)
+        out.append(Run(
+            number=number, first=group[0]["serial"], last=group[-1]["serial"],
+            started=group[0].get("time", 0.0), ended=group[-1].get("time", 0.0),
+            who=group[-1].get("who", "?"), note=group[-1].get("note", ""), config=config,
+            added=tuple(sorted(set(after) - set(before))), removed=tuple(sorted(set(before) - set(after))),
+            changed=tuple(sorted(k for k in set(after) & set(before) if after[k] != before[k])),
+        ))
+        before = after
+    return out
+
+
+def run_numbered(entries: list[dict[str, Any]], number: int) -> Run | None:
+    return next((r for r in runs(entries) if r.number == number), None)
+
+
 def latest_config_digest(entries: list[dict[str, Any]]) -> str | None:
     for entry in reversed(entries):
         if entry.get("config"):

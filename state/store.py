@@ -45,7 +45,7 @@ class StateStore(Protocol):
 
     def read(self, *, recovering: bool = False) -> State | None: ...
     def write(self, state: State, *, note: str = "", config: dict[str, Any] | None = None,
-              recovering: bool = False) -> State: ...
+              recovering: bool = False, run: str | None = None) -> State: ...
     def history(self) -> list[dict[str, Any]]: ...
     def config(self, digest: str) -> dict[str, Any] | None: ...
     def latest_config(self) -> str | None: ...
@@ -186,10 +186,12 @@ class DiskStore:
             "saved.json`, and adopt containers still running with `berth import`.")
 
     def write(self, state: State, *, note: str = "", config: dict[str, Any] | None = None,
-              recovering: bool = False) -> State:
+              recovering: bool = False, run: str | None = None) -> State:
         """Store `state` as the next serial, keeping the previous one in history. `config`
         is the desired configuration an apply applied (secrets as digests only): the
         history entry names it by digest, and it is stored once however many serials share it.
+        `run` names the apply (or refresh, rollback) the version belongs to: one run writes
+        a version per finished step, and `state history` shows them as one.
         History is append-only: a serial already in it is never written again. A current
         state gone or corrupt with history kept is refused unless `recovering` (state push
         --force), which writes after the last serial in history."""
@@ -220,6 +222,8 @@ class DiskStore:
                 text = stored.model_dump_json()
                 cache.set(STATE_KEY, text)
                 entry = {"serial": serial, "time": time.time(), "who": who(), "note": note}
+                if run:
+                    entry["run"] = run
                 if config is not None:
                     config_text = canonical_json(config)
                     digest = sha256_hex(config_text)

@@ -13,10 +13,27 @@ def register(commands: Any) -> None:
     rollback = commands.add_parser("rollback", help="re-apply the configuration recorded at an earlier serial")
     common(rollback)
     rollback.add_argument("serial", nargs="?", type=int, metavar="SERIAL",
-                          help="a serial from `berth state history` (default: the configuration applied before the current one)")
+                          help="a serial from `berth state history --serials` (default: the configuration applied before the current one)")
+    rollback.add_argument("--run", dest="run_number", type=int, metavar="N", help="the configuration run N of `berth state history` applied")
     rollback.add_argument("--auto-approve", action="store_true", help="do not ask for 'yes'")
     rollback.add_argument("--parallelism", type=int, default=10, metavar="N", help="steps run at once (default 10)")
     rollback.set_defaults(run=cmd_rollback, destroy=False)
+
+
+def _chosen(args: argparse.Namespace, store: Any) -> tuple[int | None, str]:
+    """The serial to roll back to, and how to name it: SERIAL, --run N (its last serial), or neither."""
+    from state.errors import StateError
+    from state.history import run_numbered
+
+    if args.run_number is None:
+        return args.serial, ""
+    if args.serial is not None:
+        raise StateError("rollback takes a SERIAL or --run N, not both")
+    run = run_numbered(store.history(), args.run_number)
+    if run is None or run.config is None:
+        raise StateError(f"rollback: run {args.run_number} " + ("is not in the history" if run is None else
+                         "recorded no configuration (it was not an apply)") + "; see `berth state history`")
+    return run.last, f"run {run.number} (serial {run.last})"
 
 
 def cmd_rollback(args: argparse.Namespace, ui: Any) -> int:
@@ -31,7 +48,8 @@ def cmd_rollback(args: argparse.Namespace, ui: Any) -> int:
     directory = state_dir(args)
     probe = open_store(args)
     try:
-        point = rollback_point(probe, args.serial)
+        serial, what = _chosen(args, probe)
+        point = rollback_point(probe, serial)
     finally:
         probe.close()
     stack = stack_from_record(point.record)
@@ -42,10 +60,10 @@ def cmd_rollback(args: argparse.Namespace, ui: Any) -> int:
             hashes, warnings = rollback_hashes(workspace.context, state, point.state)
             for warning in warnings:
                 ui.say(f"Warning: {warning}", "yellow", err=True)
-            ui.say(f"Rolling back to the configuration applied at serial {point.serial} "
+            ui.say(f"Rolling back to the configuration applied {'by ' + what if what else 'at serial ' + str(point.serial)} "
                    f"({when(point.time)} UTC by {point.who}).\n", "bold")
             plan = pipeline.plan(workspace.context, state, pipeline.PlanOpts(hashes=hashes))
             return run_plan(workspace, plan, state, args, ui, config=point.record,
-                            note=f"rollback to serial {point.serial}", confirm=not args.auto_approve)
+                            note=f"rollback to {what or 'serial ' + str(point.serial)}", confirm=not args.auto_approve)
     finally:
         workspace.close()

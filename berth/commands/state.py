@@ -128,10 +128,11 @@ def register_more(state_commands: Any) -> None:
     mv.add_argument("source", metavar="OLD", help="an address, or app.NAME to move all of an app's resources")
     mv.add_argument("destination", metavar="NEW")
     mv.set_defaults(run=cmd_state_mv)
-    history = state_commands.add_parser("history", help="earlier versions: serial, time, who, what changed")
+    history = state_commands.add_parser("history", help="one row per apply: its serials, time, who, what changed")
     common(history)
     history.add_argument("--json", action="store_true")
-    history.add_argument("-n", "--limit", type=int, metavar="N", help="only the last N versions")
+    history.add_argument("-n", "--limit", type=int, metavar="N", help="only the last N runs (with --serials, versions)")
+    history.add_argument("--serials", action="store_true", help="one row per stored version instead of per run")
     history.set_defaults(run=cmd_state_history)
 
 
@@ -264,20 +265,26 @@ def rfc3339(timestamp: float) -> str | None:
 def cmd_state_history(args: argparse.Namespace, ui: Any) -> int:
     import json
 
-    from berth.ui.state_view import render_history
-    from state.history import versions
+    from berth.ui.state_view import render_history, render_runs
+    from state.history import runs, versions
 
     store = open_store(args)
     try:
-        found = versions(store.history())
+        entries = store.history()
     finally:
         store.close()
+    found, by_run = versions(entries), runs(entries)
     if args.limit:
-        found = found[-args.limit:]
+        found, by_run = found[-args.limit:], by_run[-args.limit:]
     if args.json:
-        print(json.dumps({"format_version": 1, "stack": store.stack, "versions": [
+        print(json.dumps({"format_version": 1, "stack": store.stack, "runs": [
+            {"run": r.number, "serials": [r.first, r.last], "started": rfc3339(r.started), "time": rfc3339(r.ended),
+             "who": r.who, "note": r.note, "config": r.config, "added": list(r.added), "removed": list(r.removed),
+             "changed": list(r.changed)} for r in by_run], "versions": [
             v.__dict__ | {"time": rfc3339(v.time), "added": list(v.added), "removed": list(v.removed),
                           "changed": list(v.changed)} for v in found]}, indent=2))
-    else:
+    elif args.serials:
         render_history(found, ui)
+    else:
+        render_runs(by_run, ui)
     return EXIT_OK

@@ -136,11 +136,25 @@ class Version(_Document):
     changed: list[str]
 
 
+class RunEntry(_Document):
+    run: int
+    serials: list[int]  # [first, last]
+    started: Time | None
+    time: Time | None
+    who: str
+    note: str
+    config: str | None
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+
+
 class HistoryDocument(_Document):
-    """`berth state history --json`."""
+    """`berth state history --json`: the runs, and every version."""
 
     format_version: Literal[1]
     stack: str | None
+    runs: list[RunEntry]
     versions: list[Version]
 
 

@@ -12,6 +12,34 @@ def when(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _changes(added: Any, removed: Any, changed: Any) -> str:
+    what = [f"+{a}" for a in added] + [f"-{r}" for r in removed] + [f"~{c}" for c in changed]
+    return ", ".join(what[:3]) + (f", and {len(what) - 3} more" if len(what) > 3 else "")
+
+
+def render_runs(found: list[Any], ui: Consoles) -> None:
+    """One row per run (an apply and the versions its steps wrote)."""
+    if not found:
+        ui.say("No state history yet.")
+        return
+    rows = []
+    for r in found:
+        serials = str(r.first) if r.first == r.last else f"{r.first}-{r.last}"
+        config = f"config {r.config[:12]}" if r.config else ""
+        rows.append((str(r.number), serials, when(r.ended), r.who, r.note, config,
+                     _changes(r.added, r.removed, r.changed) or "(no resource changed)"))
+    headers = ("RUN", "SERIALS", "TIME (UTC)", "WHO", "NOTE", "CONFIG", "CHANGES")
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers[:-1])]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells[:-1], widths)) + "  " + cells[-1]
+
+    ui.say(line(headers), "bold")
+    for row in rows:
+        ui.say(line(row))
+    ui.say("(`berth rollback --run N` re-applies a run's configuration; `state history --serials` lists every version)", "dim")
+
+
 def render_history(found: list[Any], ui: Consoles) -> None:
     if not found:
         ui.say("No state history yet.")

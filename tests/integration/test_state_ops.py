@@ -279,6 +279,19 @@ def test_history_records_each_config_and_rollback_brings_it_back(project):
     none = project.berth("rollback", "0", check=False)
     assert none.returncode == 1 and "no apply had recorded a configuration by serial 0" in none.stderr
 
+    # One row per run: each apply's versions (a serial per step) are one run.
+    runs = json.loads(project.berth("state", "history", "--json").stdout)["runs"]
+    assert [r["note"] for r in runs] == ["apply", "apply", "rollback to serial %d" % v1_serial,
+                                         "rollback to serial %d" % v2_serial]
+    assert runs[0]["serials"] == [1, v1_serial] and runs[1]["serials"] == [v1_serial + 1, v2_serial]
+    assert "app.web.container[0]@local" in runs[0]["added"] and runs[1]["changed"]
+    out = project.berth("rollback", "--run", "1", "--auto-approve").stdout
+    assert f"Rolling back to the configuration applied by run 1 (serial {v1_serial})" in out
+    assert "message: web-v1" in message(project, 0)
+    text = project.berth("state", "history").stdout
+    assert "RUN" in text and f"rollback to run 1 (serial {v1_serial})" in text
+    assert project.berth("rollback", "--run", "99", check=False).stderr.count("run 99 is not in the history") == 1
+
 
 def test_status_and_logs(project, docker_client):
     project.copy_context("httpd")

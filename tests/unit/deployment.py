@@ -79,13 +79,14 @@ class MemoryStore:
     def read(self) -> State | None:
         return State.model_validate_json(self.text) if self.text is not None else None
 
-    def write(self, state: State, *, note: str = "", config: dict[str, Any] | None = None) -> State:
+    def write(self, state: State, *, note: str = "", config: dict[str, Any] | None = None,
+              run: str | None = None) -> State:
         with self._guard:
             current = self.read()
             serial = max(current.serial + 1, state.serial) if current else max(state.serial, 1)
             stored = state.model_copy(update={"serial": serial})
             self.text = stored.model_dump_json()
-            entry = {"serial": serial, "time": time.time(), "who": "test", "note": note}
+            entry = {"serial": serial, "time": time.time(), "who": "test", "note": note} | ({"run": run} if run else {})
             if config is not None:
                 config_text = json.dumps(config, sort_keys=True, separators=(",", ":"))
                 digest = hashlib.sha256(config_text.encode()).hexdigest()
