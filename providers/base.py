@@ -150,10 +150,8 @@ class Provider(Protocol):
 
     # Weights: the host's content-addressed cache (WeightsFiles), mounted read-only.
 
-    @property
-    def weights_cache(self) -> str:
-        """The cache's absolute path on the host (containers mount ROOT/entries/KEY/files)."""
-        ...
+    # The cache's absolute path on the host (containers mount ROOT/entries/KEY/files).
+    weights_cache: str
 
     def put_weights(self, key: str, source: str, files: list[tuple[str, str, int, str, bool]],
                     progress: Progress) -> int:

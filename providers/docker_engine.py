@@ -60,7 +60,6 @@ class DockerEngine:
         "stream_logs": "a stream: output already yielded would be repeated",
         "probe": "the transport retries opening its tunnel; a probe's answer is never repeated",
         "gpus": "nvidia-smi runs as one retried call; its answer is kept for the run",
-        "weights_cache": "a property: the cache's path, asked of the file transport",
         "put_weights": "a copy resumes from what the host has: each part is its own call",
         "fetch_weights": "the helper image and the fetch are their own calls; a fetch resumes",
         "close": "not an engine call",
