@@ -37,6 +37,7 @@ VERBS = {  # kind: (while running, when done)
     "watcher-image": ("Preparing watcher image", "Watcher image on host"),
     "watcher-start": ("Starting liveness watcher", "Watcher started"),
     "watcher-remove": ("Removing liveness watcher", "Removal complete"),
+    "fetch-weights": ("Putting weights in the host's cache", "Weights in cache"),
 }
 
 

@@ -207,3 +207,10 @@ def build_graph_of(*changes):
     from planner.plan import Plan
 
     return build_graph(Plan(stack="w", changes=list(changes)))
+
+
+def test_the_live_view_has_words_for_every_step_kind():
+    from berth.ui.apply_view import VERBS
+    from planner.graph import StepKind
+
+    assert set(VERBS) == {kind.value for kind in StepKind}

@@ -1,0 +1,172 @@
+"""Weights end to end: the real `berth` against the real Docker engine and an SSH test host.
+
+A local directory is copied into the host's weights cache once (content-addressed: every
+run writes random bytes, so nothing of an earlier run can stand in), mounted read-only;
+a second apply plans nothing and copies nothing; an env change replaces the container
+with no weights step. An hf:// source is fetched on the host by the helper container from
+a local stand-in of the Hub's file API (hub_standin.py: a stand-in, not the Hub), once.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import pytest
+
+from hub_standin import HubStandIn
+from test_ssh_hosts import hosts, remote  # noqa: F401  (the SSH test hosts' fixtures)
+
+STACK = """
+[stack]
+name = "{stack}"
+{hosts}
+[apps.llm]
+build = "./httpd"
+port = 8000
+host_port = {port0}
+readiness = "/ready"
+host = "{host}"
+env = { MESSAGE = "{message}" }
+
+[[apps.llm.weights]]
+source = "./model"
+mount = "/models/tiny"
+ignore = ["*.md"]
+"""
+
+
+def make_model(path: Path) -> bytes:
+    data = secrets.token_bytes(300_000)
+    (path / "model").mkdir()
+    (path / "model" / "weights.bin").write_bytes(data)
+    (path / "model" / "sub").mkdir()
+    (path / "model" / "sub" / "config.json").write_text('{"hidden": 64}')
+    (path / "model" / "README.md").write_text("# not mounted\n")
+    return data
+
+
+def stack(host: str, message: str, hosts: str = "") -> str:
+    return STACK.replace("{host}", host).replace("{message}", message).replace("{hosts}", hosts)
+
+
+def exec_in(container, *argv: str) -> tuple[int, bytes]:
+    result = container.exec_run(list(argv))
+    return result.exit_code, result.output
+
+
+def only(containers: list):
+    assert len(containers) == 1, containers
+    return containers[0]
+
+
+def check_mounted(container, data: bytes) -> None:
+    code, out = exec_in(container, "cat", "/models/tiny/weights.bin")
+    assert code == 0 and out == data
+    assert exec_in(container, "cat", "/models/tiny/sub/config.json")[1] == b'{"hidden": 64}'
+    assert exec_in(container, "ls", "/models/tiny/README.md")[0] != 0  # ignored
+    code, out = exec_in(container, "sh", "-c", "echo x > /models/tiny/new")
+    assert code != 0 and b"Read-only" in out
+
+
+def test_a_local_directory_is_copied_once_and_mounted_read_only_on_local_docker(project, tmp_path):
+    cache = tmp_path / "weights-cache"
+    env = {"BERTH_WEIGHTS_DIR": str(cache)}
+    project.copy_context("httpd")
+    data = make_model(project.path)
+    project.write(stack("local", "one"))
+    out = project.berth("apply", "--auto-approve", env=env).stdout
+    assert "app.llm.weights[0]@local" in out
+    (entry,) = (cache / "entries").iterdir()
+    assert (entry / "files" / "weights.bin").read_bytes() == data
+    assert not (cache / "partial").exists() or not any((cache / "partial").iterdir())
+    container = only(project.containers())
+    check_mounted(container, data)
+
+    stamp = (entry / "files" / "weights.bin").stat().st_mtime_ns
+    assert project.berth("plan", "--detailed-exitcode", check=False, env=env).returncode == 0
+    out = project.berth("apply", "--auto-approve", env=env).stdout
+    assert "weights" not in out.split("berth will perform")[-1] or "No changes" in out
+    assert (entry / "files" / "weights.bin").stat().st_mtime_ns == stamp
+
+    project.write(stack("local", "two"))
+    plan = project.berth("plan", "--no-color", env=env).stdout
+    assert "app.llm.container[0]@local" in plan and "app.llm.weights[0]@local" not in plan
+    out = project.berth("apply", "--auto-approve", env=env).stdout
+    assert "fetch-weights" not in out and "app.llm.weights" not in out
+    new = only(project.containers())
+    assert new.id != container.id
+    check_mounted(new, data)
+    assert [p.name for p in (cache / "entries").iterdir()] == [entry.name]
+
+
+def test_a_local_directory_travels_over_the_ssh_connection_once(project, remote):
+    th1 = remote["th1"]
+    project.copy_context("httpd")
+    data = make_model(project.path)
+    project.write(stack("th1", "one", th1.toml()))
+    out = project.berth("apply", "--auto-approve").stdout
+    assert "app.llm.weights[0]@th1" in out
+    container = only(list(th1.stack_containers(project.stack).values()))
+    check_mounted(container, data)
+    mount = next(m for m in container.attrs["Mounts"] if m["Destination"] == "/models/tiny")
+    assert mount["Source"].startswith("/var/lib/berth/weights/entries/") and mount["RW"] is False
+
+    assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0
+    project.write(stack("th1", "two", th1.toml()))
+    out = project.berth("apply", "--auto-approve").stdout
+    assert "app.llm.weights" not in out
+    new = only(list(th1.stack_containers(project.stack).values()))
+    assert new.id != container.id
+    check_mounted(new, data)
+
+
+HUB_STACK = """
+[stack]
+name = "{stack}"
+
+[apps.llm]
+build = "./httpd"
+port = 8000
+host_port = {port0}
+readiness = "/ready"
+env = { MESSAGE = "{message}" }
+
+[[apps.llm.weights]]
+source = "hf://tiny/model@main"
+mount = "/models/tiny"
+allow = ["*.json", "*.bin"]
+"""
+
+
+def test_an_hf_source_is_fetched_on_the_host_through_the_hub_stand_in_once(project, tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    data = secrets.token_bytes(2 * (1 << 20))  # over the stand-in's LFS threshold: sha256 checked
+    (repo / "model.bin").write_bytes(data)
+    (repo / "config.json").write_text('{"hidden": 64}')
+    (repo / "README.md").write_text("# skipped by allow\n")
+    cache = tmp_path / "weights-cache"
+    project.copy_context("httpd")
+    # The helper container shares the host's network: the stand-in on this machine's loopback.
+    with HubStandIn() as hub:
+        hub.add_repo("tiny/model", repo)
+        env = {"BERTH_WEIGHTS_DIR": str(cache), "HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_XET": "1"}
+        project.write(HUB_STACK.replace("{message}", "one"))
+        out = project.berth("apply", "--auto-approve", env=env, timeout=900).stdout
+        assert "app.llm.weights[0]@local" in out
+        assert hub.file_bytes_sent >= len(data)
+        container = only(project.containers())
+        assert exec_in(container, "cat", "/models/tiny/model.bin")[1] == data
+        assert exec_in(container, "ls", "/models/tiny/README.md")[0] != 0
+
+        hub.reset_counts()
+        assert project.berth("plan", "--detailed-exitcode", check=False, env=env).returncode == 0
+        project.write(HUB_STACK.replace("{message}", "two"))
+        out = project.berth("apply", "--auto-approve", env=env).stdout
+        assert "app.llm.weights" not in out
+        assert hub.file_bytes_sent == 0 and hub.downloads == []  # the plan asked the stand-in nothing either
+        new = only(project.containers())
+        assert new.id != container.id
+        assert exec_in(new, "cat", "/models/tiny/model.bin")[1] == data
