@@ -126,6 +126,9 @@ HUB_STACK = """
 [stack]
 name = "{stack}"
 
+[secrets.hf_access_token]
+env = "W_HF_TOKEN"
+
 [apps.llm]
 build = "./httpd"
 port = 8000
@@ -137,6 +140,7 @@ env = { MESSAGE = "{message}" }
 source = "hf://tiny/model@main"
 mount = "/models/tiny"
 allow = ["*.json", "*.bin"]
+secret = "hf_access_token"
 """
 
 
@@ -150,9 +154,11 @@ def test_an_hf_source_is_fetched_on_the_host_through_the_hub_stand_in_once(proje
     cache = tmp_path / "weights-cache"
     project.copy_context("httpd")
     # The helper container shares the host's network: the stand-in on this machine's loopback.
-    with HubStandIn() as hub:
+    token = "hf_" + secrets.token_hex(12)
+    with HubStandIn(token=token) as hub:  # a gated repo: nothing without the token
         hub.add_repo("tiny/model", repo)
-        env = {"BERTH_WEIGHTS_DIR": str(cache), "HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_XET": "1"}
+        env = {"BERTH_WEIGHTS_DIR": str(cache), "HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_XET": "1",
+               "W_HF_TOKEN": token}
         project.write(HUB_STACK.replace("{message}", "one"))
         out = project.berth("apply", "--auto-approve", env=env, timeout=900).stdout
         assert "app.llm.weights[0]@local" in out
@@ -160,6 +166,9 @@ def test_an_hf_source_is_fetched_on_the_host_through_the_hub_stand_in_once(proje
         container = only(project.containers())
         assert exec_in(container, "cat", "/models/tiny/model.bin")[1] == data
         assert exec_in(container, "ls", "/models/tiny/README.md")[0] != 0
+        for where in (out, project.berth("state", "show", "app.llm.weights[0]@local", env=env).stdout):
+            assert token not in where
+        assert token not in str(container.attrs)  # neither argv nor env of the app (nor the fetcher's)
 
         hub.reset_counts()
         assert project.berth("plan", "--detailed-exitcode", check=False, env=env).returncode == 0
