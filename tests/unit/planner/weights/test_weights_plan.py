@@ -214,3 +214,18 @@ def test_the_live_view_has_words_for_every_step_kind():
     from planner.graph import StepKind
 
     assert set(VERBS) == {kind.value for kind in StepKind}
+
+
+def test_targeting_a_container_brings_its_weights(tmp_path):
+    from planner.targeting import select
+
+    d = deployment(tmp_path, LOCAL)
+    plan = select(d.plan(), ["app.llm.container[0]"])
+    assert {str(c.address) for c in plan.changes} >= {W, C, "app.llm.image@local"}, pending(plan)
+
+
+def test_a_mount_whose_key_its_fetch_resolves_shows_as_known_after_apply():
+    from berth.ui.plan_view import value_text
+
+    assert "(known after apply)" in value_text([{"mount": "/m", "key": None}], "weights")
+    assert "abc" in value_text([{"mount": "/m", "key": "abc"}], "weights")
