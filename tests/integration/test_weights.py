@@ -179,3 +179,37 @@ def test_an_hf_source_is_fetched_on_the_host_through_the_hub_stand_in_once(proje
         new = only(project.containers())
         assert new.id != container.id
         assert exec_in(new, "cat", "/models/tiny/model.bin")[1] == data
+
+
+def test_an_interrupted_copy_to_an_ssh_host_resumes_sending_only_what_is_missing_or_wrong(project, remote):
+    """A copy that died midway left partial/KEY on the host: the big file already whole,
+    another one corrupt. The next apply sends only the corrupt one, and mounts the right bytes."""
+    import re
+
+    import paramiko
+
+    from planner.desired import WeightsSource
+    from planner.weights.cache import local_key
+    from test_ssh_hosts import ROOT
+
+    th1 = remote["th1"]
+    project.copy_context("httpd")
+    data = make_model(project.path)
+    key = local_key(WeightsSource(source=str(project.path / "model"), mount="/models/tiny", ignore=("*.md",)))
+    staging = f"/var/lib/berth/weights/partial/{key}/files"
+    ssh = paramiko.SSHClient()
+    ssh.load_host_keys(str(ROOT / "known_hosts"))
+    ssh.connect(th1.address, username="root", key_filename=str(ROOT / "id_ed25519"), look_for_keys=False)
+    try:
+        for name, body in (("weights.bin", data), ("sub/config.json", b'{"hidden": 1}')):
+            stdin, stdout, _ = ssh.exec_command(f"mkdir -p {staging}/sub && cat > {staging}/{name}")
+            stdin.write(body)
+            stdin.channel.shutdown_write()
+            assert stdout.channel.recv_exit_status() == 0
+    finally:
+        ssh.close()
+    project.write(stack("th1", "one", th1.toml()))
+    out = project.berth("apply", "--auto-approve").stdout
+    sent = re.search(r"app\.llm\.weights\[0\]@th1: Weights in cache after .*sent ([0-9.]+) MB", out)
+    assert sent and float(sent.group(1)) < 0.01, out  # 14 bytes of config, not the 300 kB file again
+    check_mounted(only(list(th1.stack_containers(project.stack).values())), data)
