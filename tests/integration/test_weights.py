@@ -213,3 +213,29 @@ def test_an_interrupted_copy_to_an_ssh_host_resumes_sending_only_what_is_missing
     sent = re.search(r"app\.llm\.weights\[0\]@th1: Weights in cache after .*sent ([0-9.]+) MB", out)
     assert sent and float(sent.group(1)) < 0.01, out  # 14 bytes of config, not the 300 kB file again
     check_mounted(only(list(th1.stack_containers(project.stack).values())), data)
+
+
+def test_an_hf_source_is_fetched_on_an_ssh_host_by_a_helper_image_sent_there(project, remote, tmp_path):
+    """The helper image is built here and sent to the host; the fetch runs there, against the
+    hub stand-in on the address the host reaches this machine at (its veth's peer)."""
+    th1 = remote["th1"]
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    data = secrets.token_bytes(1 << 20)
+    (repo / "model.bin").write_bytes(data)
+    (repo / "config.json").write_text('{"hidden": 64}')
+    project.copy_context("httpd")
+    token = "hf_" + secrets.token_hex(12)
+    text = HUB_STACK.replace("{message}", "one").replace('[apps.llm]', th1.toml() + '\n[apps.llm]\nhost = "th1"')
+    with HubStandIn(host="10.203.1.1", token=token) as hub:
+        hub.add_repo("tiny/model", repo)
+        env = {"HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_XET": "1", "W_HF_TOKEN": token}
+        project.write(text)
+        project.berth("apply", "--auto-approve", env=env, timeout=900)
+        container = only(list(th1.stack_containers(project.stack).values()))
+        assert exec_in(container, "cat", "/models/tiny/model.bin")[1] == data
+        hub.reset_counts()
+        project.write(text.replace('"one"', '"two"'))
+        out = project.berth("apply", "--auto-approve", env=env).stdout
+        assert "app.llm.weights" not in out and hub.requests == []
+        assert exec_in(only(list(th1.stack_containers(project.stack).values())), "cat", "/models/tiny/model.bin")[1] == data
