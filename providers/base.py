@@ -87,9 +87,13 @@ class WeightsFiles(Protocol):
     def ensure_root(self) -> str: ...  # made when missing; returns root()
     def entries(self) -> frozenset[str]: ...  # keys of complete entries, one listing
 
-    def put(self, key: str, source: str, files: list[tuple[str, str, int, str, bool]], progress: Progress) -> int:
+    def put(self, key: str, source: str, files: list[tuple[str, str, int, str, bool]], progress: Progress,
+            previous: str | None = None) -> int:
         """Copy local files (relative path, local path, size, sha256, executable) in as
-        entry KEY, sending only those partial/KEY lacks; returns the bytes sent."""
+        entry KEY, sending only those partial/KEY lacks; a new partial/KEY starts as hard
+        links to entry `previous` (an earlier version of the source), so only changed
+        files travel (each written beside and renamed over its link: the old entry is
+        never touched). Returns the bytes sent."""
         ...
 
 
@@ -154,8 +158,9 @@ class Provider(Protocol):
     weights_cache: str
 
     def put_weights(self, key: str, source: str, files: list[tuple[str, str, int, str, bool]],
-                    progress: Progress) -> int:
-        """Copy a local directory's files in as entry KEY (only what the host lacks)."""
+                    progress: Progress, previous: str | None = None) -> int:
+        """Copy a local directory's files in as entry KEY (only what the host lacks, or what
+        differs from entry `previous`); WeightsFiles.put."""
         ...
 
     def fetch_weights(self, image: str, script: str, source: str, allow: list[str], ignore: list[str],

@@ -348,8 +348,9 @@ class DockerEngine:
         return self.transport.call("find the weights cache", self._weights().root)
 
     def put_weights(self, key: str, source: str, files: list[tuple[str, str, int, str, bool]],
-                    progress: Progress) -> int:
-        return self.transport.call(f"copy weights {key[:12]}", self._weights().put, key, source, files, progress)
+                    progress: Progress, previous: str | None = None) -> int:
+        return self.transport.call(f"copy weights {key[:12]}", self._weights().put, key, source, files, progress,
+                                   previous)
 
     def fetch_weights(self, image: str, script: str, source: str, allow: list[str], ignore: list[str],
                       token: SecretParts | None, progress: Progress) -> str:

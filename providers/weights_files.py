@@ -102,12 +102,19 @@ class LocalWeightsFiles:
         except OSError as err:
             raise ProviderError(f"host {self.host}: cannot list the weights cache {self._root}: {err.strerror}") from None
 
-    def put(self, key: str, source: str, files: list[LocalFile], progress: Callable[[str], None]) -> int:
+    def put(self, key: str, source: str, files: list[LocalFile], progress: Callable[[str], None],
+            previous: str | None = None) -> int:
         entry = self._root / ENTRIES / key
         if entry.is_dir():
             progress(f"entry {key[:12]} is already in {self.host}'s cache: nothing copied")
             return 0
         staging = self._root / PARTIAL / key
+        old = self._root / ENTRIES / previous / FILES if previous else None
+        if old is not None and old.is_dir() and not staging.exists():
+            try:
+                shutil.copytree(old, staging / FILES, copy_function=os.link)
+            except OSError:
+                shutil.rmtree(staging, ignore_errors=True)  # another file system: copy it all
         meter = Meter(sum(f[2] for f in files if not self._same(staging / FILES / f[0], f)), progress, self.host)
         try:
             for rel, path, size, sha, executable in files:
@@ -124,6 +131,13 @@ class LocalWeightsFiles:
                     os.fsync(out.fileno())
                 os.chmod(part, 0o755 if executable else 0o644)
                 os.replace(part, target)
+            wanted = {f[0] for f in files}
+            for path in sorted((staging / FILES).rglob("*"), reverse=True):  # left by a seed or an older copy
+                rel = path.relative_to(staging / FILES).as_posix()
+                if path.is_file() and rel not in wanted:
+                    path.unlink()
+                elif path.is_dir() and not any(path.iterdir()):
+                    path.rmdir()
             (staging / MANIFEST).write_bytes(manifest(key, source, files))
             (self._root / ENTRIES).mkdir(parents=True, exist_ok=True)
             try:

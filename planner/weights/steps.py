@@ -54,7 +54,9 @@ def fetch_weights(ctx: StepContext, step: Step, address: Address, provider: Prov
         if after["key"] and key != after["key"]:
             raise ProviderError(f"weights directory {after['source']} changed since the plan was made; "
                                 "run berth plan again")
-        sent = provider.put_weights(key, after["source"], files, ctx.progress(step))
+        before = change.before or {}
+        previous = before.get("key") if before.get("source") == after["source"] and before.get("key") != key else None
+        sent = provider.put_weights(key, after["source"], files, ctx.progress(step), previous)
         detail = f"sent {sent / 1e6:.1f} MB" if sent else "nothing sent"
     else:
         image = helper_image(ctx, step, provider)

@@ -4,7 +4,9 @@ rename), with ROOT /var/lib/berth/weights for a root login, else the login's
 ~/.local/state/berth/weights (made absolute with SFTP REALPATH of ".").
 
 A copy sends only the files the partial directory lacks or holds with another size or
-sha256 (one `sha256sum` on the host says which), each to FILE.part and renamed.
+sha256 (one `sha256sum` on the host says which), each to FILE.part and renamed; a copy
+of a new version starts as hard links to the previous entry's files (`cp -al`), so only
+what changed travels.
 """
 
 from __future__ import annotations
@@ -57,12 +59,19 @@ class SftpWeightsFiles:
             except OSError as err:
                 raise ProviderError(f"host {self.host}: cannot list the weights cache {path}: {err.strerror or err}") from None
 
-    def put(self, key: str, source: str, files: list[LocalFile], progress: Callable[[str], None]) -> int:
+    def put(self, key: str, source: str, files: list[LocalFile], progress: Callable[[str], None],
+            previous: str | None = None) -> int:
         root = self.ensure_root()
         entry, staging = posixpath.join(root, ENTRIES, key), posixpath.join(root, PARTIAL, key)
         q = shlex.quote
+        # A new copy of a new version starts as hard links to the old entry's files.
+        seed = ""
+        if previous:
+            old = posixpath.join(root, ENTRIES, previous, FILES)
+            seed = (f"if [ ! -e {q(staging)} ] && [ -d {q(old)} ]; then mkdir -p {q(staging)} && "
+                    f"cp -al {q(old)} {q(staging + '/' + FILES)} || rm -rf {q(staging)}; fi; ")
         listed = self._sh(
-            f"if [ -d {q(entry)} ]; then echo ENTRY; exit 0; fi; mkdir -p {q(staging + '/' + FILES)} && "
+            f"if [ -d {q(entry)} ]; then echo ENTRY; exit 0; fi; {seed}mkdir -p {q(staging + '/' + FILES)} && "
             f"cd {q(staging + '/' + FILES)} && find . -type f ! -name '*.part' -print0 | xargs -0 -r sha256sum",
             f"read the partial copy {staging}")
         if listed.strip() == "ENTRY":
@@ -91,6 +100,8 @@ class SftpWeightsFiles:
                             meter.add(len(chunk))
                     sftp.chmod(part, 0o755 if executable else 0o644)
                     sftp.posix_rename(part, target)
+                for rel in sorted(set(there) - {f[0] for f in files}):  # left by a seed or an older copy
+                    sftp.remove(posixpath.join(staging, FILES, rel))
                 with sftp.open(posixpath.join(staging, MANIFEST), "wb") as out:
                     out.write(manifest(key, source, files))
             except OSError as err:

@@ -239,3 +239,29 @@ def test_an_hf_source_is_fetched_on_an_ssh_host_by_a_helper_image_sent_there(pro
         out = project.berth("apply", "--auto-approve", env=env).stdout
         assert "app.llm.weights" not in out and hub.requests == []
         assert exec_in(only(list(th1.stack_containers(project.stack).values())), "cat", "/models/tiny/model.bin")[1] == data
+
+
+def test_a_changed_directory_sends_only_the_changed_file_to_an_ssh_host(project, remote):
+    import re
+
+    th1 = remote["th1"]
+    project.copy_context("httpd")
+    data = make_model(project.path)
+    (project.path / "model" / "gone.txt").write_text("dropped in the new version\n")
+    project.write(stack("th1", "one", th1.toml()))
+    project.berth("apply", "--auto-approve")
+    first = only(list(th1.stack_containers(project.stack).values()))
+    (project.path / "model" / "sub" / "config.json").write_text('{"hidden": 128}')
+    (project.path / "model" / "gone.txt").unlink()
+    out = project.berth("apply", "--auto-approve").stdout
+    sent = re.search(r"app\.llm\.weights\[0\]@th1: Weights in cache after .*sent ([0-9.]+) MB", out)
+    assert sent and float(sent.group(1)) < 0.01, out  # the config, not the 300 kB file again
+    new = only(list(th1.stack_containers(project.stack).values()))
+    assert new.id != first.id
+    assert exec_in(new, "cat", "/models/tiny/sub/config.json")[1] == b'{"hidden": 128}'
+    assert exec_in(new, "cat", "/models/tiny/weights.bin")[1] == data
+    assert exec_in(new, "ls", "/models/tiny/gone.txt")[0] != 0
+    old_mount = next(m for m in first.attrs["Mounts"] if m["Destination"] == "/models/tiny")["Source"]
+    seen = th1.client.containers.run(new.image.id, ["cat", "/old/sub/config.json"], remove=True,
+                                     volumes={old_mount: {"bind": "/old", "mode": "ro"}})
+    assert seen == b'{"hidden": 64}'  # the old entry is as it was, though the new one began as its links

@@ -174,7 +174,7 @@ class FakeHost:
     def weights_cache(self) -> str:
         return f"/fake/{self.host}/weights"
 
-    def put_weights(self, key: str, source: str, files: list, progress: Progress) -> int:
+    def put_weights(self, key: str, source: str, files: list, progress: Progress, previous: str | None = None) -> int:
         with self._lock:
             self._change("put_weights", source)
             if key in self.weights:
