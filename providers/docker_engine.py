@@ -349,8 +349,9 @@ class DockerEngine:
 
     def put_weights(self, key: str, source: str, files: list[tuple[str, str, int, str, bool]],
                     progress: Progress, previous: str | None = None) -> int:
-        return self.transport.call(f"copy weights {key[:12]}", self._weights().put, key, source, files, progress,
-                                   previous)
+        with self._lock_for(f"weights:{key}"):  # two apps of one stack may copy one directory
+            return self.transport.call(f"copy weights {key[:12]}", self._weights().put, key, source, files, progress,
+                                       previous)
 
     def fetch_weights(self, image: str, script: str, source: str, allow: list[str], ignore: list[str],
                       token: SecretParts | None, progress: Progress) -> str:

@@ -64,9 +64,9 @@ def local_files(w: WeightsSource) -> list[tuple[str, Path, os.stat_result]]:
 
 
 def file_sha256(path: Path, st: os.stat_result, memo: MutableMapping[str, str] | None = None) -> str:
-    from planner.contexthash import _file_hash
+    from planner.contexthash import file_hash
 
-    return _file_hash(str(path), st, memo)
+    return file_hash(str(path), st, memo)
 
 
 # (relative path, local path, size, sha256, executable): what a provider copies in

@@ -229,3 +229,12 @@ def test_a_mount_whose_key_its_fetch_resolves_shows_as_known_after_apply():
 
     assert "(known after apply)" in value_text([{"mount": "/m", "key": None}], "weights")
     assert "abc" in value_text([{"mount": "/m", "key": "abc"}], "weights")
+
+
+def test_two_apps_of_one_directory_share_one_entry(tmp_path):
+    two = LOCAL + LOCAL.split("[stack]\nname = \"w\"\n")[1].replace("apps.llm", "apps.llm2").replace("8080", "8081")
+    d = deployment(tmp_path, two)
+    assert not failures(d.apply())
+    assert len(d.local.weights) == 1
+    mounts = {c.spec.host_mounts[0].source for c in d.local.containers.values()}
+    assert len(mounts) == 1
