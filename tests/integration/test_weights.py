@@ -265,3 +265,28 @@ def test_a_changed_directory_sends_only_the_changed_file_to_an_ssh_host(project,
     seen = th1.client.containers.run(new.image.id, ["cat", "/old/sub/config.json"], remove=True,
                                      volumes={old_mount: {"bind": "/old", "mode": "ro"}})
     assert seen == b'{"hidden": 64}'  # the old entry is as it was, though the new one began as its links
+
+
+def test_a_url_pinned_by_its_sha256_is_fetched_once_and_planned_from_its_hash(project, tmp_path):
+    import hashlib
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    data = secrets.token_bytes(1 << 20)
+    (repo / "model.gguf").write_bytes(data)
+    cache = tmp_path / "weights-cache"
+    project.copy_context("httpd")
+    with HubStandIn() as hub:
+        hub.add_repo("tiny/model", repo)
+        url = f"{hub.url}/tiny/model/resolve/main/model.gguf#sha256={hashlib.sha256(data).hexdigest()}"
+        env = {"BERTH_WEIGHTS_DIR": str(cache)}
+        project.write(stack("local", "one").replace('source = "./model"', f'source = "{url}"')
+                      .replace('ignore = ["*.md"]', ""))
+        plan = project.berth("plan", "--no-color", env=env).stdout
+        assert "(known after apply)" not in plan  # the hash names the entry before anything is fetched
+        project.berth("apply", "--auto-approve", env=env)
+        container = only(project.containers())
+        assert exec_in(container, "cat", "/models/tiny/model.gguf")[1] == data
+        hub.reset_counts()
+        assert project.berth("plan", "--detailed-exitcode", check=False, env=env).returncode == 0
+        assert hub.requests == []
