@@ -376,27 +376,27 @@ def _diff_weights(app: AppConfig, content_hashes: dict[str, str], state: State, 
         address = Address.weights(app.name, index, app.host)
         prev = state.resources.get(str(address))
         before = prev.attributes if prev else None
-        key = content_hashes.get(hash_key(source)) if source.kind == "dir" else known_key(source)
+        fixed = content_hashes.get(hash_key(source)) if source.kind == "dir" else known_key(source)
         wanted = attributes(source, None)
         same_request = prev is not None and all(prev.attributes.get(k) == wanted[k] for k in REQUEST_KEYS)
-        if key is None and same_request:
-            key = prev.attributes.get("key") or prev.id or None
-        attrs = attributes(source, key)
+        recorded = (prev.attributes.get("key") or prev.id or None) if same_request else None
+        key = fixed or recorded
 
-        def change(action: Action, reasons: list[str]) -> Change:
-            return Change(address=address, type="weights", action=action, before=before, after=attrs,
-                          ids=[key] if key else [], reasons=reasons)
+        def change(action: Action, reasons: list[str], key: str | None) -> Change:
+            return Change(address=address, type="weights", action=action, before=before,
+                          after=attributes(source, key), ids=[key] if key else [], reasons=reasons)
 
         if key is not None and key in obs.weights:
-            changes.append(change(Action.NOOP, []))
-        elif key is not None and same_request and prev.attributes.get("key") == key:
-            changes.append(change(Action.CREATE, [f"cache entry {key[:12]} is no longer on the host"]))
-        elif key is None:
+            changes.append(change(Action.NOOP, [], key))
+        elif key is not None and key == recorded:
+            # Fetched again; a branch may since name another commit: its key is then new.
+            changes.append(change(Action.CREATE, [f"cache entry {key[:12]} is no longer on the host"], fixed))
+        elif fixed is None:
             what = "copied" if source.kind == "dir" else "fetched"
             changes.append(change(Action.CREATE, [f"{what} on host {app.host}; its cache key is known once "
-                                                  "the host resolved the revision"]))
+                                                  "the host resolved the revision"], None))
         else:
-            changes.append(change(Action.CREATE, []))
+            changes.append(change(Action.CREATE, [], fixed))
     return changes
 
 

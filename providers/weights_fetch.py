@@ -12,7 +12,7 @@ import os
 import secrets as _random
 from typing import Any
 
-from providers.types import LABEL_STACK, Progress, ProviderError, summary
+from providers.types import Progress, ProviderError, summary
 
 CACHE = "/cache"
 TOKEN = "/run/berth/token"
@@ -40,7 +40,7 @@ def run(api: Any, host: str, image: str, root: str, script: str, source: str, al
     try:
         container = api.create_container(
             image=image, name=name, command=command(script, source, allow, ignore, secret_path is not None),
-            environment=env, labels={LABEL_STACK: "", "berth.role": "weights-fetch"},
+            environment=env, labels={"berth.role": "weights-fetch"},
             host_config=api.create_host_config(network_mode="host", mounts=mounts))["Id"]
     except docker.errors.APIError as err:
         raise ProviderError(f"cannot start the weights fetcher on {host}: {summary(err)}") from None

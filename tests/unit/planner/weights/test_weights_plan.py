@@ -156,8 +156,14 @@ def test_weights_gone_from_the_host_are_fetched_again(tmp_path, monkeypatch):
     d = deployment(tmp_path, HUB)
     d.apply()
     d.local.weights.clear()  # the cache was emptied behind berth's back
+    d.local.revisions["hf://org/tiny@main"] = "r2"  # and main moved on since
     plan = d.plan()
     assert actions(plan)[W] is Action.CREATE, pending(plan)
+    assert not failures(d.apply())
+    (key,) = d.local.weights
+    assert d.state.resources[W].id == key
+    assert d.local.container_at(C).spec.host_mounts[0].source.endswith(f"/entries/{key}/files")
+    assert not d.plan().has_changes
 
 
 def _change(address: str, action: Action, after: dict | None = None, before: dict | None = None, ids=()):
