@@ -60,8 +60,8 @@ class DockerEngine:
         "stream_logs": "a stream: output already yielded would be repeated",
         "probe": "the transport retries opening its tunnel; a probe's answer is never repeated",
         "gpus": "nvidia-smi runs as one retried call; its answer is kept for the run",
-        "put_weights": "a copy resumes from what the host has: each part is its own call",
-        "fetch_weights": "the helper image and the fetch are their own calls; a fetch resumes",
+        "put_weights": "one retried call under a lock per entry; a retry resumes from the partial copy",
+        "fetch_weights": "making the cache and the fetch are each a retried call; a retried fetch resumes",
         "close": "not an engine call",
     }
 
