@@ -16,6 +16,8 @@ from providers.types import Progress, ProviderError, summary
 
 CACHE = "/cache"
 TOKEN = "/run/berth/token"
+# The helper's label; a stopped helper an interrupted run left is removed by the next fetch.
+ROLE = {"berth.role": "weights-fetch"}
 PASSED_ENV = ("HF_ENDPOINT", "HF_HUB_DISABLE_XET", "HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT")
 
 
@@ -36,11 +38,16 @@ def run(api: Any, host: str, image: str, root: str, script: str, source: str, al
     if secret_path is not None:
         mounts.append(Mount(target=TOKEN, source=secret_path, type="bind", read_only=True))
     env = {k: os.environ[k] for k in PASSED_ENV if os.environ.get(k)}
+    for leftover in api.containers(all=True, filters={"label": [f"{k}={v}" for k, v in ROLE.items()], "status": ["exited", "created", "dead"]}):
+        try:  # a fetcher whose berth was interrupted: it finished (or failed) alone
+            api.remove_container(leftover["Id"], force=True)
+        except docker.errors.APIError:
+            pass
     name = f"berth-weights-fetch-{_random.token_hex(4)}"
     try:
         container = api.create_container(
             image=image, name=name, command=command(script, source, allow, ignore, secret_path is not None),
-            environment=env, labels={"berth.role": "weights-fetch"},
+            environment=env, labels=dict(ROLE),
             host_config=api.create_host_config(network_mode="host", mounts=mounts))["Id"]
     except docker.errors.APIError as err:
         raise ProviderError(f"cannot start the weights fetcher on {host}: {summary(err)}") from None

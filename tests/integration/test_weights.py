@@ -262,8 +262,13 @@ def test_a_changed_directory_sends_only_the_changed_file_to_an_ssh_host(project,
     assert exec_in(new, "cat", "/models/tiny/weights.bin")[1] == data
     assert exec_in(new, "ls", "/models/tiny/gone.txt")[0] != 0
     old_mount = next(m for m in first.attrs["Mounts"] if m["Destination"] == "/models/tiny")["Source"]
-    seen = th1.client.containers.run(new.image.id, ["cat", "/old/sub/config.json"], remove=True,
-                                     volumes={old_mount: {"bind": "/old", "mode": "ro"}})
+    reader = th1.client.containers.run(new.image.id, ["cat", "/old/sub/config.json"], detach=True,
+                                       volumes={old_mount: {"bind": "/old", "mode": "ro"}})
+    try:
+        assert reader.wait(timeout=30)["StatusCode"] == 0
+        seen = reader.logs(stdout=True, stderr=False)
+    finally:
+        reader.remove(force=True)
     assert seen == b'{"hidden": 64}'  # the old entry is as it was, though the new one began as its links
 
 
