@@ -47,6 +47,22 @@ def make_model(path: Path) -> bytes:
     return data
 
 
+@pytest.fixture(autouse=True)
+def _test_hosts_cache_kept_clean():
+    """The SSH test hosts are network namespaces of this machine: their root's weights cache,
+    /var/lib/berth/weights, is this machine's. Entries a test made there are removed after
+    it (berth itself never deletes one), and their partial copies."""
+    import shutil
+
+    root = Path("/var/lib/berth/weights")
+    before = {p for d in ("entries", "partial") if (root / d).is_dir() for p in (root / d).iterdir()}
+    yield
+    for d in ("entries", "partial"):
+        for path in (root / d).iterdir() if (root / d).is_dir() else ():
+            if path not in before:
+                shutil.rmtree(path, ignore_errors=True)
+
+
 def stack(host: str, message: str, hosts: str = "") -> str:
     return STACK.replace("{host}", host).replace("{message}", message).replace("{hosts}", hosts)
 
