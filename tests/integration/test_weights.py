@@ -48,19 +48,24 @@ def make_model(path: Path) -> bytes:
 
 
 @pytest.fixture(autouse=True)
-def _test_hosts_cache_kept_clean():
+def _test_hosts_cache_kept_clean(tmp_path_factory):
     """The SSH test hosts are network namespaces of this machine: their root's weights cache,
-    /var/lib/berth/weights, is this machine's. Entries a test made there are removed after
-    it (berth itself never deletes one), and their partial copies."""
+    /var/lib/berth/weights, is this machine's. Entries copied there from this run's
+    directories are removed after each test (berth itself never deletes one); others, which
+    tests running beside this one may mount, are left alone."""
+    import json
     import shutil
 
-    root = Path("/var/lib/berth/weights")
-    before = {p for d in ("entries", "partial") if (root / d).is_dir() for p in (root / d).iterdir()}
     yield
-    for d in ("entries", "partial"):
-        for path in (root / d).iterdir() if (root / d).is_dir() else ():
-            if path not in before:
-                shutil.rmtree(path, ignore_errors=True)
+    root, mine = Path("/var/lib/berth/weights"), str(tmp_path_factory.getbasetemp())
+    for entry in (root / "entries").iterdir() if (root / "entries").is_dir() else ():
+        try:
+            source = json.loads((entry / "manifest.json").read_text()).get("source", "")
+        except (OSError, ValueError):
+            continue
+        if source.startswith(mine):
+            shutil.rmtree(entry, ignore_errors=True)
+            shutil.rmtree(root / "partial" / entry.name, ignore_errors=True)
 
 
 def stack(host: str, message: str, hosts: str = "") -> str:
