@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from planner import steps
 from planner.serving import steps as serving_steps
+from planner.weights import steps as weights_steps
 from planner.events import Emit, Event
 from planner.graph import Step, StepKind, build_graph
 from planner.plan import Action, Plan
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from planner.secrets import SecretValues
 
 __all__ = ["ApplyResult", "Recorder", "apply_plan", "refresh_state"]
-HANDLER_MODULES = (steps, serving_steps)  # what fills the handler table, checked complete here
+HANDLER_MODULES = (steps, serving_steps, weights_steps)  # what fills the handler table, checked complete here
 steps.check_complete()
 
 

@@ -54,7 +54,7 @@ class AttributeModel:
 
 
 # An app's replica (planner.resources.container_attributes). The mount set and the env
-# mapping of secrets replace it; their values restart it (or replace it, when a secret is
+# mapping of secrets replace it, and so do the weights it mounts ({mount, key} each); their values restart it (or replace it, when a secret is
 # also in its env: diff decides). gpus: the device indexes placement gave it. Clearing a
 # limit (cpus, memory) needs a new container too: diff checks that. max_unavailable:
 # how many of the app's replicas a replace may take down at once (absent: 1).
@@ -68,6 +68,14 @@ CONTAINER = AttributeModel(ResourceKind.CONTAINER, {
     "volumes": Field(R, optional=True), "shm_size": Field(R, optional=True), "ipc": Field(R, optional=True),
     "ulimits": Field(R, optional=True), "entrypoint": Field(R, optional=True),
     "stop_timeout": Field(R, optional=True),
+    "weights": Field(R, optional=True),
+})
+
+# A weights source's entry in the host's cache (planner.weights.cache.attributes): the
+# request (source, patterns) picks the entry; the mount is the container's business.
+WEIGHTS = AttributeModel(ResourceKind.WEIGHTS, {
+    "source": Field(R), "kind": Field(N), "mount": Field(B), "allow": Field(R), "ignore": Field(R),
+    "secret": Field(B), "key": Field(R),
 })
 
 # A host's gateway (planner.serving.gateway.attributes): routes reload live.

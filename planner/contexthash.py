@@ -45,6 +45,11 @@ def _file_hash(path: str, st: os.stat_result, memo: MutableMapping[str, str] | N
     return value
 
 
+def file_hash(path: str, st: os.stat_result, memo: MutableMapping[str, str] | None = None) -> str:
+    """A file's sha256, memoised by path, size, mtime and mode (weights directories use it)."""
+    return _file_hash(path, st, memo)
+
+
 def context_hash(build: BuildSource, memo: MutableMapping[str, str] | None = None) -> str:
     from docker.utils.build import exclude_paths
 

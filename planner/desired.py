@@ -201,6 +201,31 @@ def volume_name(stack: str, volume: str) -> str:
     return f"berth-{stack}-{volume}"
 
 
+class WeightsSource(_Frozen):
+    """One `[[apps.NAME.weights]]`: model weights put into the host's shared cache before the
+    app's containers start, and mounted read-only at `mount`.
+
+    source: "hf://REPO[@REVISION]" (fetched on the host, huggingface_hub), "https://..." (one
+    file, optionally "#sha256=HEX"), or an absolute local directory (copied to the host).
+    allow/ignore: the Hub's patterns (fnmatch; "dir/" is everything below dir), sorted.
+    secret: the name of a secret whose value is the token for gated repos or private URLs.
+    """
+
+    source: str
+    mount: str
+    allow: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    secret: str | None = None
+
+    @property
+    def kind(self) -> Literal["hf", "url", "dir"]:
+        if self.source.startswith("hf://"):
+            return "hf"
+        if self.source.startswith(("https://", "http://")):
+            return "url"
+        return "dir"
+
+
 class AppConfig(_Frozen):
     """One app: a container image, how to run it, and how to tell it is ready.
 
@@ -228,6 +253,7 @@ class AppConfig(_Frozen):
     gpus: int = 0  # GPUs asked for; the planner assigns device IDs
     gpu_type: str | None = None  # accelerator type ("H100", "L4"); None: any
     secrets: tuple[str, ...] = ()  # secret names, mounted read-only at /secrets/NAME
+    weights: tuple[WeightsSource, ...] = ()  # fetched into the host's cache, mounted read-only
     secret_env: dict[str, str] = Field(default_factory=dict)  # env var -> secret name
     predict: str | None = None  # the path requests for the app's model go to (routing)
     predict_concurrency: int | None = None

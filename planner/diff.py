@@ -83,11 +83,14 @@ def diff(
         image_change = _diff_image(stack.name, app, image_attrs, state, obs)
         changes.append(image_change)
         changes.extend(_diff_secrets(stack, app, digests, state, obs))
+        weights = _diff_weights(app, content_hashes, state, obs)
+        changes.extend(weights)
+        mounts = [{"mount": w.after["mount"], "key": w.after["key"]} for w in weights]
         versions = {name: digests[name] for name in secret_names(app)}
         for index in range(app.replicas):
             address = Address.container(app.name, index, app.host)
             attrs = container_attributes(stack.name, app, index, image_ref(image_attrs), versions,
-                                         (gpus or {}).get((app.name, index)))
+                                         (gpus or {}).get((app.name, index)), mounts)
             found = by_address.pop(str(address), [])
             change, extra = _diff_container(address, attrs, state.resources.get(str(address)), found, image_change, obs)
             changes.append(change)
@@ -363,6 +366,42 @@ def _rotated_secrets(old: dict[str, Any], attrs: dict[str, Any]) -> list[str]:
     removed change the mount set, which replaces the container anyway."""
     before, after = old.get("secret_versions") or {}, attrs.get("secret_versions") or {}
     return sorted(name for name in after if name in before and before[name] != after[name])
+
+
+def _diff_weights(app: AppConfig, content_hashes: dict[str, str], state: State, obs: Observation) -> list[Change]:
+    """Each weights source of the app: nothing to do when its entry is in the host's cache
+    (a local directory's key is its content hash, known now; a remote source's is the one
+    state recorded for the same request, or one the stack fixes); else fetched (or copied)
+    by a step. Entries are never removed (planner.weights.cache)."""
+    from planner.weights.cache import REQUEST_KEYS, attributes, hash_key, known_key
+
+    changes = []
+    for index, source in enumerate(app.weights):
+        address = Address.weights(app.name, index, app.host)
+        prev = state.resources.get(str(address))
+        before = prev.attributes if prev else None
+        fixed = content_hashes.get(hash_key(source)) if source.kind == "dir" else known_key(source)
+        wanted = attributes(source, None)
+        same_request = prev is not None and all(prev.attributes.get(k) == wanted[k] for k in REQUEST_KEYS)
+        recorded = (prev.attributes.get("key") or prev.id or None) if same_request else None
+        key = fixed or recorded
+
+        def change(action: Action, reasons: list[str], key: str | None) -> Change:
+            return Change(address=address, type="weights", action=action, before=before,
+                          after=attributes(source, key), ids=[key] if key else [], reasons=reasons)
+
+        if key is not None and key in obs.weights:
+            changes.append(change(Action.NOOP, [], key))
+        elif key is not None and key == recorded:
+            # Fetched again; a branch may since name another commit: its key is then new.
+            changes.append(change(Action.CREATE, [f"cache entry {key[:12]} is no longer on the host"], fixed))
+        elif fixed is None:
+            what = "copied" if source.kind == "dir" else "fetched"
+            changes.append(change(Action.CREATE, [f"{what} on host {app.host}; its cache key is known once "
+                                                  "the host resolved the revision"], None))
+        else:
+            changes.append(change(Action.CREATE, [], fixed))
+    return changes
 
 
 def _diff_secrets(stack: Stack, app: AppConfig, digests: dict[str, str], state: State, obs: Observation) -> list[Change]:

@@ -54,6 +54,7 @@ class StepKind(StrEnum):
     WATCHER_REMOVE = "watcher-remove"
     CREATE_VOLUME = "create-volume"
     REMOVE_VOLUME = "remove-volume"
+    WEIGHTS = "fetch-weights"
 
 
 K = StepKind
@@ -106,6 +107,7 @@ def build_graph(plan: Plan) -> nx.DiGraph:
     _split_swaps(graph)
     _image_edges(graph)
     _secret_edges(graph)
+    _weights_edges(graph)
     _depends_on_edges(graph)
     _destroy_order_edges(graph)
     _reuse_edges(graph)
@@ -162,6 +164,12 @@ def _add_steps(graph: nx.DiGraph, change: Change) -> None:
                 kinds = [K.REMOVE_VOLUME]
             case _:
                 raise AssertionError(f"no steps for {change.action!r} on a volume")
+    elif change.type is ResourceKind.WEIGHTS:
+        match change.action:
+            case Action.CREATE:
+                kinds = [K.WEIGHTS]  # fetched (or copied) into the host's cache
+            case _:
+                raise AssertionError(f"no steps for {change.action!r} on weights")
     elif change.type is ResourceKind.SECRET:
         match change.action:
             case Action.CREATE | Action.UPDATE:
@@ -263,6 +271,26 @@ def _secret_edges(graph: nx.DiGraph) -> None:
             if _stops(graph, step):
                 for removal in removals.get(key[1], []):
                     graph.add_edge(step, removal)
+
+
+def _weights_edges(graph: nx.DiGraph) -> None:
+    """An app's weights are in its host's cache before its containers are created or
+    restarted, and before an old replica is stopped for a replace: the new one then
+    starts on weights already there, and a fetch that fails leaves the app running. A
+    fetch that needs a token waits for that secret's file on the host."""
+    fetches = _by_app(graph, {K.WEIGHTS})
+    syncs = _by_app(graph, {K.SYNC_SECRET})
+    for key, steps in _by_app(graph, {*STARTS, *STOPS}).items():
+        for step in steps:
+            if step.kind in STARTS or _replaced_by_remove(graph, step):
+                for fetch in fetches.get(key, []):
+                    graph.add_edge(fetch, step)
+    for key, steps in fetches.items():
+        for fetch in steps:
+            secret = (graph.nodes[fetch]["changes"][0].after or {}).get("secret")
+            for sync in syncs.get(key, []):
+                if sync.address.secret == secret:
+                    graph.add_edge(sync, fetch)
 
 
 def _depends_on_edges(graph: nx.DiGraph) -> None:

@@ -61,7 +61,9 @@ def forgotten(state: State, planned: set[str]) -> list[Change]:
     berth does not own (pulled by reference). Apply drops them from state."""
     return [
         Change(address=key, type=prev.type, action=Action.NOOP, before=prev.attributes,
-               reasons=["no longer desired or present; forgotten"])
+               reasons=[f"no longer desired; forgotten, its cache entry {prev.id[:12]} kept on the host (berth "
+                        "never deletes weights: other stacks there may mount them)" if prev.type == "weights"
+                        else "no longer desired or present; forgotten"])
         for key, prev in state.resources.items()
         if key not in planned
     ]

@@ -178,10 +178,10 @@ def content_hashes(ctx: Context) -> dict[str, str]:
 
 def observe(ctx: Context, state: State | None) -> dict[str, Observation]:
     """What every host berth must read has, in parallel."""
-    from planner.refresh import observe_all, secret_hosts
+    from planner.refresh import observe_all, secret_hosts, weights_hosts
 
     providers = {host: ctx.provider(host) for host in hosts_to_read(ctx.stack, state)}
-    return observe_all(providers, ctx.stack.name, state, secret_hosts(ctx.stack, state))
+    return observe_all(providers, ctx.stack.name, state, secret_hosts(ctx.stack, state), weights_hosts(ctx.stack))
 
 
 def check_declares_apps(stack: Stack, state: State | None,

@@ -17,13 +17,15 @@ from state.model import State
 
 
 def observe_all(providers: dict[str, Provider], stack: str, state: State | None = None,
-                secret_hosts: set[str] | None = None) -> dict[str, Observation]:
+                secret_hosts: set[str] | None = None, weights_hosts: set[str] | None = None) -> dict[str, Observation]:
     """Each host's view, read in parallel. Containers state records but the label query
     did not list (adopted by `import`, unlabelled) are looked up by ID, in one more call
     on that host only when there are such. Secret files are listed on `secret_hosts`
-    only (None: on every host); see secret_hosts()."""
+    only (None: on every host); see secret_hosts(). The weights cache is listed on
+    `weights_hosts` only (None: on none)."""
     def observe(host: str, provider: Provider) -> Observation:
-        obs = provider.observe(stack, secrets=secret_hosts is None or host in secret_hosts)
+        listed = {"weights": True} if weights_hosts is not None and host in weights_hosts else {}
+        obs = provider.observe(stack, secrets=secret_hosts is None or host in secret_hosts, **listed)
         seen = {c.id for c in obs.containers}
         missing = sorted(r.id for r in (state.resources.values() if state else ())
                          if r.type in ("container", "gateway", "watcher") and r.host == host and r.id and r.id not in seen)
@@ -76,6 +78,15 @@ def secret_hosts(stack: Stack, state: State | None) -> set[str]:
     return hosts
 
 
+def weights_hosts(stack: Stack) -> set[str]:
+    """The hosts whose weights cache the plan must read: those of apps with weights."""
+    hosts: set[str] = set()
+    for app in stack.apps.values():
+        if app.weights:
+            hosts |= {LOCAL_HOST, *stack.hosts} if app.host_auto else {app.host}
+    return hosts
+
+
 def observe_from_state(state: State | None, stack: str, hosts: set[str]) -> dict[str, Observation]:
     """What the hosts would show if they matched state exactly: `plan --refresh=false`
     plans from stored state alone, contacting no host. Containers are running with the
@@ -84,11 +95,14 @@ def observe_from_state(state: State | None, stack: str, hosts: set[str]) -> dict
     images: dict[str, list[ObservedImage]] = {h: [] for h in hosts}
     secrets: dict[str, list[tuple[str, str]]] = {h: [] for h in hosts}
     volumes: dict[str, list[ObservedVolume]] = {h: [] for h in hosts}
+    weights: dict[str, set[str]] = {h: set() for h in hosts}
     for key, resource in (state.resources.items() if state else ()):
         attrs = resource.attributes
         if resource.type == "volume":
             volumes.setdefault(resource.host, []).append(
                 ObservedVolume(name=resource.id, labels=volume_labels(stack, resource.address)))
+        elif resource.type == "weights":
+            weights.setdefault(resource.host, set()).add(resource.id)
         elif resource.type == "secret":
             address = resource.address
             secrets.setdefault(resource.host, []).append((address.app, address.secret))
@@ -121,8 +135,9 @@ def observe_from_state(state: State | None, stack: str, hosts: set[str]) -> dict
             else:  # apps built from one context share one image, each with its own tag
                 found[same] = replace(found[same], tags=found[same].tags + tags, labels=found[same].labels | labels)
     return {h: Observation(host=h, containers=tuple(containers.get(h, ())), images=tuple(images.get(h, ())),
-                           secrets=tuple(sorted(secrets.get(h, ()))), volumes=tuple(volumes.get(h, ())))
-            for h in set(containers) | set(images) | set(secrets) | set(volumes)}
+                           secrets=tuple(sorted(secrets.get(h, ()))), volumes=tuple(volumes.get(h, ())),
+                           weights=frozenset(weights.get(h, ())))
+            for h in set(containers) | set(images) | set(secrets) | set(volumes) | set(weights)}
 
 
 _SPEC_DEFAULTS = {"name": "", "image": "", "command": None, "env": {}, "port": 0, "host_port": 0,
@@ -147,7 +162,20 @@ def gpu_inventories(providers: dict[str, Provider]) -> dict[str, tuple]:
 
 
 def content_hashes(stack: Stack, memo: MutableMapping[str, str] | None) -> dict[str, str]:
+    """Each build context's hash by app, and each local weights directory's cache key
+    (under planner.weights.cache.hash_key)."""
+    from planner.weights.cache import hash_key, local_key
+
     hashes = {}
+    for app in stack.apps.values():
+        for index, source in enumerate(app.weights):
+            if source.kind == "dir" and hash_key(source) not in hashes:
+                try:
+                    hashes[hash_key(source)] = local_key(source, memo)
+                except OSError as err:
+                    raise DiagnosticsError([Diagnostic(
+                        f"cannot read the weights directory of app {app.name}: {err}", file=stack.file,
+                        key=f"apps.{app.name}.weights[{index}].source")]) from None
     for app in stack.apps.values():
         if app.build is not None:
             try:

@@ -21,6 +21,7 @@ from providers.types import (
     LABEL_STACK,
     SECRETS_MOUNT,
     ContainerSpec,
+    HostMount,
     SecretMount,
     SecretParts,
     VolumeSpec,
@@ -85,10 +86,11 @@ def masked(attrs: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def container_attributes(
     stack: str, app: AppConfig, index: int, image: str, secret_versions: dict[str, str] | None = None,
-    gpus: tuple[str, ...] | None = None,
+    gpus: tuple[str, ...] | None = None, weights: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """secret_versions: the digest of each secret's value, by name (apps with secrets).
-    gpus: the device indexes placement gave this replica."""
+    gpus: the device indexes placement gave this replica. weights: {mount, key} of each
+    of the app's weights sources (key None: known once its weights step ran)."""
     attrs = {
         "name": container_name(stack, app.name, index),
         "image": image,
@@ -106,6 +108,8 @@ def container_attributes(
     } | _secret_attributes(app, secret_versions or {})
     if gpus:  # absent without GPUs, so containers made before placement existed keep their hash
         attrs["gpus"] = list(gpus)
+    if weights:  # absent without weights, so containers made before them keep their hash
+        attrs["weights"] = [dict(w) for w in weights]
     if app.max_unavailable != 1:  # absent at the default, so states recorded before it plan no change
         attrs["max_unavailable"] = app.max_unavailable
     return attrs | runtime_attributes(app)
@@ -190,11 +194,25 @@ def reach_port(attrs: dict[str, Any]) -> int | None:
     return attrs.get("published_port") or attrs.get("host_port")
 
 
+def weights_mounts(attrs: dict[str, Any], weights_root: str | None) -> tuple[HostMount, ...]:
+    """The read-only bind mounts of a container's weights: ROOT/entries/KEY/files at each mount."""
+    mounts = attrs.get("weights") or []
+    if not mounts:
+        return ()
+    assert weights_root is not None, f"{attrs.get('name')}: weights without the host's cache"
+    for entry in mounts:
+        assert entry.get("key"), f"{attrs.get('name')}: weights at {entry.get('mount')} have no cache key yet"
+    return tuple(HostMount(f"{weights_root}/entries/{entry['key']}/files", entry["mount"], read_only=True)
+                 for entry in mounts)
+
+
 def container_spec(
     stack: str, address: Address, attrs: dict[str, Any], secret_env: dict[str, str] | None = None,
+    weights_root: str | None = None,
 ) -> ContainerSpec:
     """secret_env: the values of attrs' secret_env variables, which apply reads from the
-    secrets' sources; plans and state never hold them."""
+    secrets' sources; plans and state never hold them. weights_root: the host's weights
+    cache (Provider.weights_cache), needed when attrs mount weights."""
     names = attrs.get("secrets") or []
     return ContainerSpec(
         name=attrs["name"],
@@ -216,6 +234,7 @@ def container_spec(
         ulimits=dict(attrs.get("ulimits") or {}),
         entrypoint=tuple(attrs["entrypoint"]) if attrs.get("entrypoint") is not None else None,
         stop_timeout=math.ceil(attrs["stop_timeout"]) if attrs.get("stop_timeout") is not None else None,
+        host_mounts=weights_mounts(attrs, weights_root) if weights_root else (),
         labels={
             LABEL_STACK: stack,
             LABEL_APP: address.app,

@@ -19,6 +19,7 @@ from planner.recorder import Recorder
 from planner.attributes import CONTAINER, ChangeClass
 from planner.resources import container_spec, image_labels, reach_port, secret_parts
 from providers.base import Provider
+from providers.types import ContainerSpec
 from providers.readiness import wait_ready
 from state.address import Address
 from state.model import ResourceState
@@ -79,6 +80,29 @@ class StepContext:
                 raise ProviderError(f"secret {name} is not text and cannot be passed in environment variable {var}")
             env[var] = text
         return env
+
+    def with_weights(self, address: Address, after: dict[str, Any]) -> dict[str, Any]:
+        """after, with the cache key of each weights mount that was known only once its
+        weights step ran (recorded by it: planner.weights.steps)."""
+        from providers.types import ProviderError
+
+        mounts = after.get("weights") or []
+        if all(m.get("key") for m in mounts):
+            return after
+        filled = []
+        for index, mount in enumerate(mounts):
+            if not mount.get("key"):
+                recorded = self.recorder.get(Address.weights(address.app, index, address.host))
+                if recorded is None or not recorded.id:
+                    raise ProviderError(f"{address}: the weights for {mount['mount']} were not fetched")
+                mount = mount | {"key": recorded.id}
+            filled.append(mount)
+        return after | {"weights": filled}
+
+    def spec(self, provider: Provider, address: Address, after: dict[str, Any]) -> ContainerSpec:
+        """The container spec of after, its secret env read and its weights mounted."""
+        root = provider.weights_cache if after.get("weights") else None
+        return container_spec(self.stack, address, after, self.secret_env(after), root)
 
     def run(self, step: Step) -> str:
         changes: list[Change] = self.graph.nodes[step]["changes"]
@@ -172,8 +196,8 @@ def remove(ctx: StepContext, step: Step, address: Address, provider: Provider, c
 
 @handles(K.CREATE)
 def create(ctx: StepContext, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
-    after = changes[0].after
-    spec = container_spec(ctx.stack, address, after, ctx.secret_env(after))
+    after = ctx.with_weights(address, changes[0].after)
+    spec = ctx.spec(provider, address, after)
     container_id = provider.run_container(spec)
     attrs = published(provider, container_id, after)
     ctx.record(changes[0], address, container_id, status="created", attributes=attrs)
@@ -194,11 +218,11 @@ def replace(ctx: StepContext, step: Step, address: Address, provider: Provider, 
     from providers.types import ProviderError
 
     change = changes[0]
-    after = change.after
+    after = ctx.with_weights(address, change.after)
     # (A replace whose old container a remove step of its own took out: planner.graph._split_swaps.)
     old_ids = [] if ctx.graph.nodes[step].get("split") else [i for i in change.ids if i]
     staged = after | {"name": f"{after['name']}-next-{secrets.token_hex(3)}"}
-    spec = container_spec(ctx.stack, address, staged, ctx.secret_env(after))
+    spec = ctx.spec(provider, address, staged)
     if after["host_port"] is None and spec.network_mode != "host" and not spec.gpus:
         container_id = provider.run_container(spec)  # refused: the old one is untouched
         attrs = published(provider, container_id, staged)

@@ -19,8 +19,8 @@ TARGET_WARNING = (
 
 def select(plan: Plan, targets: list[str]) -> Plan:
     """The plan restricted to changes whose address a target matches, plus what they
-    need: a container's image, the named volumes it mounts (else Docker would make them,
-    unlabelled) and the apps it depends on (transitively); for a destroy,
+    need: a container's image, its weights, the named volumes it mounts (else Docker would
+    make them, unlabelled) and the apps it depends on (transitively); for a destroy,
     the apps that depend on it instead (they go first). Everything else is left out,
     not even recorded, so state keeps its old record of it."""
     for target in targets:
@@ -46,6 +46,9 @@ def select(plan: Plan, targets: list[str]) -> Plan:
         if address.kind == "container":
             needed.append(Address.image(address.app, address.host))
             change = next(c for c in changes if c.address == address)
+            if not plan.destroy:  # the weights it mounts are in the host's cache first
+                needed += [c.address for c in by_app.get(address.app, [])
+                           if c.address.kind == "weights" and c.address.host == address.host]
             if plan.destroy:
                 needed += [c.address for c in changes if address.app in depends_on(c)]
             else:

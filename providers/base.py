@@ -75,6 +75,28 @@ class SecretFiles(Protocol):
         ...
 
 
+class WeightsFiles(Protocol):
+    """A host's weights cache, ROOT/entries/KEY/{files,manifest.json}, one per host and
+    shared by every stack (planner/weights/fetch_script.py's layout): on the local file
+    system (providers.weights_files) or over a host's SFTP session
+    (providers.ssh.weights_files). ROOT is /var/lib/berth/weights as root, else the login's
+    ~/.local/state/berth/weights. An entry appears by one rename of a finished
+    ROOT/partial/KEY, so what entries() lists is complete."""
+
+    def root(self) -> str: ...  # absolute, on the host
+    def ensure_root(self) -> str: ...  # made when missing; returns root()
+    def entries(self) -> frozenset[str]: ...  # keys of complete entries, one listing
+
+    def put(self, key: str, source: str, files: list[tuple[str, str, int, str, bool]], progress: Progress,
+            previous: str | None = None) -> int:
+        """Copy local files (relative path, local path, size, sha256, executable) in as
+        entry KEY, sending only those partial/KEY lacks; a new partial/KEY starts as hard
+        links to entry `previous` (an earlier version of the source), so only changed
+        files travel (each written beside and renamed over its link: the old entry is
+        never touched). Returns the bytes sent."""
+        ...
+
+
 class Transport(Protocol):
     """How bytes travel between berth and one host (pyinfra's connectors/base.py): the
     engine API socket, a command on the host, files, probe tunnels, and what a dropped
@@ -85,6 +107,7 @@ class Transport(Protocol):
     http: EngineHTTP | None  # the read-only Engine API client refresh uses; None: docker-py only
     secret_files: SecretFiles | None  # None where berth cannot reach the engine's file system
     why_no_files: str  # why secret_files is None, for the error a secret step raises
+    weights_files: WeightsFiles | None  # None where berth cannot reach the engine's file system
 
     def connect_api(self) -> Any:
         """A docker-py APIClient to the host's engine (made on first use: 0.3 s to import)."""
@@ -128,10 +151,30 @@ class Provider(Protocol):
     # receive_image must send it here before containers can use it.
     builds_here: bool
 
-    def observe(self, stack: str, secrets: bool = True) -> Observation:
+    def observe(self, stack: str, secrets: bool = True, weights: bool = False) -> Observation:
         """The stack's containers and the host's images, in one batched query, and with
         `secrets` the stack's secret files (False: the stack can have none here, so the
-        listing, an SFTP session on an SSH host, is skipped)."""
+        listing, an SFTP session on an SSH host, is skipped); with `weights` the keys of
+        the host's weights cache entries (one listing)."""
+        ...
+
+    # Weights: the host's content-addressed cache (WeightsFiles), mounted read-only.
+
+    # The cache's absolute path on the host (containers mount ROOT/entries/KEY/files).
+    weights_cache: str
+
+    def put_weights(self, key: str, source: str, files: list[tuple[str, str, int, str, bool]],
+                    progress: Progress, previous: str | None = None) -> int:
+        """Copy a local directory's files in as entry KEY (only what the host lacks, or what
+        differs from entry `previous`); WeightsFiles.put."""
+        ...
+
+    def fetch_weights(self, image: str, script: str, source: str, allow: list[str], ignore: list[str],
+                      token: SecretParts | None, progress: Progress) -> str:
+        """Fetch an hf:// or https:// source into the cache on the host: `script` (the
+        fetcher program's text) runs in a short-lived container of `image` (already on
+        the host) with the cache mounted and the token's secret file (already written
+        there, parts of it) mounted read-only; returns the entry's key."""
         ...
 
     def containers_by_id(self, ids: list[str]) -> tuple[ObservedContainer, ...]:

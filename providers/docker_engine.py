@@ -61,6 +61,8 @@ class DockerEngine:
         "stream_logs": "a stream: output already yielded would be repeated",
         "probe": "the transport retries opening its tunnel; a probe's answer is never repeated",
         "gpus": "nvidia-smi runs as one retried call; its answer is kept for the run",
+        "put_weights": "one retried call under a lock per entry; a retry resumes from the partial copy",
+        "fetch_weights": "making the cache and the fetch are each a retried call; a retried fetch resumes",
         "close": "not an engine call",
     }
 
@@ -96,10 +98,18 @@ class DockerEngine:
 
     # Refresh -------------------------------------------------------------------------
 
-    def observe(self, stack: str, secrets: bool = True) -> Observation:
+    def observe(self, stack: str, secrets: bool = True, weights: bool = False) -> Observation:
         """The Docker lists (through EngineHTTP where the transport has it: one channel,
         kept alive) and, with `secrets`, the secret files (an SFTP session on an SSH host)
-        read side by side: the plan waits for the slower."""
+        read side by side: the plan waits for the slower. With `weights`, the keys of the
+        weights cache's entries (one listing)."""
+        observed = self._observe(stack, secrets)
+        if weights and self.weights_files is not None:
+            keys = self.transport.call("list the weights cache", self.weights_files.entries)
+            observed = dataclasses.replace(observed, weights=keys)
+        return observed
+
+    def _observe(self, stack: str, secrets: bool) -> Observation:
         files = self.secret_files if secrets else None
         if files is None:
             return self.transport.call("list containers and images", self._observe_engine, stack)
@@ -362,6 +372,37 @@ class DockerEngine:
         if status != 0:
             raise ProviderError(f"host {self.host}: cannot check host paths: {(err or out).strip() or f'exit {status}'}")
         return [line for line in out.splitlines() if line in paths]
+
+    # Weights -------------------------------------------------------------------------
+
+    @property
+    def weights_files(self) -> Any:
+        return getattr(self.transport, "weights_files", None)
+
+    def _weights(self) -> Any:
+        if self.weights_files is None:
+            raise ProviderError(f"host {self.host}: berth cannot reach a weights cache beside its engine: "
+                                f"{self.transport.why_no_files}")
+        return self.weights_files
+
+    @property
+    def weights_cache(self) -> str:
+        return self.transport.call("find the weights cache", self._weights().root)
+
+    def put_weights(self, key: str, source: str, files: list[tuple[str, str, int, str, bool]],
+                    progress: Progress, previous: str | None = None) -> int:
+        with self._lock_for(f"weights:{key}"):  # two apps of one stack may copy one directory
+            return self.transport.call(f"copy weights {key[:12]}", self._weights().put, key, source, files, progress,
+                                       previous)
+
+    def fetch_weights(self, image: str, script: str, source: str, allow: list[str], ignore: list[str],
+                      token: SecretParts | None, progress: Progress) -> str:
+        from providers import weights_fetch
+
+        root = self.transport.call("make the weights cache", self._weights().ensure_root)
+        secret = self._files().path(token) if token is not None else None
+        return self.transport.call(f"fetch {source}", weights_fetch.run, self.api, self.host, image, root,
+                                   script, source, allow, ignore, secret, progress)
 
     # Secrets -------------------------------------------------------------------------
 

@@ -41,6 +41,9 @@ class LocalTransport:
         # None where berth cannot put files beside the engine (DOCKER_HOST on another
         # machine): stacks with secrets then fail at their first secret step.
         self.secret_files = None if remote or secrets_root is None else LocalSecretFiles(secrets_root, host)
+        from providers.weights_files import LocalWeightsFiles, default_root
+
+        self.weights_files = None if remote else LocalWeightsFiles(default_root(), host)
         self.why_no_files = (f"the Docker engine (DOCKER_HOST={os.environ.get('DOCKER_HOST')}) runs on another "
                              "machine; declare that machine as an SSH host")
 

@@ -147,6 +147,7 @@ class Observation:
     images: tuple[ObservedImage, ...] = ()
     secrets: tuple[tuple[str, str], ...] = ()  # (app, secret) of the stack's secret files on the host
     volumes: tuple[ObservedVolume, ...] = ()  # the stack's named volumes on the host
+    weights: frozenset[str] = frozenset()  # keys of the complete entries of the host's weights cache
 
     def image_for_ref(self, ref: str) -> ObservedImage | None:
         """The image a tag or digest reference names on this host, as Docker resolves it."""

@@ -29,6 +29,7 @@ class ResourceKind(StrEnum):
     GATEWAY = "gateway"
     WATCHER = "watcher"
     VOLUME = "volume"
+    WEIGHTS = "weights"
 
     @property
     def per_host(self) -> bool:
@@ -42,7 +43,7 @@ NAME = r"[A-Za-z0-9][A-Za-z0-9_-]*"
 HOST = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 _PATTERN = re.compile(
     rf"^app\.(?P<app>{NAME})\."
-    rf"(?:(?P<image>image)|container\[(?P<index>0|[1-9]\d*)\]|secret\.(?P<secret>{NAME}))"
+    rf"(?:(?P<image>image)|(?P<what>container|weights)\[(?P<index>0|[1-9]\d*)\]|secret\.(?P<secret>{NAME}))"
     rf"@(?P<host>{HOST})$"
 )
 # The serving gateway and the liveness watcher of one host: they belong to the stack,
@@ -112,6 +113,11 @@ class Address:
         return cls(app=app, kind=ResourceKind.CONTAINER, host=host, index=index)
 
     @classmethod
+    def weights(cls, app: str, index: int, host: str) -> Address:
+        """The app's index-th `[[apps.NAME.weights]]` source on host."""
+        return cls(app=app, kind=ResourceKind.WEIGHTS, host=host, index=index)
+
+    @classmethod
     def gateway(cls, host: str) -> Address:
         return cls(app="", kind=ResourceKind.GATEWAY, host=host)
 
@@ -139,22 +145,24 @@ class Address:
         if not match:
             raise AddressError(
                 f"{text!r} is not a resource address; expected app.NAME.image@HOST, "
-                "app.NAME.container[I]@HOST, app.NAME.secret.SECRET@HOST, volume.NAME@HOST, gateway@HOST or watcher@HOST"
+                "app.NAME.container[I]@HOST, app.NAME.weights[I]@HOST, app.NAME.secret.SECRET@HOST, volume.NAME@HOST, "
+                "gateway@HOST or watcher@HOST"
             )
         if match["image"]:
             return cls.image(match["app"], match["host"])
         if match["index"] is not None:
-            return cls.container(match["app"], int(match["index"]), match["host"])
+            make = cls.weights if match["what"] == "weights" else cls.container
+            return make(match["app"], int(match["index"]), match["host"])
         return cls.secret_file(match["app"], match["secret"], match["host"])
 
     def sort_key(self) -> tuple:
-        """Plans and state list an app's image first, then its secrets, then replicas;
+        """Plans and state list an app's image first, then its secrets, its weights, then replicas;
         gateways after every app, then watchers, then volumes."""
         if self.kind is ResourceKind.VOLUME:
             return (3, "", 0, self.volume, 0, self.host)
         if self.kind.per_host:
             return (1 if self.kind is ResourceKind.GATEWAY else 2, "", 0, "", 0, self.host)
-        return (0, self.app, ("image", "secret", "container").index(self.kind), self.secret, self.index, self.host)
+        return (0, self.app, ("image", "secret", "weights", "container").index(self.kind), self.secret, self.index, self.host)
 
     def __str__(self) -> str:
         return self._text
@@ -167,8 +175,8 @@ class Address:
                 return f"volume.{self.volume}@{self.host}"
             case "image":
                 middle = "image"
-            case "container":
-                middle = f"container[{self.index}]"
+            case "container" | "weights":
+                middle = f"{self.kind}[{self.index}]"
             case "secret":
                 middle = f"secret.{self.secret}"
         return f"app.{self.app}.{middle}@{self.host}"
@@ -187,7 +195,7 @@ class Address:
 
 
 _TARGET = re.compile(
-    rf"^(?:gateway|watcher)(?:@{HOST})?$|^volume(?:\.{NAME})?(?:@{HOST})?$|^app(?:\.{NAME}(?:\.(?:image|container(?:\[(?:0|[1-9]\d*)\])?|secret(?:\.{NAME})?))?)?(?:@{HOST})?$"
+    rf"^(?:gateway|watcher)(?:@{HOST})?$|^volume(?:\.{NAME})?(?:@{HOST})?$|^app(?:\.{NAME}(?:\.(?:image|(?:container|weights)(?:\[(?:0|[1-9]\d*)\])?|secret(?:\.{NAME})?))?)?(?:@{HOST})?$"
 )
 
 
@@ -196,7 +204,7 @@ def check_target(text: str) -> None:
     if not _TARGET.match(text.strip()):
         raise AddressError(
             f"{text!r} selects no address; expected app.NAME, app.NAME@HOST, app.NAME.image, "
-            "app.NAME.container[I], gateway, gateway@HOST, watcher, watcher@HOST, volume.NAME or a whole address like app.NAME.container[I]@HOST"
+            "app.NAME.container[I], app.NAME.weights[I], gateway, gateway@HOST, watcher, watcher@HOST, volume.NAME or a whole address like app.NAME.container[I]@HOST"
         )
 
 

@@ -45,6 +45,7 @@ def load(file: Path, environment: str | None = None) -> Stack:
     checks.check_host_ports(apps, source)
     checks.check_gateway_ports(stack_file.stack, apps, source)
     checks.check_build_contexts(apps, stack_file.apps, from_paths, source)
+    checks.check_weights(apps, source)
     secrets = normalise.secret_sources(stack_file, apps, source)
     platform_apps = {name: app for name, app in apps.items() if name in from_paths}
     secrets |= normalise.platform_secret_defaults(platform_apps, secrets, source.shown)

@@ -156,6 +156,9 @@ def check_secrets(raw: dict[str, Any], source: Source) -> None:
         used: list[tuple[Loc, Any]] = []
         if isinstance(table.get("secrets"), list):
             used += [(("apps", app, "secrets"), name) for name in table["secrets"]]
+        if isinstance(table.get("weights"), list):
+            used += [(("apps", app, "weights", i, "secret"), w["secret"]) for i, w in enumerate(table["weights"])
+                     if isinstance(w, dict) and "secret" in w]
         secret_env = table.get("secret_env")
         env = table.get("env") if isinstance(table.get("env"), dict) else {}
         if isinstance(secret_env, dict):
@@ -267,6 +270,37 @@ def _check_build_context(name: str, app: AppFile, build: BuildSource, source: So
     if not dockerfile.is_file():
         key = build_key + (("dockerfile",) if as_table else ())
         source.error(key, f"no {build.dockerfile} in build context {written} (looked for {dockerfile})")
+
+
+def check_weights(apps: dict[str, AppConfig], source: Source, prefix: Loc = ()) -> None:
+    """Each weights source is one berth can fetch (hf://org/name[@rev], a URL without
+    patterns, an existing local directory), and no two mounts of an app collide with
+    each other or with /secrets."""
+    from planner.weights.fetch_script import FetchError, parse_source
+    from providers.types import SECRETS_MOUNT
+
+    for name, app in apps.items():
+        mounts: dict[str, int] = {}
+        for index, w in enumerate(app.weights):
+            loc: Loc = (*prefix, "apps", name, "weights", index)
+            if w.kind == "dir":
+                path = Path(w.source)
+                if not path.is_dir():
+                    what = "is not a directory" if path.exists() else "not found"
+                    source.error((*loc, "source"), f"weights directory {w.source} {what}")
+            else:
+                try:
+                    parse_source(w.source)
+                except FetchError as err:
+                    source.error((*loc, "source"), str(err))
+                if w.kind == "url" and (w.allow or w.ignore):
+                    source.error((*loc, "allow" if w.allow else "ignore"),
+                                 "allow and ignore patterns pick files of an hf:// repo; a URL is one file")
+            if w.mount == SECRETS_MOUNT or w.mount.startswith(SECRETS_MOUNT + "/") or w.mount == "/":
+                source.error((*loc, "mount"), f"weights cannot be mounted at {w.mount}")
+            elif w.mount in mounts:
+                source.error((*loc, "mount"), f"weights [{mounts[w.mount]}] are mounted at {w.mount} already")
+            mounts.setdefault(w.mount, index)
 
 
 def check_identity_files(hosts: dict[str, HostConfig], source: Source) -> None:

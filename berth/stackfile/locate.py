@@ -83,14 +83,21 @@ class _Scanner:
     string: str | None = None  # the delimiter of an open multi-line string
     pending: KeyPath | None = None  # the key whose value comes next
     deepest: int = 0  # the most brackets open at once so far
+    arrays: dict[KeyPath, int] = field(default_factory=dict)  # [[PATH]] tables seen so far, per path
+    plain: KeyPath = ()  # the table's path without an array-of-tables index
 
     def feed(self, line: str, number: int) -> None:
         start = 0
         if not self.open and not self.string:
             header = _HEADER.match(line)
             if header:
-                self.table = _parts(header[1])
+                self.table = self.plain = _parts(header[1])
                 self._record(self.table, number)
+                if header[0].lstrip().startswith("[["):  # an array of tables: its Nth is PATH + ("N",)
+                    index = self.arrays.get(self.table, 0)
+                    self.arrays[self.table] = index + 1
+                    self.table = (*self.table, str(index))
+                    self._record(self.table, number)
                 return
             start = self._key(line, 0, self.table, number)
         self._value(line, start, number)
@@ -108,6 +115,8 @@ class _Scanner:
             return at
         self.pending = prefix + _parts(match[1])
         self._record(self.pending, number)
+        if prefix == self.table and self.plain != self.table:  # also without the index, as before
+            self._record(self.plain + _parts(match[1]), number)
         return match.end()
 
     def _value(self, line: str, at: int, number: int) -> None:

@@ -261,6 +261,23 @@ class BuildTable(_Table):
     args: dict[str, EnvValue] = Field(default_factory=dict)
 
 
+WeightsText = Annotated[str, Field(min_length=1), expect(
+    'a source like "hf://org/model@main", "https://host/file" or a local directory like "./weights"')]
+MountPath = Annotated[str, Field(pattern=r"^/[^\x00]*$"), expect('an absolute path in the container like "/models/llama"')]
+Patterns = Annotated[list[Annotated[str, Field(min_length=1)]], expect('a list of patterns like ["*.json", "*.safetensors"]')]
+SecretName = Annotated[str, Field(pattern=SECRET_NAME_PATTERN), expect(f"a secret name ({SECRET_NAME_RULE})")]
+
+
+class WeightsTable(_Table):
+    """One `[[apps.NAME.weights]]`: weights put into the host's cache, mounted read-only."""
+
+    source: WeightsText  # hf://REPO[@REVISION], https://..., or a local directory
+    mount: MountPath
+    allow: Patterns = Field(default_factory=list)
+    ignore: Patterns = Field(default_factory=list)
+    secret: SecretName | None = None  # the token for gated repos or private URLs
+
+
 class AppFile(_Table):
     """One `[apps.NAME]` table. Exactly one of build and image (checked by the loader,
     so that it is reported beside the app's other errors)."""
@@ -282,6 +299,7 @@ class AppFile(_Table):
     memory: Memory | None = None
     secrets: SecretNames = Field(default_factory=list)  # mounted read-only at /secrets/NAME
     secret_env: dict[str, Text] = Field(default_factory=dict)  # env var -> secret name
+    weights: list[WeightsTable] = Field(default_factory=list)  # [[apps.NAME.weights]]
     gpus: Gpus | None = None
     accelerator: Accelerator | None = None
     # Serving through the gateway ([stack] gateway_port).

@@ -12,7 +12,7 @@ from typing import Any
 
 from berth.stackfile.models import SSH_PATTERN, AppFile, HostFile, StackFile, StackSection
 from berth.stackfile.source import Source
-from planner.desired import AppConfig, BuildSource, HostConfig, SecretSource, VolumeMount
+from planner.desired import AppConfig, BuildSource, HostConfig, SecretSource, VolumeMount, WeightsSource
 
 
 def app_fields(name: str, app: AppFile, base: Path, origin: str, has_hosts: bool = False,
@@ -47,7 +47,10 @@ def app_fields(name: str, app: AppFile, base: Path, origin: str, has_hosts: bool
         restart=app.restart,
         cpus=app.cpus,
         memory=app.memory,
-        secrets=tuple(dict.fromkeys(app.secrets)),
+        # A weights token is one of the app's secrets: its file on the host is what the
+        # fetcher reads (and the server may read it too, as on the platforms).
+        secrets=tuple(dict.fromkeys([*app.secrets, *(w.secret for w in app.weights if w.secret)])),
+        weights=tuple(weights_source(w.source, w.mount, w.allow, w.ignore, w.secret, base) for w in app.weights),
         secret_env=dict(app.secret_env),
         gpus=gpus,
         gpu_type=gpu_type,
@@ -82,6 +85,16 @@ def _entrypoint(entrypoint: str | list[str] | None) -> tuple[str, ...] | None:
     if entrypoint is None:
         return None
     return tuple(shlex.split(entrypoint)) if isinstance(entrypoint, str) else tuple(entrypoint)
+
+
+def weights_source(source: str, mount: str, allow: list[str], ignore: list[str], secret: str | None,
+                   base: Path) -> WeightsSource:
+    """A weights table's values: a local directory made absolute (relative to `base`),
+    the mount normalised, the patterns sorted (their order means nothing)."""
+    if not source.startswith(("hf://", "https://", "http://")):
+        source = str((base / Path(source).expanduser()).resolve())
+    return WeightsSource(source=source, mount=posixpath.normpath(mount), allow=tuple(sorted(set(allow))),
+                         ignore=tuple(sorted(set(ignore))), secret=secret)
 
 
 def _gpu_request(app: AppFile) -> tuple[int, str | None]:

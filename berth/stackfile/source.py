@@ -39,8 +39,9 @@ _TYPE_WORDS = {
 
 
 def toml_lines(text: str) -> KeyLines:
-    """The key lines of TOML text (list indices have no line of their own there)."""
-    return lambda path: locate.find_line(text, [part for part in path if isinstance(part, str)])
+    """The key lines of TOML text: a list index has a line of its own only in an array
+    of tables ([[apps.web.weights]]); elsewhere the list's key's line stands for it."""
+    return lambda path: locate.find_line(text, [str(part) for part in path])
 
 
 def quoted(key: str) -> str:

@@ -39,6 +39,7 @@ VERBS = {  # kind: (while running, when done)
     "watcher-remove": ("Removing liveness watcher", "Removal complete"),
     "create-volume": ("Creating volume", "Volume created"),
     "remove-volume": ("Removing volume", "Removal complete"),
+    "fetch-weights": ("Putting weights in the host's cache", "Weights in cache"),
 }
 
 

@@ -34,6 +34,8 @@ def value_text(value: Any, key: str = "") -> str:
     """A value as plans show it; a sensitive attribute (by its key) never shows."""
     if key in SENSITIVE_KEYS and value not in (None, {}):
         return SENSITIVE
+    if key == "weights" and isinstance(value, list):  # a mount whose cache key its fetch resolves
+        value = [m | {"key": KNOWN_AFTER_APPLY} if isinstance(m, dict) and m.get("key") is None else m for m in value]
     return json.dumps(value, sort_keys=True) if not isinstance(value, str) else json.dumps(value)
 
 
@@ -79,13 +81,18 @@ def _render_change(change: Change, ui: Consoles) -> None:
         old, new = before.get(key), after.get(key)
         if change.action in (Action.CREATE, Action.DELETE):
             value = new if change.action is Action.CREATE else old
+            if value is None and change.action is Action.CREATE and change.type == "weights" and key == "key":
+                ui.say(f"      + {key:<{width}} = {KNOWN_AFTER_APPLY}", style)
+                shown += 1
+                continue
             if value in (None, [], {}):
                 continue
             ui.say(f"      {ATTRIBUTE_SYMBOL[change.action.value and change.action]} {key:<{width}} = {value_text(value, key)}", style)
             shown += 1
         elif old != new and change.before is not None:
             forces = "  # forces replacement" if key in change.forces_replacement else ""
-            shown_new = KNOWN_AFTER_APPLY if new is None and key in LEARNED_KEYS else value_text(new, key)
+            learned = key in LEARNED_KEYS or (key == "key" and change.type == "weights")
+            shown_new = KNOWN_AFTER_APPLY if new is None and learned else value_text(new, key)
             ui.say(f"      ~ {key:<{width}} = {value_text(old, key)} -> {shown_new}{forces}", "yellow")
             shown += 1
     hidden = len(keys) - shown

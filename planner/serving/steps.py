@@ -146,9 +146,10 @@ def roll_start(ctx: StepContext, step: Step, address: Address, provider: Provide
                             id=change.ids[0], status="ready", attributes=change.before or {})
     serving.rolls[step.address] = old
     serving.routes.hold(address.host, address.app, reach_port(old.attributes))
-    after = change.after | {"name": f"{change.after['name']}-next-{secrets.token_hex(3)}"}
+    after = ctx.with_weights(address, change.after)
+    after = after | {"name": f"{after['name']}-next-{secrets.token_hex(3)}"}
     try:
-        container_id = provider.run_container(container_spec(ctx.stack, address, after, ctx.secret_env(after)))
+        container_id = provider.run_container(ctx.spec(provider, address, after))
     except BaseException:
         serving.rolls.pop(step.address)
         serving.routes.release(address.host, address.app, reach_port(old.attributes))

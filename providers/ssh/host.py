@@ -48,6 +48,9 @@ class SshTransport:
         # Refresh reads through plain HTTP on the same forwarder (one channel, kept alive).
         self.http = _EngineOverSsh(self, f"unix://{self.forwarder.path}")
         self.secret_files = SftpSecretFiles(target.name, self.conn.sftp, target.user, target.secrets_dir)
+        from providers.ssh.weights_files import SftpWeightsFiles
+
+        self.weights_files = SftpWeightsFiles(target.name, self.conn.sftp, target.user, self.conn.run)
         self.why_no_files = "no file transport to it"
         self._depth = threading.local()
 

@@ -305,7 +305,7 @@ def test_the_program_runs_in_its_helper_container_with_the_cache_mounted(tmp_pat
     import hashlib
     import shutil
 
-    ctx = Path(__file__).parent / "contexts" / "weights-fetcher"
+    ctx = ROOT / "planner" / "weights" / "fetcher"
     tag = "berth-test/weights-fetcher:" + hashlib.sha256((ctx / "Dockerfile").read_bytes()).hexdigest()[:12]
     docker = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else shutil.which("docker")
     if subprocess.run([docker, "image", "inspect", tag], capture_output=True).returncode != 0:

@@ -100,6 +100,8 @@ class FakeHost:
         self.secret_files: dict[SecretParts, bytes] = {}
         self.volumes: dict[str, dict[str, str]] = {}  # Docker volume name -> labels
         self.paths: set[str] = set()  # host paths that exist (bind mounts' sources)
+        self.weights: dict[str, str] = {}  # the weights cache: key -> source
+        self.revisions: dict[str, str] = {}  # what a remote weights source resolves to (default "r1")
         self.never_ready: set[str] = set()  # app names whose probe never passes
         self.unpullable: set[str] = set()  # refs (normalised) a pull of fails
         self.fail_start: set[str] = set()  # app names whose new containers are created but fail to start
@@ -160,7 +162,7 @@ class FakeHost:
 
     # -- the Provider protocol -------------------------------------------------------------
 
-    def observe(self, stack: str, secrets: bool = True) -> Observation:
+    def observe(self, stack: str, secrets: bool = True, weights: bool = False) -> Observation:
         with self._lock:
             self.log.append(("observe", stack))
             return Observation(
@@ -170,7 +172,33 @@ class FakeHost:
                 secrets=tuple(sorted((app, name) for s, app, name in self.secret_files if s == stack)) if secrets else (),
                 volumes=tuple(ObservedVolume(name, dict(labels)) for name, labels in sorted(self.volumes.items())
                               if labels.get(LABEL_STACK) == stack),
+                weights=frozenset(self.weights) if weights else frozenset(),
             )
+
+    @property
+    def weights_cache(self) -> str:
+        return f"/fake/{self.host}/weights"
+
+    def put_weights(self, key: str, source: str, files: list, progress: Progress, previous: str | None = None) -> int:
+        with self._lock:
+            self._change("put_weights", source)
+            if key in self.weights:
+                return 0
+            self.weights[key] = source
+            return sum(f[2] for f in files)
+
+    def fetch_weights(self, image: str, script: str, source: str, allow: list[str], ignore: list[str],
+                      token: SecretParts | None, progress: Progress) -> str:
+        import hashlib
+
+        with self._lock:
+            self._change("fetch_weights", source)
+            if token is not None and token not in self.secret_files:
+                raise ProviderError(f"host {self.host}: no secret file {'/'.join(token)} for the fetcher's token")
+            revision = self.revisions.get(source, "r1")
+            key = hashlib.sha256(repr((source, revision, sorted(allow), sorted(ignore))).encode()).hexdigest()
+            self.weights[key] = source
+            return key
 
     def containers_by_id(self, ids: list[str]) -> tuple[ObservedContainer, ...]:
         with self._lock:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import posixpath
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,7 +27,7 @@ from berth.stackfile.platforms.imported import Imported, app_name, check_app_nam
 from berth.stackfile.platforms.staging import stage_build, truss_dockerfile
 from berth.stackfile.source import Source, fail, quoted
 from berth.stackfile.yamlfile import YamlError, load_yaml
-from planner.desired import MAX_COUNT, MAX_NAME, MAX_SECONDS, BuildSource
+from planner.desired import MAX_COUNT, MAX_NAME, MAX_SECONDS, BuildSource, WeightsSource
 
 FILE = "config.yaml"
 FORMAT = "Truss"
@@ -48,9 +49,6 @@ IGNORED = {
     "python_version": "a docker_server Truss runs the base image's Python",
     "external_data": "Baseten downloads it at serving time; berth does not",
     "external_package_dirs": "packages outside the Truss are not copied into the image",
-    "model_cache": "Baseten's weight cache; the server downloads its own weights",
-    "hf_cache": "Baseten's weight cache; the server downloads its own weights",
-    "weights": "Baseten Delivery Network weights; the server downloads its own weights",
     "bdn": "Baseten Delivery Network mounts",
     "trt_llm": "Baseten's TensorRT-LLM server; docker_server runs your own",
     "bis_llm": "Baseten's BIS-LLM server; docker_server runs your own",
@@ -62,7 +60,10 @@ IGNORED = {
     "apply_library_patches": "Truss's model-class server",
 }
 MAPPED = ("model_name", "base_image", "requirements_file", "requirements", "system_packages",
-          "environment_variables", "secrets", "resources", "runtime", "build_commands", "docker_server", "data_dir")
+          "environment_variables", "secrets", "resources", "runtime", "build_commands", "docker_server", "data_dir",
+          "model_cache", "hf_cache", "weights")
+# Where Baseten mounts a model_cache entry with use_volume: true (truss.base.constants).
+MODEL_CACHE_PATH = "/app/model_cache"
 RUNTIME_IGNORED = {
     "streaming_read_timeout": "Baseten's proxy timeout; berth does not proxy requests",
     "enable_tracing_data": "Truss server tracing",
@@ -192,6 +193,8 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
     fields = imported.fields
     fields["env"] = _environment(raw.get("environment_variables"), source)
     fields["secrets"] = _secrets(raw.get("secrets"), source)
+    fields["weights"] = _weights(raw, fields["secrets"], source)
+    fields["secrets"] = tuple(dict.fromkeys([*fields["secrets"], *(w.secret for w in fields["weights"] if w.secret)]))
     if resources is not None:
         fields.update(_resources(resources, source))
     if runtime is not None:
@@ -261,6 +264,67 @@ def _environment(raw: Any, source: Source) -> dict[str, str]:
             # As Truss does: booleans lower-case, everything else str().
             env[str(key)] = str(value).lower() if isinstance(value, bool) else str(value)
     return env
+
+
+def _patterns(entry: dict[str, Any], key: str, loc: tuple[Any, ...], source: Source) -> tuple[str, ...]:
+    value = entry.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(p, str) and p for p in value):
+        source.error((*loc, key), f"expected a list of patterns like [\"*.json\"], got {shown(value)}")
+        return ()
+    return tuple(sorted(set(value)))
+
+
+def _weights(raw: dict[str, Any], secrets: tuple[str, ...], source: Source) -> tuple[WeightsSource, ...]:
+    """model_cache (or its old name hf_cache) and weights as berth's weights, as Truss
+    documents them: a model_cache entry with use_volume: true is fetched from the Hub and
+    mounted at /app/model_cache/VOLUME_FOLDER; a weights entry at its mount_location. A
+    token secret is used when the Truss lists it under secrets (Baseten hands only those
+    to the model). What berth cannot fetch is a plan note, not an error."""
+    found: list[WeightsSource] = []
+    key = "model_cache" if "model_cache" in raw else "hf_cache"
+    for index, entry in enumerate(raw.get(key) or []):
+        loc = (key, index)
+        if not isinstance(entry, dict) or not isinstance(entry.get("repo_id"), str) or not entry["repo_id"]:
+            source.error(loc, f"expected a mapping with repo_id, got {shown(entry)}")
+            continue
+        kind = entry.get("kind", "hf")
+        if kind != "hf":
+            source.ignore((*loc, "kind"), f"a {kind} repository; berth fetches Hugging Face repos only")
+            continue
+        if entry.get("use_volume") is not True:
+            source.ignore(loc, "use_volume is not true: Baseten bakes these weights into the image at build time; "
+                               "the server downloads them itself under berth")
+            continue
+        folder = entry.get("volume_folder")
+        if not isinstance(folder, str) or not folder.strip("/"):
+            source.error((*loc, "volume_folder"), "required with use_volume: true (the folder under /app/model_cache)")
+            continue
+        revision = entry.get("revision")
+        token = entry.get("runtime_secret_name", "hf_access_token")
+        found.append(WeightsSource(
+            source=f"hf://{entry['repo_id']}" + (f"@{revision}" if revision else ""),
+            mount=posixpath.normpath(f"{MODEL_CACHE_PATH}/{folder}"),
+            allow=_patterns(entry, "allow_patterns", loc, source), ignore=_patterns(entry, "ignore_patterns", loc, source),
+            secret=token if token in secrets else None))
+    for index, entry in enumerate(raw.get("weights") or []):
+        loc = ("weights", index)
+        if not isinstance(entry, dict) or not isinstance(entry.get("source"), str) \
+                or not isinstance(entry.get("mount_location"), str) or not entry["mount_location"].startswith("/"):
+            source.error(loc, f"expected a mapping with source and an absolute mount_location, got {shown(entry)}")
+            continue
+        text = entry["source"]
+        if not text.startswith(("hf://", "https://", "http://")):
+            source.ignore((*loc, "source"), f"{text.split('://')[0]}:// sources; berth fetches hf:// and https:// only")
+            continue
+        auth = entry.get("auth") if isinstance(entry.get("auth"), dict) else {}
+        token = entry.get("auth_secret_name") or auth.get("auth_secret_name")
+        found.append(WeightsSource(
+            source=text, mount=posixpath.normpath(entry["mount_location"]),
+            allow=_patterns(entry, "allow_patterns", loc, source), ignore=_patterns(entry, "ignore_patterns", loc, source),
+            secret=token if isinstance(token, str) and token else None))
+    return tuple(found)
 
 
 def _secrets(raw: Any, source: Source) -> tuple[str, ...]:

@@ -26,13 +26,13 @@ def test_every_step_kind_has_a_handler() -> None:
 def test_attribute_tables_keep_the_order_plans_list_them_in() -> None:
     assert CONTAINER.keys(ChangeClass.REPLACE) == ("image", "command", "env", "port", "host_port", "secrets",
                                                    "secret_env", "gpus", "volumes", "shm_size", "ipc", "ulimits",
-                                                   "entrypoint", "stop_timeout")
+                                                   "entrypoint", "stop_timeout", "weights")
     assert CONTAINER.keys(ChangeClass.UPDATE) == ("name", "restart", "cpus", "memory")
     assert CONTAINER.keys(ChangeClass.RESTART) == ("secret_versions",)
     assert CONTAINER.keys(ChangeClass.BERTH) == ("readiness", "liveness", "readiness_timeout", "depends_on",
                                                  "max_unavailable")
     assert CONTAINER.optional == ("max_unavailable", "secrets", "secret_env", "secret_versions", "gpus", "volumes",
-                                  "shm_size", "ipc", "ulimits", "entrypoint", "stop_timeout")
+                                  "shm_size", "ipc", "ulimits", "entrypoint", "stop_timeout", "weights")
     assert GATEWAY.keys(ChangeClass.REPLACE) == ("image", "port", "admin_port", "network")
     assert WATCHER.keys(ChangeClass.REPLACE) == ("image", "socket", "script_hash", "targets")
 

@@ -463,6 +463,8 @@ LOCATE_TOP = 'apps.web.port = 1\nstack.name = "x"\n'
         (LOCATE_TOP, ("apps", "web"), 1),
         (LOCATE_TOP, ("stack", "name"), 2),
         ("[[apps.web.volumes]]\nsrc = 1\n", ("apps", "web", "volumes", "src"), 2),
+        ("[[apps.w.weights]]\nmount = 1\n[[apps.w.weights]]\nsource = 2\nmount = 3\n",
+         ("apps", "w", "weights", "1", "mount"), 5),  # the Nth table of an array of tables
         ("x = [ { a = 1 }, { b = 2 } ]\n", ("x", "a"), 1),  # tables in arrays: the array's line
         ("", ("apps",), None),
     ],
