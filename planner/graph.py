@@ -7,8 +7,10 @@ removed before what they depend on, a host port or name freed before it is reuse
 app's replicas replaced a few at a time, old images pruned and unused secret files
 removed last).
 
-A replaced container is one `create` step (planner.steps.replace): the new container is
-created before the old one stops, so a config Docker refuses leaves the old one serving.
+A replaced container is a `create` step and a `wait` step (planner.steps.replace and
+replace_wait): the new container is created before the old one stops, so a config Docker
+refuses leaves the old one serving, and the old one is removed only once the new one
+passed readiness (it is started again if the new one does not get there).
 """
 
 from __future__ import annotations

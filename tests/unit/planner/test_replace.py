@@ -157,7 +157,7 @@ def test_a_replace_on_a_fixed_port_creates_the_new_one_before_the_old_one_stops(
     assert d.apply().ok
     ops = [op for op, subject in d.local.log if subject == WEB[0] or subject.startswith("ctr") or op == "ready"]
     assert [op for op in ops if op in ("create", "stop", "start", "remove", "update", "ready")] == [
-        "create", "stop", "start", "remove", "update", "ready"]
+        "create", "stop", "start", "ready", "remove", "update"]
 
 
 def test_two_replicas_are_replaced_one_at_a_time(tmp_path: Path) -> None:
@@ -178,7 +178,8 @@ def test_a_replica_that_fails_readiness_stops_the_roll(tmp_path: Path) -> None:
     d.local.never_ready.add("web")
     result = d.apply()
     assert {str(s) for s, _ in result.failed} == {f"wait {WEB[0]}"}
-    assert running(d) == {WEB[1]: before[WEB[1]]}  # replica 1 was never touched: it serves on
+    # replica 1 was never touched: it serves on; replica 0's old container is back
+    assert running(d) == before
 
 
 def test_a_container_that_fails_readiness_is_stopped_tainted_and_shown_failed(tmp_path: Path) -> None:
@@ -291,3 +292,139 @@ def test_gpu_replicas_with_deploy_recreate_are_replaced_one_at_a_time(tmp_path: 
     assert order == [("create", llm[0]), ("stop", llm[0]), ("ready", llm[0]),
                      ("create", llm[1]), ("stop", llm[1]), ("ready", llm[1])]
     assert not d.plan().has_changes, pending(d.plan())
+
+
+# -- brief: the old container is kept (stopped) until the new one passes readiness -------------
+
+BOOT_FAIL = "llama-server: error: failed to load model '/models/missing.gguf'\nmain: exiting due to model loading error"
+
+
+def free_port(tmp_path: Path, toml: str) -> Deployment:
+    """The app of toml on a port berth picks (as behind the gateway, which the fake host
+    does not run): its replace starts the new container beside the old one."""
+    from unit.deployment import load
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "berth.toml").write_text(toml)
+    stack = load(tmp_path / "berth.toml")
+    apps = {n: a.model_copy(update={"host_port": None}) for n, a in stack.apps.items()}
+    d = Deployment(tmp_path, None, stack=stack.model_copy(update={"apps": apps}))
+    d.free_port = True
+    return d
+
+
+def rewrite(d: Deployment, toml: str) -> None:
+    if getattr(d, "free_port", False):
+        stack = d.given_stack
+        d.given_stack = stack.model_copy(update={"apps": {n: a.model_copy(update={"env": {"MODEL": "v2"}})
+                                                           for n, a in stack.apps.items()}})
+    else:
+        d.write(toml.replace('"v1"', '"v2"'))
+
+
+@pytest.mark.parametrize("fixed", [True, False], ids=["fixed_port", "free_port"])
+def test_a_new_container_that_starts_then_dies_brings_the_old_one_back(tmp_path: Path, fixed: bool) -> None:
+    toml = ONE
+    d = Deployment(tmp_path, toml) if fixed else free_port(tmp_path, toml)
+    assert d.apply().ok
+    before = running(d)
+    rewrite(d, toml)
+    d.local.crash["web"] = BOOT_FAIL  # `command = ["/no/such/server"]`: it starts, then exits
+    result = d.apply()
+    assert not result.ok
+    (step, outcome), = result.failed
+    assert str(step) == f"wait {WEB[0]}"
+    undone = (f"the new container was removed and the old one ({before[WEB[0]][:12]}) started again" if fixed
+              else "the new container was removed; the old container keeps serving")
+    assert undone in str(outcome.error), outcome.error
+    assert "failed to load model" in outcome.error.log_tail  # the new container's last lines
+    assert running(d) == before and len(d.local.stack_containers("demo")) == 1
+    assert result.counts() == {"added": 0, "changed": 0, "destroyed": 0}  # the app is as it was
+    assert d.local.containers[before[WEB[0]]].name == "berth-demo-web-0"
+    recorded = d.state.resources[WEB[0]]
+    assert (recorded.id, recorded.status) == (before[WEB[0]], "ready")
+    assert recorded.attributes["env"] == {"MODEL": "v1"}
+    # the old one was never removed, and (on a free port) never stopped either
+    old_ops = [op for op, subject in d.local.log if subject == WEB[0]]
+    assert "remove" in old_ops  # the new one's removal
+    assert d.local.ops("stop").count(WEB[0]) == (1 if fixed else 0)
+    # next plan: the same replace again, nothing else; fixed, it converges
+    plan = d.plan()
+    assert [(c.action, str(c.address)) for c in plan.actions if c.type == "container"] == [(Action.REPLACE, WEB[0])]
+    d.local.crash.clear()
+    assert d.apply().ok
+    assert not d.plan().has_changes, pending(d.plan())
+    assert len(d.local.stack_containers("demo")) == 1
+
+
+def test_a_new_container_that_never_gets_ready_on_a_fixed_port_brings_the_old_one_back(tmp_path: Path) -> None:
+    d = Deployment(tmp_path, ONE)
+    assert d.apply().ok
+    before = running(d)
+    d.write(ONE.replace('"v1"', '"v2"'))
+    d.local.never_ready.add("web")
+    result = d.apply()
+    (failure,) = failures(result)
+    assert "not ready after 0.3s" in failure and "last: HTTP 503" in failure, failure
+    assert f"the old one ({before[WEB[0]][:12]}) started again" in failure
+    assert running(d) == before
+    assert d.state.resources[WEB[0]].status == "ready"
+
+
+def test_the_old_container_is_removed_only_once_the_new_one_is_ready(tmp_path: Path) -> None:
+    d = free_port(tmp_path, ONE)
+    assert d.apply().ok
+    rewrite(d, ONE)
+    d.local.log.clear()
+    assert d.apply().ok
+    ops = [op for op, _ in d.local.log if op in ("run", "stop", "remove", "update", "ready")]
+    assert ops == ["run", "ready", "remove", "update"], d.local.log  # beside the old one, never stopped first
+
+
+# -- brief: a run killed at any point of a replace: the next single apply converges ------------
+
+
+def kill_at(d: Deployment, n: int) -> bool:
+    """Apply with berth killed before the host's nth change from now; the store keeps what
+    it held at that moment. False when the apply made fewer than n changes."""
+    from unit.fake_provider import Killed
+
+    kept: dict[str, object] = {}
+
+    def killed() -> None:
+        kept.update(text=d.memory.text, entries=list(d.memory.entries))
+
+    d.local.kill_at, d.local.on_kill = d.local.changes_made + n, killed
+    try:
+        d.apply(parallelism=1)
+    except Killed:
+        pass
+    d.local.revive()
+    if not kept:
+        return False
+    d.memory.text, d.memory.entries = kept["text"], kept["entries"]
+    return True
+
+
+@pytest.mark.parametrize("toml,fixed", [(ONE, True), (ONE, False), (TWO, True), (TWO, False)],
+                         ids=["fixed_port", "free_port", "two_replicas", "two_free"])
+def test_a_replace_killed_at_any_change_converges_in_one_apply(tmp_path: Path, toml: str, fixed: bool) -> None:
+    from unit.planner.test_converge import assert_host_matches_state
+
+    n = 0
+    while True:
+        n += 1
+        d = Deployment(tmp_path / f"n{n}", toml) if fixed else free_port(tmp_path / f"n{n}", toml)
+        assert d.apply().ok
+        rewrite(d, toml)
+        if not kill_at(d, n):
+            break
+        second = d.apply()
+        assert second.ok, (n, failures(second), d.local.log)
+        assert not d.plan().has_changes, (n, pending(d.plan()))
+        assert_host_matches_state(d)
+        live = d.local.stack_containers("demo")
+        assert all(c.state == "running" and "-next-" not in c.name for c in live), (n, [(c.name, c.state) for c in live])
+        assert len(live) == (2 if toml is TWO else 1)
+        assert {c.spec.env.get("MODEL") for c in live} == {"v2"}
+    assert n > 3, n  # every change of the replace was a kill point
