@@ -322,7 +322,7 @@ def probe(ctx: StepContext, step: Step, provider: Provider, after: dict[str, Any
     ctx.emit(Event("waiting", step, 0.0, message=f"waiting for readiness ({target} on port {port})"))
     return wait_ready(
         provider, resource.id, port, after["readiness"], after["readiness_timeout"],
-        ctx.stop, on_wait=lambda elapsed, seen: ctx.emit(Event("waiting", step, elapsed, message=seen)),
+        ctx.stop, on_wait=lambda elapsed, seen, left: ctx.emit(Event("waiting", step, elapsed, message=seen, left=left)),
     )
 
 

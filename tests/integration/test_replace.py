@@ -215,3 +215,13 @@ def test_kill_9_while_the_new_container_loads_then_one_apply_converges(project):
     assert container.status == "running" and "-next-" not in container.name, container.name
     assert "message: web-v2" in project.get(project.ports[0])[1]
     assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0
+
+
+def test_plain_progress_says_what_the_probe_sees_when_it_changes(project):
+    """The stand-in answers 404 on /ready while it "loads" (llama.cpp answers 503)."""
+    project.copy_context("httpd")
+    project.write(ONE.replace('env = { MESSAGE = "web-v1" }', 'env = { MESSAGE = "web-v1", READY_DELAY = "3" }'))
+    out = project.berth("apply", "--auto-approve").stdout
+    loading = [line for line in out.splitlines() if " loading: " in line]
+    assert any(line.startswith("web[0] loading: answering 404 (") and line.endswith("s left)") for line in loading), out
+    assert len([line for line in loading if "answering 404" in line]) == 1, out  # once, not at every poll

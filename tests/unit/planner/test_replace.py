@@ -365,7 +365,7 @@ def test_a_new_container_that_never_gets_ready_on_a_fixed_port_brings_the_old_on
     d.local.never_ready.add("web")
     result = d.apply()
     (failure,) = failures(result)
-    assert "not ready after 0.3s" in failure and "last: HTTP 503" in failure, failure
+    assert "not ready after 0.3s" in failure and "last: answering 503" in failure, failure
     assert f"the old one ({before[WEB[0]][:12]}) started again" in failure
     assert running(d) == before
     assert d.state.resources[WEB[0]].status == "ready"
