@@ -112,6 +112,8 @@ def diff_plan(ctx: Context, state: State | None, opts: PlanOpts = PlanOpts()) ->
     gpus = None
     if not destroy and any(app.gpus for app in stack.apps.values()):
         stack, gpus = _place(ctx, state, refresh=opts.refresh)
+    if not destroy and opts.refresh:
+        _check_cpus(ctx, stack)
     made = diff(stack, state, observed, hashes, destroy=destroy, secret_digests=digests, gpus=gpus)
     if destroy:
         return made
@@ -198,6 +200,15 @@ def _place(ctx: Context, state: State | None, *, refresh: bool) -> tuple[Stack, 
     resolved = {name: app.model_copy(update={"host": placement.hosts[name]}) if name in placement.hosts else app
                 for name, app in stack.apps.items()}
     return stack.model_copy(update={"apps": resolved}), placement.devices
+
+
+def _check_cpus(ctx: Context, stack: Stack) -> None:
+    """cpus against each host's CPU count (the engine's info: one call per host)."""
+    from planner.placement import check_cpus
+
+    apps = [app for app in stack.apps.values() if app.cpus is not None]
+    if apps:
+        check_cpus(apps, {host: ctx.provider(host).cpu_count() for host in {app.host for app in apps}})
 
 
 def _memo(cache_dir: Path | None) -> Any:

@@ -155,6 +155,31 @@ def place(
     return placement
 
 
+def check_cpus(apps: list[AppConfig], counts: dict[str, int | None]) -> None:
+    """Refuse, before anything is touched, an app whose `cpus` is more than its host has:
+    Docker refuses such a container at create ("range of CPUs is from 0.01 to N"), which
+    would fail the apply half-way. counts: each host's CPUs (None: unknown, not checked)."""
+    problems = []
+    for app in apps:
+        total = counts.get(app.host)
+        if app.cpus is not None and total is not None and app.cpus > total:
+            problems.append(Diagnostic(
+                f"app {app.name} asks for {app.cpus:g} CPUs, but host {app.host} has {total}",
+                file=app.origin, key=_cpus_key(app),
+                detail=f"Docker refuses a container more CPUs than its host has; set at most {total}"))
+    if problems:
+        raise DiagnosticsError(problems)
+
+
+def _cpus_key(app: AppConfig) -> str:
+    """The key the user wrote the CPU count under, in the app's own format."""
+    if app.origin.endswith("(Cerebrium)"):
+        return "hardware.cpu"
+    if app.origin.endswith("(Truss)"):
+        return "resources.cpu"
+    return f"apps.{app.name}.cpus"
+
+
 def previous_assignment(resources: dict[str, object]) -> dict[tuple[str, int], tuple[str, tuple[str, ...]]]:
     """(app, replica) -> (host, devices) from a state's resources."""
     from state.address import Address

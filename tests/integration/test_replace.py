@@ -225,3 +225,21 @@ def test_plain_progress_says_what_the_probe_sees_when_it_changes(project):
     loading = [line for line in out.splitlines() if " loading: " in line]
     assert any(line.startswith("web[0] loading: answering 404 (") and line.endswith("s left)") for line in loading), out
     assert len([line for line in loading if "answering 404" in line]) == 1, out  # once, not at every poll
+
+
+def test_cpus_beyond_the_hosts_is_refused_at_plan_and_the_old_container_keeps_serving(project, docker_client):
+    project.copy_context("httpd")
+    project.write(ONE)
+    project.berth("apply", "--auto-approve")
+    before = ids(project)
+    ncpu = docker_client.info()["NCPU"]
+    project.write(ONE.replace("web-v1", "web-v2") + f"cpus = {ncpu + 1}\n")
+    result = project.berth("apply", "--auto-approve", check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "berth.toml: apps.web.cpus" in result.stderr, result.stderr
+    assert f"asks for {ncpu + 1} CPUs, but host local has {ncpu}" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert ids(project) == before and "message: web-v1" in project.get(project.ports[0])[1]
+    project.write(ONE.replace("web-v1", "web-v2") + f"cpus = {ncpu}\n")
+    project.berth("apply", "--auto-approve")
+    assert "message: web-v2" in project.get(project.ports[0])[1]

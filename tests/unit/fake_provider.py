@@ -117,6 +117,8 @@ class FakeHost:
         self.on_kill: Callable[[], None] | None = None
         self.killed = False
         self.gpu_list: tuple = ()  # providers.gpus.Gpu values, as nvidia-smi would list them
+        self.cpu_total: int | None = 64  # the CPUs its engine reports (docker info's NCPU)
+        self.cpu_reads = 0
         self.log: list[tuple[str, str]] = []
         self.closed = False
         self.changes_made = 0
@@ -372,6 +374,11 @@ class FakeHost:
     def gpus(self) -> tuple:
         """The host's GPUs (nvidia-smi on a real host)."""
         return self.gpu_list
+
+    def cpu_count(self) -> int | None:
+        with self._lock:
+            self.cpu_reads += 1
+            return self.cpu_total
 
     def docker_version(self) -> str:
         return "fake"
