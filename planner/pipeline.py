@@ -109,12 +109,14 @@ def diff_plan(ctx: Context, state: State | None, opts: PlanOpts = PlanOpts()) ->
         observed = observe(ctx, state)
     else:
         observed = observe_from_state(state, stack.name, set(hosts_to_read(stack, state)))
-    gpus = None
+    gpus = placement = None
     if not destroy and any(app.gpus for app in stack.apps.values()):
-        stack, gpus = _place(ctx, state, refresh=opts.refresh)
+        stack, placement = _place(ctx, state, refresh=opts.refresh)
+        gpus = placement.devices
     if not destroy and opts.refresh:
         _check_cpus(ctx, stack)
-    made = diff(stack, state, observed, hashes, destroy=destroy, secret_digests=digests, gpus=gpus)
+    made = diff(stack, state, observed, hashes, destroy=destroy, secret_digests=digests, gpus=gpus,
+                placement=placement)
     if destroy:
         return made
     from planner.sources import describe
@@ -199,7 +201,7 @@ def _place(ctx: Context, state: State | None, *, refresh: bool) -> tuple[Stack, 
         placement = recorded_placement(apps, previous)
     resolved = {name: app.model_copy(update={"host": placement.hosts[name]}) if name in placement.hosts else app
                 for name, app in stack.apps.items()}
-    return stack.model_copy(update={"apps": resolved}), placement.devices
+    return stack.model_copy(update={"apps": resolved}), placement
 
 
 def _check_cpus(ctx: Context, stack: Stack) -> None:

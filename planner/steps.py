@@ -216,6 +216,7 @@ def replace(ctx: StepContext, step: Step, address: Address, provider: Provider, 
                 if again:
                     stopped.append(old)
             provider.start_container(container_id, spec)
+            attrs = published(provider, container_id, staged)  # a GPU app on a free port: the one it got
         except ProviderError as err:
             raise ProviderError(f"{err}; {_restore(provider, container_id, stopped)}") from None
     if old_ids:

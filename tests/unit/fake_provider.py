@@ -7,7 +7,8 @@ the Docker engine does where the planner relies on it:
   host, refuses a memory limit under Docker's 6 MB at create, takes a leftover container of the same
   stack off its name (another stack's is refused), and a fixed host port that a running
   container already holds fails the start, leaving the container created (as Docker
-  does); with host_port None a free port is picked and inspect_container shows it;
+  does); with host_port None a free port is picked and inspect_container shows it; a
+  container given a GPU that a running one holds fails its start (out of GPU memory);
 - build_image with the labels of an image the host has only tags it; ensure_image pulls
   what the host lacks (refs in `unpullable` fail); remove_image untags and drops an
   image with its last tag; removing what is absent is no error;
@@ -445,6 +446,12 @@ class FakeHost:
         if taken:
             raise ProviderError(f"cannot start {spec.name} on {self.host}: Bind for 0.0.0.0:{container.host_port} "
                                 "failed: port is already allocated")
+        # Docker would start it, but two model servers on one GPU run out of its memory.
+        shared = sorted({g for c in self.containers.values() if c is not container and c.state == "running"
+                         for g in c.spec.gpus} & set(spec.gpus))
+        if shared:
+            raise ProviderError(f"{spec.name} on {self.host}: CUDA out of memory: GPU {', '.join(shared)} is in "
+                                "use by another running container")
         first = not container.started
         container.state, container.started = "running", True
         if first and spec.labels.get(LABEL_APP) in self.crash:

@@ -428,3 +428,90 @@ def test_a_replace_killed_at_any_change_converges_in_one_apply(tmp_path: Path, t
         assert len(live) == (2 if toml is TWO else 1)
         assert {c.spec.env.get("MODEL") for c in live} == {"v2"}
     assert n > 3, n  # every change of the replace was a kill point
+
+
+# -- brief: GPU replicas replace start-first when the host has free GPUs -------------------------
+
+GPU_ONE = """
+[stack]
+name = "demo"
+
+[hosts.gpu-a]
+ssh = "root@10.0.0.5"
+
+[apps.llm]
+image = "busybox:1.36"
+host = "gpu-a"
+port = 8080
+replicas = {replicas}
+gpus = 1
+readiness = "/ready"
+readiness_timeout = 0.3
+env = { MODEL = "v1" }
+"""
+
+
+def gpu_deployment(tmp_path: Path, gpus: int, replicas: int = 1) -> tuple[Deployment, "FakeHost"]:
+    """A GPU app on a port berth picks (as behind the gateway, which the fake host does not
+    run), on a host with `gpus` L4s."""
+    from unit.deployment import load
+    from unit.fake_provider import FakeHost
+    from providers.gpus import Gpu
+
+    host = FakeHost("gpu-a")
+    host.gpu_list = tuple(Gpu(index=str(i), name="NVIDIA L4", memory_mib=23034, uuid=f"GPU-{i}") for i in range(gpus))
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "berth.toml").write_text(GPU_ONE.replace("{replicas}", str(replicas)))
+    stack = load(tmp_path / "berth.toml")
+    apps = {n: a.model_copy(update={"host_port": None}) for n, a in stack.apps.items()}
+    d = Deployment(tmp_path, None, stack=stack.model_copy(update={"apps": apps}),
+                   hosts={"local": FakeHost("local"), "gpu-a": host})
+    d.free_port = True
+    first = d.apply()
+    assert first.ok, failures(first)
+    return d, host
+
+
+def test_a_gpu_replica_with_a_free_gpu_is_replaced_start_first(tmp_path: Path) -> None:
+    d, host = gpu_deployment(tmp_path, gpus=2)
+    address = "app.llm.container[0]@gpu-a"
+    assert d.state.resources[address].attributes["gpus"] == ["0"]
+    rewrite(d, GPU_ONE)
+    (change,) = [c for c in d.plan().actions if c.type == "container"]
+    assert change.action is Action.REPLACE and change.after["gpus"] == ["1"]
+    assert "start-first: the new replica gets free GPU 1 while the old one serves" in change.reasons
+    host.log.clear()
+    result = d.apply()
+    assert result.ok, failures(result)
+    ops = [op for op, subject in host.log if op in ("run", "create", "stop", "start", "ready", "remove", "update")]
+    assert ops == ["run", "ready", "remove", "update"], host.log  # the old one served until the new one was ready
+    assert d.state.resources[address].attributes["gpus"] == ["1"]
+    assert not d.plan().has_changes, pending(d.plan())
+
+
+def test_a_gpu_replica_without_a_free_gpu_stops_first_and_the_plan_says_so(tmp_path: Path) -> None:
+    from planner.placement import NO_FREE_GPU
+
+    d, host = gpu_deployment(tmp_path, gpus=1)
+    rewrite(d, GPU_ONE)
+    (change,) = [c for c in d.plan().actions if c.type == "container"]
+    assert change.after["gpus"] == ["0"] and NO_FREE_GPU in change.reasons
+    host.log.clear()
+    assert d.apply().ok
+    ops = [op for op, subject in host.log if op in ("run", "create", "stop", "start", "ready", "remove", "update")]
+    assert ops == ["create", "stop", "start", "ready", "remove", "update"], host.log
+    assert not d.plan().has_changes, pending(d.plan())
+
+
+def test_spare_gpus_go_to_the_replicas_in_plan_order_each_once(tmp_path: Path) -> None:
+    from planner.placement import NO_FREE_GPU
+
+    d, host = gpu_deployment(tmp_path, gpus=3, replicas=2)
+    rewrite(d, GPU_ONE)
+    changes = [c for c in d.plan().actions if c.type == "container"]
+    assert [c.after["gpus"] for c in changes] == [["2"], ["1"]]
+    assert NO_FREE_GPU not in changes[0].reasons and NO_FREE_GPU in changes[1].reasons
+    result = d.apply()
+    assert result.ok, failures(result)
+    assert not d.plan().has_changes, pending(d.plan())
+    assert sorted(d.state.resources[f"app.llm.container[{i}]@gpu-a"].attributes["gpus"][0] for i in range(2)) == ["1", "2"]
