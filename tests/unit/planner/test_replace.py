@@ -515,3 +515,22 @@ def test_spare_gpus_go_to_the_replicas_in_plan_order_each_once(tmp_path: Path) -
     assert result.ok, failures(result)
     assert not d.plan().has_changes, pending(d.plan())
     assert sorted(d.state.resources[f"app.llm.container[{i}]@gpu-a"].attributes["gpus"][0] for i in range(2)) == ["1", "2"]
+
+
+def test_behind_the_gateway_a_gpu_replica_rolls_only_onto_spare_gpus() -> None:
+    """The gateway's rolling replace starts the new replica beside the old one: for a GPU
+    app only once placement gave it spare devices; otherwise it stays a stop-first replace."""
+    from planner.desired import AppConfig
+    from planner.diff import _rolling
+    from planner.placement import NO_FREE_GPU, Placement, start_first
+    from providers.gpus import Gpu
+
+    llm = "app.llm.container[0]@gpu-a"
+    app = AppConfig(name="llm", image="srv", port=8000, host_port=None, host="gpu-a", gpus=1)
+    change = container(llm, Action.REPLACE, before=attrs(llm, None, gpus=["0"]), after=attrs(llm, None, gpus=["0"]))
+    l4 = [Gpu(index=str(i), name="NVIDIA L4", memory_mib=23034, uuid=f"GPU-{i}") for i in range(2)]
+    for spare, action, gpus in [((l4[1],), Action.CREATE_THEN_DELETE, ["1"]), ((), Action.REPLACE, ["0"])]:
+        placement = Placement(spare={"gpu-a": spare}, inventories={"gpu-a": tuple(l4)})
+        (rolled,) = _rolling(start_first([change], placement), {"llm": app}, "gpu-a")
+        assert (rolled.action, rolled.after["gpus"]) == (action, gpus)
+        assert (NO_FREE_GPU in rolled.reasons) == (not spare)
