@@ -116,6 +116,7 @@ class FakeHost:
         # the state the store held at that moment, as a killed process leaves it).
         self.kill_at: int | None = None
         self.on_kill: Callable[[], None] | None = None
+        self.on_change: Callable[[int], None] | None = None  # called with the count at each change
         self.killed = False
         self.gpu_list: tuple = ()  # providers.gpus.Gpu values, as nvidia-smi would list them
         self.cpu_total: int | None = 64  # the CPUs its engine reports (docker info's NCPU)
@@ -393,6 +394,8 @@ class FakeHost:
         """Log one change to the host; the fail_at-th raises before it is made."""
         self._alive()
         self.changes_made += 1
+        if self.on_change is not None:
+            self.on_change(self.changes_made)
         if self.kill_at == self.changes_made:
             self.killed = True
             if self.on_kill is not None:
@@ -409,7 +412,7 @@ class FakeHost:
 
     def revive(self) -> None:
         """The next berth run: calls answer again."""
-        self.killed, self.kill_at, self.on_kill = False, None, None
+        self.killed, self.kill_at, self.on_kill, self.on_change = False, None, None, None
 
     def _created(self, spec: ContainerSpec) -> FakeContainer:
         """A container made from spec, not started (Docker refuses a memory limit under 6 MB here)."""

@@ -384,17 +384,24 @@ def test_the_old_container_is_removed_only_once_the_new_one_is_ready(tmp_path: P
 # -- brief: a run killed at any point of a replace: the next single apply converges ------------
 
 
-def kill_at(d: Deployment, n: int) -> bool:
-    """Apply with berth killed before the host's nth change from now; the store keeps what
-    it held at that moment. False when the apply made fewer than n changes."""
+def kill_at(d: Deployment, n: int, after: bool = False) -> bool:
+    """Apply with berth killed before the host's nth change from now (after: once the
+    change is made, before state records it); the store keeps what it held at that
+    moment. False when the apply made fewer than n changes."""
     from unit.fake_provider import Killed
 
     kept: dict[str, object] = {}
+    start = d.local.changes_made
 
     def killed() -> None:
-        kept.update(text=d.memory.text, entries=list(d.memory.entries))
+        if not after:
+            kept.update(text=d.memory.text, entries=list(d.memory.entries))
 
-    d.local.kill_at, d.local.on_kill = d.local.changes_made + n, killed
+    def changed(count: int) -> None:  # inside the host's call: no state was written since the change
+        if after and count == start + n:
+            kept.update(text=d.memory.text, entries=list(d.memory.entries))
+
+    d.local.kill_at, d.local.on_kill, d.local.on_change = start + n + (1 if after else 0), killed, changed
     try:
         d.apply(parallelism=1)
     except Killed:
@@ -406,9 +413,11 @@ def kill_at(d: Deployment, n: int) -> bool:
     return True
 
 
+@pytest.mark.parametrize("after", [False, True], ids=["before_a_change", "before_state_records_it"])
 @pytest.mark.parametrize("toml,fixed", [(ONE, True), (ONE, False), (TWO, True), (TWO, False)],
                          ids=["fixed_port", "free_port", "two_replicas", "two_free"])
-def test_a_replace_killed_at_any_change_converges_in_one_apply(tmp_path: Path, toml: str, fixed: bool) -> None:
+def test_a_replace_killed_at_any_change_converges_in_one_apply(tmp_path: Path, toml: str, fixed: bool,
+                                                               after: bool) -> None:
     from unit.planner.test_converge import assert_host_matches_state
 
     n = 0
@@ -417,7 +426,7 @@ def test_a_replace_killed_at_any_change_converges_in_one_apply(tmp_path: Path, t
         d = Deployment(tmp_path / f"n{n}", toml) if fixed else free_port(tmp_path / f"n{n}", toml)
         assert d.apply().ok
         rewrite(d, toml)
-        if not kill_at(d, n):
+        if not kill_at(d, n, after):
             break
         second = d.apply()
         assert second.ok, (n, failures(second), d.local.log)
