@@ -8,6 +8,7 @@ a short detail for the event that says it finished.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
@@ -206,6 +207,12 @@ def replace(ctx: StepContext, step: Step, address: Address, provider: Provider, 
         container_id = provider.run_container(spec)  # refused: the old one is untouched
         attrs = published(provider, container_id, staged)
     else:
+        # On a port berth picks (a GPU app behind the gateway) the new one takes the old
+        # one's, free once it stops: a port written into the config stays at every restart
+        # (a Docker-picked one would not), and the gateway's routes stay as they are.
+        port = (change.before or {}).get("published_port") if after["host_port"] is None else None
+        if port and spec.network_mode != "host":
+            spec = dataclasses.replace(spec, host_port=port)
         container_id = provider.create_container(spec)  # refused: the old one is untouched
         attrs = staged
         # A tainted old container failed its readiness: it is not started again.

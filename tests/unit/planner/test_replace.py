@@ -502,6 +502,8 @@ def test_a_gpu_replica_without_a_free_gpu_stops_first_and_the_plan_says_so(tmp_p
     from planner.placement import NO_FREE_GPU
 
     d, host = gpu_deployment(tmp_path, gpus=1)
+    address = "app.llm.container[0]@gpu-a"
+    port = d.state.resources[address].attributes["published_port"]
     rewrite(d, GPU_ONE)
     (change,) = [c for c in d.plan().actions if c.type == "container"]
     assert change.after["gpus"] == ["0"] and NO_FREE_GPU in change.reasons
@@ -509,6 +511,10 @@ def test_a_gpu_replica_without_a_free_gpu_stops_first_and_the_plan_says_so(tmp_p
     assert d.apply().ok
     ops = [op for op, subject in host.log if op in ("run", "create", "stop", "start", "ready", "remove", "update")]
     assert ops == ["create", "stop", "start", "ready", "remove", "update"], host.log
+    # the new one takes the old one's picked port (written into its config, so a restart keeps it)
+    new = d.state.resources[address]
+    assert new.attributes["published_port"] == port == host.containers[new.id].host_port
+    assert host.containers[new.id].spec.host_port == port
     assert not d.plan().has_changes, pending(d.plan())
 
 
