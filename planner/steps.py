@@ -225,9 +225,7 @@ def replace(ctx: StepContext, step: Step, address: Address, provider: Provider, 
             provider.start_container(container_id, spec)
             attrs = published(provider, container_id, staged)  # a GPU app on a free port: the one it got
         except ProviderError as err:
-            undone = _restore(provider, container_id, stopped)
-            _record_restored(ctx, provider, prior, stopped)
-            raise ProviderError(f"{err}; {undone}") from None
+            raise ProviderError(f"{err}; {_restore(provider, container_id, stopped)}") from None
     if old_ids:
         ctx.local("deposed", dict)[step.address] = Deposed(old_ids, stopped, prior)
     ctx.record(change, address, container_id, status="created", attributes=attrs)
@@ -276,7 +274,6 @@ def replace_wait(ctx: StepContext, step: Step, address: Address, provider: Provi
         undone = _restore(provider, resource.id, deposed.stopped)
         if deposed.prior is not None:
             ctx.recorder.put(deposed.prior)
-            _record_restored(ctx, provider, deposed.prior, deposed.stopped)
         else:
             ctx.recorder.drop(step.address, [resource.id])
         raise ReadinessError(f"{err}; {undone}", getattr(err, "log_tail", "")) from None
@@ -286,19 +283,6 @@ def replace_wait(ctx: StepContext, step: Step, address: Address, provider: Provi
     ctx.recorder.put(resource.model_copy(update={"status": "ready",
                                                  "attributes": resource.attributes | {"name": after["name"]}}))
     return f"probe passed after {took:.2f}s; replaced {deposed.old_ids[0][:12]}"
-
-
-def _record_restored(ctx: StepContext, provider: Provider, prior: ResourceState | None, stopped: list[str]) -> None:
-    """An old container started again on a port berth picks may have been given another
-    one (Docker picks anew at each start): state records the one it has now."""
-    from providers.types import ProviderError
-
-    if prior is None or prior.id not in stopped or prior.attributes.get("host_port") is not None:
-        return
-    try:
-        ctx.recorder.put(prior.model_copy(update={"attributes": published(provider, prior.id, prior.attributes)}))
-    except ProviderError:
-        pass  # not running after all: the next plan sees it
 
 
 def _restore(provider: Provider, new_id: str, stopped: list[str]) -> str:

@@ -456,10 +456,6 @@ class FakeHost:
             raise ProviderError(f"{spec.name} on {self.host}: CUDA out of memory: GPU {', '.join(shared)} is in "
                                 "use by another running container")
         first = not container.started
-        if not first and spec.host_port is None and container.host_port is not None:
-            # Docker picks a port anew each time a container with an ephemeral one starts
-            used = {c.host_port for c in self.containers.values()}
-            container.host_port = next(p for p in PICKED_PORTS if p not in used)
         container.state, container.started = "running", True
         if first and spec.labels.get(LABEL_APP) in self.crash:
             container.state = "exited"  # it ran, then died
