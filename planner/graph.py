@@ -78,7 +78,14 @@ def _replaced_by_remove(graph: nx.DiGraph, step: Step) -> bool:
 
 
 def _stops(graph: nx.DiGraph, step: Step) -> bool:
-    return step.kind in STOPS or _replacing(graph, step)
+    """A step after which a container may be gone: a replace's wait removes the old one
+    (which its create only stopped, to start it again should the new one fail)."""
+    return step.kind in STOPS or _replacing(graph, step) or _replace_wait(graph, step)
+
+
+def _replace_wait(graph: nx.DiGraph, step: Step) -> bool:
+    create = Step(K.CREATE, step.address)
+    return step.kind == K.WAIT and create in graph and _replacing(graph, create)
 
 
 @dataclass(frozen=True)
@@ -246,7 +253,7 @@ def _secret_edges(graph: nx.DiGraph) -> None:
     removals: dict[str, list[Step]] = defaultdict(list)
     for (_app, host), steps in _by_app(graph, {K.REMOVE_SECRET}).items():
         removals[host].extend(steps)
-    for key, steps in _by_app(graph, {*STARTS, *STOPS}).items():
+    for key, steps in _by_app(graph, {*STARTS, *STOPS, K.WAIT}).items():
         for step in steps:
             if step.kind in STARTS or _replaced_by_remove(graph, step):
                 for sync in syncs.get(key, []):

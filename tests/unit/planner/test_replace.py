@@ -549,3 +549,13 @@ def test_behind_the_gateway_a_gpu_replica_rolls_only_onto_spare_gpus() -> None:
         (rolled,) = _rolling(start_first([change], placement), {"llm": app}, "gpu-a")
         assert (rolled.action, rolled.after["gpus"]) == (action, gpus)
         assert (NO_FREE_GPU in rolled.reasons) == (not spare)
+
+
+def test_a_secret_file_no_longer_mounted_goes_only_once_the_replace_is_done() -> None:
+    """The old container is kept (and started again should the new one fail): the file
+    it mounts stays until the new one passed readiness."""
+    secret = Change(address="app.web.secret.tok@local", type="secret", action=Action.DELETE,
+                    before={"name": "tok"}, ids=["/fake/secrets/demo/web/tok"])
+    change = container(WEB[0], Action.REPLACE, before=attrs(WEB[0], 8000, secrets=["tok"]), after=attrs(WEB[0], 8000))
+    g = graph_of(change, secret)
+    assert runs_before(g, f"wait {WEB[0]}", "remove-secret app.web.secret.tok@local")
