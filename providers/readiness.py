@@ -74,16 +74,21 @@ def wait_ready(
 
 def probe_outcome(ok: bool, seen: str) -> str:
     """A probe's result as a model server's loading reads: "answering 503" for any HTTP
-    status (200 once it passes), "connection refused" for a port nothing listens on yet
-    (a local refusal, or the SSH host's "Connect failed" for its tunnel); anything else
-    (a timeout, a TCP connection closed at once) as the probe said it."""
+    status (200 once it passes), "connection refused" for a port nothing listens on yet:
+    a refusal, the SSH host's "Connect failed" for its tunnel, and what Docker's port
+    proxy does when nothing listens in the container (it takes the connection and drops
+    it: "connection reset by peer", or no HTTP answer at all); anything else (a timeout,
+    a TCP probe's connection closed at once) as the probe said it."""
     match = re.match(r"HTTP (\d{3})\b", seen)
     if match:
         return f"answering {match.group(1)}"
     lowered = seen.lower()
-    if not ok and ("refused" in lowered or "connect failed" in lowered):
+    if not ok and any(words in lowered for words in NOTHING_LISTENS):
         return "connection refused"
     return seen
+
+
+NOTHING_LISTENS = ("refused", "connect failed", "connection reset", "remote end closed connection", "no http answer")
 
 
 def tcp_verdict(recv: Callable[[int], bytes]) -> tuple[bool, str]:

@@ -32,6 +32,10 @@ class Loading:
     (False, "connection refused", "connection refused"),  # the local probe's OSError
     (False, "TCP connect: Connection refused", "connection refused"),
     (False, "TCP connect (from gpu-a): Connect failed", "connection refused"),  # an SSH host's tunnel
+    # Docker's port proxy with nothing listening in the container (vLLM while it loads)
+    (False, "connection reset by peer", "connection refused"),
+    (False, "remote end closed connection without response", "connection refused"),
+    (False, "no HTTP answer", "connection refused"),  # the same through an SSH host's tunnel
     (False, "HTTP 503", "answering 503"),
     (False, "HTTP 404", "answering 404"),
     (True, "HTTP 200", "answering 200"),
