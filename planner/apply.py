@@ -27,6 +27,7 @@ from planner.plan import Action, Plan
 from planner.recorder import Recorder, refresh_state
 from planner.walk import Outcome, Status, WalkEvent, walk
 from providers.base import Provider
+from providers.types import Interrupted
 from state.address import Address
 from state.model import State
 from state.store import StateStore
@@ -74,6 +75,15 @@ class ApplyResult:
 
         counts = {"added": 0, "changed": 0, "destroyed": 0}
         for address, action in self.actions.items():
+            if action is Action.REPLACE and kinds[address] == {K.CREATE, K.WAIT}:
+                # A container's replace keeps the old one until the new one is ready
+                # (planner.steps.replace_wait): the old one is destroyed once the wait
+                # passed; a wait that failed removed the new one again (an interrupt did not).
+                wait = next(o for s, o in self.outcomes.items() if s.address == address and s.kind == K.WAIT)
+                undone = wait.status is Status.FAILED and not isinstance(wait.error, Interrupted)
+                counts["added"] += K.CREATE in finished[address] and not undone
+                counts["destroyed"] += K.WAIT in finished[address]
+                continue
             if action is Action.UPDATE:
                 first = [s for s in self.outcomes if s.address == address][:1]
                 counts["changed"] += bool(first) and self.outcomes[first[0]].status is Status.OK

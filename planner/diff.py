@@ -65,12 +65,14 @@ def diff(
     secret_digests: dict[str, str] | None = None,
     gpus: dict[tuple[str, int], tuple[str, ...]] | None = None,
     remove_volumes: bool = False,
+    placement: Any = None,
 ) -> Plan:
     """secret_digests: the keyed digest of each secret's current value, by name (every
     secret an app uses; none are needed to destroy). gpus: the devices placement
     assigned, per (app, replica); apps' hosts already resolved by it (planner.placement).
     remove_volumes: a destroy removes the named volumes too (`destroy --volumes`);
-    otherwise they are kept (planner.volumes)."""
+    otherwise they are kept (planner.volumes). placement: that Placement, whose spare GPUs
+    replaced GPU replicas start beside the old ones on (planner.placement.start_first)."""
     state = state or State(stack=stack.name)
     apps = {} if destroy else stack.apps
     digests = secret_digests or {}
@@ -96,6 +98,10 @@ def diff(
             changes.append(change)
             changes.extend(extra)
 
+    if placement is not None:
+        from planner.placement import start_first
+
+        changes = start_first(changes, placement)
     for host in ([] if destroy else gateway.hosts(stack)):
         key = Address.gateway(host)
         ours = _diff_gateway(stack, host, state.resources.get(str(key)), by_address.pop(str(key), []),
@@ -289,8 +295,9 @@ def _rolling(changes: list[Change], apps: dict[str, AppConfig], host: str) -> li
     for change in changes:
         address = change.address
         app = apps.get(address.app)
+        shared = set((change.after or {}).get("gpus") or ()) & set((change.before or {}).get("gpus") or ())
         if (change.type == "container" and change.action is Action.REPLACE and address.host == host
-                and app is not None and app.host_port is None):
+                and app is not None and app.host_port is None and not shared):  # shared GPUs: stop first
             change = change.model_copy(update={
                 "action": Action.CREATE_THEN_DELETE,
                 "reasons": [*change.reasons, "rolling: the new replica serves before the old one is drained"]})

@@ -21,6 +21,7 @@ class Event:
     elapsed: float = 0.0
     message: str = ""
     detail: str = ""  # a failure's log tail and the like
+    left: float | None = None  # waiting on a probe: seconds before its readiness_timeout runs out
 
 
 Emit = Callable[[Event], None]

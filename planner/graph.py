@@ -7,8 +7,10 @@ removed before what they depend on, a host port or name freed before it is reuse
 app's replicas replaced a few at a time, old images pruned and unused secret files
 removed last).
 
-A replaced container is one `create` step (planner.steps.replace): the new container is
-created before the old one stops, so a config Docker refuses leaves the old one serving.
+A replaced container is a `create` step and a `wait` step (planner.steps.replace and
+replace_wait): the new container is created before the old one stops, so a config Docker
+refuses leaves the old one serving, and the old one is removed only once the new one
+passed readiness (it is started again if the new one does not get there).
 """
 
 from __future__ import annotations
@@ -79,7 +81,14 @@ def _replaced_by_remove(graph: nx.DiGraph, step: Step) -> bool:
 
 
 def _stops(graph: nx.DiGraph, step: Step) -> bool:
-    return step.kind in STOPS or _replacing(graph, step)
+    """A step after which a container may be gone: a replace's wait removes the old one
+    (which its create only stopped, to start it again should the new one fail)."""
+    return step.kind in STOPS or _replacing(graph, step) or _replace_wait(graph, step)
+
+
+def _replace_wait(graph: nx.DiGraph, step: Step) -> bool:
+    create = Step(K.CREATE, step.address)
+    return step.kind == K.WAIT and create in graph and _replacing(graph, create)
 
 
 @dataclass(frozen=True)
@@ -263,7 +272,7 @@ def _secret_edges(graph: nx.DiGraph) -> None:
     removals: dict[str, list[Step]] = defaultdict(list)
     for (_app, host), steps in _by_app(graph, {K.REMOVE_SECRET}).items():
         removals[host].extend(steps)
-    for key, steps in _by_app(graph, {*STARTS, *STOPS}).items():
+    for key, steps in _by_app(graph, {*STARTS, *STOPS, K.WAIT}).items():
         for step in steps:
             if step.kind in STARTS or _replaced_by_remove(graph, step):
                 for sync in syncs.get(key, []):

@@ -110,13 +110,15 @@ def diff_plan(ctx: Context, state: State | None, opts: PlanOpts = PlanOpts()) ->
         observed = observe(ctx, state)
     else:
         observed = observe_from_state(state, stack.name, set(hosts_to_read(stack, state)))
-    gpus = None
+    gpus = placement = None
     if not destroy and any(app.gpus for app in stack.apps.values()):
-        stack, gpus = _place(ctx, state, refresh=opts.refresh)
+        stack, placement = _place(ctx, state, refresh=opts.refresh)
+        gpus = placement.devices
     if not destroy and opts.refresh:
         check_host_paths(ctx, stack)
+        _check_cpus(ctx, stack)
     made = diff(stack, state, observed, hashes, destroy=destroy, secret_digests=digests, gpus=gpus,
-                remove_volumes=opts.remove_volumes)
+                remove_volumes=opts.remove_volumes, placement=placement)
     if destroy:
         return made
     from planner.sources import describe
@@ -240,7 +242,16 @@ def _place(ctx: Context, state: State | None, *, refresh: bool) -> tuple[Stack, 
         placement = recorded_placement(apps, previous)
     resolved = {name: app.model_copy(update={"host": placement.hosts[name]}) if name in placement.hosts else app
                 for name, app in stack.apps.items()}
-    return stack.model_copy(update={"apps": resolved}), placement.devices
+    return stack.model_copy(update={"apps": resolved}), placement
+
+
+def _check_cpus(ctx: Context, stack: Stack) -> None:
+    """cpus against each host's CPU count (the engine's info: one call per host)."""
+    from planner.placement import check_cpus
+
+    apps = [app for app in stack.apps.values() if app.cpus is not None]
+    if apps:
+        check_cpus(apps, {host: ctx.provider(host).cpu_count() for host in {app.host for app in apps}})
 
 
 def _memo(cache_dir: Path | None) -> Any:

@@ -10,7 +10,10 @@ request cannot be met (more GPUs than a host has, or a type it lacks). What hold
 - new assignments take the lowest free indexes, apps in file order, typed requests first
   (so an untyped app does not take the only GPU of the type another app needs);
 - an app with no host in the file (host_auto) goes to its previous host if it still
-  fits there, else to the first host in the stack's order where every replica fits.
+  fits there, else to the first host in the stack's order where every replica fits;
+- what no container is given stays spare: a replaced GPU replica gets spare devices of
+  its model for its new container, which then starts while the old one serves
+  (start_first); with none spare the old one stops first, and the plan says so.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 
 from planner.desired import AppConfig
 from planner.diagnostics import Diagnostic, DiagnosticsError
+from planner.plan import Action, Change
 from providers.gpus import Gpu
 
 
@@ -28,6 +32,11 @@ from providers.gpus import Gpu
 class Placement:
     hosts: dict[str, str] = field(default_factory=dict)  # app -> host, for GPU apps
     devices: dict[tuple[str, int], tuple[str, ...]] = field(default_factory=dict)  # (app, replica) -> indexes
+    spare: dict[str, tuple[Gpu, ...]] = field(default_factory=dict)  # host -> devices no container is given
+    inventories: dict[str, tuple[Gpu, ...]] = field(default_factory=dict)
+
+
+NO_FREE_GPU = "no free GPU for a start-first replace: the app is down while it loads"
 
 
 def matches(gpu: Gpu, gpu_type: str | None) -> bool:
@@ -152,7 +161,66 @@ def place(
                 f"has them free: {seen or 'no hosts defined'}", file=app.origin, key=f"apps.{app.name}"))
     if problems:
         raise DiagnosticsError(problems)
+    for host, indexes in free.items():
+        placement.spare[host] = tuple(by_index[host][d] for d in indexes)
+    placement.inventories.update(inventories)
     return placement
+
+
+def start_first(changes: list[Change], placement: Placement) -> list[Change]:
+    """Replaced GPU replicas on a free port get spare devices of the same model for their
+    new container, so it starts beside the old one (planner.steps.start_first) and the
+    app serves while the new one loads; the devices are taken in plan order, each given
+    once. One that finds none keeps its devices, and so stops first: its plan says so."""
+    pool = {host: list(gpus) for host, gpus in placement.spare.items()}
+    out = []
+    for change in changes:
+        after, before = change.after or {}, change.before or {}
+        wanted = list(after.get("gpus") or ())
+        if (change.type != "container" or change.action is not Action.REPLACE or not wanted
+                or after.get("host_port") is not None or after.get("network_mode") == "host"
+                or not set(wanted) & set(before.get("gpus") or ())):
+            out.append(change)
+            continue
+        host = change.address.host
+        names = {g.index: g.name for g in placement.inventories.get(host, ())}
+        models = {names.get(d) for d in wanted}
+        pick = [g for g in pool.get(host, []) if g.name in models][: len(wanted)]
+        if len(pick) < len(wanted):
+            out.append(change.model_copy(update={"reasons": [*change.reasons, NO_FREE_GPU]}))
+            continue
+        pool[host] = [g for g in pool[host] if g not in pick]
+        given = [g.index for g in pick]
+        out.append(change.model_copy(update={
+            "after": after | {"gpus": given},
+            "reasons": [*change.reasons, f"start-first: the new replica gets free GPU{'s' if len(given) > 1 else ''} "
+                                         f"{', '.join(given)} while the old one serves"]}))
+    return out
+
+
+def check_cpus(apps: list[AppConfig], counts: dict[str, int | None]) -> None:
+    """Refuse, before anything is touched, an app whose `cpus` is more than its host has:
+    Docker refuses such a container at create ("range of CPUs is from 0.01 to N"), which
+    would fail the apply half-way. counts: each host's CPUs (None: unknown, not checked)."""
+    problems = []
+    for app in apps:
+        total = counts.get(app.host)
+        if app.cpus is not None and total is not None and app.cpus > total:
+            problems.append(Diagnostic(
+                f"app {app.name} asks for {app.cpus:g} CPUs, but host {app.host} has {total}",
+                file=app.origin, key=_cpus_key(app),
+                detail=f"Docker refuses a container more CPUs than its host has; set at most {total}"))
+    if problems:
+        raise DiagnosticsError(problems)
+
+
+def _cpus_key(app: AppConfig) -> str:
+    """The key the user wrote the CPU count under, in the app's own format."""
+    if app.origin.endswith("(Cerebrium)"):
+        return "hardware.cpu"
+    if app.origin.endswith("(Truss)"):
+        return "resources.cpu"
+    return f"apps.{app.name}.cpus"
 
 
 def previous_assignment(resources: dict[str, object]) -> dict[tuple[str, int], tuple[str, tuple[str, ...]]]:

@@ -8,6 +8,7 @@ a short detail for the event that says it finished.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
@@ -207,12 +208,13 @@ def create(ctx: StepContext, step: Step, address: Address, provider: Provider, c
 @handles(K.CREATE, Action.REPLACE)
 def replace(ctx: StepContext, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
     """The new container is created (under a name of its own) before the old one stops,
-    so a config Docker refuses leaves the old one serving. On a free port it starts
-    beside the old one; on a fixed host port (or host network, or GPUs) the old one
-    stops first and, if the new one then fails to start, is started again. Once the new
-    one runs the old one is removed and the new one takes its name; state records the
-    container that runs at each point, so a run that dies midway leaves the other one
-    as a duplicate the next plan removes."""
+    so a config Docker refuses leaves the old one serving. It starts beside the old one
+    when nothing they hold clashes (start_first); on a fixed host port (or host network,
+    or the same GPUs) the old one is stopped first, kept, and started again if the new
+    one does not start. Either way the old one is removed only once the new one passed
+    readiness (the wait step, replace_wait). State records the container that runs at
+    each point, so a run that dies midway leaves the other one as a duplicate at the
+    address, which the next plan removes."""
     import secrets
 
     from providers.types import ProviderError
@@ -221,33 +223,95 @@ def replace(ctx: StepContext, step: Step, address: Address, provider: Provider, 
     after = ctx.with_weights(address, change.after)
     # (A replace whose old container a remove step of its own took out: planner.graph._split_swaps.)
     old_ids = [] if ctx.graph.nodes[step].get("split") else [i for i in change.ids if i]
+    prior = ctx.recorder.get(step.address)
     staged = after | {"name": f"{after['name']}-next-{secrets.token_hex(3)}"}
     spec = ctx.spec(provider, address, staged)
-    if after["host_port"] is None and spec.network_mode != "host" and not spec.gpus:
+    stopped: list[str] = []
+    if start_first(after, change.before or {}, spec.network_mode):
         container_id = provider.run_container(spec)  # refused: the old one is untouched
         attrs = published(provider, container_id, staged)
     else:
+        # On a port berth picks (a GPU app behind the gateway) the new one takes the old
+        # one's, free once it stops: a port written into the config stays at every restart
+        # (a Docker-picked one would not), and the gateway's routes stay as they are.
+        port = (change.before or {}).get("published_port") if after["host_port"] is None else None
+        if port and spec.network_mode != "host":
+            spec = dataclasses.replace(spec, host_port=port)
         container_id = provider.create_container(spec)  # refused: the old one is untouched
         attrs = staged
-        stopped: list[str] = []
+        # A tainted old container failed its readiness: it is not started again.
+        again = not (prior is not None and prior.status == "tainted")
         try:
             for old in old_ids:
                 provider.stop_container(old)
-                stopped.append(old)
+                if again:
+                    stopped.append(old)
             provider.start_container(container_id, spec)
+            attrs = published(provider, container_id, staged)  # a GPU app on a free port: the one it got
         except ProviderError as err:
             raise ProviderError(f"{err}; {_restore(provider, container_id, stopped)}") from None
+    if old_ids:
+        ctx.local("deposed", dict)[step.address] = Deposed(old_ids, stopped, prior)
     ctx.record(change, address, container_id, status="created", attributes=attrs)
-    for old in old_ids:
+    kept = f", {old_ids[0][:12]} kept {'stopped' if stopped else 'running'} until it is ready" if old_ids else ""
+    return f"id={container_id[:12]}" + (f", port {attrs['published_port']}" if after["host_port"] is None else "") + kept
+
+
+@dataclass
+class Deposed:
+    """The containers a replace's new one takes over from, kept until it is ready:
+    old_ids (stopped ones among them: `stopped`, started again should it fail) and the
+    state record they had."""
+
+    old_ids: list[str]
+    stopped: list[str]
+    prior: ResourceState | None
+
+
+def start_first(after: dict[str, Any], before: dict[str, Any], network_mode: str | None) -> bool:
+    """Whether the new container can run beside the old one: no fixed host port, not on
+    the host's network, and no GPU the old one holds (planner.placement gives a GPU
+    replica free devices for its replace when the host has them)."""
+    if after["host_port"] is not None or network_mode == "host":
+        return False
+    return not set(after.get("gpus") or ()) & set(before.get("gpus") or ())
+
+
+@handles(K.WAIT, Action.REPLACE)
+def replace_wait(ctx: StepContext, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+    """A replace's new container passed readiness: the old one is removed and the new
+    one takes its name. It did not (or stopped): the new one is removed, the old one
+    started again and recorded as before, and the error keeps the new one's log."""
+    from providers.types import Interrupted, ProviderError, ReadinessError
+
+    deposed: Deposed | None = ctx.local("deposed", dict).pop(step.address, None)
+    if deposed is None:  # a split replace (its old container already gone): an ordinary wait
+        return wait(ctx, step, address, provider, changes)
+    after = changes[0].after
+    resource = ctx.recorder.get(step.address)
+    assert resource is not None, f"{step.address} has no container to wait for"
+    try:
+        took = probe(ctx, step, provider, after, resource)
+    except Interrupted:
+        raise  # Ctrl-C: state holds the new one, the old one beside it; the next apply settles them
+    except ProviderError as err:
+        undone = _restore(provider, resource.id, deposed.stopped)
+        if deposed.prior is not None:
+            ctx.recorder.put(deposed.prior)
+        else:
+            ctx.recorder.drop(step.address, [resource.id])
+        raise ReadinessError(f"{err}; {undone}", getattr(err, "log_tail", "")) from None
+    for old in deposed.old_ids:
         provider.remove_container(old)
-    provider.update_container(container_id, container_spec(ctx.stack, address, after))  # its name
-    ctx.record(change, address, container_id, status="created", attributes=attrs | {"name": after["name"]})
-    replaced = f", replacing {old_ids[0][:12]}" if old_ids else ""
-    return f"id={container_id[:12]}" + (f", port {attrs['published_port']}" if after["host_port"] is None else "") + replaced
+    provider.update_container(resource.id, container_spec(ctx.stack, address, after))  # its name
+    ctx.recorder.put(resource.model_copy(update={"status": "ready",
+                                                 "attributes": resource.attributes | {"name": after["name"]}}))
+    return f"probe passed after {took:.2f}s; replaced {deposed.old_ids[0][:12]}"
 
 
 def _restore(provider: Provider, new_id: str, stopped: list[str]) -> str:
-    """The new container could not start: remove it and start the old ones again."""
+    """The new container could not start or never got ready: remove it and start the
+    old ones again."""
     from providers.types import ProviderError
 
     try:
@@ -290,7 +354,7 @@ def probe(ctx: StepContext, step: Step, provider: Provider, after: dict[str, Any
     ctx.emit(Event("waiting", step, 0.0, message=f"waiting for readiness ({target} on port {port})"))
     return wait_ready(
         provider, resource.id, port, after["readiness"], after["readiness_timeout"],
-        ctx.stop, on_wait=lambda elapsed, seen: ctx.emit(Event("waiting", step, elapsed, message=seen)),
+        ctx.stop, on_wait=lambda elapsed, seen, left: ctx.emit(Event("waiting", step, elapsed, message=seen, left=left)),
     )
 
 

@@ -76,6 +76,7 @@ class DockerEngine:
         self._locks_guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._gpus: tuple[Gpu, ...] | None = None
+        self._cpus: list[int | None] = []  # the engine's NCPU, once read
         self.delivery = delivery_for(self) if delivery_for is not None else None
 
     @property
@@ -502,6 +503,20 @@ class DockerEngine:
     @property
     def engine_url(self) -> str:
         return self.transport.engine_url
+
+    @engine_call("read the engine's info")
+    def cpu_count(self) -> int | None:
+        """The host's CPUs as its engine counts them (`docker info`'s NCPU: what a
+        container's cpus may reach), read once per run."""
+        import docker.errors
+
+        if not self._cpus:
+            try:
+                count = self.api.info().get("NCPU")
+            except docker.errors.DockerException as err:
+                raise ProviderError(f"host {self.host}: cannot read the engine's info: {summary(err)}") from None
+            self._cpus.append(int(count) if isinstance(count, int) and count > 0 else None)
+        return self._cpus[0]
 
     @engine_call("read the Docker version")
     def docker_version(self) -> str:

@@ -1,6 +1,11 @@
 """Waiting for a container to become ready, over any Provider: the polling, and the
 verdict on what a TCP probe saw.
 
+Each probe's outcome is told in a model server's terms (probe_outcome): "connection
+refused" (nothing listens yet), "answering 503" (llama.cpp and vLLM's /health while the
+model loads; any other status likewise) and "answering 200"; on_wait hears it with the
+elapsed time and the time left before readiness_timeout, and a failure names the last.
+
 Polls the published port with backoff: from 50 ms up to 100 ms for the first 20 s, so
 a server that starts in seconds is noticed within about 100 ms (bench/ measures it),
 then up to 1 s, so a model loading for minutes costs about one probe a second. A
@@ -37,9 +42,10 @@ def wait_ready(
     path: str | None,
     timeout: float,
     cancel: threading.Event,
-    on_wait: Callable[[float, str], None] = lambda elapsed, seen: None,
+    on_wait: Callable[[float, str, float], None] = lambda elapsed, outcome, left: None,
 ) -> float:
-    """Return seconds until the probe passed; raise ReadinessError or Interrupted."""
+    """Return seconds until the probe passed; raise ReadinessError or Interrupted.
+    on_wait(elapsed, outcome, seconds left) after every probe that did not pass."""
     start = time.monotonic()
     deadline = start + timeout
     delay = FIRST_DELAY
@@ -47,22 +53,42 @@ def wait_ready(
     what = f"GET {path}" if path else "TCP connect"
     seen = "no answer yet"
     while True:
-        ok, seen = provider.probe(port, path, timeout=min(2.0, max(0.1, deadline - time.monotonic())))
+        ok, raw = provider.probe(port, path, timeout=min(2.0, max(0.1, deadline - time.monotonic())))
+        seen = probe_outcome(ok, raw)
         now = time.monotonic()
         if ok:
             return now - start
         if now >= next_state_check:
-            _fail_if_stopped(provider, container_id, what, path)
+            _fail_if_stopped(provider, container_id, what, path, seen)
             next_state_check = now + STATE_CHECK_EVERY
         if now >= deadline:
             raise ReadinessError(
                 f"not ready after {timeout:g}s: {what} on port {port} never passed (last: {seen})",
                 useful_tail(provider.logs(container_id, LOG_FETCH), path),
             )
-        on_wait(now - start, seen)
+        on_wait(now - start, seen, max(0.0, deadline - now))
         if cancel.wait(min(delay, max(0.0, deadline - now))):
             raise Interrupted("interrupted while waiting for readiness")
         delay = min(delay * 1.5, FAST_MAX_DELAY if now - start < FAST_PHASE else MAX_DELAY)
+
+
+def probe_outcome(ok: bool, seen: str) -> str:
+    """A probe's result as a model server's loading reads: "answering 503" for any HTTP
+    status (200 once it passes), "connection refused" for a port nothing listens on yet:
+    a refusal, the SSH host's "Connect failed" for its tunnel, and what Docker's port
+    proxy does when nothing listens in the container (it takes the connection and drops
+    it: "connection reset by peer", or no HTTP answer at all); anything else (a timeout,
+    a TCP probe's connection closed at once) as the probe said it."""
+    match = re.match(r"HTTP (\d{3})\b", seen)
+    if match:
+        return f"answering {match.group(1)}"
+    lowered = seen.lower()
+    if not ok and any(words in lowered for words in NOTHING_LISTENS):
+        return "connection refused"
+    return seen
+
+
+NOTHING_LISTENS = ("refused", "connect failed", "connection reset", "remote end closed connection", "no http answer")
 
 
 def tcp_verdict(recv: Callable[[int], bytes]) -> tuple[bool, str]:
@@ -103,7 +129,7 @@ def _is_probe_request(line: str, path: str | None) -> bool:
     return any(form in line for form in (f"GET {path} ", f"GET {path}?", f"url:{path}", f'"{path}"'))
 
 
-def _fail_if_stopped(provider: Provider, container_id: str, what: str, path: str | None) -> None:
+def _fail_if_stopped(provider: Provider, container_id: str, what: str, path: str | None, seen: str) -> None:
     state = provider.container_state(container_id)
     status = state.get("Status")
     if status in ("exited", "dead", "removed") or state.get("Restarting") or state.get("RestartCount"):
@@ -112,5 +138,5 @@ def _fail_if_stopped(provider: Provider, container_id: str, what: str, path: str
         if state.get("Restarting") or state.get("RestartCount"):
             how = f"crashed (exit code {code}) and is restarting"
         raise ReadinessError(
-            f"container {how} before {what} passed", useful_tail(provider.logs(container_id, LOG_FETCH), path)
+            f"container {how} before {what} passed (last probe: {seen})", useful_tail(provider.logs(container_id, LOG_FETCH), path)
         )

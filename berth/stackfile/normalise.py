@@ -146,13 +146,14 @@ def served_ports(section: StackSection | None, apps: dict[str, AppConfig], sourc
     """Behind the gateway, a rolling deploy starts each new replica beside the old one,
     so the two cannot share a host port: such apps publish on a free port berth picks, and
     the gateway's port is their address. A fixed host_port written for one is a
-    contradiction the user must settle. GPU apps are replaced in place (the new replica
-    would need the old one's devices), so they keep their ports."""
+    contradiction the user must settle. A GPU app's new replica starts beside the old one
+    only when the host has GPUs free for it (else the old one stops first): it publishes
+    on a picked port too, unless its file fixes host_port (then it always stops first)."""
     if section is None or section.gateway_port is None:
         return apps
     served = {}
     for name, app in apps.items():
-        if app.deploy != "rolling" or app.gpus:
+        if app.deploy != "rolling" or (app.gpus and "host_port" in source.table("apps", name)):
             served[name] = app
             continue
         if "host_port" in source.table("apps", name):

@@ -1,7 +1,9 @@
 """Live progress of an apply: a line per step start and end, Terraform-style. On a
-terminal, a live panel below those lines shows every running step with a spinner, its
-elapsed time and the last probe result; elsewhere (CI logs, pipes) a "Still …" line
-with the elapsed time is printed every 10 s for steps that keep running."""
+terminal, a live panel below those lines shows every running step with a spinner and its
+elapsed time; a replica waiting for readiness shows what its probe sees, with the time
+left ("llm[0] loading: answering 503 (12s, 588s left)"). Elsewhere (CI logs, pipes) that
+line is printed when the probe's outcome changes (not at every poll), and a "Still …"
+line with the elapsed time every 10 s for steps that keep running."""
 
 from __future__ import annotations
 
@@ -43,6 +45,14 @@ VERBS = {  # kind: (while running, when done)
 }
 
 
+def loading_line(step: Step, outcome: str, elapsed: float, left: float) -> str:
+    """"llm[0] loading: answering 503 (12s, 588s left)"; "@HOST" after the replica off the local host."""
+    address = step.address
+    where = "" if address.host == "local" else f"@{address.host}"
+    who = f"{address.app}[{address.index}]{where}" if address.kind == "container" else str(address)
+    return f"{who} loading: {outcome} ({_duration(elapsed)}, {int(left + 0.5)}s left)"
+
+
 def _duration(seconds: float) -> str:
     if seconds < 10:
         return f"{seconds:.1f}s"
@@ -58,6 +68,7 @@ class ApplyView:
         self._lock = threading.Lock()
         self._running: dict[Step, list[float]] = {}  # step: [started, last line printed]
         self._seen: dict[Step, str] = {}
+        self._loading: dict[Step, tuple[str, float, float, float]] = {}  # outcome, elapsed, left, when
         self._done = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="berth-progress", daemon=True)
         self._live: Any = None
@@ -88,6 +99,12 @@ class ApplyView:
         grid = Table.grid(padding=(0, 1))
         now = time.monotonic()
         for step, times in sorted(self._running.items(), key=lambda item: item[1][0]):
+            if step in self._loading:
+                outcome, elapsed, left, when = self._loading[step]
+                waited = now - when  # between probes, the clock goes on
+                grid.add_row(Spinner("dots", style="cyan"), Text(loading_line(step, outcome, elapsed + waited,
+                                                                              max(0.0, left - waited)), style="bold"))
+                continue
             seen = self._seen.get(step, "")
             grid.add_row(Spinner("dots", style="cyan"), Text(str(step.address), style="bold"),
                          Text(VERBS[step.kind][0].lower()), Text(_duration(now - times[0]), style="yellow"),
@@ -112,12 +129,19 @@ class ApplyView:
                 self.ui.say(f"{step.address}: {event.message}", "dim")
             case "waiting":
                 self._seen[step] = event.message
+                if event.left is not None:  # a probe's outcome
+                    changed = self._loading.get(step, ("",))[0] != event.message
+                    self._loading[step] = (event.message, event.elapsed, event.left, time.monotonic())
+                    if changed and self._live is None:
+                        self.ui.say(loading_line(step, event.message, event.elapsed, event.left))
             case "finished":
                 self._running.pop(step, None)
+                self._loading.pop(step, None)
                 extra = f" [{event.message}]" if event.message else ""
                 self.ui.say(f"{step.address}: {done} after {_duration(event.elapsed)}{extra}", "green" if step.kind == "wait" else None)
             case "failed":
                 self._running.pop(step, None)
+                self._loading.pop(step, None)
                 self.failures.append(event)
                 self.ui.say(f"{step.address}: {doing} failed after {_duration(event.elapsed)}", "bold red")
             case "skipped" | "not_started":

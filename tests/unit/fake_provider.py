@@ -7,7 +7,8 @@ the Docker engine does where the planner relies on it:
   host, refuses a memory limit under Docker's 6 MB at create, takes a leftover container of the same
   stack off its name (another stack's is refused), and a fixed host port that a running
   container already holds fails the start, leaving the container created (as Docker
-  does); with host_port None a free port is picked and inspect_container shows it;
+  does); with host_port None a free port is picked and inspect_container shows it; a
+  container given a GPU that a running one holds fails its start (out of GPU memory);
 - build_image with the labels of an image the host has only tags it; ensure_image pulls
   what the host lacks (refs in `unpullable` fail); remove_image untags and drops an
   image with its last tag; removing what is absent is no error;
@@ -15,8 +16,9 @@ the Docker engine does where the planner relies on it:
   `never_ready` (then it answers HTTP 503 until the caller gives up).
 
 Tests drive it from outside: `never_ready`, `fail_start` (an app's new containers
-are created but fail to start), `fail_at` (the Nth change to the host raises
-ProviderError before it happens), and changes behind berth's back (remove_behind_berth,
+are created but fail to start), `crash` (an app's new containers start, then exit
+with the log given), `fail_at` (the Nth change to the host raises ProviderError before
+it happens), `kill_at` (berth is killed there: Killed, a BaseException, from then on), and changes behind berth's back (remove_behind_berth,
 stop_behind_berth, rename_behind_berth, update_behind_berth). `log` lists every change made, in order, as (operation, subject).
 
 Not modelled: builds reading their context, image delivery between hosts, import's full
@@ -31,7 +33,7 @@ import hashlib
 import itertools
 import threading
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 from providers.types import (
     LABEL_ADDRESS,
@@ -49,6 +51,10 @@ from providers.types import (
 )
 
 PICKED_PORTS = range(32768, 61000)
+
+
+class Killed(BaseException):
+    """berth was killed (kill -9) at this call: nothing after it runs."""
 
 
 @dataclass
@@ -107,7 +113,19 @@ class FakeHost:
         self.fail_start: set[str] = set()  # app names whose new containers are created but fail to start
         self.fail_at: int | None = None  # the Nth change (1-based) raises ProviderError
         self.refuse_create: str | None = None  # the engine refuses every create so (a config it rejects)
+        # app name -> log text: the app's new containers start, then exit at once with that log
+        # (a server that dies on boot: a wrong command, a model it cannot load)
+        self.crash: dict[str, str] = {}
+        # The Nth change (1-based) kills berth there (kill -9): it raises Killed, which no
+        # handler catches, and so does every later call; on_kill runs first (a test keeps
+        # the state the store held at that moment, as a killed process leaves it).
+        self.kill_at: int | None = None
+        self.on_kill: Callable[[], None] | None = None
+        self.on_change: Callable[[int], None] | None = None  # called with the count at each change
+        self.killed = False
         self.gpu_list: tuple = ()  # providers.gpus.Gpu values, as nvidia-smi would list them
+        self.cpu_total: int | None = 64  # the CPUs its engine reports (docker info's NCPU)
+        self.cpu_reads = 0
         self.log: list[tuple[str, str]] = []
         self.closed = False
         self.changes_made = 0
@@ -373,13 +391,16 @@ class FakeHost:
 
     def container_state(self, container_id: str) -> dict:
         with self._lock:
+            self._alive()
             container = self.containers.get(container_id)
             if container is None:
                 return {"Status": "removed", "ExitCode": None, "RestartCount": 0}
             return self._state(container)
 
     def logs(self, container_id: str, tail: int) -> str:
-        return ""
+        with self._lock:
+            container = self.containers.get(container_id)
+            return self.crash.get(container.spec.labels.get(LABEL_APP, ""), "") if container else ""
 
     def stream_logs(self, container_id: str, tail: int | None, follow: bool, *, since: int | None = None,
                     timestamps: bool = False) -> Iterator[str]:
@@ -387,6 +408,7 @@ class FakeHost:
 
     def probe(self, port: int, path: str | None, timeout: float) -> tuple[bool, str]:
         with self._lock:
+            self._alive()
             serving = next((c for c in self.containers.values() if c.state == "running" and c.host_port == port), None)
             if serving is None:
                 return False, "connection refused"
@@ -407,6 +429,11 @@ class FakeHost:
         """The host's GPUs (nvidia-smi on a real host)."""
         return self.gpu_list
 
+    def cpu_count(self) -> int | None:
+        with self._lock:
+            self.cpu_reads += 1
+            return self.cpu_total
+
     def docker_version(self) -> str:
         return "fake"
 
@@ -417,11 +444,27 @@ class FakeHost:
 
     def _change(self, operation: str, subject: str) -> None:
         """Log one change to the host; the fail_at-th raises before it is made."""
+        self._alive()
         self.changes_made += 1
+        if self.on_change is not None:
+            self.on_change(self.changes_made)
+        if self.kill_at == self.changes_made:
+            self.killed = True
+            if self.on_kill is not None:
+                self.on_kill()
+            raise Killed(f"killed before {operation} {subject}")
         if self.fail_at == self.changes_made:
             self.log.append(("failed", f"{operation} {subject}"))
             raise ProviderError(f"host {self.host}: {operation} {subject} failed (injected)")
         self.log.append((operation, subject))
+
+    def _alive(self) -> None:
+        if self.killed:
+            raise Killed("berth was killed")
+
+    def revive(self) -> None:
+        """The next berth run: calls answer again."""
+        self.killed, self.kill_at, self.on_kill, self.on_change = False, None, None, None
 
     def _created(self, spec: ContainerSpec) -> FakeContainer:
         """A container made from spec, not started (Docker refuses a memory limit under 6 MB here)."""
@@ -467,7 +510,16 @@ class FakeHost:
         if taken:
             raise ProviderError(f"cannot start {spec.name} on {self.host}: Bind for 0.0.0.0:{container.host_port} "
                                 "failed: port is already allocated")
+        # Docker would start it, but two model servers on one GPU run out of its memory.
+        shared = sorted({g for c in self.containers.values() if c is not container and c.state == "running"
+                         for g in c.spec.gpus} & set(spec.gpus))
+        if shared:
+            raise ProviderError(f"{spec.name} on {self.host}: CUDA out of memory: GPU {', '.join(shared)} is in "
+                                "use by another running container")
+        first = not container.started
         container.state, container.started = "running", True
+        if first and spec.labels.get(LABEL_APP) in self.crash:
+            container.state = "exited"  # it ran, then died
 
     def _state(self, container: FakeContainer) -> dict:
         return {"Status": container.state, "Running": container.state == "running",

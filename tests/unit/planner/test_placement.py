@@ -195,3 +195,61 @@ def test_nvidia_smi_csv_parses() -> None:
 def test_types_of_several_words_match_each_word(name: str, gpu_type: str, expected: bool) -> None:
     """Truss and Cerebrium name types like A100_80GB; nvidia-smi says "NVIDIA A100-SXM4-80GB"."""
     assert matches(Gpu(index="0", name=name, memory_mib=1, uuid="GPU-x"), gpu_type) is expected
+
+
+# -- cpus against the host's CPU count ---------------------------------------------------------
+
+CPUS = """
+[stack]
+name = "demo"
+
+[apps.web]
+image = "busybox:1.36"
+port = 8080
+cpus = {cpus}
+
+[apps.api]
+image = "busybox:1.36"
+port = 8081
+cpus = 1
+"""
+
+
+def test_cpus_above_the_hosts_count_is_a_plan_time_error_naming_the_key(tmp_path) -> None:
+    import pytest
+
+    from unit.deployment import Deployment
+    from unit.fake_provider import FakeHost
+    from planner.diagnostics import DiagnosticsError
+
+    host = FakeHost("local")
+    host.cpu_total = 2
+    d = Deployment(tmp_path, CPUS.replace("{cpus}", "4"), hosts={"local": host})
+    with pytest.raises(DiagnosticsError) as caught:
+        d.apply()
+    (problem,) = caught.value.diagnostics
+    assert problem.key == "apps.web.cpus" and problem.file == "berth.toml"
+    assert "asks for 4 CPUs, but host local has 2" in problem.summary
+    assert not [op for op, _ in host.log if op != "observe"]  # nothing touched
+    assert host.cpu_reads == 1  # one read for the host, however many apps ask
+    d.write(CPUS.replace("{cpus}", "2"))
+    assert d.apply().ok
+    assert not d.plan(refresh=False).has_changes  # without refresh no host is asked
+    
+
+def test_cpus_keys_are_named_as_each_format_writes_them() -> None:
+    import pytest
+
+    from planner.desired import AppConfig
+    from planner.diagnostics import DiagnosticsError
+    from planner.placement import check_cpus
+
+    def app(origin: str) -> AppConfig:
+        return AppConfig(name="main", image="x", port=8000, host_port=8000, cpus=8, origin=origin)
+
+    for origin, key in [("cerebrium.toml (Cerebrium)", "hardware.cpu"), ("config.yaml (Truss)", "resources.cpu"),
+                        ("berth.toml", "apps.main.cpus")]:
+        with pytest.raises(DiagnosticsError) as caught:
+            check_cpus([app(origin)], {"local": 4})
+        assert caught.value.diagnostics[0].key == key
+    check_cpus([app("berth.toml")], {"local": None})  # an engine that does not say: not checked

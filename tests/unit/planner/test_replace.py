@@ -157,7 +157,7 @@ def test_a_replace_on_a_fixed_port_creates_the_new_one_before_the_old_one_stops(
     assert d.apply().ok
     ops = [op for op, subject in d.local.log if subject == WEB[0] or subject.startswith("ctr") or op == "ready"]
     assert [op for op in ops if op in ("create", "stop", "start", "remove", "update", "ready")] == [
-        "create", "stop", "start", "remove", "update", "ready"]
+        "create", "stop", "start", "ready", "remove", "update"]
 
 
 def test_two_replicas_are_replaced_one_at_a_time(tmp_path: Path) -> None:
@@ -178,7 +178,8 @@ def test_a_replica_that_fails_readiness_stops_the_roll(tmp_path: Path) -> None:
     d.local.never_ready.add("web")
     result = d.apply()
     assert {str(s) for s, _ in result.failed} == {f"wait {WEB[0]}"}
-    assert running(d) == {WEB[1]: before[WEB[1]]}  # replica 1 was never touched: it serves on
+    # replica 1 was never touched: it serves on; replica 0's old container is back
+    assert running(d) == before
 
 
 def test_a_container_that_fails_readiness_is_stopped_tainted_and_shown_failed(tmp_path: Path) -> None:
@@ -291,3 +292,270 @@ def test_gpu_replicas_with_deploy_recreate_are_replaced_one_at_a_time(tmp_path: 
     assert order == [("create", llm[0]), ("stop", llm[0]), ("ready", llm[0]),
                      ("create", llm[1]), ("stop", llm[1]), ("ready", llm[1])]
     assert not d.plan().has_changes, pending(d.plan())
+
+
+# -- brief: the old container is kept (stopped) until the new one passes readiness -------------
+
+BOOT_FAIL = "llama-server: error: failed to load model '/models/missing.gguf'\nmain: exiting due to model loading error"
+
+
+def free_port(tmp_path: Path, toml: str) -> Deployment:
+    """The app of toml on a port berth picks (as behind the gateway, which the fake host
+    does not run): its replace starts the new container beside the old one."""
+    from unit.deployment import load
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "berth.toml").write_text(toml)
+    stack = load(tmp_path / "berth.toml")
+    apps = {n: a.model_copy(update={"host_port": None}) for n, a in stack.apps.items()}
+    d = Deployment(tmp_path, None, stack=stack.model_copy(update={"apps": apps}))
+    d.free_port = True
+    return d
+
+
+def rewrite(d: Deployment, toml: str) -> None:
+    if getattr(d, "free_port", False):
+        stack = d.given_stack
+        d.given_stack = stack.model_copy(update={"apps": {n: a.model_copy(update={"env": {"MODEL": "v2"}})
+                                                           for n, a in stack.apps.items()}})
+    else:
+        d.write(toml.replace('"v1"', '"v2"'))
+
+
+@pytest.mark.parametrize("fixed", [True, False], ids=["fixed_port", "free_port"])
+def test_a_new_container_that_starts_then_dies_brings_the_old_one_back(tmp_path: Path, fixed: bool) -> None:
+    toml = ONE
+    d = Deployment(tmp_path, toml) if fixed else free_port(tmp_path, toml)
+    assert d.apply().ok
+    before = running(d)
+    rewrite(d, toml)
+    d.local.crash["web"] = BOOT_FAIL  # `command = ["/no/such/server"]`: it starts, then exits
+    result = d.apply()
+    assert not result.ok
+    (step, outcome), = result.failed
+    assert str(step) == f"wait {WEB[0]}"
+    undone = (f"the new container was removed and the old one ({before[WEB[0]][:12]}) started again" if fixed
+              else "the new container was removed; the old container keeps serving")
+    assert undone in str(outcome.error), outcome.error
+    assert "failed to load model" in outcome.error.log_tail  # the new container's last lines
+    assert running(d) == before and len(d.local.stack_containers("demo")) == 1
+    assert result.counts() == {"added": 0, "changed": 0, "destroyed": 0}  # the app is as it was
+    assert d.local.containers[before[WEB[0]]].name == "berth-demo-web-0"
+    recorded = d.state.resources[WEB[0]]
+    assert (recorded.id, recorded.status) == (before[WEB[0]], "ready")
+    assert recorded.attributes["env"] == {"MODEL": "v1"}
+    # the old one was never removed, and (on a free port) never stopped either
+    old_ops = [op for op, subject in d.local.log if subject == WEB[0]]
+    assert "remove" in old_ops  # the new one's removal
+    assert d.local.ops("stop").count(WEB[0]) == (1 if fixed else 0)
+    # next plan: the same replace again, nothing else; fixed, it converges
+    plan = d.plan()
+    assert [(c.action, str(c.address)) for c in plan.actions if c.type == "container"] == [(Action.REPLACE, WEB[0])]
+    d.local.crash.clear()
+    assert d.apply().ok
+    assert not d.plan().has_changes, pending(d.plan())
+    assert len(d.local.stack_containers("demo")) == 1
+
+
+def test_a_new_container_that_never_gets_ready_on_a_fixed_port_brings_the_old_one_back(tmp_path: Path) -> None:
+    d = Deployment(tmp_path, ONE)
+    assert d.apply().ok
+    before = running(d)
+    d.write(ONE.replace('"v1"', '"v2"'))
+    d.local.never_ready.add("web")
+    result = d.apply()
+    (failure,) = failures(result)
+    assert "not ready after 0.3s" in failure and "last: answering 503" in failure, failure
+    assert f"the old one ({before[WEB[0]][:12]}) started again" in failure
+    assert running(d) == before
+    assert d.state.resources[WEB[0]].status == "ready"
+
+
+def test_the_old_container_is_removed_only_once_the_new_one_is_ready(tmp_path: Path) -> None:
+    d = free_port(tmp_path, ONE)
+    assert d.apply().ok
+    rewrite(d, ONE)
+    d.local.log.clear()
+    assert d.apply().ok
+    ops = [op for op, _ in d.local.log if op in ("run", "stop", "remove", "update", "ready")]
+    assert ops == ["run", "ready", "remove", "update"], d.local.log  # beside the old one, never stopped first
+
+
+# -- brief: a run killed at any point of a replace: the next single apply converges ------------
+
+
+def kill_at(d: Deployment, n: int, after: bool = False) -> bool:
+    """Apply with berth killed before the host's nth change from now (after: once the
+    change is made, before state records it); the store keeps what it held at that
+    moment. False when the apply made fewer than n changes."""
+    from unit.fake_provider import Killed
+
+    kept: dict[str, object] = {}
+    start = d.local.changes_made
+
+    def killed() -> None:
+        if not after:
+            kept.update(text=d.memory.text, entries=list(d.memory.entries))
+
+    def changed(count: int) -> None:  # inside the host's call: no state was written since the change
+        if after and count == start + n:
+            kept.update(text=d.memory.text, entries=list(d.memory.entries))
+
+    d.local.kill_at, d.local.on_kill, d.local.on_change = start + n + (1 if after else 0), killed, changed
+    try:
+        d.apply(parallelism=1)
+    except Killed:
+        pass
+    d.local.revive()
+    if not kept:
+        return False
+    d.memory.text, d.memory.entries = kept["text"], kept["entries"]
+    return True
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["before_a_change", "before_state_records_it"])
+@pytest.mark.parametrize("toml,fixed", [(ONE, True), (ONE, False), (TWO, True), (TWO, False)],
+                         ids=["fixed_port", "free_port", "two_replicas", "two_free"])
+def test_a_replace_killed_at_any_change_converges_in_one_apply(tmp_path: Path, toml: str, fixed: bool,
+                                                               after: bool) -> None:
+    from unit.planner.test_converge import assert_host_matches_state
+
+    n = 0
+    while True:
+        n += 1
+        d = Deployment(tmp_path / f"n{n}", toml) if fixed else free_port(tmp_path / f"n{n}", toml)
+        assert d.apply().ok
+        rewrite(d, toml)
+        if not kill_at(d, n, after):
+            break
+        second = d.apply()
+        assert second.ok, (n, failures(second), d.local.log)
+        assert not d.plan().has_changes, (n, pending(d.plan()))
+        assert_host_matches_state(d)
+        live = d.local.stack_containers("demo")
+        assert all(c.state == "running" and "-next-" not in c.name for c in live), (n, [(c.name, c.state) for c in live])
+        assert len(live) == (2 if toml is TWO else 1)
+        assert {c.spec.env.get("MODEL") for c in live} == {"v2"}
+    assert n > 3, n  # every change of the replace was a kill point
+
+
+# -- brief: GPU replicas replace start-first when the host has free GPUs -------------------------
+
+GPU_ONE = """
+[stack]
+name = "demo"
+
+[hosts.gpu-a]
+ssh = "root@10.0.0.5"
+
+[apps.llm]
+image = "busybox:1.36"
+host = "gpu-a"
+port = 8080
+replicas = {replicas}
+gpus = 1
+readiness = "/ready"
+readiness_timeout = 0.3
+env = { MODEL = "v1" }
+"""
+
+
+def gpu_deployment(tmp_path: Path, gpus: int, replicas: int = 1) -> tuple[Deployment, "FakeHost"]:
+    """A GPU app on a port berth picks (as behind the gateway, which the fake host does not
+    run), on a host with `gpus` L4s."""
+    from unit.deployment import load
+    from unit.fake_provider import FakeHost
+    from providers.gpus import Gpu
+
+    host = FakeHost("gpu-a")
+    host.gpu_list = tuple(Gpu(index=str(i), name="NVIDIA L4", memory_mib=23034, uuid=f"GPU-{i}") for i in range(gpus))
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "berth.toml").write_text(GPU_ONE.replace("{replicas}", str(replicas)))
+    stack = load(tmp_path / "berth.toml")
+    apps = {n: a.model_copy(update={"host_port": None}) for n, a in stack.apps.items()}
+    d = Deployment(tmp_path, None, stack=stack.model_copy(update={"apps": apps}),
+                   hosts={"local": FakeHost("local"), "gpu-a": host})
+    d.free_port = True
+    first = d.apply()
+    assert first.ok, failures(first)
+    return d, host
+
+
+def test_a_gpu_replica_with_a_free_gpu_is_replaced_start_first(tmp_path: Path) -> None:
+    d, host = gpu_deployment(tmp_path, gpus=2)
+    address = "app.llm.container[0]@gpu-a"
+    assert d.state.resources[address].attributes["gpus"] == ["0"]
+    rewrite(d, GPU_ONE)
+    (change,) = [c for c in d.plan().actions if c.type == "container"]
+    assert change.action is Action.REPLACE and change.after["gpus"] == ["1"]
+    assert "start-first: the new replica gets free GPU 1 while the old one serves" in change.reasons
+    host.log.clear()
+    result = d.apply()
+    assert result.ok, failures(result)
+    ops = [op for op, subject in host.log if op in ("run", "create", "stop", "start", "ready", "remove", "update")]
+    assert ops == ["run", "ready", "remove", "update"], host.log  # the old one served until the new one was ready
+    assert d.state.resources[address].attributes["gpus"] == ["1"]
+    assert not d.plan().has_changes, pending(d.plan())
+
+
+def test_a_gpu_replica_without_a_free_gpu_stops_first_and_the_plan_says_so(tmp_path: Path) -> None:
+    from planner.placement import NO_FREE_GPU
+
+    d, host = gpu_deployment(tmp_path, gpus=1)
+    address = "app.llm.container[0]@gpu-a"
+    port = d.state.resources[address].attributes["published_port"]
+    rewrite(d, GPU_ONE)
+    (change,) = [c for c in d.plan().actions if c.type == "container"]
+    assert change.after["gpus"] == ["0"] and NO_FREE_GPU in change.reasons
+    host.log.clear()
+    assert d.apply().ok
+    ops = [op for op, subject in host.log if op in ("run", "create", "stop", "start", "ready", "remove", "update")]
+    assert ops == ["create", "stop", "start", "ready", "remove", "update"], host.log
+    # the new one takes the old one's picked port (written into its config, so a restart keeps it)
+    new = d.state.resources[address]
+    assert new.attributes["published_port"] == port == host.containers[new.id].host_port
+    assert host.containers[new.id].spec.host_port == port
+    assert not d.plan().has_changes, pending(d.plan())
+
+
+def test_spare_gpus_go_to_the_replicas_in_plan_order_each_once(tmp_path: Path) -> None:
+    from planner.placement import NO_FREE_GPU
+
+    d, host = gpu_deployment(tmp_path, gpus=3, replicas=2)
+    rewrite(d, GPU_ONE)
+    changes = [c for c in d.plan().actions if c.type == "container"]
+    assert [c.after["gpus"] for c in changes] == [["2"], ["1"]]
+    assert NO_FREE_GPU not in changes[0].reasons and NO_FREE_GPU in changes[1].reasons
+    result = d.apply()
+    assert result.ok, failures(result)
+    assert not d.plan().has_changes, pending(d.plan())
+    assert sorted(d.state.resources[f"app.llm.container[{i}]@gpu-a"].attributes["gpus"][0] for i in range(2)) == ["1", "2"]
+
+
+def test_behind_the_gateway_a_gpu_replica_rolls_only_onto_spare_gpus() -> None:
+    """The gateway's rolling replace starts the new replica beside the old one: for a GPU
+    app only once placement gave it spare devices; otherwise it stays a stop-first replace."""
+    from planner.desired import AppConfig
+    from planner.diff import _rolling
+    from planner.placement import NO_FREE_GPU, Placement, start_first
+    from providers.gpus import Gpu
+
+    llm = "app.llm.container[0]@gpu-a"
+    app = AppConfig(name="llm", image="srv", port=8000, host_port=None, host="gpu-a", gpus=1)
+    change = container(llm, Action.REPLACE, before=attrs(llm, None, gpus=["0"]), after=attrs(llm, None, gpus=["0"]))
+    l4 = [Gpu(index=str(i), name="NVIDIA L4", memory_mib=23034, uuid=f"GPU-{i}") for i in range(2)]
+    for spare, action, gpus in [((l4[1],), Action.CREATE_THEN_DELETE, ["1"]), ((), Action.REPLACE, ["0"])]:
+        placement = Placement(spare={"gpu-a": spare}, inventories={"gpu-a": tuple(l4)})
+        (rolled,) = _rolling(start_first([change], placement), {"llm": app}, "gpu-a")
+        assert (rolled.action, rolled.after["gpus"]) == (action, gpus)
+        assert (NO_FREE_GPU in rolled.reasons) == (not spare)
+
+
+def test_a_secret_file_no_longer_mounted_goes_only_once_the_replace_is_done() -> None:
+    """The old container is kept (and started again should the new one fail): the file
+    it mounts stays until the new one passed readiness."""
+    secret = Change(address="app.web.secret.tok@local", type="secret", action=Action.DELETE,
+                    before={"name": "tok"}, ids=["/fake/secrets/demo/web/tok"])
+    change = container(WEB[0], Action.REPLACE, before=attrs(WEB[0], 8000, secrets=["tok"]), after=attrs(WEB[0], 8000))
+    g = graph_of(change, secret)
+    assert runs_before(g, f"wait {WEB[0]}", "remove-secret app.web.secret.tok@local")

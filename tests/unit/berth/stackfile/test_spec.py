@@ -610,6 +610,13 @@ def test_served_apps_with_rolling_deploys_publish_on_picked_ports(in_tmp: Path) 
     assert (apps["web"].host_port, apps["old"].host_port, apps["gpu"].host_port) == (None, 18000, 19000)
 
 
+def test_a_served_gpu_app_that_fixes_no_host_port_publishes_on_a_picked_port(in_tmp: Path) -> None:
+    """So its replace can start the new replica beside the old one when the host has a
+    free GPU for it (planner.placement.start_first)."""
+    write(in_tmp, "[stack]\ngateway_port = 8080\n" + '[apps.gpu]\nimage = "srv"\nport = 8000\ngpus = 1\n')
+    assert load_stack(None).apps["gpu"].host_port is None
+
+
 def test_an_app_may_publish_the_gateways_admin_port_which_stays_inside_its_container(in_tmp: Path) -> None:
     write(in_tmp, "[stack]\ngateway_port = 8080\ngateway_admin_port = 8000\n" + WEB + 'deploy = "recreate"\n')
     stack = load_stack(None)
