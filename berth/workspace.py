@@ -132,6 +132,7 @@ class Workspace:
             config = self.stack.hosts.get(host)
             self._providers[host] = open_provider(host, config.model_dump() if config else None,
                                                   builder=lambda: self.provider(BUILD_HOST))
+            self._providers[host].build_log_dir = self.state_dir / "logs"  # build-APP-TIMESTAMP.log
         return self._providers[host]
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, TypeVar
 
-from providers.types import ContainerSpec, Observation, ObservedContainer, Progress, SecretParts
+from providers.types import BuildOptions, ContainerSpec, Observation, ObservedContainer, Progress, SecretParts
 
 if TYPE_CHECKING:
     from providers.engine_http import EngineHTTP
@@ -82,6 +82,7 @@ class Transport(Protocol):
     nothing of SSH. providers.local.LocalTransport and providers.ssh.host.SshTransport."""
 
     host: str
+    docker_host: str  # DOCKER_HOST for a docker CLI to reach this engine (builds: providers.buildkit)
     http: EngineHTTP | None  # the read-only Engine API client refresh uses; None: docker-py only
     secret_files: SecretFiles | None  # None where berth cannot reach the engine's file system
     why_no_files: str  # why secret_files is None, for the error a secret step raises
@@ -146,9 +147,12 @@ class Provider(Protocol):
 
     def build_image(
         self, context: str, dockerfile: str, args: dict[str, str], tag: str,
-        labels: dict[str, str], progress: Progress,
+        labels: dict[str, str], progress: Progress, options: BuildOptions | None = None,
     ) -> str:
-        """Build and tag an image from a local context directory; returns its ID."""
+        """Build and tag an image from a local context directory; returns its ID. Through
+        BuildKit where the machine has a client for it (options: secrets, target,
+        cache_from), each step and its output streamed to progress; a failure is a
+        ProviderError whose log_tail is the failing step's last output lines."""
         ...
 
     def ensure_image(self, ref: str, progress: Progress) -> str:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from providers.base import SecretFiles, Transport, engine_call
 from providers import docker_containers as containers
+from providers.buildkit import LEGACY_WARNING, Builder, cli_build, find_builder, log_path, without_buildkit
 from providers.docker_images import build, pull, remove
 from providers.docker_spec import (
     host_config_args,
@@ -25,6 +27,7 @@ from providers.docker_spec import (
     tar_of,
 )
 from providers.types import (
+    BuildOptions,
     LABEL_CONTENT_HASH,
     LABEL_STACK,
     ContainerSpec,
@@ -73,6 +76,7 @@ class DockerEngine:
         self._locks_guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._gpus: tuple[Gpu, ...] | None = None
+        self.build_log_dir: Path | None = None  # where build logs go (the workspace's .berth/logs)
         self.delivery = delivery_for(self) if delivery_for is not None else None
 
     @property
@@ -190,10 +194,11 @@ class DockerEngine:
 
     def build_image(
         self, context: str, dockerfile: str, args: dict[str, str], tag: str,
-        labels: dict[str, str], progress: Progress,
+        labels: dict[str, str], progress: Progress, options: BuildOptions | None = None,
     ) -> str:
+        options = options or BuildOptions()
         if self.delivery is not None:
-            return self.delivery.build(context, dockerfile, args, tag, labels, progress)
+            return self.delivery.build(context, dockerfile, args, tag, labels, progress, options)
         # Apps built from one context share an image: the first build makes it, the
         # others wait for it here and only add their tag.
         with self._lock_for(labels.get(LABEL_CONTENT_HASH, tag)):
@@ -202,7 +207,22 @@ class DockerEngine:
                 self.tag_image(existing[0]["Id"], tag)
                 progress(f"same content as {existing[0]['Id'][7:19]}: tagged, not rebuilt")
                 return existing[0]["Id"]
-            return build(self.api, self.host, context, dockerfile, args, tag, labels, progress)
+            builder = self.builder()
+            if builder.buildkit:
+                return cli_build(builder, self.transport.docker_host, self.host, context, dockerfile, args, tag,
+                                 labels, progress, options, self.build_log_dir)
+            without_buildkit(options, self.host)
+            progress(f"warning: {LEGACY_WARNING}")
+            log = log_path(self.build_log_dir, options.name or split_ref(tag)[0])
+            if log is not None:
+                log.parent.mkdir(parents=True, exist_ok=True)
+                progress(f"build log: {log}")
+            return build(self.api, self.host, context, dockerfile, args, tag, labels, progress, options, log)
+
+    def builder(self) -> Builder:
+        """What builds this host's images here: BuildKit through the Docker CLI where this
+        machine has a client for it, else the legacy API builder (providers.buildkit)."""
+        return find_builder()
 
     def _lock_for(self, key: str) -> threading.Lock:
         with self._locks_guard:

@@ -47,6 +47,7 @@ class SshTransport:
         self.forwarder = Forwarder(lambda: self.conn.open_streamlocal(target.docker_socket))
         # Refresh reads through plain HTTP on the same forwarder (one channel, kept alive).
         self.http = _EngineOverSsh(self, f"unix://{self.forwarder.path}")
+        self.docker_host = f"unix://{self.forwarder.path}"  # the docker CLI's way to this engine
         self.secret_files = SftpSecretFiles(target.name, self.conn.sftp, target.user, target.secrets_dir)
         self.why_no_files = "no file transport to it"
         self._depth = threading.local()

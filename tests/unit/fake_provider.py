@@ -31,7 +31,7 @@ import hashlib
 import itertools
 import threading
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator
 
 from providers.types import (
     LABEL_ADDRESS,
@@ -96,6 +96,7 @@ class FakeHost:
         self.builder = builder
         self.containers: dict[str, FakeContainer] = {}
         self.images: dict[str, FakeImage] = {}
+        self.build_options: dict[str, Any] = {}  # tag: the BuildOptions its build was given
         self.secret_files: dict[SecretParts, bytes] = {}
         self.never_ready: set[str] = set()  # app names whose probe never passes
         self.unpullable: set[str] = set()  # refs (normalised) a pull of fails
@@ -194,10 +195,11 @@ class FakeHost:
         return self.builder is None
 
     def build_image(self, context: str, dockerfile: str, args: dict[str, str], tag: str,
-                    labels: dict[str, str], progress: Progress) -> str:
+                    labels: dict[str, str], progress: Progress, options: Any = None) -> str:
         if self.builder is not None:
-            return self.builder.build_image(context, dockerfile, args, tag, labels, progress)
+            return self.builder.build_image(context, dockerfile, args, tag, labels, progress, options)
         with self._lock:
+            self.build_options[tag] = options
             self._change("build", tag)
             same = next((i for i in self.images.values() if labels and i.labels == labels), None)
             if same is not None:

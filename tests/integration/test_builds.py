@@ -1,0 +1,104 @@
+"""Builds through BuildKit: RUN --mount cache and secrets, each step's own output live
+in the apply's output and in a log file, a failing RUN's own last lines, and the legacy
+builder's fallback with its warning.
+
+BuildKit's client here is Debian's /usr/bin/docker 20.10 (DOCKER_BUILDKIT=1), found on
+PATH; the legacy fallback runs berth with a PATH holding no docker CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ENTRY = (Path(__file__).resolve().parent / "contexts" / "httpd" / "entry.sh").read_text()
+
+
+def _context(project, dockerfile: str, name: str = "app") -> Path:
+    ctx = project.path / name
+    ctx.mkdir(exist_ok=True)
+    (ctx / "entry.sh").write_text(ENTRY)
+    (ctx / "Dockerfile").write_text(dockerfile)
+    return ctx
+
+
+def _stack(project, extra: str = "", name: str = "app") -> None:
+    project.write(f'''
+        [stack]
+        name = "{{stack}}"
+        [apps.web]
+        build = {{ context = "./{name}"{extra} }}
+        port = 8000
+        host_port = {{port0}}
+        readiness = "/ready"
+    ''')
+
+
+SERVE = 'COPY entry.sh /entry.sh\nCMD ["/bin/sh", "/entry.sh"]\n'
+
+
+def test_a_runs_own_output_is_in_the_apply_output_and_the_log_file(project) -> None:
+    marker = "marker-" + secrets.token_hex(6)
+    _context(project, f"FROM busybox:latest\nRUN echo {marker}\n" + SERVE)
+    _stack(project)
+    result = project.berth("apply", "--auto-approve")
+    assert marker in result.stdout, result.stdout
+    assert "RUN echo" in result.stdout  # the step itself, as BuildKit names it
+    logs = sorted((project.path / ".berth" / "logs").glob("build-web-*.log"))
+    assert len(logs) == 1, logs
+    assert marker in logs[0].read_text()
+    assert str(logs[0]) in result.stdout  # its path is printed
+    assert project.get(project.ports[0], "/ready")[0] == 200
+    assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0
+
+
+def test_a_failing_run_shows_its_own_last_30_lines_its_instruction_and_exit_code(project) -> None:
+    lines = "; ".join(f"echo out-line-{i}" for i in range(1, 41))
+    _context(project, f"FROM busybox:latest\nRUN echo before\nRUN {lines}; exit 7\n" + SERVE)
+    _stack(project)
+    result = project.berth("apply", "--auto-approve", check=False)
+    assert result.returncode == 1
+    err = result.stderr
+    assert "exited with code 7" in err, err
+    assert "RUN echo out-line-1;" in err  # the failing instruction
+    tail = err[err.index("Last lines of the failing step's output"):]
+    shown = [line.strip() for line in tail.splitlines()[1:] if line.strip().startswith("out-line-")]
+    assert shown == [f"out-line-{i}" for i in range(11, 41)], tail  # the last 30, one per line, verbatim
+    assert "Traceback" not in err and "internal error" not in err
+
+
+def test_a_cache_mount_is_reused_by_the_next_build(project) -> None:
+    # The first build fills the cache mount; the second (one more "package") finds
+    # what the first put there and downloads only the new one.
+    fetch = ("RUN --mount=type=cache,target=/cache sh -c 'for p in {pkgs}; do "
+             "if [ -e /cache/$p ]; then echo reused-$p; else echo downloaded-$p; touch /cache/$p; fi; done'\n")
+    _context(project, "FROM busybox:latest\n" + fetch.format(pkgs="alpha beta") + SERVE)
+    _stack(project)
+    first = project.berth("apply", "--auto-approve").stdout
+    assert "downloaded-alpha" in first and "downloaded-beta" in first
+    _context(project, "FROM busybox:latest\n" + fetch.format(pkgs="alpha beta gamma") + SERVE)
+    second = project.berth("apply", "--auto-approve").stdout
+    assert "reused-alpha" in second and "reused-beta" in second, second
+    assert "downloaded-gamma" in second
+    assert "downloaded-alpha" not in second
+
+
+def test_the_legacy_builder_is_the_fallback_and_warns(project, tmp_path: Path) -> None:
+    bare = tmp_path / "bare-bin"
+    bare.mkdir()
+    _context(project, "FROM busybox:latest\nRUN echo legacy-built\n" + SERVE)
+    _stack(project)
+    result = project.berth("apply", "--auto-approve", env={"PATH": f"{bare}:{Path(sys.executable).parent}"})
+    warnings = [line for line in result.stdout.splitlines() if "legacy builder" in line]
+    assert len(warnings) == 1, result.stdout
+    assert "docker.io" in warnings[0] and "buildx" in warnings[0]
+    assert "legacy-built" in result.stdout
+    assert project.get(project.ports[0], "/ready")[0] == 200
