@@ -136,6 +136,9 @@ class BuildSource(_Frozen):
     dockerfile: str = "Dockerfile"  # relative to the context, or absolute (a generated one)
     args: dict[str, str] = Field(default_factory=dict)
     base: str | None = None  # the image a generated Dockerfile starts FROM, for display and notes
+    secrets: tuple[str, ...] = ()  # berth secrets passed as BuildKit secrets (id = the name)
+    target: str | None = None  # the stage of a multi-stage Dockerfile to build
+    cache_from: tuple[str, ...] = ()  # images whose layers the build may reuse
 
 
 class AppConfig(_Frozen):

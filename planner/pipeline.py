@@ -102,7 +102,8 @@ def diff_plan(ctx: Context, state: State | None, opts: PlanOpts = PlanOpts()) ->
         check_declares_apps(stack, state, ctx.stacks_beside)
     # Every source is read before any host is asked anything; a missing one stops
     # the plan here. Destroy needs no values.
-    names = [] if destroy else [n for app in stack.apps.values() for n in secret_names(app)]
+    names = [] if destroy else [n for app in stack.apps.values()
+                                for n in (*secret_names(app), *(app.build.secrets if app.build else ()))]
     digests = ctx.secrets.digests(names) if names else {}
     hashes = dict(opts.hashes) if opts.hashes is not None else ({} if destroy else content_hashes(ctx))
     if opts.refresh:

@@ -19,7 +19,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 from providers.types import BuildOptions, Progress, ProviderError
 
@@ -252,7 +252,7 @@ def cli_build(
         argv.append(context)
         env = dict(os.environ, DOCKER_HOST=docker_host, DOCKER_BUILDKIT="1")
         env.pop("DOCKER_CONTEXT", None)
-        code = _run(argv, env, parser, progress, log)
+        code = _run(argv, env, parser, progress, log, _redactor(options.secrets))
         if code != 0:
             message, tail = failure_message(host, parser, log)
             raise BuildFailed(message, tail)
@@ -262,7 +262,20 @@ def cli_build(
             raise ProviderError(f"image build on {host} finished without naming its image") from None
 
 
-def _run(argv: list[str], env: dict[str, str], parser: PlainProgress, progress: Progress, log: Path | None) -> int:
+def _redactor(secrets: dict[str, bytes]) -> Callable[[str], str]:
+    """Replaces each build secret's value in a line of output (a RUN that echoed it)."""
+    needles = sorted({v.decode("utf-8", "replace").strip() for v in secrets.values()} - {""}, key=len, reverse=True)
+
+    def redact(line: str) -> str:
+        for needle in needles:
+            line = line.replace(needle, "(sensitive value)")
+        return line
+
+    return redact
+
+
+def _run(argv: list[str], env: dict[str, str], parser: PlainProgress, progress: Progress, log: Path | None,
+         redact: Callable[[str], str]) -> int:
     out = open(log, "w", encoding="utf-8") if log is not None else None
     try:
         with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -270,6 +283,7 @@ def _run(argv: list[str], env: dict[str, str], parser: PlainProgress, progress: 
                               bufsize=1) as proc:
             assert proc.stdout is not None
             for line in proc.stdout:
+                line = redact(line)
                 if out is not None:
                     out.write(line)
                     out.flush()

@@ -156,6 +156,9 @@ def check_secrets(raw: dict[str, Any], source: Source) -> None:
         used: list[tuple[Loc, Any]] = []
         if isinstance(table.get("secrets"), list):
             used += [(("apps", app, "secrets"), name) for name in table["secrets"]]
+        build = table.get("build")
+        if isinstance(build, dict) and isinstance(build.get("secrets"), list):
+            used += [(("apps", app, "build", "secrets"), name) for name in build["secrets"]]
         secret_env = table.get("secret_env")
         env = table.get("env") if isinstance(table.get("env"), dict) else {}
         if isinstance(secret_env, dict):

@@ -190,11 +190,17 @@ class _Table(BaseModel):
 
 
 class BuildTable(_Table):
-    """`build = { context = "./web", dockerfile = "Dockerfile.gpu", args = { X = "1" } }`"""
+    """`build = { context = "./web", dockerfile = "Dockerfile.gpu", args = { X = "1" } }`;
+    `secrets = ["hf_access_token"]` (BuildKit secrets: RUN --mount=type=secret,id=NAME),
+    `target = "runtime"` (a stage of a multi-stage Dockerfile), `cache_from = ["repo:tag"]`."""
 
     context: Text
     dockerfile: Text = "Dockerfile"
     args: dict[str, EnvValue] = Field(default_factory=dict)
+    secrets: SecretNames = Field(default_factory=list)
+    target: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"),
+                      expect('a build stage name like "runtime" (the name after FROM ... AS)')] | None = None
+    cache_from: Annotated[list[Image], expect('a list of image references like ["repo/name:tag"]')] = Field(default_factory=list)
 
 
 class AppFile(_Table):

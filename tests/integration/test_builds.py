@@ -102,3 +102,60 @@ def test_the_legacy_builder_is_the_fallback_and_warns(project, tmp_path: Path) -
     assert "docker.io" in warnings[0] and "buildx" in warnings[0]
     assert "legacy-built" in result.stdout
     assert project.get(project.ports[0], "/ready")[0] == 200
+
+
+def test_a_build_secret_reaches_the_run_and_nothing_else(project) -> None:
+    value = "tok-" + secrets.token_hex(16)
+    _context(project, "FROM busybox:latest\n"
+                      "RUN --mount=type=secret,id=hf_access_token sha256sum /run/secrets/hf_access_token "
+                      "| cut -d' ' -f1 > /token.sha256\n" + SERVE)
+    project.write('''
+        [stack]
+        name = "{stack}"
+        [secrets.hf_access_token]
+        env = "BERTH_TEST_BUILD_TOKEN"
+        [apps.web]
+        build = { context = "./app", secrets = ["hf_access_token"] }
+        port = 8000
+        host_port = {port0}
+        readiness = "/ready"
+    ''')
+    env = {"BERTH_TEST_BUILD_TOKEN": value}
+    plan = project.berth("plan", env=env)
+    applied = project.berth("apply", "--auto-approve", env=env)
+    [image] = project.images()
+    # It reached the RUN: the image holds its hash, made inside the build.
+    container = project.client.containers.create(image.id, command=["true"])
+    try:
+        exported = b"".join(container.export())
+        digest = project.client.containers.run(image.id, ["cat", "/token.sha256"], remove=True).decode().strip()
+    finally:
+        container.remove()
+    import hashlib
+
+    assert digest == hashlib.sha256(value.encode()).hexdigest()
+    assert value.encode() not in exported  # nor anywhere in the image's file system
+    history = subprocess.run(["docker", "history", "--no-trunc", image.id], capture_output=True, text=True, check=True)
+    assert value not in history.stdout
+    assert value not in json.dumps(project.client.api.inspect_image(image.id))  # args, labels, config
+    state = project.berth("state", "pull").stdout
+    assert value not in state and value not in plan.stdout
+    assert value not in applied.stdout + applied.stderr
+    for log in (project.path / ".berth").rglob("*.log"):
+        assert value not in log.read_text()
+    # Same context, same secret names: nothing to build again.
+    assert project.berth("plan", "--detailed-exitcode", check=False, env=env).returncode == 0
+
+
+def test_a_build_secret_must_be_declared(project) -> None:
+    _context(project, "FROM busybox:latest\n" + SERVE)
+    project.write('''
+        [stack]
+        name = "{stack}"
+        [apps.web]
+        build = { context = "./app", secrets = ["hf_acess_token"] }
+        port = 8000
+    ''')
+    result = project.berth("plan", check=False)
+    assert result.returncode == 1
+    assert "apps.web.build.secrets" in result.stderr and 'unknown secret "hf_acess_token"' in result.stderr, result.stderr
