@@ -164,8 +164,9 @@ class PlainProgress:
             return None
         if rest.startswith("ERROR"):
             step.error = rest.partition(":")[2].strip() or rest
-            if self.failed is None:
-                self.failed = step
+            # The last error is the build's: an earlier one may not have stopped it (a
+            # cache_from image that cannot be fetched is only a warning).
+            self.failed = step
             return None
         output = _OUTPUT.match(rest)
         if output is not None and step.error is None:  # (newer clients repeat a failed step's tail)

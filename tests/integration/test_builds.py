@@ -159,3 +159,19 @@ def test_a_build_secret_must_be_declared(project) -> None:
     result = project.berth("plan", check=False)
     assert result.returncode == 1
     assert "apps.web.build.secrets" in result.stderr and 'unknown secret "hf_acess_token"' in result.stderr, result.stderr
+
+
+def test_build_target_builds_that_stage_and_cache_from_reaches_the_builder(project) -> None:
+    _context(project, "FROM busybox:latest AS base\nRUN echo base-stage\n" + SERVE
+                      + "FROM base AS runtime\nRUN echo runtime-stage\n"
+                      + "FROM runtime AS test\nRUN echo test-stage; exit 1\n")
+    missing = f"{project.stack}-nowhere/cache:latest"
+    _stack(project, extra=f', target = "runtime", cache_from = ["{missing}"]')
+    result = project.berth("apply", "--auto-approve")
+    assert "runtime-stage" in result.stdout and "test-stage" not in result.stdout, result.stdout
+    [log] = (project.path / ".berth" / "logs").glob("build-web-*.log")
+    assert f"importing cache manifest from {missing}" in log.read_text()  # asked; absent is no failure
+    assert project.get(project.ports[0], "/ready")[0] == 200
+    # Another target is another image.
+    _stack(project, extra=', target = "base"')
+    assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 2

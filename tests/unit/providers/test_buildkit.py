@@ -88,3 +88,12 @@ def test_lines_repeated_after_a_steps_error_are_not_its_output_again() -> None:
                  "------", " > [2/2] RUN x:", "#4 0.2 two", "------"]:
         parser.feed(line + "\n")
     assert parser.failure() == ("RUN x", 2, ["one", "two"])
+
+
+def test_a_cache_import_error_before_a_failing_run_is_not_the_failure() -> None:
+    parser = PlainProgress()
+    for line in ["#5 importing cache manifest from nosuch/image:tag", "#5 ERROR: failed to do request: Head ...",
+                 "#8 [runtime 1/1] RUN false", "#8 0.3 about to fail",
+                 "#8 ERROR: executor failed running [/bin/sh -c false]: exit code: 1"]:
+        parser.feed(line + "\n")
+    assert parser.failure() == ("RUN false", 1, ["about to fail"])
