@@ -139,6 +139,9 @@ class BuildSource(_Frozen):
     secrets: tuple[str, ...] = ()  # berth secrets passed as BuildKit secrets (id = the name)
     target: str | None = None  # the stage of a multi-stage Dockerfile to build
     cache_from: tuple[str, ...] = ()  # images whose layers the build may reuse
+    # Built on the app's own (SSH) host's engine, the context sent over its connection,
+    # instead of on berth's machine and the image sent (build_on = "host").
+    on_host: bool = False
 
 
 class AppConfig(_Frozen):

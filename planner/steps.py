@@ -120,12 +120,13 @@ def build(ctx: StepContext, step: Step, address: Address, provider: Provider, ch
 
     after = changes[0].after
     options = BuildOptions(name=address.app or "", secrets=_build_secrets(ctx, after),
-                           target=after.get("target"), cache_from=tuple(after.get("cache_from") or ()))
+                           target=after.get("target"), cache_from=tuple(after.get("cache_from") or ()),
+                           on_host=after.get("build_on") == "host")
     image_id = provider.build_image(
         after["context"], after["dockerfile"], after["args"], after["tag"],
         image_labels(ctx.stack, after["content_hash"]), ctx.progress(step), options,
     )
-    if provider.builds_here:  # elsewhere the image is recorded once delivered
+    if provider.builds_here or options.on_host:  # elsewhere the image is recorded once delivered
         ctx.record(changes[0], address, image_id)
     return f"id={image_id[7:19]}"
 

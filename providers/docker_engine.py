@@ -197,7 +197,7 @@ class DockerEngine:
         labels: dict[str, str], progress: Progress, options: BuildOptions | None = None,
     ) -> str:
         options = options or BuildOptions()
-        if self.delivery is not None:
+        if self.delivery is not None and not options.on_host:
             return self.delivery.build(context, dockerfile, args, tag, labels, progress, options)
         # Apps built from one context share an image: the first build makes it, the
         # others wait for it here and only add their tag.

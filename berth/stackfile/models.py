@@ -180,6 +180,7 @@ Accelerator = Annotated[
 ]
 Memory = Annotated[int, PlainValidator(memory_bytes), AfterValidator(_memory_limit)]
 Deploy = Annotated[Literal["rolling", "recreate"], expect('one of "rolling" or "recreate"')]
+BuildOn = Annotated[Literal["local", "host"], expect('one of "local" (build here, then send) or "host" (build on the app\'s host)')]
 Threshold = Annotated[int, Field(ge=1), expect("an integer of at least 1"),
                       at_most(MAX_COUNT, f"an integer of at least 1, at most {MAX_COUNT}")]
 
@@ -219,6 +220,8 @@ class AppFile(_Table):
     depends_on: AppNames = Field(default_factory=list)
     replicas: Replicas = 1
     host: Text = LOCAL_HOST
+    # Where the image is built: None takes [hosts.NAME] build_on of the app's host.
+    build_on: BuildOn | None = None
     restart: Restart = "unless-stopped"
     cpus: Cpus | None = None
     memory: Memory | None = None
@@ -254,6 +257,9 @@ class HostFile(_Table):
     # Where secret files go on the host (default: /var/lib/berth/secrets as root, else the
     # login's ~/.local/state/berth/secrets). Absolute: Docker needs absolute bind sources.
     secrets_dir: Annotated[str, Field(pattern=r"^/[^\x00]*$"), expect('an absolute directory path like "/srv/berth/secrets"')] | None = None
+    # Where images of apps on this host are built (an app's own build_on wins): "local"
+    # builds on berth's machine and sends the image; "host" builds on this host's engine.
+    build_on: BuildOn = "local"
 
 
 class FromAppFile(AppFile):

@@ -9,6 +9,7 @@ PATH; the legacy fallback runs berth with a PATH holding no docker CLI.
 from __future__ import annotations
 
 import json
+import urllib.request
 import os
 import re
 import secrets
@@ -175,3 +176,84 @@ def test_build_target_builds_that_stage_and_cache_from_reaches_the_builder(proje
     # Another target is another image.
     _stack(project, extra=', target = "base"')
     assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 2
+
+
+# -- build_on = "host" ----------------------------------------------------------------
+
+ROOT = Path("/run/berth-testhosts")
+
+
+@pytest.fixture
+def th3(project):
+    """The test host th3's own engine; afterwards everything of the stack removed from it."""
+    import docker
+
+    client = docker.DockerClient(base_url=f"unix://{ROOT / 'th3' / 'docker.sock'}", timeout=60)
+    yield client
+    for c in client.containers.list(all=True, filters={"label": f"berth.stack={project.stack}"}):
+        c.remove(force=True, v=True)
+    for image in client.images.list(filters={"label": f"berth.stack={project.stack}"}):
+        client.images.remove(image.id, force=True)
+    client.close()
+
+
+def _host_toml(build_on: str = "") -> str:
+    return (f'[hosts.th3]\nssh = "root@10.203.3.2"\nidentity_file = "{ROOT / "id_ed25519"}"\n'
+            f'known_hosts = "{ROOT / "known_hosts"}"\ndocker_socket = "{ROOT / "th3" / "docker.sock"}"\n{build_on}')
+
+
+def test_build_on_host_builds_on_the_ssh_host_and_nothing_locally(project, th3) -> None:
+    # FROM scratch: the host's engine starts empty and no registry is reachable.
+    marker = "on-host-" + secrets.token_hex(6)
+    ctx = _context(project, 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+                            f"RUN echo {marker}; ls /\n" + SERVE)
+    shutil.copy("/bin/busybox", ctx / "busybox")
+    (ctx / "ignored.bin").write_bytes(os.urandom(1 << 20))
+    (ctx / ".dockerignore").write_text("ignored.bin\n")
+    project.write(f'''
+        [stack]
+        name = "{{stack}}"
+        {_host_toml()}
+        [apps.web]
+        build = "./app"
+        build_on = "host"
+        host = "th3"
+        port = 8000
+        host_port = {{port0}}
+        readiness = "/ready"
+    ''')
+    plan = project.berth("plan").stdout
+    assert 'build_on     = "host"' in plan and "deliver" not in plan.lower()
+    result = project.berth("apply", "--auto-approve")
+    assert marker in result.stdout
+    assert "Sending image" not in result.stdout
+    local = project.client.images.list(filters={"label": f"berth.stack={project.stack}"})
+    assert local == []  # nothing built locally, nothing sent back
+    [image] = th3.images.list(filters={"label": f"berth.stack={project.stack}"})
+    listing = th3.containers.run(image.id, ["ls", "/"], remove=True).decode()
+    assert "entry.sh" in listing and "ignored.bin" not in listing  # .dockerignore respected
+    with urllib.request.urlopen(f"http://10.203.3.2:{project.ports[0]}/ready", timeout=5) as answer:
+        assert answer.status == 200
+    # The content-hash skip holds: an unchanged context plans no build on either side.
+    assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0
+    (ctx / "entry.sh").write_text(ENTRY + "\n# changed\n")
+    changed = project.berth("plan").stdout
+    assert "app.web.image@th3" in changed and "app.web.image@local" not in changed
+
+
+def test_a_hosts_build_on_default_applies_to_its_apps(project, th3) -> None:
+    ctx = _context(project, 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n' + SERVE)
+    shutil.copy("/bin/busybox", ctx / "busybox")
+    project.write(f'''
+        [stack]
+        name = "{{stack}}"
+        {_host_toml('build_on = "host"')}
+        [apps.web]
+        build = "./app"
+        host = "th3"
+        port = 8000
+        host_port = {{port0}}
+    ''')
+    project.berth("apply", "--auto-approve")
+    assert project.client.images.list(filters={"label": f"berth.stack={project.stack}"}) == []
+    assert len(th3.images.list(filters={"label": f"berth.stack={project.stack}"})) == 1
