@@ -257,3 +257,37 @@ def test_a_hosts_build_on_default_applies_to_its_apps(project, th3) -> None:
     project.berth("apply", "--auto-approve")
     assert project.client.images.list(filters={"label": f"berth.stack={project.stack}"}) == []
     assert len(th3.images.list(filters={"label": f"berth.stack={project.stack}"})) == 1
+
+
+# -- platform apps: the Dockerfiles berth writes -------------------------------------
+
+CEREBRIUM = """
+    [deployment]
+    name = "{stack}"
+
+    [runtime.python]
+    entrypoint = ["python3", "-m", "http.server", "{port0}"]
+    port = {port0}
+    python_version = "3.11"
+    docker_base_image_url = "debian:bookworm-slim"
+    use_uv = true
+
+    [dependencies.pip]
+    six = "latest"
+"""
+
+
+def test_a_platform_apps_rebuild_after_a_requirement_changed_reuses_the_download_cache(project) -> None:
+    # uv, as in examples/cerebrium-fastapi: its cache (a BuildKit cache mount) keeps each
+    # package, so the rebuild prepares only the one added. (pip caches by HTTP caching
+    # headers, which this machine's TLS-inspecting proxy strips: not a portable check.)
+    (project.path / "main.py").write_text("def predict():\n    return 1\n")
+    project.write(CEREBRIUM, name="cerebrium.toml")
+    first = project.berth("apply", "--auto-approve", timeout=600).stdout
+    dockerfile = next((project.path / ".berth" / "build").rglob("Dockerfile"))
+    assert "RUN --mount=type=cache" in dockerfile.read_text()
+    assert re.search(r"\| Prepared 1 package", first), first
+    project.write(CEREBRIUM + '    idna = "latest"\n', name="cerebrium.toml")
+    second = project.berth("apply", "--auto-approve", timeout=600).stdout
+    assert re.search(r"\| Resolved 2 packages", second), second
+    assert re.search(r"\| Prepared 1 package", second), second  # idna only: six came from the cache
