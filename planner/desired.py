@@ -260,6 +260,7 @@ class HostConfig(_Frozen):
     accept_new_host_key: bool = False  # unknown keys only; a changed key is always refused
     docker_socket: str = "/var/run/docker.sock"  # the engine's socket on the host
     secrets_dir: str | None = None  # absolute, normalised; None: the host's default (providers.ssh.secret_files)
+    build_on: Literal["local", "host"] = "local"  # where its apps' images are built unless an app says
 
 
 class Stack(_Frozen):

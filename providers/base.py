@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, TypeVar
 from providers.types import BuildOptions, ContainerSpec, Observation, ObservedContainer, Progress, SecretParts
 
 if TYPE_CHECKING:
+    from providers.buildkit import Builder
     from providers.engine_http import EngineHTTP
     from providers.gpus import Gpu
 
@@ -153,6 +154,11 @@ class Provider(Protocol):
         BuildKit where the machine has a client for it (options: secrets, target,
         cache_from), each step and its output streamed to progress; a failure is a
         ProviderError whose log_tail is the failing step's last output lines."""
+        ...
+
+    def builder(self) -> Builder:
+        """What builds images against this host's engine when it builds here: BuildKit
+        through this machine's Docker CLI, or the legacy API builder (providers.buildkit)."""
         ...
 
     def ensure_image(self, ref: str, progress: Progress) -> str:

@@ -63,6 +63,7 @@ class DockerEngine:
         "stream_logs": "a stream: output already yielded would be repeated",
         "probe": "the transport retries opening its tunnel; a probe's answer is never repeated",
         "gpus": "nvidia-smi runs as one retried call; its answer is kept for the run",
+        "builder": "no engine call: which Docker CLI this machine has, looked up once",
         "close": "not an engine call",
     }
 

@@ -104,6 +104,7 @@ def host_config(name: str, host: HostFile, base: Path) -> HostConfig:
         accept_new_host_key=host.accept_new_host_key,
         docker_socket=host.docker_socket,
         secrets_dir=posixpath.normpath(host.secrets_dir) if host.secrets_dir else None,
+        build_on=host.build_on,
     )
 
 

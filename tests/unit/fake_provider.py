@@ -208,6 +208,11 @@ class FakeHost:
                 return same.id
             return self._add_image(tag, dict(labels)).id
 
+    def builder(self) -> Any:
+        from providers.buildkit import Builder
+
+        return Builder("buildkit", "/usr/bin/docker", "20.10.24")
+
     def ensure_image(self, ref: str, progress: Progress) -> str:
         with self._lock:
             found = self._image(ref)
