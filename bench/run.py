@@ -10,7 +10,9 @@ installed, beside the docker-py floor), scale1000 (no-op plan of 1000 apps: meas
 20 and 200, 1000 extrapolated; peak memory), profile (pyinstrument on a no-op apply),
 fanout (3 simulated SSH hosts × 10 apps: cold, no-op plan, one-file change; needs root
 for scripts/testhosts.sh), delivery (a 2 GB image of 8 layers to 1 and 3 SSH hosts:
-berth, docker save | ssh docker load, a registry relay, and the link's own speed).
+berth, docker save | ssh docker load, a registry relay, and the link's own speed),
+builds (examples/cerebrium-fastapi cold and after one requirement was added, BuildKit
+with cache mounts against the legacy builder; needs PyPI).
 Figures with a goal print their ratio and the goal (column met).
 """
 
@@ -23,8 +25,8 @@ import cases
 from apiproxy import ApiProxy
 from harness import build_image, compose_v2, goal_row, machine, save, table
 
-ALL = ("startup", "noop20", "noop200", "probe", "compose", "scale1000", "profile", "fanout", "delivery")
-HEAVY = ("noop200", "delivery")  # left out by --quick
+ALL = ("startup", "noop20", "noop200", "probe", "compose", "scale1000", "profile", "fanout", "delivery", "builds")
+HEAVY = ("noop200", "delivery", "builds")  # left out by --quick
 
 
 def main() -> int:
@@ -94,6 +96,10 @@ def _run(case: str, repeat: int, proxy: ApiProxy, results: dict[str, object]) ->
             rows, extra = delivery.measure()
             results.setdefault("extra", {})[case] = extra
             return rows
+        case "builds":
+            import builds
+
+            return builds.measure()
         case "fanout":
             import os
 

@@ -304,8 +304,17 @@ def _run(argv: list[str], env: dict[str, str], parser: PlainProgress, progress: 
             out.close()
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def plain(text: str) -> str:
+    """text without terminal escapes (the legacy builder colours a RUN's stderr red)."""
+    return _ANSI.sub("", text)
+
+
 def output_line(progress: Progress, text: str) -> None:
     """A line of a step's own output: the view prints it or keeps it as a last line."""
+    text = plain(text)
     try:
         progress(text, output=True)  # type: ignore[call-arg]
     except TypeError:  # a plain progress callable

@@ -25,7 +25,7 @@ def build(
     carries the last 30 lines of output. Returns the image ID."""
     import docker.errors
 
-    from providers.buildkit import TAIL, BuildFailed, output_line
+    from providers.buildkit import TAIL, BuildFailed, output_line, plain
 
     options = options or BuildOptions()
     last: deque[str] = deque(maxlen=TAIL)
@@ -38,7 +38,7 @@ def build(
             out.flush()
         text = partial[0] + text
         *whole, partial[0] = text.split("\n")
-        for line in whole:
+        for line in map(plain, whole):
             if line.startswith("Step "):
                 progress(line.strip())
             elif line.strip() and not line.startswith((" ---> ", "Removing intermediate")):

@@ -97,3 +97,20 @@ def test_a_cache_import_error_before_a_failing_run_is_not_the_failure() -> None:
                  "#8 ERROR: executor failed running [/bin/sh -c false]: exit code: 1"]:
         parser.feed(line + "\n")
     assert parser.failure() == ("RUN false", 1, ["about to fail"])
+
+
+def test_a_legacy_builds_colour_escapes_are_not_part_of_its_output_lines() -> None:
+    from providers.docker_images import build
+
+    class Api:
+        def build(self, **kwargs):
+            yield {"stream": "Step 2/3 : RUN uv pip install -r r.txt\n"}
+            yield {"stream": "\x1b[91mResolved 15 packages in 473ms\n\x1b[0m"}
+            yield {"stream": " ---> 1234\n"}
+
+        def inspect_image(self, tag):
+            return {"Id": "sha256:" + "0" * 64}
+
+    seen: list[tuple[str, bool]] = []
+    build(Api(), "local", "/ctx", "Dockerfile", {}, "t:1", {}, lambda m, output=False: seen.append((m, output)))
+    assert seen == [("Step 2/3 : RUN uv pip install -r r.txt", False), ("Resolved 15 packages in 473ms", True)]
