@@ -79,7 +79,8 @@ def test_a_failing_run_shows_its_own_last_30_lines_its_instruction_and_exit_code
 def test_a_cache_mount_is_reused_by_the_next_build(project) -> None:
     # The first build fills the cache mount; the second (one more "package") finds
     # what the first put there and downloads only the new one.
-    fetch = ("RUN --mount=type=cache,target=/cache sh -c 'for p in {pkgs}; do "
+    # The cache's id is the test's own: cache mounts outlive builds (that is the point).
+    fetch = ("RUN --mount=type=cache,id=" + project.stack + ",target=/cache sh -c 'for p in {pkgs}; do "
              "if [ -e /cache/$p ]; then echo reused-$p; else echo downloaded-$p; touch /cache/$p; fi; done'\n")
     _context(project, "FROM busybox:latest\n" + fetch.format(pkgs="alpha beta") + SERVE)
     _stack(project)
@@ -107,7 +108,9 @@ def test_the_legacy_builder_is_the_fallback_and_warns(project, tmp_path: Path) -
 
 def test_a_build_secret_reaches_the_run_and_nothing_else(project) -> None:
     value = "tok-" + secrets.token_hex(16)
-    _context(project, "FROM busybox:latest\n"
+    # The stack's name in the Dockerfile: BuildKit's layer cache never keys on a secret's
+    # value, so a RUN another test run built would be reused with that run's token.
+    _context(project, f"FROM busybox:latest\nRUN echo {project.stack}\n"
                       "RUN --mount=type=secret,id=hf_access_token sha256sum /run/secrets/hf_access_token "
                       "| cut -d' ' -f1 > /token.sha256\n" + SERVE)
     project.write('''
@@ -271,6 +274,7 @@ CEREBRIUM = """
     python_version = "3.11"
     docker_base_image_url = "debian:bookworm-slim"
     use_uv = true
+    pre_build_commands = ["echo {stack}"]
 
     [dependencies.pip]
     six = "latest"
@@ -279,15 +283,20 @@ CEREBRIUM = """
 
 def test_a_platform_apps_rebuild_after_a_requirement_changed_reuses_the_download_cache(project) -> None:
     # uv, as in examples/cerebrium-fastapi: its cache (a BuildKit cache mount) keeps each
-    # package, so the rebuild prepares only the one added. (pip caches by HTTP caching
+    # package, so the rebuild prepares only the one added. (pre_build_commands names the
+    # stack: no layer another run built is reused.) (pip caches by HTTP caching
     # headers, which this machine's TLS-inspecting proxy strips: not a portable check.)
     (project.path / "main.py").write_text("def predict():\n    return 1\n")
     project.write(CEREBRIUM, name="cerebrium.toml")
     first = project.berth("apply", "--auto-approve", timeout=600).stdout
     dockerfile = next((project.path / ".berth" / "build").rglob("Dockerfile"))
     assert "RUN --mount=type=cache" in dockerfile.read_text()
-    assert re.search(r"\| Prepared 1 package", first), first
+    assert re.search(r"\| Installed 1 package", first), first
     project.write(CEREBRIUM + '    idna = "latest"\n', name="cerebrium.toml")
     second = project.berth("apply", "--auto-approve", timeout=600).stdout
     assert re.search(r"\| Resolved 2 packages", second), second
-    assert re.search(r"\| Prepared 1 package", second), second  # idna only: six came from the cache
+    assert re.search(r"\| Installed 2 packages", second), second  # a new layer: both installed
+    # ... but six was not fetched again: uv prepares (downloads) only what its cache lacks
+    # (idna, unless an earlier build on this engine fetched it too); without the cache
+    # mount it says "Prepared 2 packages".
+    assert not re.search(r"\| Prepared 2 packages", second), second
