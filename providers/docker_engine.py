@@ -58,7 +58,7 @@ class DockerEngine:
         "observe": "two calls side by side (the engine's lists, the secret files), each retried",
         "ensure_image": "the pull is retried; the fallback send retries its own parts",
         "receive_image": "retries its parts: the check, the send (whole, from its start), the tag",
-        "build_image": "builds stream the context into the engine: never re-sent (built on the local engine)",
+        "build_image": "a build streams its context into the engine through the CLI: a dropped one fails the step, never re-sent",
         "logs": "retried, and a log that cannot be read is empty, not an error",
         "stream_logs": "a stream: output already yielded would be repeated",
         "probe": "the transport retries opening its tunnel; a probe's answer is never repeated",

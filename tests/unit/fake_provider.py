@@ -196,7 +196,7 @@ class FakeHost:
 
     def build_image(self, context: str, dockerfile: str, args: dict[str, str], tag: str,
                     labels: dict[str, str], progress: Progress, options: Any = None) -> str:
-        if self.builder is not None:
+        if self.builder is not None and not getattr(options, "on_host", False):
             return self.builder.build_image(context, dockerfile, args, tag, labels, progress, options)
         with self._lock:
             self.build_options[tag] = options

@@ -64,3 +64,87 @@ def test_a_stack_without_the_options_records_no_new_attributes(tmp_path: Path) -
     result = d.apply()
     image = next(r for r in result.state.resources.values() if r.address.kind == "image")
     assert not {"build_secrets", "target", "cache_from"} & set(image.attributes)
+
+
+# -- build_on --------------------------------------------------------------------------
+
+ON_HOST = """
+[stack]
+name = "demo"
+[hosts.gpu-a]
+ssh = "root@10.0.0.5"
+{host_default}
+[apps.web]
+build = "./web"
+host = "gpu-a"
+port = 8000
+{app_key}
+"""
+
+
+def _on_host(tmp_path: Path, host_default: str = "", app_key: str = "") -> Deployment:
+    from unit.fake_provider import FakeHost
+
+    return Deployment(tmp_path, ON_HOST.format(host_default=host_default, app_key=app_key),
+                      files={"web/Dockerfile": "FROM busybox\n"},
+                      hosts={"local": FakeHost("local"), "gpu-a": FakeHost("gpu-a")})
+
+
+def _steps(d: Deployment) -> list[str]:
+    from planner.graph import build_graph
+
+    return sorted(f"{step.kind.value} {step.address}" for step in build_graph(d.plan()).nodes)
+
+
+def test_build_on_host_builds_there_and_sends_nothing(tmp_path: Path) -> None:
+    d = _on_host(tmp_path, app_key='build_on = "host"')
+    assert [s for s in _steps(d) if "image" in s] == ["build app.web.image@gpu-a"]  # no deliver
+    result = d.apply()
+    assert result.ok
+    assert d.local.images == {} and len(d.hosts["gpu-a"].images) == 1
+    assert ("build", next(iter(d.hosts["gpu-a"].build_options))) in d.hosts["gpu-a"].log
+    assert not d.plan().has_changes
+
+
+def test_a_hosts_build_on_is_its_apps_default_and_an_apps_own_wins(tmp_path: Path) -> None:
+    d = _on_host(tmp_path, host_default='build_on = "host"')
+    assert [s for s in _steps(d) if "image" in s] == ["build app.web.image@gpu-a"]
+    d = _on_host(tmp_path / "2", host_default='build_on = "host"', app_key='build_on = "local"')
+    assert [s for s in _steps(d) if "image" in s] == ["build app.web.image@gpu-a", "deliver app.web.image@gpu-a"]
+
+
+def test_build_on_local_is_todays_build_here_then_send(tmp_path: Path) -> None:
+    d = _on_host(tmp_path)
+    assert [s for s in _steps(d) if "image" in s] == ["build app.web.image@gpu-a", "deliver app.web.image@gpu-a"]
+    assert d.apply().ok
+    assert len(d.local.images) == 1  # the local copy is kept as the next transfer's source
+
+
+def test_a_wrong_build_on_or_target_is_named_at_its_key(tmp_path: Path) -> None:
+    import pytest
+
+    from berth.stackfile.load import load_stack
+    from planner.diagnostics import DiagnosticsError
+
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "Dockerfile").write_text("FROM busybox\n")
+    (tmp_path / "berth.toml").write_text(
+        '[apps.web]\nbuild = { context = "./web", target = "no stage!" }\nport = 8000\nbuild_on = "remote"\n')
+    with pytest.raises(DiagnosticsError) as caught:
+        load_stack(str(tmp_path / "berth.toml"))
+    found = {d.key: d.summary for d in caught.value.diagnostics}
+    assert 'one of "local"' in found["apps.web.build_on"] and '"host"' in found["apps.web.build_on"]
+    assert "build stage name" in found["apps.web.build.target"]
+    assert all(d.line for d in caught.value.diagnostics)
+
+
+def test_build_secrets_without_buildkit_are_refused_not_dropped() -> None:
+    import pytest
+
+    from providers.buildkit import without_buildkit
+    from providers.types import BuildOptions, ProviderError
+
+    without_buildkit(BuildOptions(), "local")  # nothing asked that the legacy builder lacks
+    with pytest.raises(ProviderError, match="build.secrets needs BuildKit; install Debian's docker.io") as caught:
+        without_buildkit(BuildOptions(secrets={"tok": b"s3cr3t-value"}), "gpu-a")
+    assert "s3cr3t-value" not in str(caught.value)
