@@ -41,7 +41,8 @@ class ImageDelivery:
     def build(self, context: str, dockerfile: str, args: dict[str, str], tag: str,
               labels: dict[str, str], progress: Progress, options: BuildOptions | None = None) -> str:
         """Built on the builder's engine, once for every host: the context never travels
-        (nor need the hosts have its base image); receive sends the result."""
+        (nor need the hosts have its base image); receive sends the result. (A build
+        with options.on_host never comes here: DockerEngine builds it on the host.)"""
         return self._builder().build_image(context, dockerfile, args, tag, labels, progress, options)
 
     def after_failed_pull(self, ref: str, err: ProviderError, progress: Progress) -> str:
