@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from planner.desired import Stack
+from planner.desired import Stack, built_where
 from planner.plan import Plan
 from providers.base import LOCAL_HOST
 from state.model import State
@@ -196,8 +196,9 @@ def _place(ctx: Context, state: State | None, *, refresh: bool) -> tuple[Stack, 
         placement = place(apps, inventories, previous, candidates)
     else:
         placement = recorded_placement(apps, previous)
-    resolved = {name: app.model_copy(update={"host": placement.hosts[name]}) if name in placement.hosts else app
-                for name, app in stack.apps.items()}
+    # A placed app's build_on is settled again for the host it was given.
+    resolved = {name: built_where(app.model_copy(update={"host": placement.hosts[name]}), stack.hosts)
+                if name in placement.hosts else app for name, app in stack.apps.items()}
     return stack.model_copy(update={"apps": resolved}), placement.devices
 
 

@@ -204,7 +204,6 @@ class BuildFailed(ProviderError):
     def __init__(self, message: str, log_tail: str = "") -> None:
         super().__init__(message)
         self.log_tail = log_tail
-        self.tail_title = "Last lines of the failing step's output"
 
 
 # The build --------------------------------------------------------------------------

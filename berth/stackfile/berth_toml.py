@@ -27,7 +27,7 @@ from berth.stackfile.models import (
     shown,
 )
 from berth.stackfile.source import Source, fail, parse_toml, raise_problems
-from planner.desired import MAX_NAME, AppConfig, Stack
+from planner.desired import MAX_NAME, AppConfig, Stack, built_where
 
 
 def load(file: Path) -> Stack:
@@ -144,19 +144,11 @@ def _apps(stack_file: StackFile, from_paths: dict[str, Any], source: Source) -> 
             config = source.built(AppConfig, fields, lambda loc, name=name: ("apps", name, *_key_of(loc)))
             if config is not None:
                 apps[name] = config
-        if name in apps:
-            apps[name] = _built_where(apps[name], app.build_on, stack_file)
+        if name in apps and apps[name].build is not None:  # build_on = "host": built on the app's SSH host
+            build = apps[name].build.model_copy(update={"build_on": app.build_on})
+            config = apps[name].model_copy(update={"build": build})
+            apps[name] = built_where(config, stack_file.hosts)
     return apps
-
-
-def _built_where(config: AppConfig, build_on: str | None, stack_file: StackFile) -> AppConfig:
-    """build_on = "host" (the app's, else its [hosts.NAME] default): the build runs on the
-    app's SSH host. On the local host, or for an image by name, it changes nothing."""
-    host = stack_file.hosts.get(config.host)
-    where = build_on or (host.build_on if host is not None else "local")
-    if config.build is None or host is None or where != "host":
-        return config
-    return config.model_copy(update={"build": config.build.model_copy(update={"on_host": True})})
 
 
 def _key_of(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:

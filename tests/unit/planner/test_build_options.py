@@ -148,3 +148,18 @@ def test_build_secrets_without_buildkit_are_refused_not_dropped() -> None:
     with pytest.raises(ProviderError, match="build.secrets needs BuildKit; install Debian's docker.io") as caught:
         without_buildkit(BuildOptions(secrets={"tok": b"s3cr3t-value"}), "gpu-a")
     assert "s3cr3t-value" not in str(caught.value)
+
+
+def test_a_gpu_app_placed_on_a_host_builds_there_by_its_own_or_the_hosts_build_on(tmp_path: Path) -> None:
+    from providers.gpus import Gpu
+    from unit.fake_provider import FakeHost
+
+    for n, (host_default, app_key) in enumerate([("", 'build_on = "host"'), ('build_on = "host"', "")]):
+        toml = ON_HOST.format(host_default=host_default, app_key=app_key + "\ngpus = 1").replace('host = "gpu-a"\n', "")
+        gpu = FakeHost("gpu-a")
+        gpu.gpu_list = (Gpu(index="0", name="NVIDIA L4", memory_mib=23034, uuid="GPU-0"),)
+        d = Deployment(tmp_path / str(n), toml, files={"web/Dockerfile": "FROM busybox\n"},
+                       hosts={"local": FakeHost("local"), "gpu-a": gpu})
+        assert [s for s in _steps(d) if "image" in s] == ["build app.web.image@gpu-a"], (host_default, app_key)
+        assert d.apply().ok
+        assert d.local.images == {}
