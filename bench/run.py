@@ -13,6 +13,8 @@ for scripts/testhosts.sh), delivery (a 2 GB image of 8 layers to 1 and 3 SSH hos
 berth, docker save | ssh docker load, a registry relay, and the link's own speed),
 realserver (llama.cpp's server: apply to first chat completion, cold and warm, beside
 docker run; a replace's failed requests through the gateway).
+builds (examples/cerebrium-fastapi cold and after one requirement was added, BuildKit
+with cache mounts against the legacy builder; needs PyPI).
 Figures with a goal print their ratio and the goal (column met).
 """
 
@@ -25,8 +27,9 @@ import cases
 from apiproxy import ApiProxy
 from harness import build_image, compose_v2, goal_row, machine, save, table
 
-ALL = ("startup", "noop20", "noop200", "probe", "compose", "scale1000", "profile", "fanout", "delivery", "realserver")
-HEAVY = ("noop200", "delivery", "realserver")  # left out by --quick
+ALL = ("startup", "noop20", "noop200", "probe", "compose", "scale1000", "profile", "fanout", "delivery", "realserver",
+       "builds")
+HEAVY = ("noop200", "delivery", "realserver", "builds")  # left out by --quick
 
 
 def main() -> int:
@@ -102,6 +105,10 @@ def _run(case: str, repeat: int, proxy: ApiProxy, results: dict[str, object]) ->
             rows, extra = realserver.measure(repeat=3)
             results.setdefault("extra", {})[case] = extra
             return rows
+        case "builds":
+            import builds
+
+            return builds.measure()
         case "fanout":
             import os
 

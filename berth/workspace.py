@@ -130,8 +130,10 @@ class Workspace:
             from providers.base import BUILD_HOST
 
             config = self.stack.hosts.get(host)
-            self._providers[host] = open_provider(host, config.model_dump() if config else None,
+            ssh = config.model_dump(exclude={"build_on"}) if config else None  # build_on is the planner's
+            self._providers[host] = open_provider(host, ssh,
                                                   builder=lambda: self.provider(BUILD_HOST))
+            self._providers[host].build_log_dir = self.state_dir / "logs"  # build-APP-TIMESTAMP.log
         return self._providers[host]
 
     def close(self) -> None:

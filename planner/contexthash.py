@@ -55,7 +55,11 @@ def context_hash(build: BuildSource, memo: MutableMapping[str, str] | None = Non
 
     root = Path(build.context)
     digest = hashlib.sha256()
-    digest.update(json.dumps({"dockerfile": build.dockerfile, "args": build.args}, sort_keys=True).encode())
+    # The secrets' names (never their values), target and cache_from count only when set,
+    # so a context hashed before they existed hashes the same.
+    extra = {key: value for key, value in (("secrets", sorted(build.secrets)), ("target", build.target),
+                                           ("cache_from", list(build.cache_from))) if value}
+    digest.update(json.dumps({"dockerfile": build.dockerfile, "args": build.args, **extra}, sort_keys=True).encode())
     dockerfile = Path(build.dockerfile)
     if dockerfile.is_absolute() and root not in dockerfile.parents:
         # A Dockerfile outside the context (one berth generated) is sent beside it.

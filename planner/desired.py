@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Literal
+from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -180,6 +180,14 @@ class BuildSource(_Frozen):
     dockerfile: str = "Dockerfile"  # relative to the context, or absolute (a generated one)
     args: dict[str, str] = Field(default_factory=dict)
     base: str | None = None  # the image a generated Dockerfile starts FROM, for display and notes
+    secrets: tuple[str, ...] = ()  # berth secrets passed as BuildKit secrets (id = the name)
+    target: str | None = None  # the stage of a multi-stage Dockerfile to build
+    cache_from: tuple[str, ...] = ()  # images whose layers the build may reuse
+    build_on: Literal["local", "host"] | None = None  # as the app writes it; None: its host's default
+    # Built on the app's own (SSH) host's engine, the context sent over its connection,
+    # instead of on berth's machine and the image sent: build_on resolved for the app's
+    # host (built_where), again once placement has chosen the host of a GPU app.
+    on_host: bool = False
 
 
 class VolumeMount(_Frozen):
@@ -390,6 +398,7 @@ class HostConfig(_Frozen):
     # address count (`ssh = "gpu-box"`, a Host alias), as they do for ssh.
     user_given: bool = True
     port_given: bool = True
+    build_on: Literal["local", "host"] = "local"  # where its apps' images are built unless an app says
 
 
 class Stack(_Frozen):
@@ -435,3 +444,17 @@ class SecretSource(_Frozen):
     defined_file: str | None = None
     defined_key: str | None = None
     defined_line: int | None = None
+
+
+def built_where(app: AppConfig, hosts: Mapping[str, Any]) -> AppConfig:
+    """app with build.on_host settled for its host: its own build_on, else the host's
+    (`[hosts.NAME] build_on`, an object with a build_on attribute). Only an SSH host
+    builds on its own engine; on the local host both mean the same."""
+    if app.build is None:
+        return app
+    host = hosts.get(app.host)
+    where = app.build.build_on or (host.build_on if host is not None else "local")
+    on_host = host is not None and where == "host"
+    if on_host == app.build.on_host:
+        return app
+    return app.model_copy(update={"build": app.build.model_copy(update={"on_host": on_host})})

@@ -137,8 +137,10 @@ def _add_steps(graph: nx.DiGraph, change: Change) -> None:
     kinds: list[StepKind]
     if change.type is ResourceKind.IMAGE:
         source = (change.after or {}).get("source")
-        # Images for other hosts are built here, then delivered over the host's connection.
-        remote = change.address.host != BUILD_HOST
+        # Images for other hosts are built here, then delivered over the host's connection,
+        # unless they are built on that host (build_on = "host").
+        on_host = (change.after or {}).get("build_on") == "host"
+        remote = change.address.host != BUILD_HOST and not on_host
         built: list[StepKind] = [K.BUILD, K.DELIVER] if remote else [K.BUILD]
         match change.action:
             case Action.CREATE:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from planner.desired import Stack
+from planner.desired import Stack, built_where
 from planner.plan import Plan
 from providers.base import LOCAL_HOST
 from state.model import State
@@ -103,7 +103,8 @@ def diff_plan(ctx: Context, state: State | None, opts: PlanOpts = PlanOpts()) ->
         check_declares_apps(stack, state, ctx.stacks_beside)
     # Every source is read before any host is asked anything; a missing one stops
     # the plan here. Destroy needs no values.
-    names = [] if destroy else [n for app in stack.apps.values() for n in secret_names(app)]
+    names = [] if destroy else [n for app in stack.apps.values()
+                                for n in (*secret_names(app), *(app.build.secrets if app.build else ()))]
     digests, unread = _secret_digests(ctx, state, names, refresh=opts.refresh)
     hashes = dict(opts.hashes) if opts.hashes is not None else ({} if destroy else content_hashes(ctx))
     if opts.refresh:
@@ -240,8 +241,9 @@ def _place(ctx: Context, state: State | None, *, refresh: bool) -> tuple[Stack, 
         placement = place(apps, inventories, previous, candidates)
     else:
         placement = recorded_placement(apps, previous)
-    resolved = {name: app.model_copy(update={"host": placement.hosts[name]}) if name in placement.hosts else app
-                for name, app in stack.apps.items()}
+    # A placed app's build_on is settled again for the host it was given.
+    resolved = {name: built_where(app.model_copy(update={"host": placement.hosts[name]}), stack.hosts)
+                if name in placement.hosts else app for name, app in stack.apps.items()}
     return stack.model_copy(update={"apps": resolved}), placement
 
 

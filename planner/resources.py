@@ -49,6 +49,11 @@ def image_attributes(stack: str, app: AppConfig, content_hash: str | None) -> di
             "context": app.build.context,
             "dockerfile": app.build.dockerfile,
             "args": dict(app.build.args),
+            # Only when set: images planned before these keys existed keep their attributes.
+            **({"build_secrets": list(app.build.secrets)} if app.build.secrets else {}),
+            **({"target": app.build.target} if app.build.target else {}),
+            **({"cache_from": list(app.build.cache_from)} if app.build.cache_from else {}),
+            **({"build_on": "host"} if app.build.on_host else {}),
             "content_hash": content_hash,
             "tag": image_tag(stack, app.name, content_hash),
         }

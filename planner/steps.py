@@ -55,8 +55,11 @@ class StepContext:
                 self._local[key] = make()
             return self._local[key]
 
-    def progress(self, step: Step) -> Callable[[str], None]:
-        return lambda message: self.emit(Event("progress", step, message=message))
+    def progress(self, step: Step) -> Callable[..., None]:
+        """progress(message), or progress(line, output=True) for a line of a build's own
+        output (the event's detail says "output": a view may keep only the last ones)."""
+        return lambda message, output=False: self.emit(
+            Event("progress", step, message=message, detail="output" if output else ""))
 
     def record(self, change: Change, address: Address, id: str, status: str = "ready",
                attributes: dict[str, Any] | None = None) -> None:
@@ -138,14 +141,28 @@ def check_complete() -> None:
 # Images
 @handles(K.BUILD)
 def build(ctx: StepContext, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+    from providers.types import BuildOptions
+
     after = changes[0].after
+    options = BuildOptions(name=address.app or "", secrets=_build_secrets(ctx, after),
+                           target=after.get("target"), cache_from=tuple(after.get("cache_from") or ()),
+                           on_host=after.get("build_on") == "host")
     image_id = provider.build_image(
         after["context"], after["dockerfile"], after["args"], after["tag"],
-        image_labels(ctx.stack, after["content_hash"]), ctx.progress(step),
+        image_labels(ctx.stack, after["content_hash"]), ctx.progress(step), options,
     )
-    if provider.builds_here:  # elsewhere the image is recorded once delivered
+    if provider.builds_here or options.on_host:  # elsewhere the image is recorded once delivered
         ctx.record(changes[0], address, image_id)
     return f"id={image_id[7:19]}"
+
+
+def _build_secrets(ctx: StepContext, after: dict[str, Any]) -> dict[str, bytes]:
+    """build.secrets: each named secret's value, for the build alone (never recorded)."""
+    names = after.get("build_secrets") or ()
+    if not names:
+        return {}
+    assert ctx.secrets is not None, "build secrets without secret values"
+    return {name: ctx.secrets.value(name) for name in names}
 
 
 @handles(K.DELIVER)

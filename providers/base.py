@@ -11,9 +11,10 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, TypeVar
 
-from providers.types import ContainerSpec, Observation, ObservedContainer, Progress, SecretParts
+from providers.types import BuildOptions, ContainerSpec, Observation, ObservedContainer, Progress, SecretParts
 
 if TYPE_CHECKING:
+    from providers.buildkit import Builder
     from providers.engine_http import EngineHTTP
     from providers.gpus import Gpu
 
@@ -104,6 +105,7 @@ class Transport(Protocol):
     nothing of SSH. providers.local.LocalTransport and providers.ssh.host.SshTransport."""
 
     host: str
+    docker_host: str  # DOCKER_HOST for a docker CLI to reach this engine (builds: providers.buildkit)
     http: EngineHTTP | None  # the read-only Engine API client refresh uses; None: docker-py only
     secret_files: SecretFiles | None  # None where berth cannot reach the engine's file system
     why_no_files: str  # why secret_files is None, for the error a secret step raises
@@ -195,9 +197,17 @@ class Provider(Protocol):
 
     def build_image(
         self, context: str, dockerfile: str, args: dict[str, str], tag: str,
-        labels: dict[str, str], progress: Progress,
+        labels: dict[str, str], progress: Progress, options: BuildOptions | None = None,
     ) -> str:
-        """Build and tag an image from a local context directory; returns its ID."""
+        """Build and tag an image from a local context directory; returns its ID. Through
+        BuildKit where the machine has a client for it (options: secrets, target,
+        cache_from), each step and its output streamed to progress; a failure is a
+        ProviderError whose log_tail is the failing step's last output lines."""
+        ...
+
+    def builder(self) -> Builder:
+        """What builds images against this host's engine when it builds here: BuildKit
+        through this machine's Docker CLI, or the legacy API builder (providers.buildkit)."""
         ...
 
     def ensure_image(self, ref: str, progress: Progress) -> str:

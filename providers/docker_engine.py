@@ -11,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from providers.base import SecretFiles, Transport, engine_call
 from providers import docker_containers as containers
+from providers.buildkit import LEGACY_WARNING, Builder, cli_build, find_builder, log_path, without_buildkit
 from providers.docker_images import build, pull, remove
 from providers.docker_spec import (
     host_config_args,
@@ -26,6 +28,7 @@ from providers.docker_spec import (
     tar_of,
 )
 from providers.types import (
+    BuildOptions,
     LABEL_CONTENT_HASH,
     LABEL_STACK,
     ContainerSpec,
@@ -56,13 +59,14 @@ class DockerEngine:
         "observe": "two calls side by side (the engine's lists, the secret files), each retried",
         "ensure_image": "the pull is retried; the fallback send retries its own parts",
         "receive_image": "retries its parts: the check, the send (whole, from its start), the tag",
-        "build_image": "builds stream the context into the engine: never re-sent (built on the local engine)",
+        "build_image": "a build streams its context into the engine through the CLI: a dropped one fails the step, never re-sent",
         "logs": "retried, and a log that cannot be read is empty, not an error",
         "stream_logs": "a stream: output already yielded would be repeated",
         "probe": "the transport retries opening its tunnel; a probe's answer is never repeated",
         "gpus": "nvidia-smi runs as one retried call; its answer is kept for the run",
         "put_weights": "one retried call under a lock per entry; a retry resumes from the partial copy",
         "fetch_weights": "making the cache and the fetch are each a retried call; a retried fetch resumes",
+        "builder": "no engine call: which Docker CLI this machine has, looked up once",
         "close": "not an engine call",
     }
 
@@ -77,6 +81,7 @@ class DockerEngine:
         self._locks: dict[str, threading.Lock] = {}
         self._gpus: tuple[Gpu, ...] | None = None
         self._cpus: list[int | None] = []  # the engine's NCPU, once read
+        self.build_log_dir: Path | None = None  # where build logs go (the workspace's .berth/logs)
         self.delivery = delivery_for(self) if delivery_for is not None else None
 
     @property
@@ -205,10 +210,11 @@ class DockerEngine:
 
     def build_image(
         self, context: str, dockerfile: str, args: dict[str, str], tag: str,
-        labels: dict[str, str], progress: Progress,
+        labels: dict[str, str], progress: Progress, options: BuildOptions | None = None,
     ) -> str:
-        if self.delivery is not None:
-            return self.delivery.build(context, dockerfile, args, tag, labels, progress)
+        options = options or BuildOptions()
+        if self.delivery is not None and not options.on_host:
+            return self.delivery.build(context, dockerfile, args, tag, labels, progress, options)
         # Apps built from one context share an image: the first build makes it, the
         # others wait for it here and only add their tag.
         with self._lock_for(labels.get(LABEL_CONTENT_HASH, tag)):
@@ -217,7 +223,22 @@ class DockerEngine:
                 self.tag_image(existing[0]["Id"], tag)
                 progress(f"same content as {existing[0]['Id'][7:19]}: tagged, not rebuilt")
                 return existing[0]["Id"]
-            return build(self.api, self.host, context, dockerfile, args, tag, labels, progress)
+            builder = self.builder()
+            if builder.buildkit:
+                return cli_build(builder, self.transport.docker_host, self.host, context, dockerfile, args, tag,
+                                 labels, progress, options, self.build_log_dir)
+            without_buildkit(options, self.host)
+            progress(f"warning: {LEGACY_WARNING}")
+            log = log_path(self.build_log_dir, options.name or split_ref(tag)[0])
+            if log is not None:
+                log.parent.mkdir(parents=True, exist_ok=True)
+                progress(f"build log: {log}")
+            return build(self.api, self.host, context, dockerfile, args, tag, labels, progress, options, log)
+
+    def builder(self) -> Builder:
+        """What builds this host's images here: BuildKit through the Docker CLI where this
+        machine has a client for it, else the legacy API builder (providers.buildkit)."""
+        return find_builder()
 
     def _lock_for(self, key: str) -> threading.Lock:
         with self._locks_guard:

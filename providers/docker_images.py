@@ -1,45 +1,67 @@
-"""Images on one engine through docker-py's APIClient: a streamed build, a pull, and the
-removal of a tag; plain functions of (api, host) that DockerEngine calls under its locks.
+"""Images on one engine through docker-py's APIClient: a legacy-builder build (the
+fallback where no BuildKit client is here: providers.buildkit), a pull, and the removal
+of a tag; plain functions of (api, host) that DockerEngine calls under its locks.
 
 Errors are ProviderErrors naming the host; docker-py is loaded only when one runs.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from pathlib import Path
 from typing import Any
 
 from providers.docker_spec import split_ref
-from providers.types import Progress, ProviderError, summary
+from providers.types import BuildOptions, Progress, ProviderError, summary
 
 
 def build(
     api: Any, host: str, context: str, dockerfile: str, args: dict[str, str], tag: str,
-    labels: dict[str, str], progress: Progress,
+    labels: dict[str, str], progress: Progress, options: BuildOptions | None = None,
+    log: Path | None = None,
 ) -> str:
-    """Build and tag from a local context directory, streaming Docker's steps to
-    progress; the last lines of output come with a failure. Returns the image ID."""
+    """Build and tag from a local context directory with Docker's legacy builder (the
+    API's), streaming its steps to progress and its output to the log file; a failure
+    carries the last 30 lines of output. Returns the image ID."""
     import docker.errors
 
-    last: list[str] = []
+    from providers.buildkit import TAIL, BuildFailed, output_line, plain
+
+    options = options or BuildOptions()
+    last: deque[str] = deque(maxlen=TAIL)
+    partial = [""]
+    out = open(log, "w", encoding="utf-8") if log is not None else None
+
+    def lines(text: str) -> None:
+        if out is not None:
+            out.write(text)
+            out.flush()
+        text = partial[0] + text
+        *whole, partial[0] = text.split("\n")
+        for line in map(plain, whole):
+            if line.startswith("Step "):
+                progress(line.strip())
+            elif line.strip() and not line.startswith((" ---> ", "Removing intermediate")):
+                last.append(line)
+                output_line(progress, line)
+
     try:
         for chunk in api.build(
             path=context, dockerfile=dockerfile, buildargs=args or None, tag=tag,
             labels=labels, rm=True, forcerm=True, decode=True,
+            target=options.target or None, cache_from=list(options.cache_from) or None,
         ):
             if "error" in chunk:
-                tail = "".join(last[-10:]).rstrip()
-                raise ProviderError(
-                    f"image build failed on {host}: {chunk['error'].strip()}"
-                    + (f"\n{tail}" if tail else "")
-                )
-            line = chunk.get("stream", "")
-            if line.strip():
-                last.append(line)
-                if line.startswith("Step "):
-                    progress(line.strip())
+                lines("\n")
+                where = f" (whole log: {log})" if log is not None else ""
+                raise BuildFailed(f"image build failed on {host}: {chunk['error'].strip()}{where}", "\n".join(last))
+            lines(chunk.get("stream", ""))
         return api.inspect_image(tag)["Id"]
     except docker.errors.DockerException as err:
         raise ProviderError(f"image build failed on {host}: {summary(err)}") from None
+    finally:
+        if out is not None:
+            out.close()
 
 
 def pull(api: Any, host: str, ref: str, progress: Progress) -> str:

@@ -34,6 +34,7 @@ class LocalTransport:
 
         self.host = host
         self.base_url = base_url
+        self.docker_host = base_url  # what the docker CLI is pointed at for builds
         self.http = EngineHTTP(base_url) if EngineHTTP.supports(base_url, tls) else None
         url = urlparse(base_url)
         self.probe_address = url.hostname if url.scheme in ("tcp", "http", "https") and url.hostname else "127.0.0.1"

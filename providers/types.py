@@ -176,3 +176,21 @@ def normalize_ref(ref: str) -> str:
 
 
 Progress = Callable[[str], None]
+"""A step's progress: progress(message) for a line the user sees; builds also call
+progress(line, output=True) with each line of a step's own output (a view may keep
+only the last ones on a terminal)."""
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What a build takes beside its context, Dockerfile, args and labels. `secrets`:
+    BuildKit secret ID -> value (never in argv, a layer or an error); `target`: a stage of
+    a multi-stage Dockerfile; `cache_from`: images whose layers the build may reuse;
+    `name`: the app, naming the build's log file; `on_host`: build on this host's own
+    engine even where its images are otherwise built on BUILD_HOST and sent."""
+
+    name: str = ""
+    secrets: dict[str, bytes] = field(default_factory=dict, repr=False)
+    target: str | None = None
+    cache_from: tuple[str, ...] = ()
+    on_host: bool = False

@@ -32,6 +32,8 @@ def cmd_hosts(args: argparse.Namespace, ui: Any) -> int:
         try:
             provider = workspace.provider(name)
             row["docker"] = provider.docker_version()
+            row["builder"] = provider.builder().describe()  # what builds against its engine
+            row["build_on"] = config.build_on if config else "local"
             row["gpus"] = [vars(gpu) for gpu in provider.gpus()]
         except ProviderError as err:
             row["error"] = str(err)

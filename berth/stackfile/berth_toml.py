@@ -27,7 +27,7 @@ from berth.stackfile.models import (
     shown,
 )
 from berth.stackfile.source import Source, fail, parse_toml, raise_problems
-from planner.desired import MAX_NAME, AppConfig, Stack
+from planner.desired import MAX_NAME, AppConfig, Stack, built_where
 
 
 def load(file: Path, environment: str | None = None) -> Stack:
@@ -170,6 +170,10 @@ def _apps(stack_file: StackFile, from_paths: dict[str, Any], source: Source) -> 
             config = source.built(AppConfig, fields, lambda loc, name=name: ("apps", name, *_key_of(loc)))
             if config is not None:
                 apps[name] = config.model_copy(update={"lines": _volume_lines(name, app.volumes, source)})
+        if name in apps and apps[name].build is not None:  # build_on = "host": built on the app's SSH host
+            build = apps[name].build.model_copy(update={"build_on": app.build_on})
+            config = apps[name].model_copy(update={"build": build})
+            apps[name] = built_where(config, stack_file.hosts)
     return apps
 
 

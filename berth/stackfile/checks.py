@@ -159,6 +159,9 @@ def check_secrets(raw: dict[str, Any], source: Source) -> None:
         if isinstance(table.get("weights"), list):
             used += [(("apps", app, "weights", i, "secret"), w["secret"]) for i, w in enumerate(table["weights"])
                      if isinstance(w, dict) and "secret" in w]
+        build = table.get("build")
+        if isinstance(build, dict) and isinstance(build.get("secrets"), list):
+            used += [(("apps", app, "build", "secrets"), name) for name in build["secrets"]]
         secret_env = table.get("secret_env")
         env = table.get("env") if isinstance(table.get("env"), dict) else {}
         if isinstance(secret_env, dict):

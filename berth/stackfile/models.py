@@ -244,6 +244,7 @@ Entrypoint = Annotated[str | list[str], PlainValidator(_entrypoint)]
 ShmSize = Annotated[int, PlainValidator(shm_bytes), at_most(2**50, "a /dev/shm size of at most 1 PiB")]
 Ipc = Annotated[Literal["host", "private", "shareable"], expect('one of "host", "private" or "shareable"')]
 Deploy = Annotated[Literal["rolling", "recreate"], expect('one of "rolling" or "recreate"')]
+BuildOn = Annotated[Literal["local", "host"], expect('one of "local" (build here, then send) or "host" (build on the app\'s host)')]
 Threshold = Annotated[int, Field(ge=1), expect("an integer of at least 1"),
                       at_most(MAX_COUNT, f"an integer of at least 1, at most {MAX_COUNT}")]
 
@@ -254,11 +255,17 @@ class _Table(BaseModel):
 
 
 class BuildTable(_Table):
-    """`build = { context = "./web", dockerfile = "Dockerfile.gpu", args = { X = "1" } }`"""
+    """`build = { context = "./web", dockerfile = "Dockerfile.gpu", args = { X = "1" } }`;
+    `secrets = ["hf_access_token"]` (BuildKit secrets: RUN --mount=type=secret,id=NAME),
+    `target = "runtime"` (a stage of a multi-stage Dockerfile), `cache_from = ["repo:tag"]`."""
 
     context: Text
     dockerfile: Text = "Dockerfile"
     args: dict[str, EnvValue] = Field(default_factory=dict)
+    secrets: SecretNames = Field(default_factory=list)
+    target: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"),
+                      expect('a build stage name like "runtime" (the name after FROM ... AS)')] | None = None
+    cache_from: Annotated[list[Image], expect('a list of image references like ["repo/name:tag"]')] = Field(default_factory=list)
 
 
 WeightsText = Annotated[str, Field(min_length=1), expect(
@@ -294,6 +301,8 @@ class AppFile(_Table):
     depends_on: AppNames = Field(default_factory=list)
     replicas: Replicas = 1
     host: Text = LOCAL_HOST
+    # Where the image is built: None takes [hosts.NAME] build_on of the app's host.
+    build_on: BuildOn | None = None
     restart: Restart = "unless-stopped"
     cpus: Cpus | None = None
     memory: Memory | None = None
@@ -341,6 +350,9 @@ class HostFile(_Table):
     proxy_jump: Annotated[str, Field(pattern=r"^[^,\s]+(,[^,\s]+)*$"),
                           expect('a jump host like "ubuntu@bastion", "bastion:2222" (a Host alias works too), '
                                  'or several: "a,b"')] | None = None
+    # Where images of apps on this host are built (an app's own build_on wins): "local"
+    # builds on berth's machine and sends the image; "host" builds on this host's engine.
+    build_on: BuildOn = "local"
 
 
 class FromAppFile(AppFile):

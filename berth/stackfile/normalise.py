@@ -27,6 +27,9 @@ def app_fields(name: str, app: AppFile, base: Path, origin: str, has_hosts: bool
             context=str((base / Path(app.build.context).expanduser()).resolve()),
             dockerfile=app.build.dockerfile,
             args={key: _env_text(value) for key, value in app.build.args.items()},
+            secrets=tuple(dict.fromkeys(app.build.secrets)),
+            target=app.build.target,
+            cache_from=tuple(dict.fromkeys(app.build.cache_from)),
         )
     command = app.command
     gpus, gpu_type = _gpu_request(app)
@@ -139,6 +142,7 @@ def host_config(name: str, host: HostFile, base: Path) -> HostConfig:
         proxy_jump=host.proxy_jump,
         user_given=bool(match["user"]),
         port_given=bool(match["port"]),
+        build_on=host.build_on,
     )
 
 

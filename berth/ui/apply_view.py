@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from berth.ui.console import Consoles
@@ -16,6 +17,7 @@ from planner.events import Event
 from planner.graph import Step
 
 STILL_EVERY = 10.0
+BUILD_LINES = 3  # a build's last output lines the terminal panel shows
 
 VERBS = {  # kind: (while running, when done)
     "build": ("Building image", "Build complete"),
@@ -69,6 +71,7 @@ class ApplyView:
         self._running: dict[Step, list[float]] = {}  # step: [started, last line printed]
         self._seen: dict[Step, str] = {}
         self._loading: dict[Step, tuple[str, float, float, float]] = {}  # outcome, elapsed, left, when
+        self._build: dict[Step, tuple[str, deque[str]]] = {}  # a build's current step, its last lines
         self._done = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="berth-progress", daemon=True)
         self._live: Any = None
@@ -106,9 +109,12 @@ class ApplyView:
                                                                               max(0.0, left - waited)), style="bold"))
                 continue
             seen = self._seen.get(step, "")
+            building = self._build.get(step)
             grid.add_row(Spinner("dots", style="cyan"), Text(str(step.address), style="bold"),
                          Text(VERBS[step.kind][0].lower()), Text(_duration(now - times[0]), style="yellow"),
-                         Text(f"last probe: {seen}" if seen else "", style="dim"))
+                         Text(building[0] if building else f"last probe: {seen}" if seen else "", style="dim"))
+            for line in building[1] if building else ():
+                grid.add_row("", "", "", "", Text(f"  {line}"[:160], style="dim"))
         return grid
 
     def __call__(self, event: Event) -> None:
@@ -125,7 +131,14 @@ class ApplyView:
                 now = time.monotonic()
                 self._running[step] = [now, now]
                 self.ui.say(f"{step.address}: {doing}...")
+            case "progress" if event.detail == "output":  # a line of a build's own output
+                current, last = self._build.setdefault(step, ("", deque(maxlen=BUILD_LINES)))
+                last.append(event.message)
+                if self._live is None:  # on a terminal the panel shows the last lines
+                    self.ui.say(f"{step.address}: | {event.message}", "dim")
             case "progress":
+                if step.kind == "build" and event.message.startswith("["):  # BuildKit's "[2/5] RUN ..."
+                    self._build[step] = (event.message, deque(maxlen=BUILD_LINES))
                 self.ui.say(f"{step.address}: {event.message}", "dim")
             case "waiting":
                 self._seen[step] = event.message
@@ -137,11 +150,13 @@ class ApplyView:
             case "finished":
                 self._running.pop(step, None)
                 self._loading.pop(step, None)
+                self._build.pop(step, None)
                 extra = f" [{event.message}]" if event.message else ""
                 self.ui.say(f"{step.address}: {done} after {_duration(event.elapsed)}{extra}", "green" if step.kind == "wait" else None)
             case "failed":
                 self._running.pop(step, None)
                 self._loading.pop(step, None)
+                self._build.pop(step, None)
                 self.failures.append(event)
                 self.ui.say(f"{step.address}: {doing} failed after {_duration(event.elapsed)}", "bold red")
             case "skipped" | "not_started":
@@ -159,6 +174,8 @@ class ApplyView:
                         times[1] = now
                         doing = VERBS[step.kind][0]
                         seen = f", last probe: {self._seen[step]}" if step in self._seen else ""
+                        if step in self._build:
+                            seen = f", at {self._build[step][0]}"
                         self.ui.say(f"{step.address}: Still {doing[0].lower()}{doing[1:]}... [{_duration(now - times[0])} elapsed{seen}]")
 
     def render_summary(self, counts: dict[str, int], interrupted: bool, destroy: bool = False) -> None:
@@ -166,7 +183,8 @@ class ApplyView:
             self.ui.say()
             self.ui.say(f"Error: {event.step.address}: {event.message}", "bold red", err=True)
             if event.detail.strip():
-                self.ui.say("  Last lines of the container's log:", err=True)
+                title = "the failing step's output" if event.step.kind in ("build", "gateway-image", "watcher-image") else "the container's log"
+                self.ui.say(f"  Last lines of {title}:", err=True)
                 for line in event.detail.rstrip().splitlines():
                     self.ui.say(f"    {line}", "dim", err=True)
         if self.skipped:

@@ -193,7 +193,8 @@ class HostFacts(_Document):
     address: str | None
     docker: str | None = None
     gpus: list[Gpu] | None = None
-    builder: Any = None
+    builder: str | None = None  # what builds images for this host ("BuildKit (built into ...)", "on local, image sent")
+    build_on: Literal["local", "host"] | None = None
     error: str | None = None
 
 

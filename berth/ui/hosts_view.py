@@ -13,12 +13,20 @@ def render_hosts(rows: list[dict[str, Any]], ui: Consoles) -> None:
         where = row["address"] or "this machine"
         if "error" in row:
             # Reached (Docker answered) but nvidia-smi failed is not "unreachable".
-            status = f"Docker {row['docker']}  GPUs unknown" if row.get("docker") else "unreachable"
+            status = f"Docker {row['docker']}  GPUs unknown  {_builds(row)}" if row.get("docker") else "unreachable"
             ui.say(f"{row['host']:<{width}}  {where}  {status}", "bold red")
             ui.say(f"{'':<{width}}  {row['error']}", "red")
             continue
         gpus = row["gpus"]
         count = f"{len(gpus)} GPU{'s' if len(gpus) != 1 else ''}" if gpus else "no GPUs"
-        ui.say(f"{row['host']:<{width}}  {where}  Docker {row['docker']}  {count}", "bold")
+        ui.say(f"{row['host']:<{width}}  {where}  Docker {row['docker']}  {count}  {_builds(row)}", "bold")
         for gpu in gpus:
             ui.say(f"{'':<{width}}    {gpu['index']}  {gpu['name']}  {gpu['memory_mib']} MiB  {gpu['uuid']}")
+
+
+def _builds(row: dict[str, Any]) -> str:
+    """Where and with what the host's images are built: its own engine, with the builder
+    berth drives (local, or build_on = "host"), or berth's machine, then sent."""
+    if row["host"] != "local" and row.get("build_on") != "host":
+        return "builds: on local, image sent"
+    return f"builds: {row['builder']}"

@@ -4,7 +4,8 @@ run carrying the Docker API (forwarder), commands, secret files (SFTP) and probe
 Probes dial `direct-tcpip` channels to the host's 127.0.0.1:PORT, so readiness works
 when the port is not reachable from here. Every engine call is retried once when the
 connection drops (Transport.call), then the step fails naming host, address and cause.
-Images are built on the local engine and sent (providers.ssh.images).
+Images are built on the local engine and sent (providers.ssh.images), or with
+build_on = "host" on the host's own engine, the docker CLI pointed at the forwarder.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class SshTransport:
         self.forwarder = Forwarder(lambda: self.conn.open_streamlocal(target.docker_socket))
         # Refresh reads through plain HTTP on the same forwarder (one channel, kept alive).
         self.http = _EngineOverSsh(self, f"unix://{self.forwarder.path}")
+        self.docker_host = f"unix://{self.forwarder.path}"  # the docker CLI's way to this engine
         self.secret_files = SftpSecretFiles(target.name, self.conn.sftp, target.user, target.secrets_dir)
         from providers.ssh.weights_files import SftpWeightsFiles
 

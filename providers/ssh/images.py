@@ -16,7 +16,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from providers.types import Progress, ProviderError, summary
+from providers.types import BuildOptions, Progress, ProviderError, summary
 
 if TYPE_CHECKING:
     from providers.docker_engine import DockerEngine
@@ -39,10 +39,11 @@ class ImageDelivery:
         self.bytes_sent = 0
 
     def build(self, context: str, dockerfile: str, args: dict[str, str], tag: str,
-              labels: dict[str, str], progress: Progress) -> str:
+              labels: dict[str, str], progress: Progress, options: BuildOptions | None = None) -> str:
         """Built on the builder's engine, once for every host: the context never travels
-        (nor need the hosts have its base image); receive sends the result."""
-        return self._builder().build_image(context, dockerfile, args, tag, labels, progress)
+        (nor need the hosts have its base image); receive sends the result. (A build
+        with options.on_host never comes here: DockerEngine builds it on the host.)"""
+        return self._builder().build_image(context, dockerfile, args, tag, labels, progress, options)
 
     def after_failed_pull(self, ref: str, err: ProviderError, progress: Progress) -> str:
         """Where a pull failed on the host (no registry) and the builder has the image,

@@ -29,6 +29,7 @@ def test_hosts_lists_docker_and_gpus_and_names_what_failed(project, tmp_path):
     project.write(f'[stack]\nname = "{{stack}}"\n'
                   + host("th1", "root@10.203.1.2") + f'docker_socket = "{ROOT / "th1/docker.sock"}"\n'
                   + host("th3", "root@10.203.3.2") + f'docker_socket = "{ROOT / "th3/docker.sock"}"\n'
+                  + 'build_on = "host"\n'
                   + host("gone", "root@10.203.2.2:2")
                   + '[apps.web]\nimage = "busybox:latest"\nport = 8000\n')
     stand_in = tmp_path / "bin"
@@ -53,15 +54,19 @@ def test_hosts_lists_docker_and_gpus_and_names_what_failed(project, tmp_path):
     assert rows["local"]["error"].startswith("host local: cannot read nvidia-smi's answer")
     assert rows["local"]["docker"]
     assert "Traceback" not in shown.stderr
+    # The builder: Debian's docker.io CLI (scripts/setup.sh installs it) has BuildKit built in.
+    builder = rows["local"]["builder"]
+    assert builder.startswith("BuildKit (built into ") and builder == th1["builder"] == rows["th3"]["builder"]
+    assert (th1["build_on"], rows["th3"]["build_on"]) == ("local", "host")
 
     text = project.berth("hosts", check=False, env=env).stdout
     lines = [" ".join(line.split()) for line in text.splitlines()]  # columns are padded
-    assert lines[0] == f"local this machine Docker {rows['local']['docker']} GPUs unknown"
+    assert lines[0] == f"local this machine Docker {rows['local']['docker']} GPUs unknown builds: {builder}"
     assert lines[1].startswith("host local: cannot read nvidia-smi's answer")
-    assert lines[2] == f"th1 root@10.203.1.2:22 Docker {th1['docker']} 2 GPUs"
+    assert lines[2] == f"th1 root@10.203.1.2:22 Docker {th1['docker']} 2 GPUs builds: on local, image sent"
     assert lines[3] == f"0 NVIDIA H100 80GB HBM3 81559 MiB {th1['gpus'][0]['uuid']}"
     assert lines[4] == f"1 NVIDIA H100 80GB HBM3 81559 MiB {th1['gpus'][1]['uuid']}"
-    assert lines[5] == f"th3 root@10.203.3.2:22 Docker {rows['th3']['docker']} no GPUs"
+    assert lines[5] == f"th3 root@10.203.3.2:22 Docker {rows['th3']['docker']} no GPUs builds: {builder}"
     assert lines[6:] == ["gone root@10.203.2.2:2 unreachable", rows["gone"]["error"]]
 
 

@@ -33,7 +33,7 @@ import hashlib
 import itertools
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from providers.types import (
     LABEL_ADDRESS,
@@ -103,6 +103,7 @@ class FakeHost:
         self.builder = builder
         self.containers: dict[str, FakeContainer] = {}
         self.images: dict[str, FakeImage] = {}
+        self.build_options: dict[str, Any] = {}  # tag: the BuildOptions its build was given
         self.secret_files: dict[SecretParts, bytes] = {}
         self.volumes: dict[str, dict[str, str]] = {}  # Docker volume name -> labels
         self.paths: set[str] = set()  # host paths that exist (bind mounts' sources)
@@ -245,10 +246,11 @@ class FakeHost:
         return self.builder is None
 
     def build_image(self, context: str, dockerfile: str, args: dict[str, str], tag: str,
-                    labels: dict[str, str], progress: Progress) -> str:
-        if self.builder is not None:
-            return self.builder.build_image(context, dockerfile, args, tag, labels, progress)
+                    labels: dict[str, str], progress: Progress, options: Any = None) -> str:
+        if self.builder is not None and not getattr(options, "on_host", False):
+            return self.builder.build_image(context, dockerfile, args, tag, labels, progress, options)
         with self._lock:
+            self.build_options[tag] = options
             self._change("build", tag)
             same = next((i for i in self.images.values() if labels and i.labels == labels), None)
             if same is not None:
@@ -256,6 +258,11 @@ class FakeHost:
                 self._tag(same, tag)
                 return same.id
             return self._add_image(tag, dict(labels)).id
+
+    def builder(self) -> Any:
+        from providers.buildkit import Builder
+
+        return Builder("buildkit", "/usr/bin/docker", "20.10.24")
 
     def ensure_image(self, ref: str, progress: Progress) -> str:
         with self._lock:

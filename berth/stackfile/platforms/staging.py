@@ -144,15 +144,48 @@ def _prune(context: Path, wanted: set[str]) -> None:
 # -- pieces of generated Dockerfiles ---------------------------------------------------
 
 
-def apt_install(packages: Sequence[str]) -> str:
+def cache_mounts() -> bool:
+    """Whether the Dockerfiles berth writes use RUN --mount=type=cache: where this machine
+    builds with BuildKit (providers.buildkit); the legacy builder refuses the flag."""
+    from providers.buildkit import find_builder
+
+    return find_builder().buildkit
+
+
+# Where BuildKit's cache mounts keep pip's, uv's and apt's downloads between builds: out
+# of the image's layers, shared by every build on the engine.
+PIP_CACHE = "/var/cache/berth/pip"
+UV_CACHE = "/var/cache/berth/uv"
+APT_MOUNTS = ("--mount=type=cache,target=/var/cache/apt,sharing=locked "
+              "--mount=type=cache,target=/var/lib/apt/lists,sharing=locked")
+# Debian's images delete downloaded packages after each install (docker-clean); with the
+# cache mounted that would empty the cache, so apt is told to keep them (Docker's own
+# documentation of cache mounts does the same).
+APT_KEEP = ("rm -f /etc/apt/apt.conf.d/docker-clean && echo 'Binary::apt::APT::Keep-Downloaded-Packages "
+            "\"true\";' > /etc/apt/apt.conf.d/keep-cache")
+
+
+def apt_install(packages: Sequence[str], *, cached: bool = False) -> str:
+    if cached:
+        return (f"RUN {APT_MOUNTS} {APT_KEEP} && apt-get update && apt-get install -y --no-install-recommends "
+                + " ".join(packages))
     return ("RUN apt-get update && apt-get install -y --no-install-recommends "
             + " ".join(packages) + " && rm -rf /var/lib/apt/lists/*")
 
 
-def pip_install(requirements: str, *, python: str = "python3", uv: bool = False) -> list[str]:
+def pip_install(requirements: str, *, python: str = "python3", uv: bool = False, cached: bool = False) -> list[str]:
     """RUN lines installing a requirements file into the image's Python (no venv:
-    Debian's Python marks itself externally managed, which the environment overrides)."""
+    Debian's Python marks itself externally managed, which the environment overrides).
+    cached: downloads kept in a BuildKit cache mount, so a rebuild after one requirement
+    changed fetches only that one."""
     if uv:
+        if cached:
+            return [
+                f"RUN --mount=type=cache,target={PIP_CACHE} PIP_CACHE_DIR={PIP_CACHE} {python} -m pip install uv",
+                # The cache is another file system: uv copies instead of linking.
+                f"RUN --mount=type=cache,target={UV_CACHE} UV_CACHE_DIR={UV_CACHE} UV_LINK_MODE=copy UV_NATIVE_TLS=1 "
+                f"{python} -m uv pip install --system --break-system-packages --python {python} -r {requirements}",
+            ]
         return [
             f"RUN {python} -m pip install --no-cache-dir uv",
             # uv reads the system's CA store only when asked; images behind a TLS-inspecting
@@ -160,6 +193,9 @@ def pip_install(requirements: str, *, python: str = "python3", uv: bool = False)
             f"RUN UV_NATIVE_TLS=1 {python} -m uv pip install --system --break-system-packages "
             f"--python {python} --no-cache -r {requirements}",
         ]
+    if cached:
+        return [f"RUN --mount=type=cache,target={PIP_CACHE} PIP_CACHE_DIR={PIP_CACHE} {python} -m pip install "
+                f"-r {requirements}"]
     return [f"RUN {python} -m pip install --no-cache-dir -r {requirements}"]
 
 
@@ -172,10 +208,12 @@ def pip_install(requirements: str, *, python: str = "python3", uv: bool = False)
 # creates it, so no CMD or EXPOSE here, and the platform file itself is not staged.
 
 
-def cerebrium_dockerfile(build: dict[str, Any], generated: dict[str, str], origin: str) -> str:
+def cerebrium_dockerfile(build: dict[str, Any], generated: dict[str, str], origin: str,
+                         cached: bool | None = None) -> str:
     """The Dockerfile of a Cerebrium python runtime: the base image, a check that its Python
     is python_version, apt and pip dependencies, the app's files (the entrypoint is the
-    container's command)."""
+    container's command). cached (default: cache_mounts()): BuildKit cache mounts for apt and pip."""
+    cached = cache_mounts() if cached is None else cached
     python = build["python"]
     check = (f"import sys; v = '%d.%d' % sys.version_info[:2]; "
              f"sys.exit(0 if v == '{python}' else 'python_version {python} was asked for; "
@@ -192,30 +230,36 @@ def cerebrium_dockerfile(build: dict[str, Any], generated: dict[str, str], origi
         f'RUN python3 -c "{check}"',
     ]
     if "apt.txt" in generated:
-        lines += [f"COPY {GENERATED_DIR}/apt.txt /tmp/berth-apt.txt",
-                  "RUN apt-get update && xargs -a /tmp/berth-apt.txt apt-get install -y --no-install-recommends "
-                  "&& rm -rf /var/lib/apt/lists/*"]
+        lines.append(f"COPY {GENERATED_DIR}/apt.txt /tmp/berth-apt.txt")
+        if cached:
+            lines.append(f"RUN {APT_MOUNTS} {APT_KEEP} && apt-get update && xargs -a /tmp/berth-apt.txt apt-get install "
+                         "-y --no-install-recommends")
+        else:
+            lines.append("RUN apt-get update && xargs -a /tmp/berth-apt.txt apt-get install -y --no-install-recommends "
+                         "&& rm -rf /var/lib/apt/lists/*")
     if "requirements.txt" in generated:
         lines += [f"COPY {GENERATED_DIR}/requirements.txt /tmp/berth-requirements.txt",
-                  *pip_install("/tmp/berth-requirements.txt", uv=build["uv"])]
+                  *pip_install("/tmp/berth-requirements.txt", uv=build["uv"], cached=cached)]
     lines += ["WORKDIR /app", "COPY . /app", *(f"RUN {command_line}" for command_line in build["shell"]), ""]
     return "\n".join(lines)
 
 
-def truss_dockerfile(image: str, python: str, layer: dict[str, Any], origin: str) -> str:
+def truss_dockerfile(image: str, python: str, layer: dict[str, Any], origin: str, cached: bool | None = None) -> str:
     """The Dockerfile of a docker_server Truss: a thin layer on base_image.image (apt and pip
     packages, the data directory, build_commands), its ENTRYPOINT cleared (the start
-    command under `sh -c` is the container's command)."""
+    command under `sh -c` is the container's command). cached (default: cache_mounts()):
+    BuildKit cache mounts for apt and pip."""
+    cached = cache_mounts() if cached is None else cached
     lines = [
         f"# Generated by berth from {origin}. Edit the config.yaml, not this file.",
         f"FROM {image}",
         "ENV DEBIAN_FRONTEND=noninteractive PIP_BREAK_SYSTEM_PACKAGES=1",
     ]
     if layer["apt"]:
-        lines.append(apt_install(layer["apt"]))
+        lines.append(apt_install(layer["apt"], cached=cached))
     if "requirements.txt" in layer["generated"]:
         lines += [f"COPY {GENERATED_DIR}/requirements.txt /tmp/berth-requirements.txt",
-                  *pip_install("/tmp/berth-requirements.txt", python=python)]
+                  *pip_install("/tmp/berth-requirements.txt", python=python, cached=cached)]
     if layer["data"]:
         lines.append(f"COPY {layer['data']} /app/data")
     lines += [f"RUN {command}" for command in layer["commands"]]

@@ -292,7 +292,21 @@ def test_truss_resources_runtime_env_secrets_and_layer(in_tmp: Path) -> None:
     assert (context / "data/vocab.txt").is_file() and not (context / "config.yaml").exists()
 
 
-def test_truss_requirements_txt_beside_the_file_makes_a_layer(in_tmp: Path) -> None:
+@pytest.fixture
+def builder(monkeypatch: pytest.MonkeyPatch):
+    """Choose the builder this machine has: the Dockerfiles berth writes use BuildKit's
+    cache mounts only where it builds with BuildKit."""
+    from providers.buildkit import Builder
+
+    def choose(kind: str) -> None:
+        found = Builder("legacy") if kind == "legacy" else Builder("buildkit", "/usr/bin/docker", "20.10.24")
+        monkeypatch.setattr("providers.buildkit.find_builder", lambda: found)
+
+    return choose
+
+
+def test_truss_requirements_txt_beside_the_file_makes_a_layer(in_tmp: Path, builder) -> None:
+    builder("legacy")
     write(in_tmp / "t" / "requirements.txt", "requests\n")
     file = write(in_tmp / "t" / "config.yaml", """
         base_image: {image: "debian:bookworm-slim"}
@@ -460,3 +474,30 @@ def test_errors_in_a_from_file_name_that_file(in_tmp: Path) -> None:
     write(in_tmp / "berth.toml", '[apps.m]\nfrom = "m"\n')
     [diagnostic] = errors("berth.toml")
     assert (diagnostic.file, diagnostic.key, diagnostic.line) == ("m/config.yaml", "docker_server.server_port", 5)
+
+
+def test_with_buildkit_the_written_dockerfiles_keep_pip_uv_and_apt_downloads_in_cache_mounts(in_tmp: Path, builder) -> None:
+    from berth.stackfile.platforms.staging import apt_install, pip_install, truss_dockerfile
+
+    builder("buildkit")
+    directory = example("cerebrium-fastapi", in_tmp)
+    app = only_app(load_stack(str(directory)))
+    dockerfile = Path(app.build.dockerfile).read_text()
+    assert "RUN --mount=type=cache,target=/var/cache/berth/uv UV_CACHE_DIR=/var/cache/berth/uv" in dockerfile
+    assert "--no-cache" not in dockerfile.split("uv pip install", 1)[1]
+    assert pip_install("/r.txt", cached=True) == [
+        "RUN --mount=type=cache,target=/var/cache/berth/pip PIP_CACHE_DIR=/var/cache/berth/pip python3 -m pip install -r /r.txt"]
+    apt = apt_install(["curl"], cached=True)
+    assert apt.startswith("RUN --mount=type=cache,target=/var/cache/apt,sharing=locked "
+                          "--mount=type=cache,target=/var/lib/apt/lists,sharing=locked ")
+    assert "docker-clean" in apt and "rm -rf /var/lib/apt/lists" not in apt
+    layer = {"apt": ["curl"], "generated": {"requirements.txt": ""}, "data": None, "commands": []}
+    assert truss_dockerfile("base:1", "python3", layer, "config.yaml").count("--mount=type=cache") == 3
+
+
+def test_with_the_legacy_builder_the_written_dockerfiles_have_no_mounts(in_tmp: Path, builder) -> None:
+    builder("legacy")
+    directory = example("cerebrium-fastapi", in_tmp)
+    app = only_app(load_stack(str(directory)))
+    dockerfile = Path(app.build.dockerfile).read_text()
+    assert "--mount" not in dockerfile and "--no-cache" in dockerfile
