@@ -32,6 +32,9 @@ def example(project, weights: Path, *, host: str | None = None, apps: tuple[str,
     """The example as the test's own stack: its name, ports and (optionally) host, its
     weights directory copied beside it, only `apps` kept."""
     shutil.copytree(weights, project.path / "weights")
+    # A file of the test's own: the host's weights cache is shared by every stack, so the
+    # same bytes another run sent would (rightly) cost this one nothing.
+    (project.path / "weights" / "RUN").write_text(project.stack)
     text = EXAMPLE.read_text()
     text = text.replace('name = "llamacpp"', 'name = "{stack}"', 1)
     text = re.sub(r"gateway_port = \d+", "gateway_port = {port10}\ngateway_admin_port = {port11}", text, count=1)
@@ -58,8 +61,10 @@ def test_the_example_serves_chat_and_embeddings_and_a_replace_fetches_nothing(
     gateway = f"http://127.0.0.1:{project.ports[10]}"
     first = plan_doc(project)
     weights_steps = [c["address"] for c in first["changes"] if ".weights[" in c["address"]]
-    assert weights_steps, first["changes"]
+    assert weights_steps == ["app.embed.weights[0]@local", "app.llm.weights[0]@local"], first["changes"]
     applied = project.berth("apply", "--auto-approve", timeout=600)
+    assert applied.stdout.count("sent 9.1 MB]") == 1 and "nothing sent]" in applied.stdout, \
+        "one source, one copy: the second app finds it in the host's cache"
 
     status, answer = _post(gateway + "/llm/predict", CHAT)
     assert status == 200, answer
@@ -71,7 +76,7 @@ def test_the_example_serves_chat_and_embeddings_and_a_replace_fetches_nothing(
     host_config = llm.attrs["HostConfig"]
     assert host_config["ShmSize"] == 256 * 2**20
     assert host_config["IpcMode"] == "private"
-    assert host_config["Ulimits"] == [{"Name": "nofile", "Soft": 65536, "Hard": 65536}]
+    assert host_config["Ulimits"] == [{"Name": "core", "Soft": 0, "Hard": 0}]
     mounts = {m["Destination"]: m for m in llm.attrs["Mounts"]}
     assert mounts["/models/tiny"]["RW"] is False
     assert mounts["/cache"]["Type"] == "volume" and mounts["/cache"]["RW"] is True
