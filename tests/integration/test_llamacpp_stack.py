@@ -91,7 +91,9 @@ def test_the_example_serves_chat_and_embeddings_and_a_replace_fetches_nothing(
                                                    'env = { LLAMA_CACHE = "/cache", LLAMA_ARG_N_PREDICT = "16" }'))
     changed = plan_doc(project)
     addresses = [c["address"] for c in changed["changes"]]
-    assert addresses == ["app.llm.container[0]@local"], addresses
+    # the gateway's routes follow the new replica's port (an update in place)
+    assert addresses == ["app.llm.container[0]@local", "gateway@local"], addresses
+    assert [c["action"] for c in changed["changes"]] == ["replace", "update"]
     project.berth("apply", "--auto-approve", timeout=600)
     (new,) = [c for c in project.containers() if c.labels.get("berth.address", "").startswith("app.llm.container")]
     assert new.id != llm.id
@@ -101,7 +103,7 @@ def test_the_example_serves_chat_and_embeddings_and_a_replace_fetches_nothing(
 
     (volume,) = volumes_of(docker_client, project.stack)
     destroyed = project.berth("destroy", "--auto-approve")
-    assert volume in destroyed.stdout and "--volumes" in destroyed.stdout, destroyed.stdout
+    assert "kept: volume.llm-cache@local (destroy --volumes removes it)" in destroyed.stdout, destroyed.stdout
     assert volumes_of(docker_client, project.stack) == [volume], "destroy keeps named volumes"
     project.berth("destroy", "--volumes", "--auto-approve")
     assert volumes_of(docker_client, project.stack) == []
