@@ -18,7 +18,6 @@ from berth.commands import (
     plan_opts,
     say_environment,
 )
-from berth.ui.plan_view import kept
 
 
 def register(commands: Any) -> None:
@@ -86,6 +85,8 @@ def run_plan(workspace: Any, plan: Any, state: Any, args: argparse.Namespace, ui
         result = pipeline.apply(workspace.context, plan, workspace.store, state, parallelism=max(1, args.parallelism),
                                 stop=stop, emit=view, config=config, note=note)
     view.render_summary(result.counts(), result.interrupted, destroy=args.destroy)
+    from berth.ui.plan_view import kept
+
     for line in kept(plan):
         ui.say(line, "yellow")
     if result.ok and not args.destroy:

@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 from berth.commands import EXIT_ERROR, EXIT_OK, common, open_workspace
-from providers.base import LOCAL_HOST
 
 
 def register(commands: Any) -> None:
@@ -24,6 +23,8 @@ def cmd_hosts(args: argparse.Namespace, ui: Any) -> int:
     from providers.types import ProviderError
 
     workspace = open_workspace(args)
+    from providers.base import LOCAL_HOST
+
     names = [LOCAL_HOST, *workspace.stack.hosts]
 
     def facts(name: str) -> dict[str, Any]:

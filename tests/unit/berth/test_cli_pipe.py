@@ -43,3 +43,17 @@ def test_a_closed_stdout_ends_quietly(tmp_path: Path, argv: list[str]) -> None:
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
     assert "Exception ignored" not in proc.stderr, proc.stderr
     assert proc.returncode in (0, 141), (proc.returncode, proc.stderr)  # 141: 128 + SIGPIPE, as a shell sees
+
+
+def test_the_parser_loads_no_heavy_module():
+    """Start-up stays fast: every command's module is imported to build the parser, so none
+    may import pydantic, docker, rich, networkx or paramiko at its top (--version, --help
+    and completion pay for nothing they do not use)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from berth.cli import build_parser; build_parser(); "
+            "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'pydantic', 'docker', 'rich', 'networkx', 'paramiko', 'yaml', 'diskcache'}); print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
