@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Callable
 
 from planner.serving import routes
 from planner.resources import reach_port
@@ -32,6 +32,7 @@ class ReplicaHealth:
     tainted: bool = False  # apply saw it fail (readiness; a gateway's routes): the next apply replaces it
     watcher_restarts: int = 0  # by the host's liveness watcher, since that watcher started
     last_watcher_restart: dict[str, str] | None = None  # {"time", "reason"} of its latest
+    url: str = ""  # where the replica (or gateway) answers: http://HOST-ADDRESS:PORT; "" when none
 
     @property
     def healthy(self) -> bool:
@@ -44,7 +45,9 @@ class ReplicaHealth:
         return asdict(self) | {"healthy": self.healthy, "since": since}
 
 
-def check(state: State | None, providers: dict[str, Provider], desired_apps: list[str], parallelism: int = 16) -> list[ReplicaHealth]:
+def check(state: State | None, providers: dict[str, Provider], desired_apps: list[str], parallelism: int = 16,
+          address_of: Callable[[str], str] = lambda host: host) -> list[ReplicaHealth]:
+    """address_of: the name a user reaches a host by (planner.endpoints.host_address)."""
     containers = [r for r in (state.resources.values() if state else ())
                   if r.type in ("container", "gateway", "watcher")]
     jobs = [(r, providers.get(r.host)) for r in containers]
@@ -53,6 +56,8 @@ def check(state: State | None, providers: dict[str, Provider], desired_apps: lis
         restarted = pool.map(lambda job: _watcher_restarts(*job), watchers)
         found = list(pool.map(lambda job: _check_one(*job), jobs))
         found = _with_watcher_restarts(found, {k: v for part in restarted for k, v in part.items()})
+    by_address = {str(r.address): r for r in containers}
+    found = [replace(row, url=_url(by_address[row.address], address_of)) for row in found]
     have = {row.app for row in found}
     for app in desired_apps:
         if app not in have:
@@ -60,6 +65,12 @@ def check(state: State | None, providers: dict[str, Provider], desired_apps: lis
                                        readiness="-", liveness="-", image="", since=""))
     return sorted(found, key=lambda row: Address.parse(row.address).sort_key() if "@" in row.address
                   else Address.container(row.app, 0, "").sort_key())
+
+
+def _url(resource: Any, address_of: Callable[[str], str]) -> str:
+    port = resource.attributes.get("port") if resource.type == "gateway" else \
+        reach_port(resource.attributes) if resource.type == "container" else None
+    return f"http://{address_of(resource.host)}:{port}" if port else ""
 
 
 def _check_one(resource: Any, provider: Provider | None) -> ReplicaHealth:

@@ -22,12 +22,14 @@ def register(commands: Any) -> None:
 
 def cmd_status(args: argparse.Namespace, ui: Any) -> int:
     from berth.ui.state_view import render_status
+    from planner.endpoints import host_address
     from planner.health import check
 
     workspace = open_workspace(args)
     try:
         rows = check(workspace.store.read(), workspace.providers, list(workspace.stack.apps),
-                     parallelism=max(1, args.parallelism))
+                     parallelism=max(1, args.parallelism),
+                     address_of=lambda host: host_address(workspace.stack, host))
     finally:
         workspace.close()
     if args.json:

@@ -28,6 +28,8 @@ class Change(_Document):
     after: dict[str, Any] | None
     reasons: list[str]
     forces_replacement: list[str]
+    # a replace's order: the new one beside the old one first, or the old one stopped first
+    replace_order: Literal["start-first", "stop-first"] | None
 
 
 class Summary(_Document):
@@ -70,6 +72,7 @@ class ReplicaStatus(_Document):
     tainted: bool
     watcher_restarts: int
     last_watcher_restart: WatcherRestart | None
+    url: str  # http://HOST-ADDRESS:PORT where it answers; "" when it publishes nothing
     healthy: bool
 
 

@@ -140,6 +140,20 @@ def _render_source(name: str, entry: dict[str, Any], ui: Consoles) -> None:
     ui.say()
 
 
+def replace_order(change: Change) -> str | None:
+    """How a replace runs (planner.steps.start_first decides it at apply): start-first when
+    the new one can run beside the old one (no fixed port, no shared GPU), else stop-first."""
+    if not change.action.is_replace:
+        return None
+    if change.action is Action.CREATE_THEN_DELETE:
+        return "start-first"
+    if change.type == "container":
+        from planner.steps import start_first
+
+        return "start-first" if start_first(change.after or {}, change.before or {}, None) else "stop-first"
+    return "stop-first"
+
+
 def plan_document(plan: Plan) -> dict[str, Any]:
     """The --json form. Its schema is documented in the README; keep them in step."""
     return {
@@ -157,6 +171,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
                 "after": masked(c.after),
                 "reasons": c.reasons,
                 "forces_replacement": c.forces_replacement,
+                "replace_order": replace_order(c),
             }
             for c in plan.actions
         ],

@@ -87,7 +87,7 @@ def render_status(rows: list[Any], ui: Consoles) -> None:
         return
     from rich.text import Text
 
-    headers = ("APP", "REPLICA", "HOST", "CONTAINER", "STATE", "READINESS", "LIVENESS", "IMAGE", "SINCE (UTC)")
+    headers = ("APP", "REPLICA", "HOST", "CONTAINER", "STATE", "READINESS", "LIVENESS", "IMAGE", "SINCE (UTC)", "URL")
     table = []
     for row in rows:
         replica = row.address.split(".", 2)[2].split("@")[0] if row.address.startswith("app.") and "@" in row.address else "-"
@@ -99,6 +99,7 @@ def render_status(rows: list[Any], ui: Consoles) -> None:
             (f"failed ({row.state}){restarts}" if row.tainted else row.state + restarts,
              "red" if row.tainted else STATE_STYLE.get(row.state, "red")), (row.readiness, ready_style),
             (row.liveness, live_style), (row.image or "-", None), (row.since or "-", None),
+            (row.url or "-", None),
         ])
     widths = [max(len(h), *(len(r[i][0]) for r in table)) for i, h in enumerate(headers)]
     ui.say("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(), "bold")

@@ -35,6 +35,8 @@ def test_apply_ends_with_the_urls_and_output_lists_what_answers(project):
     (web,) = doc["apps"]
     (direct,) = [r["url"] for r in web["replicas"]]  # the free port berth picked
     assert web["predict"] == [predict] and web["gateway"] == [predict.removesuffix("predict")]
+    status = json.loads(project.berth("status", "--json").stdout)["replicas"]
+    assert [r["url"] for r in status if r["address"].startswith("app.")] == [direct], "status carries the address"
     tail = applied.split("Serving on:")[1]
     assert direct in tail and predict in tail, applied
     assert answers(direct + "/ready") == 200 and answers(predict) == 200
