@@ -122,6 +122,8 @@ def diff_plan(ctx: Context, state: State | None, opts: PlanOpts = PlanOpts()) ->
                 remove_volumes=opts.remove_volumes, placement=placement)
     if destroy:
         return made
+    if opts.refresh:
+        check_host_ports(ctx, stack, made)
     from planner.sources import describe
 
     apps, warnings = describe(stack, observed)
@@ -165,6 +167,41 @@ def check_host_paths(ctx: Context, stack: Stack) -> None:
         except ProviderError as err:
             raise DiagnosticsError([Diagnostic(f"host {host}: cannot check the host paths apps mount: {err}")]) from None
     report(stack, missing)
+
+
+def check_host_ports(ctx: Context, stack: Stack, plan: Plan) -> None:
+    """A fixed host port that a container outside the stack already publishes is refused
+    at plan time (Docker would refuse the start halfway through the apply, after a
+    stop-first replace had taken the old replica down). Asked only of the hosts where the
+    plan starts a container on a fixed port: a plan that starts none costs nothing."""
+    from planner.diagnostics import Diagnostic, DiagnosticsError
+    from planner.plan import Action
+    from providers.types import ProviderError
+
+    wanted: dict[str, dict[int, str]] = {}
+    for change in plan.actions:
+        if change.after is None or change.action not in (Action.CREATE, Action.REPLACE, Action.CREATE_THEN_DELETE):
+            continue
+        port = change.after.get("host_port") if change.type == "container" else \
+            change.after.get("port") if change.type == "gateway" else None
+        if port:
+            wanted.setdefault(change.address.host, {})[port] = change.address.app or "the gateway"
+    problems = []
+    for host, ports in sorted(wanted.items()):
+        try:
+            taken = ctx.provider(host).ports_taken(stack.name)
+        except ProviderError as err:
+            raise DiagnosticsError([Diagnostic(f"host {host}: cannot list the ports in use there: {err}")]) from None
+        for port, app in sorted(ports.items()):
+            if port in taken:
+                key = f"apps.{app}.host_port" if app != "the gateway" else "stack.gateway_port"
+                problems.append(Diagnostic(
+                    f"host port {port} on {host} is already published by container {taken[port]}, which is not "
+                    f"this stack's: {'app ' + app if app != 'the gateway' else 'the gateway'} cannot start there",
+                    file=Path(stack.file).name, key=key,
+                    detail="stop that container, or choose another port"))
+    if problems:
+        raise DiagnosticsError(problems)
 
 
 def content_hashes(ctx: Context) -> dict[str, str]:

@@ -285,6 +285,11 @@ class Provider(Protocol):
         """Remove the volume and its data; absent is not an error."""
         ...
 
+    def ports_taken(self, stack: str) -> dict[int, str]:
+        """Host ports published by running containers that are not the stack's own: port ->
+        the container's name (a plan-time check; Docker would refuse the start)."""
+        ...
+
     def missing_paths(self, paths: list[str]) -> list[str]:
         """Those of `paths` (absolute) that do not exist on the host, in one call over
         the host's own connection: a bind mount of a missing one would fail at start."""

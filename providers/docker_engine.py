@@ -381,6 +381,18 @@ class DockerEngine:
         except docker.errors.APIError as err:
             raise ProviderError(f"cannot remove volume {name} on {self.host}: {summary(err)}") from None
 
+    @engine_call("list published ports")
+    def ports_taken(self, stack: str) -> dict[int, str]:
+        import docker.errors
+
+        http = self.transport.http
+        try:
+            listed = http.get_json("/containers/json") if http is not None else self.api.containers()
+        except docker.errors.DockerException as err:
+            raise ProviderError(f"host {self.host}: cannot list containers: {summary(err)}") from None
+        return {c.host_ports[i]: c.name for c in map(observed_container, listed)
+                if c.labels.get(LABEL_STACK) != stack for i in range(len(c.host_ports))}
+
     @engine_call("check host paths")
     def missing_paths(self, paths: list[str]) -> list[str]:
         """The paths that do not exist on the host, asked in one command over its own

@@ -65,3 +65,23 @@ def test_a_value_docker_would_refuse_never_reaches_the_running_container(project
     assert done.returncode == 1 and where in done.stderr, done.stdout + done.stderr
     assert "Traceback" not in done.stderr and "internal error" not in done.stderr
     assert serving(project) == before
+
+
+def test_a_host_port_another_container_publishes_is_refused_at_plan_and_the_app_keeps_serving(project, docker_client):
+    project.write(STACK)
+    project.berth("apply", "--auto-approve")
+    before = serving(project)
+    squatter = docker_client.containers.run("busybox:latest", ["sleep", "300"], detach=True, remove=True,
+                                            ports={"9000/tcp": project.ports[1]}, labels={"berth-test.squatter": "1"})
+    try:
+        project.write(STACK.replace("host_port = {port0}", "host_port = {port1}"))
+        for command in (("plan",), ("apply", "--auto-approve")):
+            done = project.berth(*command, check=False)
+            assert done.returncode == 1, done.stdout + done.stderr
+            assert (f"apps.files.host_port: host port {project.ports[1]} on local is already published by container "
+                    f"{squatter.name}, which is not this stack's") in done.stderr, done.stderr
+        assert serving(project) == before, "nothing was stopped"
+    finally:
+        squatter.remove(force=True)
+    project.berth("apply", "--auto-approve")
+    assert project.get(project.ports[1]) == (200, "hi\n")

@@ -112,7 +112,9 @@ def test_the_ignored_file_changes_nothing_and_a_changed_file_is_a_new_entry(tmp_
 def test_an_entry_already_on_the_host_costs_no_step_even_for_another_stack(tmp_path):
     first = deployment(tmp_path / "a", LOCAL)
     first.apply()
-    other = Deployment(tmp_path / "b", LOCAL.replace('name = "w"', 'name = "w2"').replace("{mode}", "a"),
+    # another stack on the same host (on a port of its own: the first one's is taken)
+    other = Deployment(tmp_path / "b", LOCAL.replace('name = "w"', 'name = "w2"').replace("{mode}", "a")
+                       .replace("port = 8080", "port = 8080\nhost_port = 8081"),
                        files=FILES, hosts={"local": first.local})
     plan = other.plan()
     assert actions(plan)["app.llm.weights[0]@local"] is Action.NOOP, pending(plan)
