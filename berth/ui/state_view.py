@@ -12,23 +12,15 @@ def when(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _changes(added: Any, removed: Any, changed: Any) -> str:
-    what = [f"+{a}" for a in added] + [f"-{r}" for r in removed] + [f"~{c}" for c in changed]
-    return ", ".join(what[:3]) + (f", and {len(what) - 3} more" if len(what) > 3 else "")
+def _changes(item: Any) -> str:
+    """What a version or a run changed, three addresses at most."""
+    what = [f"+{a}" for a in item.added] + [f"-{r}" for r in item.removed] + [f"~{c}" for c in item.changed]
+    shown = ", ".join(what[:3]) + (f", and {len(what) - 3} more" if len(what) > 3 else "")
+    return shown or "(no resource changed)"
 
 
-def render_runs(found: list[Any], ui: Consoles) -> None:
-    """One row per run (an apply and the versions its steps wrote)."""
-    if not found:
-        ui.say("No state history yet.")
-        return
-    rows = []
-    for r in found:
-        serials = str(r.first) if r.first == r.last else f"{r.first}-{r.last}"
-        config = f"config {r.config[:12]}" if r.config else ""
-        rows.append((str(r.number), serials, when(r.ended), r.who, r.note, config,
-                     _changes(r.added, r.removed, r.changed) or "(no resource changed)"))
-    headers = ("RUN", "SERIALS", "TIME (UTC)", "WHO", "NOTE", "CONFIG", "CHANGES")
+def _history_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], ui: Consoles) -> None:
+    """Columns padded to their widest cell; the last one (what changed) runs free."""
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers[:-1])]
 
     def line(cells: tuple[str, ...]) -> str:
@@ -37,28 +29,27 @@ def render_runs(found: list[Any], ui: Consoles) -> None:
     ui.say(line(headers), "bold")
     for row in rows:
         ui.say(line(row))
+
+
+def render_runs(found: list[Any], ui: Consoles) -> None:
+    """One row per run (an apply and the versions its steps wrote)."""
+    if not found:
+        ui.say("No state history yet.")
+        return
+    _history_table(("RUN", "SERIALS", "TIME (UTC)", "WHO", "NOTE", "CONFIG", "CHANGES"), [
+        (str(r.number), str(r.first) if r.first == r.last else f"{r.first}-{r.last}", when(r.ended), r.who, r.note,
+         f"config {r.config[:12]}" if r.config else "", _changes(r)) for r in found], ui)
     ui.say("(`berth rollback --run N` re-applies a run's configuration; `state history --serials` lists every version)", "dim")
 
 
 def render_history(found: list[Any], ui: Consoles) -> None:
+    """One row per stored version (`state history --serials`)."""
     if not found:
         ui.say("No state history yet.")
         return
-    rows = []
-    for v in found:
-        what = [f"+{a}" for a in v.added] + [f"-{r}" for r in v.removed] + [f"~{c}" for c in v.changed]
-        shown = ", ".join(what[:3]) + (f", and {len(what) - 3} more" if len(what) > 3 else "")
-        config = f"config {v.config[:12]}" if v.config else ""
-        rows.append((str(v.serial), when(v.time), v.who, v.note, config, shown or "(no resource changed)"))
-    headers = ("SERIAL", "TIME (UTC)", "WHO", "NOTE", "CONFIG", "CHANGES")
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers[:-1])]
-
-    def line(cells: tuple[str, ...]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells[:-1], widths)) + "  " + cells[-1]
-
-    ui.say(line(headers), "bold")
-    for row in rows:
-        ui.say(line(row))
+    _history_table(("SERIAL", "TIME (UTC)", "WHO", "NOTE", "CONFIG", "CHANGES"), [
+        (str(v.serial), when(v.time), v.who, v.note, f"config {v.config[:12]}" if v.config else "", _changes(v))
+        for v in found], ui)
 
 
 def render_findings(findings: list[Any], ui: Consoles) -> None:

@@ -102,9 +102,12 @@ class PrivateSshd:
     port: int
     directory: Path
     sftp: bool = True
+    listen: str | None = None  # another address to listen on (the host's own loopback, say)
 
     def start(self) -> None:
         config = (ROOT / self.host.name / "sshd_config").read_text()
+        if self.listen:
+            config = config.replace(f"ListenAddress {self.host.address}", f"ListenAddress {self.listen}")
         config = config.replace("Port 22", f"Port {self.port}").replace(
             f"PidFile {ROOT / self.host.name / 'sshd.pid'}", f"PidFile {self.pidfile}")
         config = "".join(line for line in config.splitlines(keepends=True) if not line.startswith("Subsystem"))
