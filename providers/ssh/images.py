@@ -1,8 +1,9 @@
 """Image delivery to a host whose images are built elsewhere: built once on the
 builder's engine (berth's own machine), then sent, only the layers the host lacks.
 
-docker save on the builder, docker load on the host, streamed; the archive filter and
-Docker's chain IDs are pure functions, tested on plain data.
+docker save on the builder (once per image, however many hosts: providers.image_spool),
+docker load on each host, streamed; the archive filter and Docker's chain IDs are pure
+functions, tested on plain data.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import hashlib
 import json
 import os
 import tarfile
-import tempfile
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from providers.image_spool import saved_images
 from providers.types import BuildOptions, Progress, ProviderError, summary
 
 if TYPE_CHECKING:
@@ -61,8 +62,8 @@ class ImageDelivery:
         the host lacks. Streams (docker save → docker load); returns the image ID.
 
         The send is retried as a whole when the connection drops (the transport's call):
-        docker load refuses a half-sent archive, so the retry reads the image from the
-        builder again and sends it from its start; nothing is ever resumed."""
+        docker load refuses a half-sent archive, so the retry sends the saved archive
+        again from its start; nothing is ever resumed."""
         engine = self._engine
         source = self._builder()
         image = source.api.inspect_image(ref)
@@ -114,27 +115,29 @@ class ImageDelivery:
                     progress(f"sent {_mb(sent[0])} to {self._engine.host}")
                 yield chunk
 
-        with tempfile.TemporaryFile(prefix="berth-image-") as spool:
+        # One docker save per image however many hosts it goes to, spooled to disk (never
+        # memory) and streamed to each as it is written (providers.image_spool).
+        saves = saved_images(source)
+        spool = saves.open(image["Id"], lambda: iter(source.api.get_image(image["Id"])))
+        try:
             if skip:
                 # Which tar members are which layers is known only from the archive's
-                # manifest, at its end: spool it to disk (never memory), then send the rest.
-                for chunk in source.api.get_image(image["Id"]):
-                    spool.write(chunk)
-                spool.flush()
-                body = filtered_image_tar(spool, present)
+                # manifest, at its end: the whole spool first, then the rest is sent.
+                spool.wait_done()
+                with open(spool.path, "rb") as whole:
+                    try:
+                        self._load(counted(filtered_image_tar(whole, present)))
+                    except ProviderError as err:
+                        # Leaving out present layers relies on docker load skipping layers it
+                        # has (true of the classic image store berth is tested on); an engine
+                        # that wants the whole archive (the containerd image store may) gets it.
+                        progress(f"{self._engine.host} refused the archive without its present layers ({err}); "
+                                 "sending it whole")
+                        self._load(counted(spool.stream()))
             else:
-                body = iter(source.api.get_image(image["Id"]))
-            try:
-                self._load(counted(body))
-            except ProviderError as err:
-                if not skip:
-                    raise
-                # Leaving out present layers relies on docker load skipping layers it has
-                # (true of the classic image store berth is tested on); an engine that wants
-                # the whole archive (the containerd image store may) gets it once more.
-                progress(f"{self._engine.host} refused the archive without its present layers ({err}); sending it whole")
-                spool.seek(0)
-                self._load(counted(iter(lambda: spool.read(CHUNK), b"")))
+                self._load(counted(spool.stream()))
+        finally:
+            saves.release(image["Id"], spool)
         self.bytes_sent += sent[0]
         self._layers = (self._layers or set()) | set(wanted)
         progress(f"sent {_mb(sent[0])} to {self._engine.host}"
