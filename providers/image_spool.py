@@ -34,7 +34,7 @@ class Spool:
 
     def fill(self, chunks: Iterator[bytes]) -> None:
         try:
-            with open(self.path, "wb") as out:
+            with open(self.path, "ab") as out:  # made empty by SavedImages.open, before any reader
                 for chunk in chunks:
                     out.write(chunk)
                     out.flush()
@@ -93,6 +93,7 @@ class SavedImages:
                     self._dir = tempfile.mkdtemp(prefix="berth-images-")
                     weakref.finalize(self, shutil.rmtree, self._dir, True)
                 spool = Spool(os.path.join(self._dir, image_id.replace(":", "-") + ".tar"))
+                open(spool.path, "wb").close()  # there for every reader before the save's first byte
                 self._spools[image_id] = spool
                 threading.Thread(target=spool.fill, args=(save(),), name="berth-image-save", daemon=True).start()
             spool.readers += 1

@@ -13,7 +13,7 @@ from providers.image_spool import SavedImages
 DATA = [bytes([i]) * 1000 for i in range(50)]
 
 
-def slow(chunks, pause=0.002):
+def slow(chunks, pause=0.005):
     for chunk in chunks:
         time.sleep(pause)
         yield chunk
