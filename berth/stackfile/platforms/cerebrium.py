@@ -7,23 +7,28 @@ Both forms the Cerebrium CLI accepts: the older `[cerebrium.deployment]`,
 names and defaults are the CLI's (pkg/projectconfig in CerebriumAI/cerebrium).
 
 Runtimes berth can run: `python` (and `custom` without a Dockerfile): berth writes the
-Dockerfile itself (base image, Python check, apt and pip dependencies, the app's files,
-the entrypoint); `docker` (and `custom` with dockerfile_path): the app's own Dockerfile.
-The default `cortex` runtime and partner services are Cerebrium's own servers: an error.
+Dockerfile itself (base image, Python, apt and pip dependencies, the app's files, the
+entrypoint); `docker` (and `custom` with dockerfile_path): the app's own Dockerfile; the
+default `cortex` (no runtime table, or `[runtime.cortex]`): the functions of main.py,
+found with ast, served by berth's own small server (cortex_server.py) baked into the
+image berth writes. Partner services are Cerebrium's own servers: an error.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from berth.stackfile.models import Port, at_most, expect, shown
+from berth.stackfile.platforms import cortex_server
 from berth.stackfile.platforms.imported import Imported, app_name, check_app_name, is_set, read_text
 from berth.stackfile.platforms.staging import cerebrium_dockerfile, stage_build
 from berth.stackfile.source import Source, parse_toml, quoted
+from planner.diagnostics import Diagnostic
 from planner.desired import MAX_COUNT, MAX_GPUS, MAX_REPLICAS, MAX_SECONDS, BuildSource, VolumeMount
 
 PERSISTENT_STORAGE = "/persistent-storage"  # where Cerebrium mounts an app's persistent storage
@@ -51,6 +56,16 @@ def _empty_is_none(value: Any) -> Any:
     return None if value == "" else value
 
 
+def _split_command(value: Any) -> Any:
+    # The CLI splits an entrypoint written as one string the way a shell would.
+    if isinstance(value, str):
+        try:
+            return shlex.split(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _version_text(value: Any) -> Any:
     # viper reads `torch = 2.1` as a string too
     return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
@@ -61,7 +76,8 @@ Endpoint = Annotated[
     expect('an HTTP path starting with "/", like "/health"'),
 ]
 Strings = Annotated[list[str], expect("a list of strings")]
-Entrypoint = Annotated[list[str], Field(min_length=1), expect('a non-empty list of strings, like ["uvicorn", "main:app"]')]
+Entrypoint = Annotated[list[str], Field(min_length=1), BeforeValidator(_split_command),
+                       expect('a non-empty list of strings, like ["uvicorn", "main:app"], or one command line')]
 Version = Annotated[str, BeforeValidator(_version_text), expect('a version string, like "2.1.0", ">=2" or "latest"')]
 Text = Annotated[str, Field(min_length=1), expect("a non-empty string")]
 Positive = Annotated[float, Field(gt=0), expect("a number greater than 0"),
@@ -114,8 +130,9 @@ class Hardware(_Table):
     cpu: Positive | None = None
     memory: Positive | None = None  # GB
     compute: Text | None = None
-    gpu_count: Annotated[int, Field(ge=1), expect("an integer of at least 1"),
-                         at_most(MAX_GPUS, f"an integer of at least 1, at most {MAX_GPUS}")] | None = None
+    # 0 is what Cerebrium's own CPU examples write beside compute = "CPU" (ignored there)
+    gpu_count: Annotated[int, Field(ge=0), expect("an integer of at least 0"),
+                         at_most(MAX_GPUS, f"an integer of at least 0, at most {MAX_GPUS}")] | None = None
     provider: Text | None = None
     region: Text | None = None
 
@@ -151,6 +168,12 @@ class DockerRuntime(_Server):
     dockerfile_path: Text
 
 
+class CortexRuntime(_Build):
+    """[runtime.cortex], or no runtime table: Cerebrium's default, main.py's functions."""
+
+    deps: Dependencies | None = None
+
+
 class CustomRuntime(_Server):
     dockerfile_path: Annotated[str | None, BeforeValidator(_empty_is_none)] = None
 
@@ -164,7 +187,8 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "stop_timeout": ("scaling", "response_grace_period"),
 }
 
-_RUNTIMES: dict[str, type[_Table]] = {"python": PythonRuntime, "docker": DockerRuntime, "custom": CustomRuntime}
+_RUNTIMES: dict[str, type[_Table]] = {"cortex": CortexRuntime, "python": PythonRuntime, "docker": DockerRuntime,
+                                      "custom": CustomRuntime}
 
 
 class _Note:
@@ -212,9 +236,19 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
 
     kind, rt = runtime
     fields = imported.fields
-    imported.keys.update(_KEYS | {"command": ("runtime", kind, "entrypoint"), "port": ("runtime", kind, "port"),
-                                  "host_port": ("runtime", kind, "port")})
-    fields.update(_server(kind, rt))
+    served: list[str] = []
+    if kind == "cortex":
+        found = _cortex_functions(directory, source)
+        if found is None:
+            return imported, source
+        served = found
+        where = ("runtime", kind) if isinstance(tables.get("runtime"), dict) else ("deployment",)
+        imported.keys.update(_KEYS | {"command": where, "port": where, "host_port": where, "predict": where})
+        fields.update(_cortex_server(served))
+    else:
+        imported.keys.update(_KEYS | {"command": ("runtime", kind, "entrypoint"), "port": ("runtime", kind, "port"),
+                                      "host_port": ("runtime", kind, "port")})
+        fields.update(_server(kind, rt))
     fields.update(_hardware(hardware, source))
     fields.update(_scaling(scaling, source))
     _deployment(deployment, fields, source)
@@ -222,7 +256,7 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
     include = deployment.include or list(DEFAULT_INCLUDE)
     exclude = deployment.exclude or list(DEFAULT_EXCLUDE)
     dockerfile_path = rt.dockerfile_path if isinstance(rt, (DockerRuntime, CustomRuntime)) else None
-    build = _effective_build(rt if isinstance(rt, PythonRuntime) else None, deployment)
+    build = _effective_build(rt if isinstance(rt, (PythonRuntime, CortexRuntime)) else None, deployment)
     if dockerfile_path:
         _ignore_build_keys(kind, rt, deployment, dependencies, source)
         own_dockerfile: Path | None = (directory / dockerfile_path).resolve()
@@ -232,8 +266,12 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
         generated: dict[str, str] = {}
     else:
         own_dockerfile = None
-        deps = _merge_deps(dependencies, rt.deps if isinstance(rt, PythonRuntime) else None, kind, source)
+        deps = _merge_deps(dependencies, rt.deps if isinstance(rt, (PythonRuntime, CortexRuntime)) else None,
+                           kind, source)
         generated = _dependency_files(deps, directory, kind, source)
+        if served:  # berth's own server for main.py's functions, and what it needs
+            generated[cortex_server.FILE] = cortex_server.PROGRAM
+            generated[cortex_server.REQUIREMENTS_FILE] = cortex_server.REQUIREMENTS
     if source.problems:
         return imported, source
     text = None if own_dockerfile else cerebrium_dockerfile(build, generated, source.origin)
@@ -243,6 +281,11 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
                                        generated=generated, dockerfile=text, leave_out=[file.name])
     except OSError as err:
         source.error((), f"cannot write the build directory: {err.strerror or err} ({err.filename})")
+        return imported, source
+    if served and not (context / "main.py").is_file():
+        source.error(("deployment", "include" if deployment.include else "exclude"),
+                     "main.py is left out of the image by deployment.include/exclude, and its functions are "
+                     "the app's endpoints (Cerebrium's default runtime): include main.py")
         return imported, source
     fields["build"] = BuildSource(context=str(context), dockerfile=str(own_dockerfile or written),
                                   base=None if own_dockerfile else build["base"])
@@ -278,11 +321,8 @@ def _tables(raw: dict[str, Any], source: Source) -> dict[str, Any] | None:
 
 
 def _runtime(raw: Any, source: Source) -> tuple[str, Any] | None:
-    if raw is None:
-        source.error(("deployment",), "no [runtime.python], [runtime.docker] or [runtime.custom] table: "
-                     "the default (cortex) runtime is Cerebrium's own server for main.py functions, which "
-                     "berth cannot run; add [runtime.python] with an entrypoint that starts your server")
-        return None
+    if raw is None:  # Cerebrium's default: the functions of main.py
+        return "cortex", CortexRuntime()
     if not isinstance(raw, dict) or not raw:
         source.error(("runtime",), "expected one table like [runtime.python]")
         return None
@@ -290,18 +330,51 @@ def _runtime(raw: Any, source: Source) -> tuple[str, Any] | None:
         source.error(("runtime", list(raw)[1]), f"only one runtime may be given; found {', '.join(raw)}")
         return None
     (kind, table), = raw.items()
-    if kind == "cortex":
-        source.error(("runtime", kind), "the cortex runtime is Cerebrium's own server for main.py functions, "
-                     "which berth cannot run; use [runtime.python] with an entrypoint that starts your server")
-        return None
     if kind in _PARTNERS:
         source.error(("runtime", kind), f"{kind} is a Cerebrium partner service; berth cannot run it")
         return None
     if kind not in _RUNTIMES:
-        source.error(("runtime", kind), f"unknown runtime {shown(kind)}; berth runs python, docker and custom")
+        source.error(("runtime", kind), f"unknown runtime {shown(kind)}; berth runs cortex (the default), "
+                     "python, docker and custom")
         return None
     model = source.validated(_RUNTIMES[kind], table, ("runtime", kind))
     return None if model is None else (kind, model)
+
+
+def _table_name(source: Source, *path: str) -> str:
+    """A table as this file's form writes it: [runtime.python] or [cerebrium.runtime.python]."""
+    return "[" + ".".join((*source.prefix, *path)) + "]"
+
+
+def _cortex_functions(directory: Path, source: Source) -> list[str] | None:
+    """main.py's served functions (read, never imported), or None with the problem recorded."""
+    main = directory / "main.py"
+    shown_main = str(Path(source.shown).parent / "main.py")
+    # The CLI reads [cerebrium.runtime.custom] in the older form, [runtime.python] in the newer.
+    own = _table_name(source, "runtime", "custom" if source.prefix else "python")
+    instead = f"or, for a server of your own, add {own} with an entrypoint that starts it"
+    try:
+        text = main.read_text()
+    except FileNotFoundError:
+        source.error(("deployment",), f"no main.py beside the file: with no runtime table (Cerebrium's default, "
+                     f"cortex) the functions of main.py are the app's endpoints; add main.py, {instead}")
+        return None
+    except (OSError, UnicodeDecodeError) as err:
+        source.problems.append(Diagnostic(summary=f"cannot read main.py: {getattr(err, 'strerror', None) or err}",
+                                          file=shown_main))
+        return None
+    try:
+        found = cortex_server.functions(text, shown_main)
+    except SyntaxError as err:
+        source.problems.append(Diagnostic(summary=f"main.py is not valid Python: {err.msg}", file=shown_main,
+                                          line=err.lineno))
+        return None
+    if not found:
+        source.problems.append(Diagnostic(
+            summary="main.py has no top-level function to serve (Cerebrium's default runtime serves each "
+                    f"`def` of main.py whose name does not start with _); add one, {instead}", file=shown_main))
+        return None
+    return found
 
 
 def _server(kind: str, rt: Any) -> dict[str, Any]:
@@ -319,6 +392,19 @@ def _server(kind: str, rt: Any) -> dict[str, Any]:
     }
 
 
+def _cortex_server(served: list[str]) -> dict[str, Any]:
+    """The container of a cortex app: berth's server on Cerebrium's port, its own probes,
+    predict on main.py's `predict` (else its first function)."""
+    return {
+        "command": ("python3", cortex_server.INSTALLED_AT, "--port", str(DEFAULT_PORT), *served),
+        "port": DEFAULT_PORT,
+        "host_port": DEFAULT_PORT,
+        "readiness": "/ready",
+        "liveness": "/health",
+        "predict": "/predict" if "predict" in served else f"/{served[0]}",
+    }
+
+
 def _hardware(hw: Hardware, source: Source) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if hw.cpu is not None:
@@ -331,6 +417,9 @@ def _hardware(hw: Hardware, source: Source) -> dict[str, Any]:
         if not match:
             source.error(("hardware", "compute"), f"unknown compute {shown(compute)}; expected CPU or a GPU "
                          'name like "ADA_L4", "HOPPER_H100", "AMPERE_A100_80GB", "AMPERE_A10", "TURING_T4"')
+        elif hw.gpu_count == 0:
+            source.error(("hardware", "gpu_count"), f'gpu_count = 0 with compute = "{compute}": set compute = '
+                         '"CPU" for an app without GPUs, or gpu_count to 1 or more')
         else:
             fields["gpu_type"] = match[2]
             fields["gpus"] = hw.gpu_count or 1

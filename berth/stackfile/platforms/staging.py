@@ -18,6 +18,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+# The default (cortex) runtime's server (platforms/cortex_server.py): its file and its
+# requirements under .berth-build/, and where the image holds it.
+CORTEX_SERVER = "cortex_server.py"
+CORTEX_REQUIREMENTS = "cortex-requirements.txt"
+CORTEX_INSTALLED_AT = "/opt/berth/cortex_server.py"
+
 STATE_DIR = ".berth"
 GENERATED_DIR = ".berth-build"  # inside a staged context: files berth wrote
 
@@ -210,9 +216,9 @@ def pip_install(requirements: str, *, python: str = "python3", uv: bool = False,
 
 def cerebrium_dockerfile(build: dict[str, Any], generated: dict[str, str], origin: str,
                          cached: bool | None = None) -> str:
-    """The Dockerfile of a Cerebrium python runtime: the base image, a check that its Python
-    is python_version, apt and pip dependencies, the app's files (the entrypoint is the
-    container's command). cached (default: cache_mounts()): BuildKit cache mounts for apt and pip."""
+    """The Dockerfile of a Cerebrium python or cortex runtime: the base image, a check that its
+    Python is python_version, apt and pip dependencies, berth's cortex server when
+    `generated` holds it, the app's files (the entrypoint is the container's command). cached (default: cache_mounts()): BuildKit cache mounts for apt and pip."""
     cached = cache_mounts() if cached is None else cached
     python = build["python"]
     check = (f"import sys; v = '%d.%d' % sys.version_info[:2]; "
@@ -237,9 +243,17 @@ def cerebrium_dockerfile(build: dict[str, Any], generated: dict[str, str], origi
         else:
             lines.append("RUN apt-get update && xargs -a /tmp/berth-apt.txt apt-get install -y --no-install-recommends "
                          "&& rm -rf /var/lib/apt/lists/*")
+    server = generated.get(CORTEX_SERVER) is not None
+    if server:
+        # berth's server for the default (cortex) runtime needs FastAPI and uvicorn; installed
+        # before the app's own packages, so that the app's pins of either win.
+        lines += [f"COPY {GENERATED_DIR}/{CORTEX_REQUIREMENTS} /tmp/berth-cortex-requirements.txt",
+                  *pip_install("/tmp/berth-cortex-requirements.txt", uv=build["uv"], cached=cached)]
     if "requirements.txt" in generated:
         lines += [f"COPY {GENERATED_DIR}/requirements.txt /tmp/berth-requirements.txt",
                   *pip_install("/tmp/berth-requirements.txt", uv=build["uv"], cached=cached)]
+    if server:
+        lines.append(f"COPY {GENERATED_DIR}/{CORTEX_SERVER} {CORTEX_INSTALLED_AT}")
     lines += ["WORKDIR /app", "COPY . /app", *(f"RUN {command_line}" for command_line in build["shell"]), ""]
     return "\n".join(lines)
 
