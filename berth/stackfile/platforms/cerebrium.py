@@ -16,6 +16,7 @@ image berth writes. Partner services are Cerebrium's own servers: an error.
 
 from __future__ import annotations
 
+import difflib
 import re
 import shlex
 from pathlib import Path
@@ -220,7 +221,7 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
         return imported, source
 
     deployment = source.validated(Deployment, tables.get("deployment", {}), ("deployment",))
-    hardware = source.validated(Hardware, tables.get("hardware", {}), ("hardware",))
+    hardware = source.validated(Hardware, _hardware_table(tables.get("hardware", {}), source), ("hardware",))
     scaling = source.validated(Scaling, tables.get("scaling", {}), ("scaling",))
     dependencies = source.validated(Dependencies, tables.get("dependencies", {}), ("dependencies",))
     runtime = _runtime(tables.get("runtime"), source)
@@ -304,11 +305,14 @@ def _tables(raw: dict[str, Any], source: Source) -> dict[str, Any] | None:
         source.error((unprefixed[0],), f"[{unprefixed[0]}] mixes with [cerebrium.*] tables: use one form, "
                                        "the unprefixed one or the older [cerebrium.*] one")
         return None
-    for key in raw:
-        if key != "cerebrium" and key not in SECTIONS:
-            source.unknown_key((key,), ["cerebrium", *SECTIONS])
     if not legacy:
-        return raw
+        for key in raw:
+            if key not in SECTIONS:
+                _ignore_table(key, raw[key], source)
+        return {key: value for key, value in raw.items() if key in SECTIONS}
+    for key in raw:
+        if key != "cerebrium":
+            _ignore_table(key, raw[key], source)
     tables = raw["cerebrium"]
     if not isinstance(tables, dict):
         source.error(("cerebrium",), f"expected a table, got {shown(tables)}")
@@ -316,8 +320,24 @@ def _tables(raw: dict[str, Any], source: Source) -> dict[str, Any] | None:
     source.prefix = ("cerebrium",)
     for key in tables:
         if key not in SECTIONS:
-            source.unknown_key((key,), list(SECTIONS))
-    return tables
+            _ignore_table(key, tables[key], source)
+    return {key: value for key, value in tables.items() if key in SECTIONS}
+
+
+def _ignore_table(key: str, value: Any, source: Source) -> None:
+    """A table the Cerebrium CLI does not read (it ignores it, so berth does too, with a
+    warning saying where its keys would count)."""
+    why = "not a table the Cerebrium CLI reads, so it has no effect there or here"
+    inner = list(value) if isinstance(value, dict) else []
+    build_keys = set(_Build.model_fields)
+    if key in ("pip", "apt", "conda"):
+        why += f"; packages go in [{'.'.join((*source.prefix, 'dependencies', key))}]"
+    elif inner and set(inner) <= build_keys:
+        why += (f"; {', '.join(inner)} go{'es' if len(inner) == 1 else ''} in "
+                f"[{'.'.join((*source.prefix, 'deployment'))}]")
+    elif close := difflib.get_close_matches(key, list(SECTIONS), n=1, cutoff=0.6):
+        why += f'; did you mean "{close[0]}"?'
+    source.ignore((key,), why)
 
 
 def _runtime(raw: Any, source: Source) -> tuple[str, Any] | None:
@@ -403,6 +423,17 @@ def _cortex_server(served: list[str]) -> dict[str, Any]:
         "liveness": "/health",
         "predict": "/predict" if "predict" in served else f"/{served[0]}",
     }
+
+
+def _hardware_table(table: Any, source: Source) -> Any:
+    """[hardware] with the older `gpu` key refused in words that name its successor."""
+    if not isinstance(table, dict) or "gpu" not in table:
+        return table
+    value = table["gpu"]
+    example = value if isinstance(value, str) and _COMPUTE.fullmatch(value) else "AMPERE_A10"
+    source.error(("hardware", "gpu"), f'hardware.gpu is the older name of hardware.compute: write compute = '
+                 f'"{example}" (a GPU name like "ADA_L4" or "HOPPER_H100", or "CPU"), and gpu_count for how many')
+    return {k: v for k, v in table.items() if k != "gpu"}
 
 
 def _hardware(hw: Hardware, source: Source) -> dict[str, Any]:
