@@ -273,6 +273,8 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
         if served:  # berth's own server for main.py's functions, and what it needs
             generated[cortex_server.FILE] = cortex_server.PROGRAM
             generated[cortex_server.REQUIREMENTS_FILE] = cortex_server.REQUIREMENTS
+    if not own_dockerfile:
+        _python_version(build, _python_key(rt, deployment, kind), source)
     if source.problems:
         return imported, source
     text = None if own_dockerfile else cerebrium_dockerfile(build, generated, source.origin)
@@ -515,6 +517,62 @@ def _effective_build(rt: PythonRuntime | None, dep: Deployment) -> dict[str, Any
         "pre_build": pick("pre_build_commands", []),
         "uv": pick("use_uv", False),
     }
+
+
+# What berth knows of common bases without asking a host: the Python a release's python3
+# is, and the python3.X packages it carries (Debian's and Ubuntu's archives). uv's managed
+# Pythons (python-build-standalone) cover the CPython minor versions in UV_PYTHONS.
+_RELEASES = {  # release: (its python3, the python3.X packages it has)
+    "bullseye": ("3.9", ("3.9",)), "bookworm": ("3.11", ("3.11",)), "trixie": ("3.13", ("3.13",)),
+    "focal": ("3.8", ("3.8", "3.9")), "jammy": ("3.10", ("3.10", "3.11")), "noble": ("3.12", ("3.12",)),
+}
+_RELEASE_WORDS = {"11": "bullseye", "12": "bookworm", "13": "trixie", "20.04": "focal", "22.04": "jammy",
+                  "24.04": "noble", **{name: name for name in _RELEASES}}
+UV_PYTHONS = tuple(f"3.{minor}" for minor in range(8, 15))
+_VERSION = re.compile(r"(\d+)\.(\d+)(\.\d+)?")
+
+
+def base_python(base: str) -> tuple[str | None, str | None]:
+    """(the Python the base image's python3 is, its Debian or Ubuntu release) as far as its
+    name tells: python:3.12-slim -> ("3.12", None); debian:bookworm-slim -> ("3.11",
+    "bookworm"); nvidia/cuda:12.1.1-runtime-ubuntu22.04 -> ("3.10", "jammy"); else Nones."""
+    repo, _, tag = base.split("@", 1)[0].rsplit("/", 1)[-1].partition(":")
+    if repo == "python":
+        match = re.match(r"(\d+\.\d+)", tag)
+        return (match[1] if match else None), None
+    words = re.split(r"[-_]", tag)
+    if repo in ("debian", "ubuntu") and words:
+        release = _RELEASE_WORDS.get(words[0])
+    else:  # a tag naming its OS, like 12.1.1-cudnn8-runtime-ubuntu22.04
+        release = next((_RELEASE_WORDS[w.removeprefix("ubuntu")] for w in words
+                        if w.startswith("ubuntu") and w.removeprefix("ubuntu") in _RELEASE_WORDS), None)
+    return (_RELEASES[release][0] if release else None), release
+
+
+def _python_version(build: dict[str, Any], where: tuple[str, ...], source: Source) -> None:
+    """python_version as major.minor, and a plan-time error where berth knows the base
+    cannot have it: not its Python, not in its release's packages, not one uv provides."""
+    asked = build["python"]
+    match = _VERSION.fullmatch(asked.strip())
+    if not match:
+        source.error(where, f'expected a Python version like "3.11", got {shown(asked)}')
+        return
+    asked = build["python"] = f"{match[1]}.{match[2]}"
+    have, release = base_python(build["base"])
+    if have is None or asked == have:
+        return
+    if (release and asked in _RELEASES[release][1]) or asked in UV_PYTHONS:
+        return  # the image gets it (python_install in staging.py)
+    source.error(where, f"python_version {asked} is asked for, but the base image {build['base']} has Python "
+                 f"{have}{f', {release} packages no python{asked}' if release else ''}, and uv provides "
+                 f"{UV_PYTHONS[0]} to {UV_PYTHONS[-1]}: set python_version = \"{have}\", or "
+                 f"docker_base_image_url to an image with Python {asked}")
+
+
+def _python_key(rt: Any, dep: Deployment, kind: str) -> tuple[str, ...]:
+    if getattr(rt, "python_version", None) is not None:
+        return ("runtime", kind, "python_version")
+    return ("deployment", "python_version") if dep.python_version is not None else ("deployment",)
 
 
 def _ignore_build_keys(kind: str, rt: Any, dep: Deployment, deps: Dependencies, source: Source) -> None:

@@ -263,3 +263,53 @@ def test_without_refresh_no_base_image_is_said_to_be_missing_from_the_host(in_tm
     pinned = load_stack(".")
     assert describe(pinned, nothing, looked=False)[1] == []
     assert any("base image my/base:1.0 is not on host local" in w for w in describe(pinned, nothing)[1])
+
+
+# -- python_version other than the base's ----------------------------------------------
+
+
+@pytest.mark.parametrize(("base", "python"), [
+    ("python:3.12-slim", ("3.12", None)), ("debian:bookworm-slim", ("3.11", "bookworm")), ("debian:12", ("3.11", "bookworm")),
+    ("nvidia/cuda:12.1.1-cudnn8-runtime-ubuntu22.04", ("3.10", "jammy")), ("ubuntu:24.04", ("3.12", "noble")),
+    ("localhost:5000/python:3.10", ("3.10", None)), ("michaelf34/infinity:0.0.77", (None, None)),
+])
+def test_what_a_base_images_name_tells_of_its_python(base: str, python: tuple[str | None, str | None]) -> None:
+    from berth.stackfile.platforms.cerebrium import base_python
+
+    assert base_python(base) == python
+
+
+def cortex_app(in_tmp: Path, build_keys: str) -> Path:
+    write(in_tmp / "main.py", MAIN)
+    return write(in_tmp / "cerebrium.toml", '[cerebrium.deployment]\nname = "a"\n' + build_keys)
+
+
+def test_a_python_version_the_base_lacks_is_installed_in_the_image(in_tmp: Path) -> None:
+    cortex_app(in_tmp, 'python_version = "3.12"\n')  # on the default debian:bookworm-slim (3.11)
+    dockerfile = Path(only_app(load_stack(".")).build.dockerfile).read_text()
+    install = dockerfile.index('if [ "$have" != "3.12" ]')
+    # Debian's package where the release has one, else uv's managed Python, in an environment
+    # that is python3 from then on; the check that follows sees 3.12
+    assert "apt-cache show python3.12-venv" in dockerfile and "uv python install 3.12" in dockerfile
+    assert install < dockerfile.index("ENV PATH=/opt/berth/python/bin:$PATH") < dockerfile.index(
+        "python_version 3.12 was asked for; the image has Python") < dockerfile.index("cortex-requirements")
+    assert 'set python_version = \\"$have\\" or docker_base_image_url to an image with Python 3.12' in dockerfile
+
+
+@pytest.mark.parametrize(("keys", "words"), [
+    ('python_version = "2.7"\n', 'python_version 2.7 is asked for, but the base image debian:bookworm-slim has '
+                                 'Python 3.11, bookworm packages no python2.7, and uv provides 3.8 to 3.14: '
+                                 'set python_version = "3.11", or docker_base_image_url to an image with Python 2.7'),
+    ('python_version = "3.7"\ndocker_base_image_url = "python:3.11-slim"\n', "the base image python:3.11-slim has Python 3.11, and uv"),
+    ('python_version = "three"\n', 'expected a Python version like "3.11", got "three"'),
+])
+def test_a_python_version_that_cannot_be_had_fails_at_plan_time(in_tmp: Path, keys: str, words: str) -> None:
+    cortex_app(in_tmp, keys)
+    found = named(errors("."), "cerebrium.deployment.python_version", words)
+    assert found.line == 3
+
+
+def test_a_patch_version_is_read_as_its_minor(in_tmp: Path) -> None:
+    cortex_app(in_tmp, 'python_version = "3.11.4"\n')
+    dockerfile = Path(only_app(load_stack(".")).build.dockerfile).read_text()
+    assert 'if [ "$have" != "3.11" ]' in dockerfile and "python_version 3.11 was asked for" in dockerfile
