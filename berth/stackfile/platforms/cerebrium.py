@@ -447,7 +447,11 @@ def _hardware(hw: Hardware, source: Source) -> dict[str, Any]:
     compute = hw.compute
     if compute is not None and compute != "CPU":
         match = _COMPUTE.fullmatch(compute)
-        if not match:
+        if re.fullmatch(r"(INF|TRN)\d+", compute):
+            source.error(("hardware", "compute"), f"{compute} is an AWS {'Inferentia' if compute[0] == 'I' else 'Trainium'} "
+                         "accelerator (Neuron devices), which berth does not place: it places NVIDIA GPUs; "
+                         'use a GPU name like "ADA_L4", or "CPU"')
+        elif not match:
             source.error(("hardware", "compute"), f"unknown compute {shown(compute)}; expected CPU or a GPU "
                          'name like "ADA_L4", "HOPPER_H100", "AMPERE_A100_80GB", "AMPERE_A10", "TURING_T4"')
         elif hw.gpu_count == 0:

@@ -313,3 +313,9 @@ def test_a_patch_version_is_read_as_its_minor(in_tmp: Path) -> None:
     cortex_app(in_tmp, 'python_version = "3.11.4"\n')
     dockerfile = Path(only_app(load_stack(".")).build.dockerfile).read_text()
     assert 'if [ "$have" != "3.11" ]' in dockerfile and "python_version 3.11 was asked for" in dockerfile
+
+
+def test_aws_neuron_compute_is_refused_by_name(in_tmp: Path) -> None:
+    cortex_app(in_tmp, '[cerebrium.hardware]\ncompute = "INF2"\n')
+    found = named(errors("."), "cerebrium.hardware.compute", "INF2 is an AWS Inferentia accelerator (Neuron devices)")
+    assert found.line == 4 and "NVIDIA GPUs" in found.summary
