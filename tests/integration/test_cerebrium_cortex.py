@@ -28,6 +28,15 @@ def teapot():
     return {"status_code": 418, "why": "short and stout"}
 
 
+def fails(why: str):
+    raise ValueError(why)
+
+
+async def count(n: int):
+    for i in range(n):
+        yield {"i": i}
+
+
 def _helper():  # private: not served
     return None
 '''
@@ -73,7 +82,7 @@ def test_a_cortex_app_with_two_functions_answers_both_through_the_gateway(projec
     """)
 
     plan = project.berth("plan").stdout
-    assert '"python3", "/opt/berth/cortex_server.py", "--port", "8000", "predict", "add", "teapot"' in plan, plan
+    assert '"python3", "/opt/berth/cortex_server.py", "--port", "8000", "predict", "add", "teapot", "fails", "count"' in plan, plan
     assert "readiness    = GET /ready" in plan and "liveness     = GET /health" in plan
     assert "ignored cerebrium.toml:10: cerebrium.hardware.gpu_count: compute is CPU" in plan, plan
 
@@ -97,6 +106,14 @@ def test_a_cortex_app_with_two_functions_answers_both_through_the_gateway(projec
     assert (status, body["result"]) == (418, {"status_code": 418, "why": "short and stout"})
     assert post(f"{url}/add", {"a": 1, "c": 2})[0] == 422
     assert post(f"{url}/_helper", {})[0] == 404
+    status, body, _ = post(f"{url}/fails", {"why": "bad input"}, request_id="req-abc-3")
+    assert (status, body["run_id"], body["error"]) == (500, "req-abc-3", "ValueError: bad input"), body
+    # a generator streams its items as server-sent events
+    request = urllib.request.Request(f"{url}/count", data=b'{"n": 3}', method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        events = [json.loads(line[len("data: "):]) for line in response.read().decode().splitlines() if line]
+    assert events == [{"i": 0}, {"i": 1}, {"i": 2}]
 
     assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0
     project.berth("destroy", "--auto-approve")
