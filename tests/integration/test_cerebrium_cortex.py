@@ -7,6 +7,7 @@ with Cerebrium's response shape and the X-Request-Id sent as the run id.
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -116,5 +117,54 @@ def test_a_cortex_app_with_two_functions_answers_both_through_the_gateway(projec
     assert events == [{"i": 0}, {"i": 1}, {"i": 2}]
 
     assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0
+    loading_then_ready(project)
     project.berth("destroy", "--auto-approve")
     assert project.labelled() == []
+
+
+SLOW_MAIN = "import time\ntime.sleep(6)  # a model that takes a while to load\n\ndef predict(prompt):\n    return prompt\n"
+
+
+def loading_then_ready(project) -> None:
+    """The app's image with a main.py that loads slowly: /health answers at once, /ready is
+    503 until main.py is imported, then 200; a stop while it loads is quick (the server is
+    PID 1, which ignores SIGTERM unless it handles it)."""
+    [replica] = [c for c in project.containers() if c.labels.get("berth.address", "").startswith("app.")]
+    (project.path / "slow_main.py").write_text(SLOW_MAIN)
+    command = ["python3", "/opt/berth/cortex_server.py", "--port", "8000", "predict"]
+    volumes = {str(project.path / "slow_main.py"): {"bind": "/app/main.py", "mode": "ro"}}
+
+    def start():
+        container = project.client.containers.run(replica.image.id, command, detach=True, volumes=volumes,
+                                                  labels={"berth.stack": project.stack})
+        container.reload()
+        return container, f"http://{container.attrs['NetworkSettings']['IPAddress']}:8000"
+
+    def get(url: str) -> int:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.status
+        except urllib.error.HTTPError as err:
+            return err.code
+        except OSError:
+            return 0
+
+    container, base = start()
+    try:
+        deadline = time.monotonic() + 5
+        while get(f"{base}/health") != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert get(f"{base}/health") == 200 and get(f"{base}/ready") == 503
+        started = time.monotonic()
+        container.stop(timeout=10)
+        assert time.monotonic() - started < 5, "SIGTERM while main.py loads stops the server"
+    finally:
+        container.remove(force=True)
+    container, base = start()
+    try:
+        deadline = time.monotonic() + 30
+        while get(f"{base}/ready") != 200 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert get(f"{base}/ready") == 200
+    finally:
+        container.remove(force=True)

@@ -164,11 +164,18 @@ def main():
     server = uvicorn.Server(uvicorn.Config(app, host="0.0.0.0", port=args.port, log_level="info"))
     # The port opens first (GET /health answers while main.py loads); main.py is imported in
     # the main thread, as `python main.py` would, since libraries may set signal handlers.
+    # As PID 1 the process ignores SIGTERM unless it handles it: stop at once while main.py
+    # loads, else let uvicorn finish the requests in flight.
+    def stop(signum, frame):
+        if not loaded.is_set():
+            os._exit(128 + signum)
+        server.should_exit = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     load(args.functions)
-    signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
-    signal.signal(signal.SIGINT, lambda *_: setattr(server, "should_exit", True))
     thread.join()
 
 
