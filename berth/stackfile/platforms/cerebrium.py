@@ -504,7 +504,7 @@ def _deployment(dep: Deployment, fields: dict[str, Any], source: Source) -> None
                       "the port is served as the app answers it")
 
 
-def _effective_build(rt: PythonRuntime | None, dep: Deployment) -> dict[str, Any]:
+def _effective_build(rt: _Build | None, dep: Deployment) -> dict[str, Any]:
     """The runtime's build settings, falling back to [deployment]'s (deprecated there,
     still read by the CLI), then to the CLI's defaults."""
 
