@@ -126,7 +126,7 @@ def diff_plan(ctx: Context, state: State | None, opts: PlanOpts = PlanOpts()) ->
         check_host_ports(ctx, stack, made)
     from planner.sources import describe
 
-    apps, warnings = describe(stack, observed)
+    apps, warnings = describe(stack, observed, looked=opts.refresh)
     return made.model_copy(update={"apps": apps, "warnings": [*made.warnings, *unread, *warnings]})
 
 

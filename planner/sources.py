@@ -22,8 +22,11 @@ def is_platform_app(app: AppConfig) -> bool:
     return app.origin.endswith(PLATFORM_FORMATS)
 
 
-def describe(stack: Stack, observed: dict[str, Observation]) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """(apps, warnings) for the plan: one entry per app from a platform's format."""
+def describe(stack: Stack, observed: dict[str, Observation], *, looked: bool = True,
+             ) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """(apps, warnings) for the plan: one entry per app from a platform's format.
+    looked=False (--refresh=false): `observed` is what state recorded, not what the hosts
+    have, so an image missing from it is not said to be missing from the host."""
     apps: dict[str, dict[str, Any]] = {}
     warnings: list[str] = []
     for app in stack.apps.values():
@@ -39,12 +42,15 @@ def describe(stack: Stack, observed: dict[str, Observation]) -> tuple[dict[str, 
             if found is not None:
                 seen = f"host {app.host} has it as {found.id[:19]}" + (f" ({found.digests[0]})" if found.digests else "")
                 tail = "berth builds on that image" if app.build else "berth runs that image"
-            else:
+            elif looked:
                 seen = f"it is not on host {app.host} and will be pulled"
                 tail = "each pull may bring a different image"
+            else:
+                seen = f"berth did not look whether host {app.host} has it (--refresh=false)"
+                tail = "a pull may bring a different image each time"
             warnings.append(f"app {app.name}: {what} {ref} is a mutable tag: {seen}; {tail}. "
                             "Pin a digest (NAME@sha256:...) to be exact.")
-        elif ref and found is None and app.build:
+        elif ref and found is None and app.build and looked:
             warnings.append(f"app {app.name}: base image {ref} is not on host {app.host}: the build will pull it")
     return apps, warnings
 

@@ -7,23 +7,29 @@ Both forms the Cerebrium CLI accepts: the older `[cerebrium.deployment]`,
 names and defaults are the CLI's (pkg/projectconfig in CerebriumAI/cerebrium).
 
 Runtimes berth can run: `python` (and `custom` without a Dockerfile): berth writes the
-Dockerfile itself (base image, Python check, apt and pip dependencies, the app's files,
-the entrypoint); `docker` (and `custom` with dockerfile_path): the app's own Dockerfile.
-The default `cortex` runtime and partner services are Cerebrium's own servers: an error.
+Dockerfile itself (base image, Python, apt and pip dependencies, the app's files, the
+entrypoint); `docker` (and `custom` with dockerfile_path): the app's own Dockerfile; the
+default `cortex` (no runtime table, or `[runtime.cortex]`): the functions of main.py,
+found with ast, served by berth's own small server (cortex_server.py) baked into the
+image berth writes. Partner services are Cerebrium's own servers: an error.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
+import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from berth.stackfile.models import Port, at_most, expect, shown
+from berth.stackfile.platforms import cortex_server
 from berth.stackfile.platforms.imported import Imported, app_name, check_app_name, is_set, read_text
 from berth.stackfile.platforms.staging import cerebrium_dockerfile, stage_build
 from berth.stackfile.source import Source, parse_toml, quoted
+from planner.diagnostics import Diagnostic
 from planner.desired import MAX_COUNT, MAX_GPUS, MAX_REPLICAS, MAX_SECONDS, BuildSource, VolumeMount
 
 PERSISTENT_STORAGE = "/persistent-storage"  # where Cerebrium mounts an app's persistent storage
@@ -51,6 +57,16 @@ def _empty_is_none(value: Any) -> Any:
     return None if value == "" else value
 
 
+def _split_command(value: Any) -> Any:
+    # The CLI splits an entrypoint written as one string the way a shell would.
+    if isinstance(value, str):
+        try:
+            return shlex.split(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _version_text(value: Any) -> Any:
     # viper reads `torch = 2.1` as a string too
     return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
@@ -61,7 +77,8 @@ Endpoint = Annotated[
     expect('an HTTP path starting with "/", like "/health"'),
 ]
 Strings = Annotated[list[str], expect("a list of strings")]
-Entrypoint = Annotated[list[str], Field(min_length=1), expect('a non-empty list of strings, like ["uvicorn", "main:app"]')]
+Entrypoint = Annotated[list[str], Field(min_length=1), BeforeValidator(_split_command),
+                       expect('a non-empty list of strings, like ["uvicorn", "main:app"], or one command line')]
 Version = Annotated[str, BeforeValidator(_version_text), expect('a version string, like "2.1.0", ">=2" or "latest"')]
 Text = Annotated[str, Field(min_length=1), expect("a non-empty string")]
 Positive = Annotated[float, Field(gt=0), expect("a number greater than 0"),
@@ -114,8 +131,9 @@ class Hardware(_Table):
     cpu: Positive | None = None
     memory: Positive | None = None  # GB
     compute: Text | None = None
-    gpu_count: Annotated[int, Field(ge=1), expect("an integer of at least 1"),
-                         at_most(MAX_GPUS, f"an integer of at least 1, at most {MAX_GPUS}")] | None = None
+    # 0 is what Cerebrium's own CPU examples write beside compute = "CPU" (ignored there)
+    gpu_count: Annotated[int, Field(ge=0), expect("an integer of at least 0"),
+                         at_most(MAX_GPUS, f"an integer of at least 0, at most {MAX_GPUS}")] | None = None
     provider: Text | None = None
     region: Text | None = None
 
@@ -151,6 +169,12 @@ class DockerRuntime(_Server):
     dockerfile_path: Text
 
 
+class CortexRuntime(_Build):
+    """[runtime.cortex], or no runtime table: Cerebrium's default, main.py's functions."""
+
+    deps: Dependencies | None = None
+
+
 class CustomRuntime(_Server):
     dockerfile_path: Annotated[str | None, BeforeValidator(_empty_is_none)] = None
 
@@ -164,7 +188,8 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "stop_timeout": ("scaling", "response_grace_period"),
 }
 
-_RUNTIMES: dict[str, type[_Table]] = {"python": PythonRuntime, "docker": DockerRuntime, "custom": CustomRuntime}
+_RUNTIMES: dict[str, type[_Table]] = {"cortex": CortexRuntime, "python": PythonRuntime, "docker": DockerRuntime,
+                                      "custom": CustomRuntime}
 
 
 class _Note:
@@ -196,7 +221,7 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
         return imported, source
 
     deployment = source.validated(Deployment, tables.get("deployment", {}), ("deployment",))
-    hardware = source.validated(Hardware, tables.get("hardware", {}), ("hardware",))
+    hardware = source.validated(Hardware, _hardware_table(tables.get("hardware", {}), source), ("hardware",))
     scaling = source.validated(Scaling, tables.get("scaling", {}), ("scaling",))
     dependencies = source.validated(Dependencies, tables.get("dependencies", {}), ("dependencies",))
     runtime = _runtime(tables.get("runtime"), source)
@@ -212,9 +237,19 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
 
     kind, rt = runtime
     fields = imported.fields
-    imported.keys.update(_KEYS | {"command": ("runtime", kind, "entrypoint"), "port": ("runtime", kind, "port"),
-                                  "host_port": ("runtime", kind, "port")})
-    fields.update(_server(kind, rt))
+    served: list[str] = []
+    if kind == "cortex":
+        found = _cortex_functions(directory, source)
+        if found is None:
+            return imported, source
+        served = found
+        where = ("runtime", kind) if isinstance(tables.get("runtime"), dict) else ("deployment",)
+        imported.keys.update(_KEYS | {"command": where, "port": where, "host_port": where, "predict": where})
+        fields.update(_cortex_server(served))
+    else:
+        imported.keys.update(_KEYS | {"command": ("runtime", kind, "entrypoint"), "port": ("runtime", kind, "port"),
+                                      "host_port": ("runtime", kind, "port")})
+        fields.update(_server(kind, rt))
     fields.update(_hardware(hardware, source))
     fields.update(_scaling(scaling, source))
     _deployment(deployment, fields, source)
@@ -222,7 +257,7 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
     include = deployment.include or list(DEFAULT_INCLUDE)
     exclude = deployment.exclude or list(DEFAULT_EXCLUDE)
     dockerfile_path = rt.dockerfile_path if isinstance(rt, (DockerRuntime, CustomRuntime)) else None
-    build = _effective_build(rt if isinstance(rt, PythonRuntime) else None, deployment)
+    build = _effective_build(rt if isinstance(rt, (PythonRuntime, CortexRuntime)) else None, deployment)
     if dockerfile_path:
         _ignore_build_keys(kind, rt, deployment, dependencies, source)
         own_dockerfile: Path | None = (directory / dockerfile_path).resolve()
@@ -232,8 +267,14 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
         generated: dict[str, str] = {}
     else:
         own_dockerfile = None
-        deps = _merge_deps(dependencies, rt.deps if isinstance(rt, PythonRuntime) else None, kind, source)
+        deps = _merge_deps(dependencies, rt.deps if isinstance(rt, (PythonRuntime, CortexRuntime)) else None,
+                           kind, source)
         generated = _dependency_files(deps, directory, kind, source)
+        if served:  # berth's own server for main.py's functions, and what it needs
+            generated[cortex_server.FILE] = cortex_server.PROGRAM
+            generated[cortex_server.REQUIREMENTS_FILE] = cortex_server.REQUIREMENTS
+    if not own_dockerfile:
+        _python_version(build, _python_key(rt, deployment, kind), source)
     if source.problems:
         return imported, source
     text = None if own_dockerfile else cerebrium_dockerfile(build, generated, source.origin)
@@ -243,6 +284,11 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
                                        generated=generated, dockerfile=text, leave_out=[file.name])
     except OSError as err:
         source.error((), f"cannot write the build directory: {err.strerror or err} ({err.filename})")
+        return imported, source
+    if served and not (context / "main.py").is_file():
+        source.error(("deployment", "include" if deployment.include else "exclude"),
+                     "main.py is left out of the image by deployment.include/exclude, and its functions are "
+                     "the app's endpoints (Cerebrium's default runtime): include main.py")
         return imported, source
     fields["build"] = BuildSource(context=str(context), dockerfile=str(own_dockerfile or written),
                                   base=None if own_dockerfile else build["base"])
@@ -261,11 +307,14 @@ def _tables(raw: dict[str, Any], source: Source) -> dict[str, Any] | None:
         source.error((unprefixed[0],), f"[{unprefixed[0]}] mixes with [cerebrium.*] tables: use one form, "
                                        "the unprefixed one or the older [cerebrium.*] one")
         return None
-    for key in raw:
-        if key != "cerebrium" and key not in SECTIONS:
-            source.unknown_key((key,), ["cerebrium", *SECTIONS])
     if not legacy:
-        return raw
+        for key in raw:
+            if key not in SECTIONS:
+                _ignore_table(key, raw[key], source)
+        return {key: value for key, value in raw.items() if key in SECTIONS}
+    for key in raw:
+        if key != "cerebrium":
+            _ignore_table(key, raw[key], source)
     tables = raw["cerebrium"]
     if not isinstance(tables, dict):
         source.error(("cerebrium",), f"expected a table, got {shown(tables)}")
@@ -273,16 +322,29 @@ def _tables(raw: dict[str, Any], source: Source) -> dict[str, Any] | None:
     source.prefix = ("cerebrium",)
     for key in tables:
         if key not in SECTIONS:
-            source.unknown_key((key,), list(SECTIONS))
-    return tables
+            _ignore_table(key, tables[key], source)
+    return {key: value for key, value in tables.items() if key in SECTIONS}
+
+
+def _ignore_table(key: str, value: Any, source: Source) -> None:
+    """A table the Cerebrium CLI does not read (it ignores it, so berth does too, with a
+    warning saying where its keys would count)."""
+    why = "not a table the Cerebrium CLI reads, so it has no effect there or here"
+    inner = list(value) if isinstance(value, dict) else []
+    build_keys = set(_Build.model_fields)
+    if key in ("pip", "apt", "conda"):
+        why += f"; packages go in [{'.'.join((*source.prefix, 'dependencies', key))}]"
+    elif inner and set(inner) <= build_keys:
+        why += (f"; {', '.join(inner)} go{'es' if len(inner) == 1 else ''} in "
+                f"[{'.'.join((*source.prefix, 'deployment'))}]")
+    elif close := difflib.get_close_matches(key, list(SECTIONS), n=1, cutoff=0.6):
+        why += f'; did you mean "{close[0]}"?'
+    source.ignore((key,), why)
 
 
 def _runtime(raw: Any, source: Source) -> tuple[str, Any] | None:
-    if raw is None:
-        source.error(("deployment",), "no [runtime.python], [runtime.docker] or [runtime.custom] table: "
-                     "the default (cortex) runtime is Cerebrium's own server for main.py functions, which "
-                     "berth cannot run; add [runtime.python] with an entrypoint that starts your server")
-        return None
+    if raw is None:  # Cerebrium's default: the functions of main.py
+        return "cortex", CortexRuntime()
     if not isinstance(raw, dict) or not raw:
         source.error(("runtime",), "expected one table like [runtime.python]")
         return None
@@ -290,18 +352,51 @@ def _runtime(raw: Any, source: Source) -> tuple[str, Any] | None:
         source.error(("runtime", list(raw)[1]), f"only one runtime may be given; found {', '.join(raw)}")
         return None
     (kind, table), = raw.items()
-    if kind == "cortex":
-        source.error(("runtime", kind), "the cortex runtime is Cerebrium's own server for main.py functions, "
-                     "which berth cannot run; use [runtime.python] with an entrypoint that starts your server")
-        return None
     if kind in _PARTNERS:
         source.error(("runtime", kind), f"{kind} is a Cerebrium partner service; berth cannot run it")
         return None
     if kind not in _RUNTIMES:
-        source.error(("runtime", kind), f"unknown runtime {shown(kind)}; berth runs python, docker and custom")
+        source.error(("runtime", kind), f"unknown runtime {shown(kind)}; berth runs cortex (the default), "
+                     "python, docker and custom")
         return None
     model = source.validated(_RUNTIMES[kind], table, ("runtime", kind))
     return None if model is None else (kind, model)
+
+
+def _table_name(source: Source, *path: str) -> str:
+    """A table as this file's form writes it: [runtime.python] or [cerebrium.runtime.python]."""
+    return "[" + ".".join((*source.prefix, *path)) + "]"
+
+
+def _cortex_functions(directory: Path, source: Source) -> list[str] | None:
+    """main.py's served functions (read, never imported), or None with the problem recorded."""
+    main = directory / "main.py"
+    shown_main = str(Path(source.shown).parent / "main.py")
+    # The CLI reads [cerebrium.runtime.custom] in the older form, [runtime.python] in the newer.
+    own = _table_name(source, "runtime", "custom" if source.prefix else "python")
+    instead = f"or, for a server of your own, add {own} with an entrypoint that starts it"
+    try:
+        text = main.read_text()
+    except FileNotFoundError:
+        source.error(("deployment",), f"no main.py beside the file: with no runtime table (Cerebrium's default, "
+                     f"cortex) the functions of main.py are the app's endpoints; add main.py, {instead}")
+        return None
+    except (OSError, UnicodeDecodeError) as err:
+        source.problems.append(Diagnostic(summary=f"cannot read main.py: {getattr(err, 'strerror', None) or err}",
+                                          file=shown_main))
+        return None
+    try:
+        found = cortex_server.functions(text, shown_main)
+    except SyntaxError as err:
+        source.problems.append(Diagnostic(summary=f"main.py is not valid Python: {err.msg}", file=shown_main,
+                                          line=err.lineno))
+        return None
+    if not found:
+        source.problems.append(Diagnostic(
+            summary="main.py has no top-level function to serve (Cerebrium's default runtime serves each "
+                    f"`def` of main.py whose name does not start with _); add one, {instead}", file=shown_main))
+        return None
+    return found
 
 
 def _server(kind: str, rt: Any) -> dict[str, Any]:
@@ -319,6 +414,30 @@ def _server(kind: str, rt: Any) -> dict[str, Any]:
     }
 
 
+def _cortex_server(served: list[str]) -> dict[str, Any]:
+    """The container of a cortex app: berth's server on Cerebrium's port, its own probes,
+    predict on main.py's `predict` (else its first function)."""
+    return {
+        "command": ("python3", cortex_server.INSTALLED_AT, "--port", str(DEFAULT_PORT), *served),
+        "port": DEFAULT_PORT,
+        "host_port": DEFAULT_PORT,
+        "readiness": "/ready",
+        "liveness": "/health",
+        "predict": "/predict" if "predict" in served else f"/{served[0]}",
+    }
+
+
+def _hardware_table(table: Any, source: Source) -> Any:
+    """[hardware] with the older `gpu` key refused in words that name its successor."""
+    if not isinstance(table, dict) or "gpu" not in table:
+        return table
+    value = table["gpu"]
+    example = value if isinstance(value, str) and _COMPUTE.fullmatch(value) else "AMPERE_A10"
+    source.error(("hardware", "gpu"), f'hardware.gpu is the older name of hardware.compute: write compute = '
+                 f'"{example}" (a GPU name like "ADA_L4" or "HOPPER_H100", or "CPU"), and gpu_count for how many')
+    return {k: v for k, v in table.items() if k != "gpu"}
+
+
 def _hardware(hw: Hardware, source: Source) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if hw.cpu is not None:
@@ -328,9 +447,16 @@ def _hardware(hw: Hardware, source: Source) -> dict[str, Any]:
     compute = hw.compute
     if compute is not None and compute != "CPU":
         match = _COMPUTE.fullmatch(compute)
-        if not match:
+        if re.fullmatch(r"(INF|TRN)\d+", compute):
+            source.error(("hardware", "compute"), f"{compute} is an AWS {'Inferentia' if compute[0] == 'I' else 'Trainium'} "
+                         "accelerator (Neuron devices), which berth does not place: it places NVIDIA GPUs; "
+                         'use a GPU name like "ADA_L4", or "CPU"')
+        elif not match:
             source.error(("hardware", "compute"), f"unknown compute {shown(compute)}; expected CPU or a GPU "
                          'name like "ADA_L4", "HOPPER_H100", "AMPERE_A100_80GB", "AMPERE_A10", "TURING_T4"')
+        elif hw.gpu_count == 0:
+            source.error(("hardware", "gpu_count"), f'gpu_count = 0 with compute = "{compute}": set compute = '
+                         '"CPU" for an app without GPUs, or gpu_count to 1 or more')
         else:
             fields["gpu_type"] = match[2]
             fields["gpus"] = hw.gpu_count or 1
@@ -378,7 +504,7 @@ def _deployment(dep: Deployment, fields: dict[str, Any], source: Source) -> None
                       "the port is served as the app answers it")
 
 
-def _effective_build(rt: PythonRuntime | None, dep: Deployment) -> dict[str, Any]:
+def _effective_build(rt: _Build | None, dep: Deployment) -> dict[str, Any]:
     """The runtime's build settings, falling back to [deployment]'s (deprecated there,
     still read by the CLI), then to the CLI's defaults."""
 
@@ -395,6 +521,62 @@ def _effective_build(rt: PythonRuntime | None, dep: Deployment) -> dict[str, Any
         "pre_build": pick("pre_build_commands", []),
         "uv": pick("use_uv", False),
     }
+
+
+# What berth knows of common bases without asking a host: the Python a release's python3
+# is, and the python3.X packages it carries (Debian's and Ubuntu's archives). uv's managed
+# Pythons (python-build-standalone) cover the CPython minor versions in UV_PYTHONS.
+_RELEASES = {  # release: (its python3, the python3.X packages it has)
+    "bullseye": ("3.9", ("3.9",)), "bookworm": ("3.11", ("3.11",)), "trixie": ("3.13", ("3.13",)),
+    "focal": ("3.8", ("3.8", "3.9")), "jammy": ("3.10", ("3.10", "3.11")), "noble": ("3.12", ("3.12",)),
+}
+_RELEASE_WORDS = {"11": "bullseye", "12": "bookworm", "13": "trixie", "20.04": "focal", "22.04": "jammy",
+                  "24.04": "noble", **{name: name for name in _RELEASES}}
+UV_PYTHONS = tuple(f"3.{minor}" for minor in range(8, 15))
+_VERSION = re.compile(r"(\d+)\.(\d+)(\.\d+)?")
+
+
+def base_python(base: str) -> tuple[str | None, str | None]:
+    """(the Python the base image's python3 is, its Debian or Ubuntu release) as far as its
+    name tells: python:3.12-slim -> ("3.12", None); debian:bookworm-slim -> ("3.11",
+    "bookworm"); nvidia/cuda:12.1.1-runtime-ubuntu22.04 -> ("3.10", "jammy"); else Nones."""
+    repo, _, tag = base.split("@", 1)[0].rsplit("/", 1)[-1].partition(":")
+    if repo == "python":
+        match = re.match(r"(\d+\.\d+)", tag)
+        return (match[1] if match else None), None
+    words = re.split(r"[-_]", tag)
+    if repo in ("debian", "ubuntu") and words:
+        release = _RELEASE_WORDS.get(words[0])
+    else:  # a tag naming its OS, like 12.1.1-cudnn8-runtime-ubuntu22.04
+        release = next((_RELEASE_WORDS[w.removeprefix("ubuntu")] for w in words
+                        if w.startswith("ubuntu") and w.removeprefix("ubuntu") in _RELEASE_WORDS), None)
+    return (_RELEASES[release][0] if release else None), release
+
+
+def _python_version(build: dict[str, Any], where: tuple[str, ...], source: Source) -> None:
+    """python_version as major.minor, and a plan-time error where berth knows the base
+    cannot have it: not its Python, not in its release's packages, not one uv provides."""
+    asked = build["python"]
+    match = _VERSION.fullmatch(asked.strip())
+    if not match:
+        source.error(where, f'expected a Python version like "3.11", got {shown(asked)}')
+        return
+    asked = build["python"] = f"{match[1]}.{match[2]}"
+    have, release = base_python(build["base"])
+    if have is None or asked == have:
+        return
+    if (release and asked in _RELEASES[release][1]) or asked in UV_PYTHONS:
+        return  # the image gets it (python_install in staging.py)
+    source.error(where, f"python_version {asked} is asked for, but the base image {build['base']} has Python "
+                 f"{have}{f', {release} packages no python{asked}' if release else ''}, and uv provides "
+                 f"{UV_PYTHONS[0]} to {UV_PYTHONS[-1]}: set python_version = \"{have}\", or "
+                 f"docker_base_image_url to an image with Python {asked}")
+
+
+def _python_key(rt: Any, dep: Deployment, kind: str) -> tuple[str, ...]:
+    if getattr(rt, "python_version", None) is not None:
+        return ("runtime", kind, "python_version")
+    return ("deployment", "python_version") if dep.python_version is not None else ("deployment",)
 
 
 def _ignore_build_keys(kind: str, rt: Any, dep: Deployment, deps: Dependencies, source: Source) -> None:

@@ -106,7 +106,8 @@ CEREBRIUM_TOML = [
     ("replicas-huge", CEREBRIUM + "[scaling]\nmin_replicas = 1000000000000000000000\n", "scaling.min_replicas"),
     ("max-below-min", CEREBRIUM + "[scaling]\nmin_replicas = 3\nmax_replicas = 1\n", "scaling.max_replicas"),
     ("port-zero", CEREBRIUM + "port = 0\n", "runtime.python.port"),
-    ("cortex-runtime", CER_HEAD + "[runtime.cortex]\n", "runtime.cortex"),
+    # the default runtime serves main.py's functions: none here
+    ("cortex-without-main-py", CER_HEAD + "[runtime.cortex]\n", "deployment"),
     ("unknown-runtime", CER_HEAD + "[runtime.nope]\n", "runtime.nope"),
     ("two-runtimes", CEREBRIUM + '[runtime.docker]\ndockerfile_path = "Dockerfile"\n', "runtime.docker"),
     ("no-deployment", '[runtime.python]\nentrypoint = ["x"]\n', ""),  # no line to name: the table is missing
@@ -114,7 +115,9 @@ CEREBRIUM_TOML = [
     ("name-303", CEREBRIUM.replace('"app"', f'"{LONG}"'), "deployment.name"),
     ("mixed-forms", CEREBRIUM + '[cerebrium.hardware]\ncpu = 1\n', "deployment"),
     ("unknown-key", CEREBRIUM.replace("name =", 'nmae = "x"\nname ='), "deployment.nmae"),
-    ("entrypoint-string", CER_HEAD + '[runtime.python]\nentrypoint = "python main.py"\n', "runtime.python.entrypoint"),
+    # one string is a command line, split as a shell would: an unclosed quote is no command
+    ("entrypoint-unclosed-quote", CER_HEAD + '[runtime.python]\nentrypoint = "python \'main.py"\n',
+     "runtime.python.entrypoint"),
     ("pip-version-list", CEREBRIUM + '[dependencies.pip]\ntorch = ["2.1"]\n', "dependencies.pip.torch"),
     ("conda", CEREBRIUM + '[dependencies.conda]\nnumpy = "1"\n', "dependencies.conda"),
     ("syntax", CEREBRIUM + "[hardware\n", ""),

@@ -384,10 +384,12 @@ def test_from_a_directory_and_a_port_override(in_tmp: Path) -> None:
 
 CEREBRIUM_BAD = [
     ('[deployment]\nname = "a"\n[runtime.python]\nport = 0\n', "runtime.python.port", 4, "expected an integer from 1 to 65535"),
-    ('[deployment]\nname = "a"\n[runtime.python]\nentrypoint = "uvicorn"\n', "runtime.python.entrypoint", 4, "non-empty list"),
+    ('[deployment]\nname = "a"\n[runtime.python]\nentrypoint = ""\n', "runtime.python.entrypoint", 4, "non-empty list"),
     ('[deployment]\nname = "a"\n[runtime.python]\nprot = 1\n', "runtime.python.prot", 4, 'did you mean "port"'),
-    ('[deployment]\nname = "a"\n', "deployment", 1, "cortex"),
-    ('[deployment]\nname = "a"\n[runtime.cortex]\n', "runtime.cortex", 3, "cortex runtime"),
+    # the default runtime (no table, or [runtime.cortex]) needs main.py; the hint is in the file's form
+    ('[deployment]\nname = "a"\n', "deployment", 1, "no main.py beside the file"),
+    ('[deployment]\nname = "a"\n[runtime.cortex]\n', "deployment", 1, "add [runtime.python]"),
+    ('[cerebrium.deployment]\nname = "a"\n', "cerebrium.deployment", 1, "add [cerebrium.runtime.custom]"),
     ('[deployment]\nname = "a"\n[runtime.python]\n[runtime.docker]\ndockerfile_path = "D"\n',
      "runtime.docker", 4, "only one runtime"),
     ('[cerebrium.deployment]\nname = "a"\n[runtime.python]\n', "runtime", 3, "use one form"),
