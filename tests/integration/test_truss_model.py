@@ -9,10 +9,6 @@ from __future__ import annotations
 import json
 import urllib.request
 
-import pytest
-
-pytest.importorskip("truss", reason="the truss extra is not installed: pip install -e '.[truss]'")
-
 MODEL = '''
 import os
 from pathlib import Path

@@ -45,10 +45,6 @@ def refused(path: Path) -> list:
     return caught.value.diagnostics
 
 
-needs_truss = pytest.mark.skipif(truss_server._truss_handle() is None, reason="the truss extra is not installed")
-
-
-@needs_truss
 def test_a_model_class_truss_is_an_app_on_truss_own_server(in_tmp: Path) -> None:
     file = model_truss(in_tmp / "echo", """
         model_name: Echo
@@ -85,7 +81,6 @@ def test_a_model_class_truss_is_an_app_on_truss_own_server(in_tmp: Path) -> None
     assert "do-not-bake-me" not in ignored and "resources.cpu" in ignored
 
 
-@needs_truss
 def test_a_model_class_truss_on_its_own_base_image_keeps_it(in_tmp: Path) -> None:
     file = model_truss(in_tmp / "m", """
         base_image: {image: "python:3.12-slim"}
@@ -97,7 +92,6 @@ def test_a_model_class_truss_on_its_own_base_image_keeps_it(in_tmp: Path) -> Non
     assert app.ignored == ()  # the named base's Python is the one that runs, as on Baseten
 
 
-@needs_truss
 def test_a_python_version_berths_base_lacks_is_a_note(in_tmp: Path) -> None:
     app = only_app(model_truss(in_tmp / "m", "python_version: py312\n"))
     assert any("python_version" in note and "3.11" in note for note in app.ignored), app.ignored
