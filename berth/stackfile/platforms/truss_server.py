@@ -79,12 +79,24 @@ def server_dockerfile(rendered: str, origin: str) -> tuple[str, str]:
 
 
 def _truss_handle() -> Any:
-    """truss's TrussHandle class, or None when the library is not installed."""
+    """A function rendering a Truss directory's build context into a directory, with the
+    truss library; None when the library is not installed."""
     try:
-        from truss.truss_handle.truss_handle import TrussHandle
+        from truss.base.truss_config import ModelCache
+        from truss.contexts.image_builder.serving_image_builder import ServingImageBuilderContext
     except ImportError:
         return None
-    return TrussHandle
+
+    def render_into(truss_dir: Path, build_dir: Path) -> None:
+        # What TrussHandle.docker_build_setup does, less model_cache: the library would
+        # fetch the repositories' file lists (and, for use_volume: false, bake the weights)
+        # while rendering, that is, at plan time; berth fetches them itself at apply
+        # (use_volume: true) or leaves them to the server.
+        builder = ServingImageBuilderContext.run(truss_dir)
+        builder._spec.config.model_cache = ModelCache([])
+        builder.prepare_image_build_dir(build_dir)
+
+    return render_into
 
 
 def render(directory: Path, stack_dir: Path, app: str, origin: str) -> tuple[str, str, str] | str:
@@ -103,7 +115,7 @@ def render(directory: Path, stack_dir: Path, app: str, origin: str) -> tuple[str
         try:
             with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                handle(directory).docker_build_setup(build_dir=out)
+                handle(directory, out)
         except Exception as err:  # the library's own validation: its message, in one line
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             return f"truss {TRUSS_VERSION} cannot build this Truss: {first}"

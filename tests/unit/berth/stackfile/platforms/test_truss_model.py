@@ -191,3 +191,25 @@ def test_instance_type_parsed(sku: str, parsed: tuple) -> None:
 def test_instance_type_refused(sku: str, words: str) -> None:
     message = instance_type(sku)
     assert isinstance(message, str) and words in message
+
+
+def test_a_model_class_truss_model_cache_is_not_fetched_while_planning(in_tmp: Path) -> None:
+    # The truss library would ask the Hub for the repositories' files while rendering: at
+    # plan time, and here, where the Hub is not reachable, it fails. berth fetches
+    # use_volume entries itself at apply and mounts them where Baseten does.
+    file = model_truss(in_tmp / "cached", """
+        model_name: cached
+        secrets: {hf_access_token: null}
+        model_cache:
+          - repo_id: NousResearch/Llama-2-7b-chat-hf
+            revision: main
+            use_volume: true
+            volume_folder: llama
+          - repo_id: openai/whisper-tiny
+            use_volume: false
+    """)
+    app = only_app(file)
+    assert [(w.source, w.mount, w.secret) for w in app.weights] == [
+        ("hf://NousResearch/Llama-2-7b-chat-hf@main", "/app/model_cache/llama", "hf_access_token")]
+    assert "model_cache: []" in (Path(app.build.context) / "config.yaml").read_text()
+    assert any("model_cache[1]" in note and "use_volume" in note for note in app.ignored), app.ignored
