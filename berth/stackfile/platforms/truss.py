@@ -498,14 +498,13 @@ def _model_class(imported: Imported, source: Source, stack_dir: Path, base: Base
     if base is not None and base.docker_auth:
         source.ignore(("base_image", "docker_auth"), "berth pulls with the host's own Docker credentials")
     try:
-        rendered = truss_server.render(imported.directory, stack_dir, imported.app, source.origin)
+        context, dockerfile, image = truss_server.render(imported.directory, stack_dir, imported.app, source.origin)
+    except truss_server.Refused as refused:
+        source.error(refused.loc, str(refused))
+        return
     except OSError as err:
         source.error((), f"cannot write the build directory: {err.strerror or err} ({err.filename})")
         return
-    if isinstance(rendered, str):
-        source.error((), rendered)
-        return
-    context, dockerfile, image = rendered
     imported.fields.update({
         "build": BuildSource(context=context, dockerfile=dockerfile, base=image),
         "port": truss_server.SERVER_PORT,

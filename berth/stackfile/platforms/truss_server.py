@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import yaml
 
 from berth.stackfile.platforms.staging import stage_build, write_if_changed
@@ -99,12 +100,20 @@ def _truss_handle() -> Any:
     return render_into
 
 
-def render(directory: Path, stack_dir: Path, app: str, origin: str) -> tuple[str, str, str] | str:
+class Refused(Exception):
+    """What the truss library refused in a Truss, at a key path of its config.yaml."""
+
+    def __init__(self, message: str, loc: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+def render(directory: Path, stack_dir: Path, app: str, origin: str) -> tuple[str, str, str]:
     """Stage the Truss's build context (rendered by the truss library) and berth's
-    Dockerfile for it: (context, dockerfile, base), or a message saying what is wrong."""
+    Dockerfile for it: (context, dockerfile, base). Raises Refused saying what is wrong."""
     handle = _truss_handle()
     if handle is None:
-        return f"a Truss with a model class is built with the truss library, which is not installed: {INSTALL}"
+        raise Refused(f"a Truss with a model class is built with the truss library, which is not installed: {INSTALL}")
     with tempfile.TemporaryDirectory(prefix="berth-truss-") as tmp:
         out = Path(tmp) / "context"
         # The library logs and prints as it renders; only berth/ renders to the user.
@@ -116,9 +125,15 @@ def render(directory: Path, stack_dir: Path, app: str, origin: str) -> tuple[str
             with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 handle(directory, out)
-        except Exception as err:  # the library's own validation: its message, in one line
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            return f"truss {TRUSS_VERSION} cannot build this Truss: {first}"
+        except pydantic.ValidationError as err:  # the library's schema: the first problem, at its key
+            problems = err.errors()
+            first = problems[0]
+            more = f" (and {len(problems) - 1} more like it)" if len(problems) > 1 else ""
+            raise Refused(f"truss {TRUSS_VERSION} refuses this Truss: {first['msg'].lower()}{more}",
+                          tuple(first["loc"])) from None
+        except Exception as err:  # the library's own checks: its message, in one line
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise Refused(f"truss {TRUSS_VERSION} cannot build this Truss: {first_line}") from None
         finally:
             logger.setLevel(level)
         _scrub_secrets(out / "config.yaml")

@@ -213,3 +213,18 @@ def test_a_model_class_truss_model_cache_is_not_fetched_while_planning(in_tmp: P
         ("hf://NousResearch/Llama-2-7b-chat-hf@main", "/app/model_cache/llama", "hf_access_token")]
     assert "model_cache: []" in (Path(app.build.context) / "config.yaml").read_text()
     assert any("model_cache[1]" in note and "use_volume" in note for note in app.ignored), app.ignored
+
+
+def test_what_the_truss_library_refuses_is_an_error_at_its_key(in_tmp: Path) -> None:
+    # truss 0.18.36 wants use_volume on every model_cache entry (binocular, metavoice-1b in
+    # Baseten's examples leave it out)
+    file = model_truss(in_tmp / "old", """
+        model_name: old
+        model_cache:
+          - repo_id: a/b
+            use_volume: false
+          - repo_id: c/d
+    """)
+    [problem] = refused(file)
+    assert (problem.key, problem.line) == ("model_cache[1].use_volume", 5)
+    assert problem.summary == "truss 0.18.36 refuses this Truss: field required"
