@@ -1,14 +1,17 @@
-"""Baseten Truss's config.yaml (a docker_server Truss) read into one app: the file's schema
-and the mapping of its keys onto an app's fields; staging.py writes its Dockerfile.
+"""Baseten Truss's config.yaml read into one app: the file's schema and the mapping of its
+keys onto an app's fields; staging.py writes a docker_server Truss's Dockerfile,
+truss_server.py renders a model-class Truss's build context.
 
 Key names, required fields and defaults are truss 0.18.36's (truss/base/truss_config.py).
-berth runs the docker_server form: an image with its own HTTP server. As Truss does, it
+A docker_server Truss is an image with its own HTTP server. As Truss does, berth
 builds a thin image on base_image.image: system_packages, requirements (or a
 requirements.txt beside the file), the data directory, build_commands, then the start
 command under `sh -c` with the base image's ENTRYPOINT cleared (a vLLM image's own
 entrypoint would otherwise swallow it). With docker_server.no_build the image runs as it
-is. A Truss with a model class instead of docker_server needs Truss's own server: an
-error. Secrets are names only: values never come from the file.
+is; without base_image it builds on truss_server's local equivalent of Truss's server
+base. A Truss with a model class (model/model.py) runs on Truss's own server
+(truss_server.py); a TensorRT-LLM Truss needs Baseten's engine builder: an error.
+Secrets are names only: values never come from the file.
 """
 
 from __future__ import annotations
