@@ -444,6 +444,7 @@ def _resources(res: Resources, source: Source) -> dict[str, Any]:
     and 2Gi), so they are what the app needs; berth's own cpus and memory set limits."""
     fields: dict[str, Any] = {}
     needs: list[str] = []
+    cores = size = None
     if res.cpu is not None:
         cores = cpu_count(res.cpu)
         if cores is None:
@@ -452,6 +453,7 @@ def _resources(res: Resources, source: Source) -> dict[str, Any]:
             source.error(("resources", "cpu"), problem)
         else:
             needs.append("cpu")
+            fields["needs_cpus"] = cores
     if res.memory is not None:
         size = memory_bytes(res.memory)
         if size is None:
@@ -460,13 +462,20 @@ def _resources(res: Resources, source: Source) -> dict[str, Any]:
             source.error(("resources", "memory"), f"a memory of {size} bytes is {problem}")
         else:
             needs.append("memory")
+            fields["needs_memory"] = size
     if is_set(res.instance_type):
         parsed_type = instance_type(res.instance_type) if isinstance(res.instance_type, str) else \
             f"expected a string like \"H100\" or \"L4:4x16\", got {shown(res.instance_type)}"
         if isinstance(parsed_type, str):
             source.error(("resources", "instance_type"), parsed_type)
             return fields
-        gpu_type, gpus, _cores, _memory = parsed_type
+        gpu_type, gpus, sku_cores, sku_memory = parsed_type
+        fields.pop("needs_cpus", None)
+        fields.pop("needs_memory", None)
+        if sku_cores is not None:
+            fields["needs_cpus"] = sku_cores
+        if sku_memory is not None:
+            fields["needs_memory"] = sku_memory
         fields["gpus"] = gpus
         if gpu_type is not None:
             fields["gpu_type"] = gpu_type
@@ -484,8 +493,9 @@ def _resources(res: Resources, source: Source) -> dict[str, Any]:
     elif res.use_gpu:
         fields["gpus"] = 1  # older Truss configs: one GPU of any type
     if needs and not is_set(res.instance_type):
-        source.ignore(("resources", needs[0]), f"{' and '.join(needs)} size a Baseten instance: berth does not limit "
-                      "the container to them (cpus and memory in a berth.toml app table do)")
+        source.ignore(("resources", needs[0]), f"{' and '.join(needs)} size a Baseten instance: what the app needs "
+                      "(a host with less is refused), not limits on the container (cpus and memory in a berth.toml "
+                      "app table set those)")
     for key, why in RESOURCES_IGNORED.items():
         if key != "instance_type" and is_set(getattr(res, key)):
             source.ignore(("resources", key), why)

@@ -153,8 +153,9 @@ def test_truss_default_cpu_and_memory_are_no_limits_on_an_8_gpu_server(in_tmp: P
     resources: {cpu: "1", memory: 2Gi, accelerator: "H100:8", use_gpu: true}
     """))
     assert (app.cpus, app.memory, app.gpus, app.gpu_type) == (None, None, 8, "H100")
+    assert (app.needs_cpus, app.needs_memory) == (1.0, 2 * 1024**3)  # what it needs of its host
     [note] = [n for n in app.ignored if "resources.cpu" in n]
-    assert "does not limit" in note
+    assert "what the app needs" in note and "not limits" in note
 
 
 def test_berth_toml_cpus_and_memory_remain_limits_over_a_truss(in_tmp: Path) -> None:
@@ -174,6 +175,8 @@ def test_instance_type_overrides_cpu_memory_and_accelerator(in_tmp: Path, sku: s
     resources: {{cpu: "1", memory: 2Gi, accelerator: "A10G:2", instance_type: "{sku}"}}
     """))
     assert (app.gpus, app.gpu_type, app.cpus, app.memory) == (expected_gpus, gpu_type, None, None)
+    cores, size = instance_type(sku)[2:]
+    assert (app.needs_cpus, app.needs_memory) == (cores, size)  # the SKU's, not cpu: "1" and memory: 2Gi
     overridden = [n for n in app.ignored if "instance_type overrides it" in n]
     assert len(overridden) == 3  # cpu, memory, accelerator
 
