@@ -258,6 +258,10 @@ class AppConfig(_Frozen):
     restart: RestartPolicy = "unless-stopped"
     cpus: float | None = None
     memory: int | None = None  # bytes
+    # What the app needs of its host, no limit (a Truss's resources.cpu and memory, which
+    # size a Baseten instance): placement refuses a host with fewer CPUs or less memory.
+    needs_cpus: float | None = None
+    needs_memory: int | None = None  # bytes
     gpus: int = 0  # GPUs asked for; the planner assigns device IDs
     gpu_type: str | None = None  # accelerator type ("H100", "L4"); None: any
     secrets: tuple[str, ...] = ()  # secret names, mounted read-only at /secrets/NAME

@@ -285,12 +285,17 @@ def _place(ctx: Context, state: State | None, *, refresh: bool) -> tuple[Stack, 
 
 
 def _check_cpus(ctx: Context, stack: Stack) -> None:
-    """cpus against each host's CPU count (the engine's info: one call per host)."""
+    """cpus, and what apps need (needs_cpus, needs_memory), against each host's CPU count
+    and memory (the engine's info: one call per host)."""
     from planner.placement import check_cpus
 
-    apps = [app for app in stack.apps.values() if app.cpus is not None]
+    apps = [app for app in stack.apps.values()
+            if app.cpus is not None or app.needs_cpus is not None or app.needs_memory is not None]
     if apps:
-        check_cpus(apps, {host: ctx.provider(host).cpu_count() for host in {app.host for app in apps}})
+        hosts = {app.host for app in apps}
+        memory_hosts = {app.host for app in apps if app.needs_memory is not None}
+        check_cpus(apps, {host: ctx.provider(host).cpu_count() for host in hosts},
+                   {host: ctx.provider(host).memory_total() for host in memory_hosts})
 
 
 def _memo(cache_dir: Path | None) -> Any:

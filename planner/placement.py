@@ -198,11 +198,15 @@ def start_first(changes: list[Change], placement: Placement) -> list[Change]:
     return out
 
 
-def check_cpus(apps: list[AppConfig], counts: dict[str, int | None]) -> None:
+def check_cpus(apps: list[AppConfig], counts: dict[str, int | None],
+               memory: dict[str, int | None] | None = None) -> None:
     """Refuse, before anything is touched, an app whose `cpus` is more than its host has:
     Docker refuses such a container at create ("range of CPUs is from 0.01 to N"), which
-    would fail the apply half-way. counts: each host's CPUs (None: unknown, not checked)."""
+    would fail the apply half-way; and an app that needs (needs_cpus, needs_memory) more
+    CPUs or memory than its host has. counts, memory: each host's CPUs and bytes (None:
+    unknown, not checked)."""
     problems = []
+    memory = memory or {}
     for app in apps:
         total = counts.get(app.host)
         if app.cpus is not None and total is not None and app.cpus > total:
@@ -210,6 +214,17 @@ def check_cpus(apps: list[AppConfig], counts: dict[str, int | None]) -> None:
                 f"app {app.name} asks for {app.cpus:g} CPUs, but host {app.host} has {total}",
                 file=app.origin, key=_cpus_key(app),
                 detail=f"Docker refuses a container more CPUs than its host has; set at most {total}"))
+        elif app.needs_cpus is not None and total is not None and app.needs_cpus > total:
+            problems.append(Diagnostic(
+                f"app {app.name} needs {app.needs_cpus:g} CPUs, but host {app.host} has {total}",
+                file=app.origin, key=_cpus_key(app), detail="run it on a host with more CPUs"))
+        host_memory = memory.get(app.host)
+        if app.needs_memory is not None and host_memory is not None and app.needs_memory > host_memory:
+            problems.append(Diagnostic(
+                f"app {app.name} needs {app.needs_memory / 1024**3:.3g} GiB of memory, but host {app.host} has "
+                f"{host_memory / 1024**3:.3g} GiB", file=app.origin,
+                key="resources.memory" if app.origin.endswith("(Truss)") else f"apps.{app.name}",
+                detail="run it on a host with more memory"))
     if problems:
         raise DiagnosticsError(problems)
 

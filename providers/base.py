@@ -135,6 +135,11 @@ class Transport(Protocol):
         """The host's GPUs as nvidia-smi reports them (read once per run); none without it."""
         ...
 
+    def memory_total(self) -> int | None:
+        """The host's memory in bytes as its engine counts them (docker info's MemTotal),
+        read once per run; None when the engine does not say."""
+        ...
+
     def docker_version(self) -> str: ...
 
     @property

@@ -80,7 +80,7 @@ class DockerEngine:
         self._locks_guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._gpus: tuple[Gpu, ...] | None = None
-        self._cpus: list[int | None] = []  # the engine's NCPU, once read
+        self._info: list[dict[str, Any]] = []  # the engine's `docker info`, once read
         self.build_log_dir: Path | None = None  # where build logs go (the workspace's .berth/logs)
         self.delivery = delivery_for(self) if delivery_for is not None else None
 
@@ -541,15 +541,26 @@ class DockerEngine:
     def cpu_count(self) -> int | None:
         """The host's CPUs as its engine counts them (`docker info`'s NCPU: what a
         container's cpus may reach), read once per run."""
+        count = self._engine_info().get("NCPU")
+        return int(count) if isinstance(count, int) and count > 0 else None
+
+    def memory_total(self) -> int | None:
+        """The host's memory in bytes as its engine counts them (`docker info`'s
+        MemTotal), read once per run."""
+        total = self._engine_info().get("MemTotal")
+        return int(total) if isinstance(total, int) and total > 0 else None
+
+    def _engine_info(self) -> dict[str, Any]:
+        """`docker info`, read once per run (its CPU and memory counts)."""
         import docker.errors
 
-        if not self._cpus:
+        if not self._info:
             try:
-                count = self.api.info().get("NCPU")
+                info = self.api.info()
             except docker.errors.DockerException as err:
                 raise ProviderError(f"host {self.host}: cannot read the engine's info: {summary(err)}") from None
-            self._cpus.append(int(count) if isinstance(count, int) and count > 0 else None)
-        return self._cpus[0]
+            self._info.append(info if isinstance(info, dict) else {})
+        return self._info[0]
 
     @engine_call("read the Docker version")
     def docker_version(self) -> str:

@@ -126,6 +126,7 @@ class FakeHost:
         self.killed = False
         self.gpu_list: tuple = ()  # providers.gpus.Gpu values, as nvidia-smi would list them
         self.cpu_total: int | None = 64  # the CPUs its engine reports (docker info's NCPU)
+        self.memory_bytes: int | None = 256 * 1024**3  # the memory its engine reports (MemTotal)
         self.cpu_reads = 0
         self.log: list[tuple[str, str]] = []
         self.closed = False
@@ -446,6 +447,9 @@ class FakeHost:
         with self._lock:
             self.cpu_reads += 1
             return self.cpu_total
+
+    def memory_total(self) -> int | None:
+        return self.memory_bytes
 
     def docker_version(self) -> str:
         return "fake"

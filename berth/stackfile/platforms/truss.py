@@ -1,14 +1,17 @@
-"""Baseten Truss's config.yaml (a docker_server Truss) read into one app: the file's schema
-and the mapping of its keys onto an app's fields; staging.py writes its Dockerfile.
+"""Baseten Truss's config.yaml read into one app: the file's schema and the mapping of its
+keys onto an app's fields; staging.py writes a docker_server Truss's Dockerfile,
+truss_server.py renders a model-class Truss's build context.
 
 Key names, required fields and defaults are truss 0.18.36's (truss/base/truss_config.py).
-berth runs the docker_server form: an image with its own HTTP server. As Truss does, it
+A docker_server Truss is an image with its own HTTP server. As Truss does, berth
 builds a thin image on base_image.image: system_packages, requirements (or a
 requirements.txt beside the file), the data directory, build_commands, then the start
 command under `sh -c` with the base image's ENTRYPOINT cleared (a vLLM image's own
 entrypoint would otherwise swallow it). With docker_server.no_build the image runs as it
-is. A Truss with a model class instead of docker_server needs Truss's own server: an
-error. Secrets are names only: values never come from the file.
+is; without base_image it builds on truss_server's local equivalent of Truss's server
+base. A Truss with a model class (model/model.py) runs on Truss's own server
+(truss_server.py); a TensorRT-LLM Truss needs Baseten's engine builder: an error.
+Secrets are names only: values never come from the file.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from berth.stackfile.models import Port, at_most, expect, shown
+from berth.stackfile.platforms import truss_server
 from berth.stackfile.platforms.imported import Imported, app_name, check_app_name, is_set, read_text
 from berth.stackfile.platforms.staging import stage_build, truss_dockerfile
 from berth.stackfile.source import Source, fail, quoted
 from berth.stackfile.yamlfile import YamlError, load_yaml
-from planner.desired import MAX_COUNT, MAX_NAME, MAX_SECONDS, BuildSource, WeightsSource
+from planner.desired import MAX_COUNT, MAX_NAME, MAX_SECONDS, BuildSource, WeightsSource, cpus_problem, memory_problem
 
 FILE = "config.yaml"
 FORMAT = "Truss"
@@ -77,15 +81,13 @@ RUNTIME_IGNORED = {
 }
 # Where each AppConfig field comes from, for problems found when the app is made.
 KEYS: dict[str, tuple[str, ...]] = {
-    "env": ("environment_variables",), "secrets": ("secrets",), "cpus": ("resources", "cpu"),
-    "memory": ("resources", "memory"), "gpus": ("resources", "accelerator"), "gpu_type": ("resources", "accelerator"),
+    "env": ("environment_variables",), "secrets": ("secrets",), "gpus": ("resources", "accelerator"), "gpu_type": ("resources", "accelerator"),
     "readiness_timeout": ("runtime", "health_checks", "startup_threshold_seconds"),
     "probe_timing": ("runtime", "health_checks"), "predict_concurrency": ("runtime", "predict_concurrency"),
     "command": ("docker_server", "start_command"), "port": ("docker_server", "server_port"),
     "host_port": ("docker_server", "server_port"), "image": ("base_image", "image"),
 }
 RESOURCES_IGNORED = {
-    "instance_type": "a Baseten instance SKU; cpu, memory and accelerator are used",
     "node_count": "multi-node deployments",
     "fabric": "Baseten network fabric",
 }
@@ -168,7 +170,8 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
         source.error((), f"expected a mapping of keys like docker_server: and base_image:, got {shown(raw)}")
         return imported, source
 
-    _top_level_keys(raw, source)
+    model_class = truss_server.is_model_class(raw, directory)
+    _top_level_keys(raw, source, model_class)
     name = raw.get("model_name")
     if name is not None and not (isinstance(name, str) and name.strip()):
         source.error(("model_name",), f"expected a non-empty string, got {shown(name)}")
@@ -177,19 +180,22 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
         imported.keys["name"] = ("model_name",)
     imported.app = app or app_name(imported.name, directory)
     check_app_name(imported, source)
-    if "docker_server" not in raw:
-        source.error((), "no docker_server: berth runs Truss "
-                     "configs whose docker_server starts an HTTP server; a Truss with a model class needs "
-                     "Truss's own server")
+    if "docker_server" not in raw and is_set(raw.get("trt_llm")):
+        source.error(("trt_llm",), TRT_LLM)
         return imported, source
-    server = source.validated(DockerServer, raw.get("docker_server"), ("docker_server",))
-    base = source.validated(BaseImage, raw.get("base_image"), ("base_image",)) if "base_image" in raw else None
-    if "base_image" not in raw:
-        source.error(("docker_server",), "a docker_server Truss needs base_image.image: the image with the server")
+    if "docker_server" not in raw and not model_class:
+        source.error((), "no docker_server and no model/model.py: berth runs Truss configs whose docker_server "
+                     "starts an HTTP server, and model-class Trusses (a model/model.py with load() and predict()) "
+                     "through Truss's own server")
+        return imported, source
+    server = None if model_class else source.validated(DockerServer, raw.get("docker_server"), ("docker_server",))
+    base = source.validated(BaseImage, raw.get("base_image"), ("base_image",)) if raw.get("base_image") else None
     resources = source.validated(Resources, raw.get("resources") or {}, ("resources",))
     runtime = source.validated(Runtime, raw.get("runtime") or {}, ("runtime",))
     if server is not None and not server.no_build and server.start_command is None:
         source.error(("docker_server", "start_command"), "missing required key (it may be left out only with no_build: true)")
+    if server is not None and server.no_build and base is None:
+        source.error(("docker_server", "no_build"), "no_build deploys base_image.image as it is: name one")
     fields = imported.fields
     fields["env"] = _environment(raw.get("environment_variables"), source)
     fields["secrets"] = _secrets(raw.get("secrets"), source)
@@ -199,8 +205,11 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
         fields.update(_resources(resources, source))
     if runtime is not None:
         fields.update(_runtime(runtime, source))
+    if model_class:
+        _model_class(imported, source, stack_dir, base)
+        return imported, source
     layer = _layer(raw, directory, source)
-    if server is None or base is None or source.problems:
+    if server is None or source.problems:
         return imported, source
 
     fields.update({
@@ -213,21 +222,28 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
     })
     if server.run_as_user_id is not None:
         source.ignore(("docker_server", "run_as_user_id"), "berth runs the server as the image's user")
-    if base.docker_auth:
+    if base is not None and base.docker_auth:
         source.ignore(("base_image", "docker_auth"), "berth pulls with the host's own Docker credentials")
     if server.no_build:
         if layer["wanted"]:
             source.error(layer["wanted"][0], "no_build deploys base_image as it is; this would need a build")
             return imported, source
+        assert base is not None
         fields["image"] = base.image
         return imported, source
 
-    python = base.python_executable_path or "python3"
+    if base is None:
+        # As Truss, which builds on its server base when base_image is not given; that
+        # base cannot be pulled here, so its locally buildable equivalent.
+        base = BaseImage(image=truss_server.LOCAL_BASE)
+        dockerfile_text = truss_dockerfile(base.image, "python3", layer, source.origin).replace(
+            f"FROM {base.image}\n", "\n".join(truss_server.local_base_lines()) + "\n", 1)
+    else:
+        dockerfile_text = truss_dockerfile(base.image, base.python_executable_path or "python3", layer, source.origin)
     try:
         context, dockerfile = stage_build(stack_dir, imported.app, directory,
                                           include=[layer["data"]] if layer["data"] else [], exclude=[],
-                                          generated=layer["generated"],
-                                          dockerfile=truss_dockerfile(base.image, python, layer, source.origin))
+                                          generated=layer["generated"], dockerfile=dockerfile_text)
     except OSError as err:
         source.error((), f"cannot write the build directory: {err.strerror or err} ({err.filename})")
         return imported, source
@@ -235,9 +251,25 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
     return imported, source
 
 
-def _top_level_keys(raw: dict[str, Any], source: Source) -> None:
+# What a model-class Truss reads through the truss library, which docker_server ignores.
+MODEL_CLASS_HANDLED = ("external_package_dirs", "apply_library_patches")
+TRT_LLM = ("a TensorRT-LLM Truss (trt_llm) needs Baseten's engine builder, which compiles the model into a "
+           "TensorRT-LLM engine on Baseten; berth cannot build it. What runs instead: a docker_server Truss whose "
+           "start_command serves the model with vLLM (vllm serve) or TensorRT-LLM's own server (trtllm-serve)")
+
+
+def _top_level_keys(raw: dict[str, Any], source: Source, model_class: bool) -> None:
     known = [*MAPPED, *UNUSED, *IGNORED]
     for key, value in raw.items():
+        if model_class and key in MODEL_CLASS_HANDLED:
+            continue
+        if model_class and key == "python_version":
+            if is_set(value) and not raw.get("base_image") and str(value) not in ("py311", "3.11"):
+                source.ignore((key,), f"berth builds Truss's server on {truss_server.LOCAL_BASE} (Baseten's server "
+                              "base cannot be pulled), whose Python is 3.11")
+            continue
+        if key == "trt_llm" and "docker_server" not in raw:
+            continue  # refused with its own message
         if key in IGNORED:
             if is_set(value) and not (key == "apply_library_patches" and value is True):
                 source.ignore((key,), IGNORED[key])
@@ -384,21 +416,73 @@ def accelerator(value: str | dict[str, Any]) -> tuple[str, int] | str:
     return name, count
 
 
+_INSTANCE = re.compile(r"(?P<type>[A-Za-z0-9_]+)(?::(?:(?P<count>[0-9]+)|(?P<cpus>[0-9]+)x(?P<memory>[0-9]+)))?")
+
+
+def instance_type(value: str) -> tuple[str | None, int, float | None, int | None] | str:
+    """A Baseten instance SKU as (accelerator, GPUs, cores, memory bytes), or a message:
+    "H100" is one H100; "H100:8" eight; "L4:4x16" one L4 with 4 cores and 16 GiB;
+    "CPU:4x16" no GPU."""
+    match = _INSTANCE.fullmatch(value.strip())
+    if not match:
+        return (f"invalid instance_type {shown(value)}; expected an accelerator with an optional GPU count or "
+                'cores x GiB, like "H100", "H100:8" or "L4:4x16"')
+    cpus = float(match["cpus"]) if match["cpus"] else None
+    memory = int(match["memory"]) * 1024**3 if match["memory"] else None
+    if match["type"].upper() == "CPU":
+        return None, 0, cpus, memory
+    parsed = accelerator(f"{match['type']}:{match['count'] or 1}")
+    if isinstance(parsed, str):
+        return parsed
+    return parsed[0], parsed[1], cpus, memory
+
+
 def _resources(res: Resources, source: Source) -> dict[str, Any]:
+    """accelerator (or instance_type, which overrides cpu, memory and accelerator, as in
+    Truss) as the app's GPUs. cpu and memory are checked but are no Docker limits: on
+    Baseten they pick an instance size (23 public GPU Trusses write Truss's defaults, 1 core
+    and 2Gi), so they are what the app needs; berth's own cpus and memory set limits."""
     fields: dict[str, Any] = {}
+    needs: list[str] = []
+    cores = size = None
     if res.cpu is not None:
-        cpus = cpu_count(res.cpu)
-        if cpus is None:
+        cores = cpu_count(res.cpu)
+        if cores is None:
             source.error(("resources", "cpu"), f'invalid cpu {shown(res.cpu)}; expected cores like "1" or millicores like "500m"')
+        elif problem := cpus_problem(cores):
+            source.error(("resources", "cpu"), problem)
         else:
-            fields["cpus"] = cpus
+            needs.append("cpu")
+            fields["needs_cpus"] = cores
     if res.memory is not None:
         size = memory_bytes(res.memory)
         if size is None:
             source.error(("resources", "memory"), f'invalid memory {shown(res.memory)}; expected a size like "2Gi", "512Mi" or "4G"')
+        elif problem := memory_problem(size):
+            source.error(("resources", "memory"), f"a memory of {size} bytes is {problem}")
         else:
-            fields["memory"] = size
-    if res.accelerator is not None:
+            needs.append("memory")
+            fields["needs_memory"] = size
+    if is_set(res.instance_type):
+        parsed_type = instance_type(res.instance_type) if isinstance(res.instance_type, str) else \
+            f"expected a string like \"H100\" or \"L4:4x16\", got {shown(res.instance_type)}"
+        if isinstance(parsed_type, str):
+            source.error(("resources", "instance_type"), parsed_type)
+            return fields
+        gpu_type, gpus, sku_cores, sku_memory = parsed_type
+        fields.pop("needs_cpus", None)
+        fields.pop("needs_memory", None)
+        if sku_cores is not None:
+            fields["needs_cpus"] = sku_cores
+        if sku_memory is not None:
+            fields["needs_memory"] = sku_memory
+        fields["gpus"] = gpus
+        if gpu_type is not None:
+            fields["gpu_type"] = gpu_type
+        for key in ("cpu", "memory", "accelerator", "use_gpu"):
+            if getattr(res, key) is not None:
+                source.ignore(("resources", key), "instance_type overrides it, as in Truss")
+    elif res.accelerator is not None:
         parsed = accelerator(res.accelerator)
         if isinstance(parsed, str):
             source.error(("resources", "accelerator"), parsed)
@@ -408,10 +492,40 @@ def _resources(res: Resources, source: Source) -> dict[str, Any]:
                 source.ignore(("resources", "use_gpu"), "accelerator decides, as in Truss")
     elif res.use_gpu:
         fields["gpus"] = 1  # older Truss configs: one GPU of any type
+    if needs and not is_set(res.instance_type):
+        source.ignore(("resources", needs[0]), f"{' and '.join(needs)} size a Baseten instance: what the app needs "
+                      "(a host with less is refused), not limits on the container (cpus and memory in a berth.toml "
+                      "app table set those)")
     for key, why in RESOURCES_IGNORED.items():
-        if is_set(getattr(res, key)):
+        if key != "instance_type" and is_set(getattr(res, key)):
             source.ignore(("resources", key), why)
     return fields
+
+
+def _model_class(imported: Imported, source: Source, stack_dir: Path, base: BaseImage | None) -> None:
+    """A Truss with a model class, through Truss's own server: the context the truss
+    library renders (requirements, system_packages, the model, the server), built on
+    base_image or berth's local equivalent of Baseten's server base."""
+    if source.problems:
+        return
+    if base is not None and base.docker_auth:
+        source.ignore(("base_image", "docker_auth"), "berth pulls with the host's own Docker credentials")
+    try:
+        context, dockerfile, image = truss_server.render(imported.directory, stack_dir, imported.app, source.origin)
+    except truss_server.Refused as refused:
+        source.error(refused.loc, str(refused))
+        return
+    except OSError as err:
+        source.error((), f"cannot write the build directory: {err.strerror or err} ({err.filename})")
+        return
+    imported.fields.update({
+        "build": BuildSource(context=context, dockerfile=dockerfile, base=image),
+        "port": truss_server.SERVER_PORT,
+        "host_port": truss_server.SERVER_PORT,
+        "readiness": truss_server.READINESS,
+        "liveness": truss_server.READINESS,
+        "predict": truss_server.PREDICT,
+    })
 
 
 def _runtime(rt: Runtime, source: Source) -> dict[str, Any]:

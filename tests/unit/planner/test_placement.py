@@ -253,3 +253,49 @@ def test_cpus_keys_are_named_as_each_format_writes_them() -> None:
             check_cpus([app(origin)], {"local": 4})
         assert caught.value.diagnostics[0].key == key
     check_cpus([app("berth.toml")], {"local": None})  # an engine that does not say: not checked
+
+
+def test_what_an_app_needs_of_its_host_is_checked_not_limited() -> None:
+    import pytest
+
+    from planner.desired import AppConfig
+    from planner.diagnostics import DiagnosticsError
+    from planner.placement import check_cpus
+
+    def app(**needs) -> AppConfig:
+        return AppConfig(name="llm", image="x", port=8000, host_port=8000, origin="config.yaml (Truss)", **needs)
+
+    check_cpus([app(needs_cpus=4, needs_memory=16 * 1024**3)], {"local": 4}, {"local": 16 * 1024**3})
+    with pytest.raises(DiagnosticsError) as caught:
+        check_cpus([app(needs_cpus=8, needs_memory=80 * 1024**3)], {"local": 4}, {"local": 16 * 1024**3})
+    [cpus, memory] = caught.value.diagnostics
+    assert (cpus.summary, cpus.key) == ("app llm needs 8 CPUs, but host local has 4", "resources.cpu")
+    assert (memory.summary, memory.key) == ("app llm needs 80 GiB of memory, but host local has 16 GiB",
+                                            "resources.memory")
+    check_cpus([app(needs_cpus=8, needs_memory=80 * 1024**3)], {"local": None}, {"local": None})  # unknown: not checked
+
+
+def test_a_truss_that_needs_more_than_its_host_has_is_refused_at_plan_time(tmp_path) -> None:
+    import pytest
+
+    from unit.deployment import Deployment
+    from unit.fake_provider import FakeHost
+    from planner.diagnostics import DiagnosticsError
+
+    (tmp_path / "llm").mkdir()
+    (tmp_path / "llm" / "config.yaml").write_text(
+        "base_image: {image: 'busybox:1.36'}\n"
+        "docker_server: {no_build: true, server_port: 8000, predict_endpoint: /, readiness_endpoint: /,"
+        " liveness_endpoint: /}\n"
+        "resources: {cpu: '8', memory: 80Gi}\n")
+    host = FakeHost("local")
+    host.cpu_total, host.memory_bytes = 4, 16 * 1024**3
+    d = Deployment(tmp_path, '[apps.llm]\nfrom = "llm/config.yaml"\n', hosts={"local": host})
+    with pytest.raises(DiagnosticsError) as caught:
+        d.apply()
+    assert [(p.key, p.line, p.summary) for p in caught.value.diagnostics] == [
+        ("resources.cpu", None, "app llm needs 8 CPUs, but host local has 4"),
+        ("resources.memory", None, "app llm needs 80 GiB of memory, but host local has 16 GiB")]
+    assert not [op for op, _ in host.log if op != "observe"]  # nothing touched
+    host.cpu_total, host.memory_bytes = 8, 80 * 1024**3
+    assert d.apply().ok

@@ -133,7 +133,11 @@ TRUSS_YAML = [
     ("port-words", TRUSS.replace("server_port: 8080", "server_port: eighty"), "docker_server.server_port"),
     ("port-past-65535", TRUSS.replace("server_port: 8080", "server_port: 70000"), "docker_server.server_port"),
     ("no-docker-server", TRUSS_NO_SERVER, ""),
-    ("no-base-image", TRUSS.replace("base_image:\n  image: busybox\n", ""), "docker_server"),
+    # without base_image a docker_server Truss builds on berth's local server base; no_build has nothing to run
+    ("no-build-no-base-image", TRUSS.replace("base_image:\n  image: busybox\n", "").replace(
+        "start_command: httpd -f", "no_build: true"), "docker_server.no_build"),
+    ("trt-llm", "model_name: m\ntrt_llm:\n  build:\n    base_model: decoder\n", "trt_llm"),
+    ("instance-type-unknown", TRUSS + "resources:\n  instance_type: Z100:4x16\n", "resources.instance_type"),
     ("env-nested-mapping", TRUSS + "environment_variables:\n  A:\n    b: 1\n", "environment_variables.A"),
     ("env-list-value", TRUSS + "environment_variables:\n  A: [1, 2]\n", "environment_variables.A"),
     ("env-not-a-mapping", TRUSS + "environment_variables: [a, b]\n", "environment_variables"),

@@ -256,7 +256,6 @@ def test_truss_resources_runtime_env_secrets_and_layer(in_tmp: Path) -> None:
           cpu: 500m
           memory: 4G
           accelerator: H100:2
-          instance_type: H100:2x40
         runtime:
           predict_concurrency: 4
           streaming_read_timeout: 120
@@ -273,12 +272,13 @@ def test_truss_resources_runtime_env_secrets_and_layer(in_tmp: Path) -> None:
     assert (app.port, app.readiness, app.liveness, app.predict) == (7000, "/ready", "/health", "/embed")
     assert app.env == {"DEBUG": "true", "WORKERS": "4"}
     assert app.secrets == ("hf_access_token", "api_key")
-    assert (app.cpus, app.memory, app.gpus, app.gpu_type) == (0.5, 4 * 10**9, 2, "H100")
+    # cpu and memory size a Baseten instance: no Docker limits (a note says so)
+    assert (app.cpus, app.memory, app.gpus, app.gpu_type) == (None, None, 2, "H100")
     assert (app.predict_concurrency, app.readiness_timeout) == (4, 1200.0)
     assert app.probe_timing == {"liveness_delay": 30.0, "liveness_restart_after": 300.0, "unready_after": 60.0}
     ignored = "\n".join(app.ignored)
     assert "do-not-echo-me" not in ignored
-    for key in ("secrets.api_key", "resources.instance_type", "runtime.streaming_read_timeout", "python_version"):
+    for key in ("secrets.api_key", "resources.cpu", "runtime.streaming_read_timeout", "python_version"):
         assert key in ignored
     assert len(app.ignored) == 4
     dockerfile = Path(app.build.dockerfile).read_text()
@@ -430,7 +430,9 @@ TRUSS_BAD = [
     (IMAGE + SERVER + "requirements_file: pyproject.toml\n", "requirements_file", 9, "pip's format"),
     (IMAGE + SERVER + "docker_server: {}\n", None, 9, "duplicate key"),
     (IMAGE + "model_name: m\n", None, None, "no docker_server"),
-    (SERVER, "docker_server", 1, "base_image.image"),
+    (SERVER.replace("  start_command: run\n", "  no_build: true\n"), "docker_server.no_build", 2, "name one"),
+    ("trt_llm:\n  build: {base_model: decoder}\n", "trt_llm", 1, "Baseten's engine builder"),
+    (IMAGE + SERVER + "resources:\n  instance_type: H100:x\n", "resources.instance_type", 10, "invalid instance_type"),
     (IMAGE + SERVER + "runtime:\n  predict_concurrency: 0\n", "runtime.predict_concurrency", 10, "at least 1"),
     ("base_image: [\n", None, 2, "invalid YAML"),
     ("- a\n- b\n", None, None, "expected a mapping"),
