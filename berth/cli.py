@@ -62,16 +62,25 @@ def _closed_stdout() -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    from berth import noop
+
+    attempt = noop.attempt(sys.argv[1:] if argv is None else list(argv))
+    if attempt.code is not None:
+        return attempt.code
     from berth.commands import EXIT_INTERRUPTED
 
     args = build_parser().parse_args(argv)
+    args.noop = attempt
     if getattr(args, "file", None) is None and args.global_file:
         args.file = args.global_file
     from berth.ui.console import make_consoles
 
     ui = make_consoles(args.no_color)
     try:
-        return args.run(args, ui)
+        try:
+            return args.run(args, ui)
+        finally:
+            noop.WATCH.active = False  # what the rest of the process opens is no plan's input
     except BrokenPipeError:
         raise
     except KeyboardInterrupt:

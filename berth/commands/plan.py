@@ -41,6 +41,10 @@ def cmd_plan(args: argparse.Namespace, ui: Any) -> int:
     else:
         say_environment(workspace.stack, ui)
         render_plan(plan, ui, verbose=args.verbose)
+    if not plan.has_changes:
+        from berth import noop
+
+        noop.record(getattr(args, "noop", None), workspace, plan)
     if args.out:
         pipeline.save_plan(workspace.context, plan, opts, args.out)
         if not args.json:
