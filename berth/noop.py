@@ -22,13 +22,19 @@ error at all while checking. Only the digest is kept; no value is.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import socket
 import sys
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing itself costs 2 ms on the fast path; the annotations are strings
+    from typing import Any
+
+try:  # the builtin SHA-256: hashlib would load OpenSSL (about 9 ms) for the same digest
+    from _sha256 import sha256
+except ImportError:  # pragma: no cover - another interpreter build
+    from hashlib import sha256
 
 VERSION = 1
 RECORD_DIR = "noop"
@@ -106,7 +112,7 @@ def state_dir(opts: dict[str, Any], file: str) -> str:
 
 def record_path(opts: dict[str, Any], file: str) -> str:
     key = json.dumps([opts["command"], file, opts["environment"], state_dir(opts, file)])
-    return os.path.join(state_dir(opts, file), RECORD_DIR, hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
+    return os.path.join(state_dir(opts, file), RECORD_DIR, sha256(key.encode()).hexdigest()[:32] + ".json")
 
 
 # -- what a plan reads, digested -------------------------------------------------------
@@ -167,7 +173,7 @@ def store_state(store: str) -> list[Any]:
         with open(os.path.join(store, filename), "rb") as f:
             value = f.read()
     data = value.encode() if isinstance(value, str) else bytes(value)
-    return [hashlib.sha256(data).hexdigest(), "lock" in rows]
+    return [sha256(data).hexdigest(), "lock" in rows]
 
 
 class Engine:
@@ -251,9 +257,8 @@ def engine_view(sock: str, stack: str, images: dict[str, list[str]]) -> list[Any
     """What refresh asks the local engine, less what changes by itself (a container's
     "Up 5 minutes"): the stack's containers, the images the plan may use, the stack's
     volumes, and each running container's HostConfig (refresh reads the limits from it)."""
-    from urllib.parse import quote
-
-    filters = quote(json.dumps({"label": [f"berth.stack={stack}"]}))
+    filters = "".join(c if c.isalnum() or c in "-._~" else "".join(f"%{b:02X}" for b in c.encode())
+                      for c in json.dumps({"label": [f"berth.stack={stack}"]}))
     engine = Engine(sock)
     try:
         containers, listed, volumes = engine.get([f"/containers/json?all=1&filters={filters}", "/images/json",
@@ -279,10 +284,24 @@ def world(record: dict[str, Any]) -> dict[str, Any]:
             "engine": engine_view(record["socket"], record["stack"], record["images"])}
 
 
+class Hmac:
+    """HMAC-SHA-256 (RFC 2104) over the builtin sha256, without hashlib and hmac."""
+
+    def __init__(self, key: bytes) -> None:
+        key = (sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+        self.inner, self.outer = sha256(bytes(b ^ 0x36 for b in key)), bytes(b ^ 0x5C for b in key)
+
+    def update(self, data: bytes) -> None:
+        self.inner.update(data)
+
+    def hexdigest(self) -> str:
+        return sha256(self.outer + self.inner.digest()).hexdigest()
+
+
 def digest(key: bytes, opts: dict[str, Any], record: dict[str, Any], seen: dict[str, Any]) -> str:
     """One keyed digest of everything the recorded plan depended on."""
     env = sorted((k, v) for k, v in os.environ.items() if k not in VOLATILE_ENV)
-    mac = hmac.new(key, digestmod=hashlib.sha256)
+    mac = Hmac(key)
 
     def add(value: Any) -> None:
         mac.update(json.dumps(value, sort_keys=True, separators=(",", ":")).encode())
@@ -292,7 +311,7 @@ def digest(key: bytes, opts: dict[str, Any], record: dict[str, Any], seen: dict[
     add(code_signature())
     for path in record["files"]:
         with open(path, "rb") as f:
-            mac.update(hashlib.sha256(f.read()).digest())
+            mac.update(sha256(f.read()).digest())
     for path in record["dirs"]:
         add([path, dir_listing(path)])
     add(seen)
@@ -340,7 +359,7 @@ class Attempt:
         try:
             lines = [(str(text), str(style)) for text, style in record["lines"]]
             key = _key(os.path.join(state_dir(self.opts, self.file), RECORD_DIR), create=False)
-            if not hmac.compare_digest(digest(key, self.opts, record, seen), record["digest"]):
+            if digest(key, self.opts, record, seen) != record["digest"]:
                 return None
         except Exception:
             return None
@@ -371,9 +390,7 @@ class Watch:
         self.sockets: set[str] = set()
         self.elsewhere = False  # a TCP connection (an SSH host, a TCP engine) or a subprocess
         self.hooked = False
-        import threading
-
-        self.busy = threading.local()
+        self.busy: Any = None
         self.ignored: tuple[str, ...] = ()
         self.import_dirs: set[str] = set()
 
@@ -384,6 +401,10 @@ class Watch:
         self.ignored = tuple({sys.prefix, sys.base_prefix, sys.exec_prefix, "/proc/", "/dev/", "/sys/",
                               *(os.path.join(root, p) for p in ("berth", "planner", "providers", "state"))})
         self.import_dirs = {os.path.abspath(p or ".") for p in sys.path}
+        if self.busy is None:
+            import threading
+
+            self.busy = threading.local()
         self.active = True
         if not self.hooked:
             self.hooked = True

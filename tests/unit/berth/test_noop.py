@@ -255,3 +255,22 @@ def test_the_watch_sees_files_read_and_directories_listed(tmp_path: Path) -> Non
     finally:
         watch.active = False
     assert watch.elsewhere  # a command secret source, or anything run: never recorded
+
+
+def test_the_keyed_digest_is_hmac_sha256() -> None:
+    import hashlib
+    import hmac
+
+    for key in (b"k", b"x" * 32, b"y" * 100):
+        mac = noop.Hmac(key)
+        mac.update(b"abc")
+        mac.update(b"def")
+        assert mac.hexdigest() == hmac.new(key, b"abcdef", hashlib.sha256).hexdigest()
+
+
+def test_the_fast_path_imports_none_of_the_heavy_modules(recorded) -> None:
+    recorded[2]()
+    code = ("import sys; from berth import noop; a = noop.attempt(['plan']); assert a.code == 0, a.code; "
+            "heavy = [m for m in ('pydantic', 'networkx', 'rich', 'docker', 'paramiko', 'yaml', 'diskcache', 'hashlib', "
+            "'http.client', 'argparse') if m in sys.modules]; assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True, env={k: v for k, v in os.environ.items()})
