@@ -546,6 +546,11 @@ def _record(attempt: Attempt, workspace: Any, plan: Any, lines: list[list[str]])
     seen = world(entry)
     if seen["state"][1]:
         return  # another berth holds the lock: its apply is under way
+    state = workspace.store.read()
+    listed = {c["Id"] for c in seen["engine"][0]}
+    if any(r.id not in listed for r in (state.resources.values() if state else ())
+           if r.type in ("container", "gateway", "watcher") and r.id):
+        return  # a container the stack's label does not list (imported): refresh looks it up by ID
     directory = os.path.join(sdir, RECORD_DIR)
     os.makedirs(directory, exist_ok=True)
     previous = attempt.record
