@@ -340,6 +340,7 @@ class Attempt:
         self.record: dict[str, Any] | None = None
         self.seen: dict[str, Any] | None = None
         self.code: int | None = None
+        self.before: tuple[dict[str, Any], dict[str, Any]] | None = None  # see before()
         if self.file is None:
             return
         try:
@@ -469,6 +470,31 @@ def attempt(argv: list[str]) -> Attempt:
     return tried
 
 
+def engine_socket() -> str | None:
+    """The local engine's socket as DOCKER_HOST names it (None: not a unix socket)."""
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    return host[len("unix://"):] if host.startswith("unix://") else None
+
+
+def before(attempt: Attempt | None, workspace: Any) -> None:
+    """Before a full plan that had no record to compare with: what the world is now, so
+    that a no-op this plan finds can be recorded at once (compared after it, as the
+    attempt's own look is). Best effort, as record()."""
+    if attempt is None or attempt.opts is None or attempt.file is None:
+        return
+    try:
+        sock = engine_socket()
+        if sock is None or workspace.stack.hosts:
+            return
+        then = {"store": str(workspace.store.path), "stack": workspace.stack.name, "socket": sock,
+                "images": images_used(workspace)}
+        if attempt.seen is not None and all(attempt.record.get(k) == v for k, v in then.items()):
+            return  # the attempt's own look is the one to compare with
+        attempt.before = (then, world(then))
+    except Exception:
+        attempt.before = None
+
+
 def no_changes_lines(stack: Any) -> list[list[str]]:
     """What plan and apply print for a no-op (berth.commands.say_environment, then
     berth.ui.plan_view.render_plan's last line)."""
@@ -553,13 +579,13 @@ def _record(attempt: Attempt, workspace: Any, plan: Any, lines: list[list[str]])
         return  # a container the stack's label does not list (imported): refresh looks it up by ID
     directory = os.path.join(sdir, RECORD_DIR)
     os.makedirs(directory, exist_ok=True)
-    previous = attempt.record
-    if previous is not None and attempt.seen is not None and \
-            {k: previous.get(k) for k in ("store", "stack", "socket", "images")} == \
-            {k: entry[k] for k in ("store", "stack", "socket", "images")} \
-            and [attempt.seen["state"][0], attempt.seen["engine"]] == [seen["state"][0], seen["engine"]]:
-        # The world before this plan (read by the attempt) and after it are the same:
-        # the no-op this plan found is the no-op of that world.
+    keys = ("store", "stack", "socket", "images")
+    before = [(attempt.record, attempt.seen), attempt.before]
+    if any(seen_then is not None and {k: then.get(k) for k in keys} == {k: entry[k] for k in keys}
+           and [seen_then["state"][0], seen_then["engine"]] == [seen["state"][0], seen["engine"]]
+           for then, seen_then in (b for b in before if b is not None and b[0] is not None)):
+        # The world before this plan (read by the attempt, or by before()) and after it
+        # are the same: the no-op this plan found is the no-op of that world.
         entry["digest"] = digest(_key(directory, create=True), attempt.opts, entry, seen)
     path = record_path(attempt.opts, attempt.file)
     temporary = f"{path}.{os.getpid()}.tmp"

@@ -54,10 +54,11 @@ def cmd_apply(args: argparse.Namespace, ui: Any) -> int:
     try:
         with locked(workspace.store, "destroy" if args.destroy else "apply", ui):
             state = workspace.store.read() or State(stack=workspace.stack.name)
+            from berth import noop
+
+            noop.before(getattr(args, "noop", None), workspace)
             plan = pipeline.plan(workspace.context, state, opts)
             if plan.has_changes:
-                from berth import noop
-
                 noop.WATCH.active = False  # only a no-op is recorded: the steps' files are not watched
             note = ("destroy" if args.destroy else "apply") + (" (targeted)" if args.target else "")
             code = run_plan(workspace, plan, state, args, ui, config=pipeline.config_to_record(workspace.stack, opts),
@@ -65,8 +66,6 @@ def cmd_apply(args: argparse.Namespace, ui: Any) -> int:
     finally:
         workspace.close()
     if not plan.has_changes and code == EXIT_OK and not args.destroy:
-        from berth import noop
-
         noop.record(getattr(args, "noop", None), workspace, plan)  # the lock released: as the next run sees it
     return code
 

@@ -32,6 +32,9 @@ def cmd_plan(args: argparse.Namespace, ui: Any) -> int:
         return EXIT_ERROR
     opts = plan_opts(args, destroy=args.destroy)
     workspace = open_workspace(args)
+    from berth import noop
+
+    noop.before(getattr(args, "noop", None), workspace)
     try:
         plan = pipeline.plan(workspace.context, workspace.store.read(), opts)
     finally:
@@ -42,8 +45,6 @@ def cmd_plan(args: argparse.Namespace, ui: Any) -> int:
         say_environment(workspace.stack, ui)
         render_plan(plan, ui, verbose=args.verbose)
     if not plan.has_changes:
-        from berth import noop
-
         noop.record(getattr(args, "noop", None), workspace, plan)
     if args.out:
         pipeline.save_plan(workspace.context, plan, opts, args.out)
