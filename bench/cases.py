@@ -63,11 +63,19 @@ def stack_runs(apps: int, repeat: int, proxy) -> tuple[list[dict[str, object]], 
             rows.append({"case": f"no-op {command[0]}, {apps} apps (fast path)", "median_s": median([r.wall for r in fast]),
                          "runs": repeat, "peak_mib": max(r.peak_kib for r in fast) // 1024,
                          "note": f"CPU {median([r.cpu for r in fast]):.3f} s"})
+        via_proxy = {"DOCKER_HOST": f"unix://{proxy.path}"}
         proxy.reset()
-        run([str(BERTH), "plan", "-f", str(directory)], env={"DOCKER_HOST": f"unix://{proxy.path}"})
+        run([str(BERTH), "plan", "-f", str(directory)], env={**via_proxy, "BERTH_NO_FASTPATH": "1"})
         calls = dict(proxy.requests)
-        rows.append({"case": f"no-op plan, {apps} apps: Docker API calls", "median_s": None, "runs": 1,
+        rows.append({"case": f"no-op plan, {apps} apps, full plan: Docker API calls", "median_s": None, "runs": 1,
                      "peak_mib": None, "note": f"{sum(calls.values())}: " + ", ".join(f"{k} x{v}" for k, v in sorted(calls.items()))})
+        run([str(BERTH), "plan", "-f", str(directory)], env=via_proxy)  # records (reading the engine before and after)
+        proxy.reset()
+        run([str(BERTH), "plan", "-f", str(directory)], env=via_proxy)
+        fast_calls = dict(proxy.requests)
+        rows.append({"case": f"no-op plan, {apps} apps, fast path: Docker API calls (one connection)", "median_s": None,
+                     "runs": 1, "peak_mib": None,
+                     "note": f"{sum(fast_calls.values())}: " + ", ".join(f"{k} x{v}" for k, v in sorted(fast_calls.items()))})
         if apps == 20:
             rows.append(_one_change(directory, name, apps, port))
         gone = berth("destroy", "--auto-approve", cwd=directory)

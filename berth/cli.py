@@ -7,17 +7,22 @@ Commands live in berth/commands/, one module per group, each with `register()`.
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # argparse and typing cost 5 ms: the no-op fast path (berth/noop.py) needs neither
+    import argparse
+    from typing import Any
 
 COMMAND_MODULES = ("plan", "apply", "refresh", "state", "importing", "rollback", "status", "logs", "hosts",
                    "output", "validate", "exec", "show", "completion")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+    import importlib
+
     from berth import __version__
 
     parser = argparse.ArgumentParser(

@@ -274,3 +274,30 @@ def test_the_fast_path_imports_none_of_the_heavy_modules(recorded) -> None:
             "heavy = [m for m in ('pydantic', 'networkx', 'rich', 'docker', 'paramiko', 'yaml', 'diskcache', 'hashlib', "
             "'http.client', 'argparse') if m in sys.modules]; assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, env={k: v for k, v in os.environ.items()})
+
+
+def test_the_state_is_read_from_the_stores_sqlite_file_as_the_store_keeps_it(tmp_path: Path) -> None:
+    """berth.noop reads the "state" and "lock" rows without diskcache: a change to how
+    state.store keeps them must show here, not as a fast path that never notices a write."""
+    from state.canonical import sha256_hex
+    from state.model import State
+    from state.store import STATE_KEY, DiskStore
+
+    store = DiskStore(tmp_path / "s", stack="s")
+    written = store.write(State(stack="s"))
+    first = noop.store_state(str(tmp_path / "s"))
+    text = store._get(STATE_KEY)
+    assert first == [sha256_hex(text), False]
+    store.write(written.model_copy(update={"resources": {}}), note="again")
+    second = noop.store_state(str(tmp_path / "s"))
+    assert second[0] != first[0]
+    store.add_lock({"id": "x"})
+    assert noop.store_state(str(tmp_path / "s")) == [second[0], True]
+    store.delete_lock()
+    # a state past diskcache's inline size is kept in a file beside the database
+    big = store.write(written.model_copy(update={"forgotten": [f"{i:064x}" for i in range(2000)]}))
+    third = noop.store_state(str(tmp_path / "s"))
+    assert third == [sha256_hex(store._get(STATE_KEY)), False] and third[0] != second[0]
+    store.write(big.model_copy(update={"forgotten": big.forgotten[:-1]}))
+    assert noop.store_state(str(tmp_path / "s"))[0] != third[0]
+    store.close()
