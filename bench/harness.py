@@ -38,9 +38,10 @@ class Run:
 
 
 def bench_env() -> dict[str, str]:
-    """The environment commands are timed in: as a user's, so with compiled modules kept
-    (PYTHONDONTWRITEBYTECODE, set in some shells, would make every run compile berth
-    again: 20-25 ms for berth/noop.py alone, several times that for the full planner)."""
+    """The environment commands are timed in: as a user's, with compiled modules kept.
+    Where PYTHONDONTWRITEBYTECODE is set (as on these machines), a module edited since
+    scripts/setup.sh compiled it would be compiled again in every timed run (20-25 ms
+    for berth/noop.py alone); precompile() below writes them before anything is timed."""
     return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
