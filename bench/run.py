@@ -25,7 +25,7 @@ import sys
 
 import cases
 from apiproxy import ApiProxy
-from harness import build_image, compose_v2, goal_row, machine, save, table
+from harness import build_image, compose_v2, goal_row, machine, precompile, save, table
 
 ALL = ("startup", "noop20", "noop200", "probe", "compose", "scale1000", "profile", "fanout", "delivery", "realserver",
        "builds")
@@ -41,6 +41,7 @@ def main() -> int:
     repeat = 3 if args.quick else 7
 
     build_image()
+    precompile()
     results: dict[str, object] = {"machine": machine(), "cases": {}}
     print(f"berth benchmarks on {results['machine']}\n")
     proxy = ApiProxy()

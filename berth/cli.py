@@ -7,17 +7,22 @@ Commands live in berth/commands/, one module per group, each with `register()`.
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # argparse and typing cost 5 ms: the no-op fast path (berth/noop.py) needs neither
+    import argparse
+    from typing import Any
 
 COMMAND_MODULES = ("plan", "apply", "refresh", "state", "importing", "rollback", "status", "logs", "hosts",
                    "output", "validate", "exec", "show", "completion")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+    import importlib
+
     from berth import __version__
 
     parser = argparse.ArgumentParser(
@@ -62,16 +67,25 @@ def _closed_stdout() -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    from berth import noop
+
+    attempt = noop.attempt(sys.argv[1:] if argv is None else list(argv))
+    if attempt.code is not None:
+        return attempt.code
     from berth.commands import EXIT_INTERRUPTED
 
     args = build_parser().parse_args(argv)
+    args.noop = attempt
     if getattr(args, "file", None) is None and args.global_file:
         args.file = args.global_file
     from berth.ui.console import make_consoles
 
     ui = make_consoles(args.no_color)
     try:
-        return args.run(args, ui)
+        try:
+            return args.run(args, ui)
+        finally:
+            noop.WATCH.active = False  # what the rest of the process opens is no plan's input
     except BrokenPipeError:
         raise
     except KeyboardInterrupt:

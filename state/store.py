@@ -25,6 +25,9 @@ from state.errors import CorruptLockError, LockLostError, StateError
 from state.model import State
 from state.storage import ReadOnlyCache, cannot_write, why_unwritable
 
+# berth/noop.py reads these two rows straight from the SQLite file (diskcache's Cache
+# table: key, raw, filename, value), without diskcache; tests/unit/berth/test_noop.py
+# holds the two to the same layout.
 STATE_KEY = "state"
 LOCK_KEY = "lock"
 HISTORY_PREFIX = "history/"

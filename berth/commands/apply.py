@@ -54,12 +54,20 @@ def cmd_apply(args: argparse.Namespace, ui: Any) -> int:
     try:
         with locked(workspace.store, "destroy" if args.destroy else "apply", ui):
             state = workspace.store.read() or State(stack=workspace.stack.name)
+            from berth import noop
+
+            noop.before(getattr(args, "noop", None), workspace)
             plan = pipeline.plan(workspace.context, state, opts)
+            if plan.has_changes:
+                noop.WATCH.active = False  # only a no-op is recorded: the steps' files are not watched
             note = ("destroy" if args.destroy else "apply") + (" (targeted)" if args.target else "")
-            return run_plan(workspace, plan, state, args, ui, config=pipeline.config_to_record(workspace.stack, opts),
+            code = run_plan(workspace, plan, state, args, ui, config=pipeline.config_to_record(workspace.stack, opts),
                             note=note, confirm=not args.auto_approve)
     finally:
         workspace.close()
+    if not plan.has_changes and code == EXIT_OK and not args.destroy:
+        noop.record(getattr(args, "noop", None), workspace, plan)  # the lock released: as the next run sees it
+    return code
 
 
 def run_plan(workspace: Any, plan: Any, state: Any, args: argparse.Namespace, ui: Any, *,

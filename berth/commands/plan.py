@@ -32,6 +32,9 @@ def cmd_plan(args: argparse.Namespace, ui: Any) -> int:
         return EXIT_ERROR
     opts = plan_opts(args, destroy=args.destroy)
     workspace = open_workspace(args)
+    from berth import noop
+
+    noop.before(getattr(args, "noop", None), workspace)
     try:
         plan = pipeline.plan(workspace.context, workspace.store.read(), opts)
     finally:
@@ -41,6 +44,8 @@ def cmd_plan(args: argparse.Namespace, ui: Any) -> int:
     else:
         say_environment(workspace.stack, ui)
         render_plan(plan, ui, verbose=args.verbose)
+    if not plan.has_changes:
+        noop.record(getattr(args, "noop", None), workspace, plan)
     if args.out:
         pipeline.save_plan(workspace.context, plan, opts, args.out)
         if not args.json:
