@@ -82,6 +82,10 @@ WEIGHTS = AttributeModel(ResourceKind.WEIGHTS, {
 GATEWAY = AttributeModel(ResourceKind.GATEWAY, {
     "name": Field(N), "image": Field(R), "content_hash": Field(N), "port": Field(R), "admin_port": Field(R),
     "network": Field(R), "routes": Field(U), "upstreams": Field(U),
+    # API keys: their keyed digests (reloaded live: the key check rereads its file), and
+    # the hash of the key check's program, which runs in the container.
+    "api_keys": Field(U, optional=True), "auth": Field(R, optional=True),
+    "drain_timeout": Field(B, optional=True),
 })
 
 # A host's liveness watcher (planner.serving.watcher.attributes). Every attribute replaces

@@ -265,6 +265,9 @@ class AppConfig(_Frozen):
     secret_env: dict[str, str] = Field(default_factory=dict)  # env var -> secret name
     predict: str | None = None  # the path requests for the app's model go to (routing)
     predict_concurrency: int | None = None
+    # Behind a gateway with api_keys: True lets requests in without a key.
+    public: bool = False
+    domains: tuple[str, ...] = ()  # Host names the gateway also routes to the app (besides /APP/...)
     # How a replace runs when the app is served through the gateway (rolling: the new
     # replica is ready before the old one stops), and the liveness watcher's settings.
     deploy: DeployStrategy = "rolling"
@@ -416,6 +419,10 @@ class Stack(_Frozen):
     # One gateway (a Caddy container) per host that runs apps, listening here; None: off.
     gateway_port: int | None = None
     gateway_admin_port: int = 2019  # its admin API, on its container's own loopback
+    # Secret names; when any, a request through the gateway needs one of their values
+    # (Authorization: Bearer KEY or Api-Key KEY), unless its app is public.
+    gateway_api_keys: tuple[str, ...] = ()
+    gateway_drain_timeout: float = 30.0  # seconds an old replica keeps its requests in flight in a roll
 
     @model_validator(mode="after")
     def _docker_names(self) -> Stack:

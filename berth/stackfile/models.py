@@ -249,6 +249,11 @@ Threshold = Annotated[int, Field(ge=1), expect("an integer of at least 1"),
                       at_most(MAX_COUNT, f"an integer of at least 1, at most {MAX_COUNT}")]
 
 
+DOMAIN_PATTERN = r"^([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
+Domains = Annotated[list[Annotated[str, Field(pattern=DOMAIN_PATTERN, max_length=253)]],
+                    expect('a list of host names in lower case, like ["llm.example.com"]')]
+
+
 class _Table(BaseModel):
     # extra="forbid" is how unknown keys (typos) are caught
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -317,6 +322,8 @@ class AppFile(_Table):
     max_unavailable: Threshold = 1  # replicas a replace takes down at once
     liveness_failure_threshold: Threshold = 3
     probe_interval: Seconds = 10.0
+    public: bool = False  # behind a gateway with api_keys: served without a key
+    domains: Domains = Field(default_factory=list)  # also routed by the request's Host header
     # As `docker run` has them (-v, --shm-size, --ipc, --ulimit, --entrypoint, --stop-timeout).
     volumes: Annotated[list[Volume], BeforeValidator(_a_list(f"a list of volumes, each {VOLUME_RULE}"))] | None = None
     shm_size: ShmSize | None = None
@@ -371,10 +378,20 @@ class StackSection(_Table):
     gateway_admin_port: Port = 2019  # the gateway's admin API, on its container's own loopback
 
 
+class GatewayTable(_Table):
+    """`[gateway]`: the table form of [stack] gateway_port, with what only it has."""
+
+    port: Port | None = None  # None: [stack] gateway_port (one of the two sets it)
+    admin_port: Port | None = None
+    api_keys: SecretNames = Field(default_factory=list)  # a request needs one of these secrets' values
+    drain_timeout: Seconds = 30.0  # seconds an old replica keeps its requests in flight during a roll
+
+
 class StackFile(_Table):
     """A whole berth.toml."""
 
     stack: StackSection | None = None
+    gateway: GatewayTable | None = None
     apps: dict[Annotated[str, Field(pattern=NAME_PATTERN)], AppFile] = Field(default_factory=dict)
     secrets: dict[str, SecretTable] = Field(default_factory=dict)
     hosts: dict[Annotated[str, Field(pattern=NAME_PATTERN)], HostFile] = Field(default_factory=dict)

@@ -13,7 +13,9 @@ has a per-request UUID placeholder for X-Request-Id.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from planner.attributes import GATEWAY, ChangeClass
@@ -48,6 +50,13 @@ NETWORK = "bridge"
 UPSTREAM_HOST = "host.docker.internal"
 MIGRATE_REQ = "net.ipv4.tcp_migrate_req"  # see container_spec
 REQUEST_ID = "X-Request-Id"
+# The API-key check beside Caddy (planner.serving.auth_script), on a Unix socket of the
+# container's own; the key hashes it reads, written by berth through the Docker API.
+AUTH_SCRIPT = (Path(__file__).parent / "auth_script.py").read_text()
+AUTH_HASH = sha256_hex(AUTH_SCRIPT)
+AUTH_FILE = "/etc/caddy/berth_auth.py"
+AUTH_SOCKET = "/run/berth-auth.sock"
+KEYS_FILE = "/etc/caddy/berth-keys"  # auth_script.KEYS_FILE
 
 
 def image_tag() -> str:
@@ -73,21 +82,27 @@ def hosts(stack: Stack) -> list[str]:
 
 def routes(apps: list[AppConfig]) -> dict[str, dict[str, Any]]:
     """What the gateway routes for the apps on its host, by app: the readiness path its
-    health checks probe, the predict path. The upstreams (the replicas' ports) are not
-    here: a free port berth picks is known only once the replica runs (see upstreams)."""
-    return {
-        app.name: {
-            "readiness": app.readiness,
-            "predict": app.predict,
-            "probe_interval": app.probe_interval,
-        }
-        for app in sorted(apps, key=lambda a: a.name)
-    }
+    health checks probe, the predict path; public (no API key needed) and domains (Host
+    names also routed to it) only when set, so that routes recorded before them compare
+    equal. The upstreams (the replicas' ports) are not here: a free port berth picks is
+    known only once the replica runs (see upstreams)."""
+    found = {}
+    for app in sorted(apps, key=lambda a: a.name):
+        route: dict[str, Any] = {"readiness": app.readiness, "predict": app.predict, "probe_interval": app.probe_interval}
+        if app.public:
+            route["public"] = True
+        if app.domains:
+            route["domains"] = list(app.domains)
+        found[app.name] = route
+    return found
 
 
-def attributes(stack: Stack, host: str) -> dict[str, Any]:
+def attributes(stack: Stack, host: str, key_digests: dict[str, str] | None = None) -> dict[str, Any]:
+    """key_digests: the keyed digest of each [gateway] api_keys secret (planner.secrets),
+    by name: what state and plans hold of the keys. With keys, the gateway runs the key
+    check (auth: its program's hash, so that a new program makes a new container)."""
     assert stack.gateway_port is not None
-    return {
+    attrs = {
         "name": container_name(stack.name),
         "image": image_tag(),
         "content_hash": CONTENT_HASH,
@@ -96,10 +111,26 @@ def attributes(stack: Stack, host: str) -> dict[str, Any]:
         "network": NETWORK,  # its own namespace (see container_spec); before: the host's
         "routes": routes([app for app in stack.apps.values() if app.host == host]),
     }
+    if stack.gateway_api_keys:
+        digests = key_digests or {}
+        attrs["api_keys"] = {name: digests.get(name) for name in stack.gateway_api_keys}
+        attrs["auth"] = AUTH_HASH
+    if stack.gateway_drain_timeout != DRAIN_TIMEOUT:
+        attrs["drain_timeout"] = stack.gateway_drain_timeout
+    return attrs
+
+
+DRAIN_TIMEOUT = 30.0  # seconds an old replica's requests in flight get before it is stopped anyway
+
+
+def keys_file(values: list[bytes]) -> bytes:
+    """What KEYS_FILE holds for the API keys' values: the SHA-256 of each, in hex, one a
+    line (the key check hashes what a request presents and compares)."""
+    return b"".join(hashlib.sha256(value).hexdigest().encode() + b"\n" for value in values)
 
 
 def config_hash(attrs: dict[str, Any]) -> str:
-    return canonical_hash({k: attrs.get(k) for k in GATEWAY.keys(ChangeClass.REPLACE)})
+    return canonical_hash(GATEWAY.view(attrs, ChangeClass.REPLACE))  # an optional key left out when unset
 
 
 def boot_config(admin_port: int) -> dict[str, Any]:
@@ -128,14 +159,20 @@ def container_spec(stack: str, address: Address, attrs: dict[str, Any]) -> Conta
     `--resume` restarts it (Docker's restart policy, a reboot) with the routes it was
     last given, not the boot config."""
     boot = json.dumps(boot_config(attrs["admin_port"]), separators=(",", ":"))
+    env = {"BERTH_GATEWAY_BOOT": boot}
+    auth = ""
+    if attrs.get("auth"):  # the key check beside Caddy; its program is no secret, the keys never pass here
+        env["BERTH_GATEWAY_AUTH"] = AUTH_SCRIPT
+        auth = (f'&& printf %s "$BERTH_GATEWAY_AUTH" > {AUTH_FILE} '
+                f"&& {{ python3 -I {AUTH_FILE} {AUTH_SOCKET} & }} ")
     return ContainerSpec(
         name=attrs["name"],
         image=attrs["image"],
         port=attrs["port"],
         host_port=attrs["port"],
-        command=("sh", "-c", f'printf %s "$BERTH_GATEWAY_BOOT" > {CONFIG_FILE} '
+        command=("sh", "-c", f'printf %s "$BERTH_GATEWAY_BOOT" > {CONFIG_FILE} {auth}'
                              f"&& exec caddy run --resume --config {CONFIG_FILE}"),
-        env={"BERTH_GATEWAY_BOOT": boot},
+        env=env,
         sysctls={MIGRATE_REQ: "1"},
         extra_hosts={UPSTREAM_HOST: "host-gateway"},
         labels={
@@ -183,16 +220,21 @@ def caddy_config(
         "match": [{"not": [{"header": {REQUEST_ID: []}}]}],  # [] = the header is present
         "handle": [{"handler": "headers", "request": {"set": {REQUEST_ID: ["{http.request.uuid}"]}}}],
     }]
+    by_host: list[dict[str, Any]] = []
     for name, route in attrs["routes"].items():
         proxy = _proxy(route, upstreams.get(name, []))
+        guard = [] if route.get("public") or not attrs.get("api_keys") else [_auth()]
         prefix = f"/{name}"
         if route.get("predict"):
-            server_routes.append(_route([f"{prefix}/predict"], [
+            server_routes.append(_route([f"{prefix}/predict"], [*guard,
                 {"handler": "rewrite", "uri": f"{route['predict']}?{{http.request.uri.query}}"}, proxy]))
-        server_routes.append(_route([f"{prefix}/sync/*"], [
+        server_routes.append(_route([f"{prefix}/sync/*"], [*guard,
             {"handler": "rewrite", "strip_path_prefix": f"{prefix}/sync"}, proxy]))
-        server_routes.append(_route([f"{prefix}/*"], [
+        server_routes.append(_route([f"{prefix}/*"], [*guard,
             {"handler": "rewrite", "strip_path_prefix": prefix}, proxy]))
+        if route.get("domains"):  # the whole path, as the app has it, for its own Host names
+            by_host.append({"match": [{"host": route["domains"]}], "handle": [*guard, proxy], "terminal": True})
+    server_routes += by_host  # after every /APP/ route: a path route wins on any Host
     if draining:
         server_routes.append(_draining_route(draining))
     server_routes.append({"handle": [{
@@ -228,6 +270,24 @@ def _route(paths: list[str], handle: list[dict[str, Any]]) -> dict[str, Any]:
     return {"match": [{"path": paths}], "handle": handle, "terminal": True}
 
 
+def _auth() -> dict[str, Any]:
+    """Caddy's forward auth: the key check (auth_script) is asked first, with the
+    request's headers and no body; on 2xx the request goes on without its Authorization
+    header (the app never sees the gateway's key), on anything else the check's answer (a
+    401 with a JSON body) is the response, and no replica is reached. A check that does
+    not answer is a 502: closed, not open."""
+    return {
+        "handler": "reverse_proxy",
+        "upstreams": [{"dial": f"unix/{AUTH_SOCKET}"}],
+        "rewrite": {"method": "GET", "uri": "/"},
+        "headers": {"response": {"set": {REQUEST_ID: ["{http.request.header.X-Request-Id}"]}}},
+        "handle_response": [{
+            "match": {"status_code": [2]},
+            "routes": [{"handle": [{"handler": "headers", "request": {"delete": ["Authorization"]}}]}],
+        }],
+    }
+
+
 def _proxy(route: dict[str, Any], ports: list[int]) -> dict[str, Any]:
     interval = f"{route.get('probe_interval') or 10}s"
     proxy: dict[str, Any] = {
@@ -240,6 +300,9 @@ def _proxy(route: dict[str, Any], ports: list[int]) -> dict[str, Any]:
         },
         # The app's Server header goes: Caddy has set its own, and a response carries one.
         "headers": {"response": {"set": {REQUEST_ID: ["{http.request.header.X-Request-Id}"]}, "delete": ["Server"]}},
+        # Each chunk goes to the client as the app writes it (server-sent events, a
+        # "stream": true completion), not when a buffer fills.
+        "flush_interval": -1,
     }
     if route.get("readiness"):
         # Readiness decides traffic: an unready replica is left out until it passes again.

@@ -1,0 +1,220 @@
+"""The gateway as one puts it on the internet, against real Docker: API keys ([gateway]
+api_keys, public apps), where the key is not (state, plan, logs, labels, inspect),
+rotation without a restart or a failed request, server-sent events chunk by chunk, and
+WebSockets through /APP/..."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+
+STACK = """
+[stack]
+name = "{stack}"
+
+[gateway]
+port = {port10}
+admin_port = {port11}
+api_keys = KEYS
+
+[secrets.gateway_key]
+file = "./gateway_key"
+
+[secrets.second_key]
+file = "./second_key"
+
+[apps.llm]
+build = "./streamer"
+port = 8000
+readiness = "/ready"
+probe_interval = 1
+
+[apps.open]
+build = "./streamer"
+port = 8000
+readiness = "/ready"
+public = true
+probe_interval = 1
+"""
+
+
+def served(project, keys: list[str] = ("gateway_key",)) -> tuple[str, str]:
+    """Apply the stack with a random value for each key secret; (gateway URL, gateway_key's value)."""
+    project.copy_context("streamer")
+    value = secrets.token_urlsafe(24)
+    (project.path / "gateway_key").write_text(value + "\n")
+    (project.path / "second_key").write_text(secrets.token_urlsafe(24) + "\n")
+    project.write(STACK.replace("KEYS", json.dumps(list(keys))))
+    project.berth("apply", "--auto-approve", timeout=600)
+    return f"http://127.0.0.1:{project.ports[10]}", value
+
+
+def call(url: str, authorization: str | None = None, request_id: str | None = None) -> tuple[int, dict, dict]:
+    headers = {k: v for k, v in (("Authorization", authorization), ("X-Request-Id", request_id)) if v}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
+            return response.status, json.loads(response.read()), dict(response.headers)
+    except urllib.error.HTTPError as err:
+        body = err.read()
+        return err.code, json.loads(body) if body.startswith(b"{") else {"text": body.decode()}, dict(err.headers)
+
+
+def gateway_container(project):
+    [container] = [c for c in project.containers() if c.labels.get("berth.address", "").startswith("gateway@")]
+    return container
+
+
+def replica_logs(project) -> str:
+    return "".join(c.logs().decode("utf-8", "replace") for c in project.containers())
+
+
+def test_a_request_needs_a_key_in_either_form_unless_its_app_is_public(project):
+    url, key = served(project)
+    status, body, headers = call(f"{url}/llm/refused-path", request_id="no-key-1")
+    assert status == 401 and body["error"] == "unauthorized", body
+    assert headers["X-Request-Id"] == "no-key-1"
+    assert call(f"{url}/llm/refused-path", f"Bearer {key}x")[0] == 401
+    assert call(f"{url}/llm/refused-path", f"Basic {key}")[0] == 401
+    assert call(f"{url}/llm/refused-path", "Bearer ")[0] == 401
+    for form in (f"Bearer {key}", f"Api-Key {key}", f"bearer {key}"):
+        status, body, _ = call(f"{url}/llm/sync/anything", form)
+        assert (status, body["path"]) == (200, "/anything"), (form, body)
+        assert body["authorization"] is None  # the app never sees the gateway's key
+    # None of the refused requests reached the replica (it logs each request it answers).
+    [llm] = [c for c in project.containers() if c.labels.get("berth.address") == "app.llm.container[0]@local"]
+    assert "/anything" in llm.logs().decode() and "refused-path" not in llm.logs().decode()
+    status, body, _ = call(f"{url}/open/anything")
+    assert (status, body["path"]) == (200, "/anything")
+    again = project.berth("plan", "--detailed-exitcode", check=False)
+    assert again.returncode == 0, again.stdout
+
+
+def test_the_key_is_in_no_state_plan_log_label_or_inspect(project, docker_client):
+    url, key = served(project)
+    assert call(f"{url}/llm/x", f"Bearer {key}")[0] == 200
+    assert call(f"{url}/llm/x", f"Bearer {key}-wrong")[0] == 401
+    places = {
+        "plan": project.berth("plan", "--no-color").stdout,
+        "plan --json": project.berth("plan", "--json").stdout,
+        "state": project.berth("state", "show", "gateway@local").stdout,
+        "state files": "".join(p.read_bytes().decode("latin-1") for p in (project.path / ".berth").rglob("*")
+                               if p.is_file()),
+        "logs": replica_logs(project),
+        "inspect": json.dumps([docker_client.api.inspect_container(c.id) for c in project.containers()]),
+        "labels": json.dumps([c.labels for c in project.containers()]),
+    }
+    for where, text in places.items():
+        assert key not in text, where
+    # On the host, inside the gateway: only the key's hash, in a file only its owner reads.
+    code, output = gateway_container(project).exec_run(["sh", "-c", "stat -c %a /etc/caddy/berth-keys && "
+                                                        "cat /etc/caddy/berth-keys"])
+    mode, stored = output.decode().split("\n", 1)
+    assert (code, mode, stored.strip()) == (0, "600", hashlib.sha256(key.encode()).hexdigest())
+    assert "hmac-sha256:" in places["state"]  # what state keeps of it: a keyed digest
+
+
+def test_a_key_added_or_rotated_takes_effect_live_with_no_failed_request(project):
+    url, key = served(project)
+    gateway_id = gateway_container(project).id
+    second = (project.path / "second_key").read_text().strip()
+    assert call(f"{url}/llm/x", f"Bearer {second}")[0] == 401
+    failures: list[str] = []
+    ok = [0]
+    stop = threading.Event()
+    current = {"key": key}
+
+    def loop() -> None:
+        while not stop.is_set():
+            status, body, _ = call(f"{url}/llm/loop", f"Bearer {current['key']}")
+            if status == 200:
+                ok[0] += 1
+            else:
+                failures.append(f"{status} {body}")
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        project.write(STACK.replace("KEYS", json.dumps(["gateway_key", "second_key"])))
+        project.berth("apply", "--auto-approve", timeout=300)  # a second key: the first still works
+        assert call(f"{url}/llm/x", f"Bearer {second}")[0] == 200
+        current["key"] = second  # clients move to the second key; the first one's value rotates
+        rotated = secrets.token_urlsafe(24)
+        (project.path / "gateway_key").write_text(rotated + "\n")
+        project.berth("apply", "--auto-approve", timeout=300)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not failures, failures[:5]
+    assert ok[0] > 20
+    assert call(f"{url}/llm/x", f"Bearer {key}")[0] == 401  # the old value is gone
+    assert call(f"{url}/llm/x", f"Bearer {rotated}")[0] == 200
+    assert gateway_container(project).id == gateway_id  # never restarted
+    assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0
+
+
+def test_server_sent_events_arrive_chunk_by_chunk(project):
+    url, key = served(project)
+    request = urllib.request.Request(
+        f"{url}/llm/sync/v1/chat/completions", data=json.dumps({"stream": True, "chunks": 4, "gap": 0.7}).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    arrived: list[tuple[float, dict]] = []
+    with urllib.request.urlopen(request, timeout=20) as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        for line in response:
+            if line.startswith(b"data: {"):
+                arrived.append((time.time(), json.loads(line[6:])))
+        ended = time.time()
+    assert [event["choices"][0]["delta"]["content"] for _, event in arrived] == ["tok0", "tok1", "tok2", "tok3"]
+    # The first chunk came when it was sent, well before the response ended (2.8 s of gaps).
+    first_at, first = arrived[0]
+    assert first_at - first["sent"] < 0.5, first_at - first["sent"]
+    assert ended - first_at > 2.0
+
+
+def websocket(port: int, path: str, authorization: str | None, request_id: str, messages: list[str]) -> list[str]:
+    """Open a WebSocket through the gateway, send each message, return the replies."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket", "Connection: Upgrade",
+             f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13", f"X-Request-Id: {request_id}"]
+    if authorization:
+        lines.append(f"Authorization: {authorization}")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        reader = sock.makefile("rb")
+        status = reader.readline().decode()
+        headers = {}
+        while (line := reader.readline().decode().strip()):
+            name, _, value = line.partition(":")
+            headers[name.lower()] = value.strip()
+        assert " 101 " in status, status
+        expected = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+        assert headers["sec-websocket-accept"] == expected.decode()
+        replies = []
+        for message in messages:
+            data, mask = message.encode(), os.urandom(4)
+            sock.sendall(bytes([0x81, 0x80 | len(data)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+            head = reader.read(2)
+            replies.append(reader.read(head[1] & 0x7F).decode())
+        sock.sendall(bytes([0x88, 0x80]) + os.urandom(4))
+        return replies
+
+
+def test_a_websocket_upgrades_through_the_gateway_and_keeps_its_request_id(project):
+    url, key = served(project)
+    replies = websocket(project.ports[10], "/llm/ws", f"Bearer {key}", "ws-req-7", ["hello", "again"])
+    assert [r.split(" ", 2)[::2] for r in replies] == [["ws-req-7", "hello"], ["ws-req-7", "again"]]
+    try:
+        websocket(project.ports[10], "/llm/ws", None, "ws-req-8", ["hello"])
+    except AssertionError as err:
+        assert " 401 " in str(err)
+    else:
+        raise AssertionError("a WebSocket without a key was upgraded")
