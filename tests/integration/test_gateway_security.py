@@ -161,23 +161,30 @@ def test_a_key_added_or_rotated_takes_effect_live_with_no_failed_request(project
     assert project.berth("plan", "--detailed-exitcode", check=False).returncode == 0
 
 
-def test_server_sent_events_arrive_chunk_by_chunk(project):
+def test_streamed_completions_arrive_chunk_by_chunk(project):
+    """Server-sent events, a stream of a type the proxy cannot know to flush (NDJSON),
+    and one with a Content-Length written slowly: each chunk reaches the client as the
+    app writes it (Caddy flushes the first two of itself; the third only with
+    flush_interval -1)."""
     url, key = served(project)
-    request = urllib.request.Request(
-        f"{url}/llm/sync/v1/chat/completions", data=json.dumps({"stream": True, "chunks": 4, "gap": 0.7}).encode(),
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-    arrived: list[tuple[float, dict]] = []
-    with urllib.request.urlopen(request, timeout=20) as response:
-        assert response.headers["Content-Type"].startswith("text/event-stream")
-        for line in response:
-            if line.startswith(b"data: {"):
-                arrived.append((time.time(), json.loads(line[6:])))
-        ended = time.time()
-    assert [event["choices"][0]["delta"]["content"] for _, event in arrived] == ["tok0", "tok1", "tok2", "tok3"]
-    # The first chunk came when it was sent, well before the response ended (2.8 s of gaps).
-    first_at, first = arrived[0]
-    assert first_at - first["sent"] < 0.5, first_at - first["sent"]
-    assert ended - first_at > 2.0
+    for kind, content_type in (("sse", "text/event-stream"), ("ndjson", "application/x-ndjson"),
+                               ("sized", "application/x-ndjson")):
+        request = urllib.request.Request(
+            f"{url}/llm/sync/v1/chat/completions",
+            data=json.dumps({"stream": True, "chunks": 4, "gap": 0.7, "type": kind}).encode(),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+        arrived: list[tuple[float, dict]] = []
+        with urllib.request.urlopen(request, timeout=20) as response:
+            assert response.headers["Content-Type"] == content_type
+            for line in response:
+                if line.startswith(b"data: {"):
+                    arrived.append((time.time(), json.loads(line[6:])))
+            ended = time.time()
+        assert [event["choices"][0]["delta"]["content"] for _, event in arrived] == ["tok0", "tok1", "tok2", "tok3"]
+        # Each chunk came when it was sent, well before the response ended (2.8 s of gaps).
+        for at, event in arrived:
+            assert at - event["sent"] < 0.5, (kind, at - event["sent"])
+        assert ended - arrived[0][0] > 2.0, kind
 
 
 def websocket(port: int, path: str, authorization: str | None, request_id: str, messages: list[str]) -> list[str]:

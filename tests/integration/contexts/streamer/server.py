@@ -10,6 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
+def event(i: int, sent: float) -> bytes:
+    return f'data: {{"choices": [{{"delta": {{"content": "tok{i}"}}}}], "sent": {sent:.3f}}}\n\n'.encode()
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -23,7 +27,7 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
         if self.path == "/v1/chat/completions" and body.get("stream"):
-            return self.stream(int(body.get("chunks", 5)), float(body.get("gap", 0.5)))
+            return self.stream(int(body.get("chunks", 5)), float(body.get("gap", 0.5)), body.get("type", "sse"))
         self.answer({"path": self.path, "body": body})
 
     def answer(self, payload: dict) -> None:
@@ -34,21 +38,30 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def stream(self, chunks: int, gap: float) -> None:
-        """Server-sent events as an OpenAI-style streaming completion: one chunk every gap seconds."""
+    def stream(self, chunks: int, gap: float, kind: str) -> None:
+        """An OpenAI-style streaming completion: one event every gap seconds, each saying
+        when it was sent. kind "sse": server-sent events, chunked; "ndjson": the same as
+        application/x-ndjson; "sized": with a Content-Length, written slowly (only a
+        proxy that flushes as the app writes passes it on chunk by chunk)."""
         self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Content-Type", "text/event-stream" if kind == "sse" else "application/x-ndjson")
+        sized = kind == "sized"
+        now = time.time()  # "sent" has a fixed width (%.3f of the time), so the length is known ahead
+        done = b"data: [DONE]\n\n"
+        if sized:
+            self.send_header("Content-Length", str(sum(len(event(i, now)) for i in range(chunks)) + len(done)))
+        else:
+            self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         for i in range(chunks):
-            event = json.dumps({"choices": [{"delta": {"content": f"tok{i}"}}], "sent": time.time()})
-            self.chunk(f"data: {event}\n\n".encode())
+            self.chunk(event(i, time.time()), sized)
             time.sleep(gap)
-        self.chunk(b"data: [DONE]\n\n")
-        self.chunk(b"")
+        self.chunk(done, sized)
+        if not sized:
+            self.chunk(b"", sized)
 
-    def chunk(self, data: bytes) -> None:
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+    def chunk(self, data: bytes, sized: bool) -> None:
+        self.wfile.write(data if sized else b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
 
     def websocket(self) -> None:
