@@ -1,0 +1,152 @@
+"""The gateway's API keys, public apps, domains and drain timeout, as data: what the
+attributes and Caddy config hold, what diff does when a key rotates, the key check's
+program itself. No Docker."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from typing import Any
+
+from planner.desired import AppConfig, Stack
+from planner.diff import diff
+from planner.plan import Action
+from planner.serving import gateway
+from providers.types import Observation, ObservedContainer
+from state.address import Address
+from state.model import ResourceState, State
+
+STACK = "demo"
+DIGESTS = {"gateway_key": "hmac-sha256:aa"}
+
+
+def stack(keys: tuple[str, ...] = ("gateway_key",), drain: float = 30.0, **app_fields: Any) -> Stack:
+    fields = {"name": "llm", "image": "srv:1", "port": 8000, "host_port": 18000, "readiness": "/ready",
+              "predict": "/v1/chat/completions"} | app_fields
+    return Stack(name=STACK, file="/x/berth.toml", apps={"llm": AppConfig(**fields)}, gateway_port=8080,
+                 gateway_api_keys=keys, gateway_drain_timeout=drain)
+
+
+def routes_of(config: dict[str, Any]) -> list[dict[str, Any]]:
+    return config["apps"]["http"]["servers"]["berth"]["routes"]
+
+
+def test_keys_are_recorded_as_digests_and_run_the_key_check() -> None:
+    attrs = gateway.attributes(stack(), "local", DIGESTS)
+    assert attrs["api_keys"] == DIGESTS and attrs["auth"] == gateway.AUTH_HASH
+    spec = gateway.container_spec(STACK, Address.gateway("local"), attrs)
+    assert spec.env["BERTH_GATEWAY_AUTH"] == gateway.AUTH_SCRIPT
+    assert f"python3 -I {gateway.AUTH_FILE} {gateway.AUTH_SOCKET} &" in spec.command[-1]
+    assert spec.command[-1].index(gateway.AUTH_FILE) < spec.command[-1].index("exec caddy")
+
+
+def test_a_gateway_without_keys_keeps_its_attributes_command_and_config_hash() -> None:
+    attrs = gateway.attributes(stack(keys=()), "local")
+    assert not {"api_keys", "auth", "drain_timeout"} & set(attrs)
+    assert attrs["routes"] == {"llm": {"readiness": "/ready", "predict": "/v1/chat/completions", "probe_interval": 10.0}}
+    spec = gateway.container_spec(STACK, Address.gateway("local"), attrs)
+    assert "BERTH_GATEWAY_AUTH" not in spec.env and "python3" not in spec.command[-1]
+    from state.canonical import canonical_hash
+
+    # The hash the labels of gateways made before API keys carry.
+    assert gateway.config_hash(attrs) == canonical_hash({k: attrs[k] for k in ("image", "port", "admin_port", "network")})
+    with_keys = gateway.attributes(stack(), "local", DIGESTS)
+    assert gateway.config_hash(with_keys) != gateway.config_hash(attrs)  # the key check needs a new container
+
+
+def test_every_route_of_an_app_asks_the_key_check_first_unless_it_is_public() -> None:
+    config = gateway.caddy_config(gateway.attributes(stack(), "local", DIGESTS), {"llm": [18000]})
+    _, predict, sync, plain, _ = routes_of(config)
+    for route in (predict, sync, plain):
+        auth = route["handle"][0]
+        assert auth["handler"] == "reverse_proxy"
+        assert auth["upstreams"] == [{"dial": f"unix/{gateway.AUTH_SOCKET}"}]
+        assert auth["rewrite"] == {"method": "GET", "uri": "/"}  # no body goes to the check
+        [passed] = auth["handle_response"]
+        assert passed["match"] == {"status_code": [2]}
+        assert passed["routes"][0]["handle"] == [{"handler": "headers", "request": {"delete": ["Authorization"]}}]
+        assert route["handle"][-1]["upstreams"] == [{"dial": "host.docker.internal:18000"}]
+    public = gateway.caddy_config(gateway.attributes(stack(public=True), "local", DIGESTS), {"llm": [18000]})
+    assert gateway.attributes(stack(public=True), "local", DIGESTS)["routes"]["llm"]["public"] is True
+    assert all(r["handle"][0]["handler"] != "reverse_proxy" for r in routes_of(public)[1:4])
+    no_keys = gateway.caddy_config(gateway.attributes(stack(keys=()), "local"), {"llm": [18000]})
+    assert all(r["handle"][0]["handler"] != "reverse_proxy" for r in routes_of(no_keys)[1:4])
+
+
+def test_replies_flush_as_the_app_writes_them() -> None:
+    config = gateway.caddy_config(gateway.attributes(stack(), "local", DIGESTS), {"llm": [18000]})
+    assert routes_of(config)[3]["handle"][-1]["flush_interval"] == -1
+
+
+def test_domains_route_by_host_after_every_path_route() -> None:
+    attrs = gateway.attributes(stack(domains=("llm.example.com",)), "local", DIGESTS)
+    assert attrs["routes"]["llm"]["domains"] == ["llm.example.com"]
+    routes = routes_of(gateway.caddy_config(attrs, {"llm": [18000]}))
+    by_host = routes[4]
+    assert by_host["match"] == [{"host": ["llm.example.com"]}]
+    assert by_host["handle"][0]["upstreams"] == [{"dial": f"unix/{gateway.AUTH_SOCKET}"}]  # keys here too
+    assert by_host["handle"][-1]["upstreams"] == [{"dial": "host.docker.internal:18000"}]
+    assert "rewrite" not in json.dumps(by_host["handle"][1:])  # the path as the app has it
+    assert routes[-1]["handle"][0]["status_code"] == 404
+
+
+def test_drain_timeout_is_recorded_when_not_the_default() -> None:
+    assert gateway.attributes(stack(drain=5.0), "local")["drain_timeout"] == 5.0
+
+
+def applied(desired: Stack, digests: dict[str, str]) -> tuple[State, dict[str, Observation]]:
+    address = Address.gateway("local")
+    attrs = gateway.attributes(desired, "local", digests) | {"upstreams": {"llm": [18000]}}
+    spec = gateway.container_spec(STACK, address, attrs)
+    state = State(stack=STACK, serial=3, resources={str(address): ResourceState(
+        address=str(address), type="gateway", host="local", id="g1", status="ready", attributes=attrs)})
+    container = ObservedContainer(id="g1", name=attrs["name"], state="running", image_id="", labels=spec.labels)
+    return state, {"local": Observation(host="local", containers=(container,))}
+
+
+def gateway_change(desired: Stack, state: State, observed: dict[str, Observation], digests: dict[str, str]):
+    plan = diff(desired, state, observed, {}, secret_digests=digests)
+    [change] = [c for c in plan.changes if c.address == "gateway@local"]
+    return change
+
+
+def test_a_rotated_or_added_key_reloads_the_gateway_in_place() -> None:
+    state, observed = applied(stack(), DIGESTS)
+    assert gateway_change(stack(), state, observed, DIGESTS).action is Action.NOOP
+    rotated = gateway_change(stack(), state, observed, {"gateway_key": "hmac-sha256:bb"})
+    assert rotated.action is Action.UPDATE and rotated.after["api_keys"] == {"gateway_key": "hmac-sha256:bb"}
+    both = ("gateway_key", "second")
+    added = gateway_change(stack(keys=both), state, observed, DIGESTS | {"second": "hmac-sha256:cc"})
+    assert added.action is Action.UPDATE
+
+
+def test_keys_are_turned_on_with_a_new_gateway() -> None:
+    state, observed = applied(stack(keys=()), {})
+    change = gateway_change(stack(), state, observed, DIGESTS)
+    assert change.action is Action.REPLACE and change.forces_replacement == ["auth"]
+
+
+def test_the_keys_file_holds_hashes_only() -> None:
+    assert gateway.keys_file([b"k1", b"k2"]) == (hashlib.sha256(b"k1").hexdigest() + "\n"
+                                                 + hashlib.sha256(b"k2").hexdigest() + "\n").encode()
+
+
+def _auth_script(tmp_path):
+    spec = importlib.util.spec_from_file_location("auth_script", gateway.Path(gateway.__file__).parent / "auth_script.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.KEYS_FILE = str(tmp_path / "keys")
+    return module
+
+
+def test_the_key_check_takes_bearer_and_api_key_and_rereads_its_file(tmp_path) -> None:
+    check = _auth_script(tmp_path)
+    assert not check.allowed("Bearer k1")  # no file yet: nothing passes
+    (tmp_path / "keys").write_bytes(gateway.keys_file([b"k1"]))
+    assert check.allowed("Bearer k1") and check.allowed("Api-Key k1") and check.allowed("bearer  k1 ")
+    assert not check.allowed("Bearer k2") and not check.allowed("Basic k1") and not check.allowed("k1")
+    assert not check.allowed(None) and not check.allowed("Bearer ")
+    (tmp_path / "keys.new").write_bytes(gateway.keys_file([b"k2"]))
+    (tmp_path / "keys.new").replace(tmp_path / "keys")  # as berth writes it: renamed over the old one
+    assert check.allowed("Bearer k2") and not check.allowed("Bearer k1")
