@@ -86,6 +86,7 @@ GATEWAY = AttributeModel(ResourceKind.GATEWAY, {
     # the hash of the key check's program, which runs in the container.
     "api_keys": Field(U, optional=True), "auth": Field(R, optional=True),
     "drain_timeout": Field(B, optional=True),
+    "tls": Field(U, optional=True),  # {mode, names}: certificates for these names, loaded live
 })
 
 # A host's liveness watcher (planner.serving.watcher.attributes). Every attribute replaces

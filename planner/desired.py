@@ -423,6 +423,7 @@ class Stack(_Frozen):
     # (Authorization: Bearer KEY or Api-Key KEY), unless its app is public.
     gateway_api_keys: tuple[str, ...] = ()
     gateway_drain_timeout: float = 30.0  # seconds an old replica keeps its requests in flight in a roll
+    gateway_tls: Literal["internal"] | None = None  # HTTPS on gateway_port with a CA of the gateway's own
 
     @model_validator(mode="after")
     def _docker_names(self) -> Stack:

@@ -350,6 +350,8 @@ def _diff_gateway(
         ours = change(Action.UPDATE, ["routes are reloaded live, without restarting the gateway"])
     elif old.get("api_keys") != attrs.get("api_keys"):
         ours = change(Action.UPDATE, ["API keys changed: loaded live, without restarting the gateway"])
+    elif old.get("tls") != attrs.get("tls"):
+        ours = change(Action.UPDATE, ["TLS changed: loaded live, without restarting the gateway"])
     elif upstreams is None:
         ours = change(Action.UPDATE, ["replicas change: the routes follow them once they are ready"])
     elif old.get("upstreams") != upstreams:

@@ -69,7 +69,8 @@ def load(file: Path, environment: str | None = None) -> Stack:
                  secrets_file=normalise.local_path(file.parent, secrets_file) if secrets_file else None,
                  gateway_port=section.gateway_port, gateway_admin_port=section.gateway_admin_port,
                  gateway_api_keys=tuple(dict.fromkeys(gateway.api_keys)) if gateway else (),
-                 gateway_drain_timeout=gateway.drain_timeout if gateway else 30.0)
+                 gateway_drain_timeout=gateway.drain_timeout if gateway else 30.0,
+                 gateway_tls=gateway.tls if gateway else None)
 
 
 def _with_environment(source: Source, environment: str) -> dict[str, Any]:

@@ -385,6 +385,9 @@ class GatewayTable(_Table):
     admin_port: Port | None = None
     api_keys: SecretNames = Field(default_factory=list)  # a request needs one of these secrets' values
     drain_timeout: Seconds = 30.0  # seconds an old replica keeps its requests in flight during a roll
+    # "internal": HTTPS with a CA of the gateway's own (`berth output` prints where its root is).
+    tls: Annotated[Literal["internal"], expect('"internal" (a CA of the gateway\'s own; certificates from secrets '
+                                               'and "acme" are not supported yet)')] | None = None
 
 
 class StackFile(_Table):

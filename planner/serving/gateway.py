@@ -117,7 +117,25 @@ def attributes(stack: Stack, host: str, key_digests: dict[str, str] | None = Non
         attrs["auth"] = AUTH_HASH
     if stack.gateway_drain_timeout != DRAIN_TIMEOUT:
         attrs["drain_timeout"] = stack.gateway_drain_timeout
+    if stack.gateway_tls:
+        attrs["tls"] = {"mode": stack.gateway_tls, "names": tls_names(stack, host)}
     return attrs
+
+
+def tls_names(stack: Stack, host: str) -> list[str]:
+    """The names the gateway's certificates are for: the host's own addresses (the local
+    engine's loopback names; an SSH host's address), then its apps' domains. The first is
+    the one served to a client that sends no name (SNI), as clients of an IP address do."""
+    from planner.endpoints import host_address
+    from providers.base import LOCAL_HOST
+
+    own = ["127.0.0.1", "localhost", "::1"] if host == LOCAL_HOST else [host_address(stack, host).strip("[]")]
+    domains = [d for app in stack.apps.values() if app.host == host for d in app.domains]
+    return list(dict.fromkeys([*own, *sorted(domains)]))
+
+
+# Where Caddy keeps its own CA (the `local` authority of its pki app) in the container.
+CA_ROOT = "${XDG_DATA_HOME:-$HOME/.local/share}/caddy/pki/authorities/local/root.crt"
 
 
 DRAIN_TIMEOUT = 30.0  # seconds an old replica's requests in flight get before it is stopped anyway
@@ -241,14 +259,23 @@ def caddy_config(
         "handler": "static_response", "status_code": 404,
         "body": "berth gateway: no app here; use /APP/predict, /APP/sync/PATH or /APP/PATH\n",
     }]})
-    return {
-        "admin": {"listen": _admin_listen(attrs["admin_port"])},
-        "apps": {"http": {"servers": {"berth": {
-            "listen": [f":{attrs['port']}"],
-            "routes": server_routes,
-            "automatic_https": {"disable": True},
-        }}}},
+    server: dict[str, Any] = {
+        "listen": [f":{attrs['port']}"],
+        "routes": server_routes,
+        # No redirect server on :80 and no names taken from routes: certificates are for
+        # tls_names alone (below), and plain HTTP is served only without tls.
+        "automatic_https": {"disable": True},
     }
+    apps: dict[str, Any] = {"http": {"servers": {"berth": server}}}
+    tls = attrs.get("tls")
+    if tls:
+        names = tls["names"]
+        server["tls_connection_policies"] = [{"default_sni": names[0]}]
+        apps["tls"] = {"certificates": {"automate": names},
+                       "automation": {"policies": [{"subjects": names, "issuers": [{"module": "internal"}]}]}}
+        # Its CA stays in the container: nothing to install in a trust store there.
+        apps["pki"] = {"certificate_authorities": {"local": {"install_trust": False}}}
+    return {"admin": {"listen": _admin_listen(attrs["admin_port"])}, "apps": apps}
 
 
 def _draining_route(ports: list[int]) -> dict[str, Any]:

@@ -148,6 +148,20 @@ def write_keys(provider: Provider, container_id: str, content: bytes) -> None:
         raise OSError(f"cannot write the gateway's API keys: {output.strip() or f'exit code {code}'}")
 
 
+def read_ca(provider: Provider, container_id: str, timeout: float = 15.0) -> str:
+    """The PEM of the gateway's own CA root (tls = "internal"), which Caddy makes when
+    the config that needs it is loaded. A public certificate: state keeps it, for `berth
+    output`. ProviderError when it does not appear in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code, output = provider.run_in(container_id, ["sh", "-c", f'cat "{gateway.CA_ROOT}"'])
+        if code == 0 and "BEGIN CERTIFICATE" in output:
+            return output
+        if time.monotonic() > deadline:
+            raise ProviderError(f"the gateway made no CA of its own within {timeout:.0f} s: {output.strip()[:200]}")
+        time.sleep(0.2)
+
+
 # -- the admin API, from inside the gateway's container ------------------------------
 
 # argv: port, timeout, method, path, and the file holding the body (removed once read).

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from planner.graph import Step, StepKind
 from planner.plan import Action, Change
 from planner.resources import container_spec, reach_port
-from planner.serving.routes import LiveRoutes, write_keys
+from planner.serving.routes import LiveRoutes, read_ca, write_keys
 from planner.steps import StepContext, handles, probe, published, remove
 from providers.base import Provider
 from state.address import Address
@@ -111,8 +111,16 @@ def gateway_routes(ctx: StepContext, step: Step, address: Address, provider: Pro
         except ProviderError:
             ctx.record(change, address, container_id, status="tainted")
             raise
-    ctx.record(change, address, container_id, attributes=change.after | {"upstreams": upstreams})
-    return f"{len(change.after['routes'])} app(s) routed on port {change.after['port']}"
+    recorded = change.after | {"upstreams": upstreams}
+    if change.after.get("tls"):
+        try:
+            recorded["ca_root"] = read_ca(provider, container_id)
+        except ProviderError:
+            ctx.record(change, address, container_id, status="tainted")
+            raise
+    ctx.record(change, address, container_id, attributes=recorded)
+    return f"{len(change.after['routes'])} app(s) routed on port {change.after['port']}" + (
+        " (HTTPS)" if change.after.get("tls") else "")
 
 
 handles(K.GATEWAY_REMOVE)(remove)  # a container like the replicas

@@ -225,3 +225,36 @@ def test_a_websocket_upgrades_through_the_gateway_and_keeps_its_request_id(proje
         assert " 401 " in str(err)
     else:
         raise AssertionError("a WebSocket without a key was upgraded")
+
+
+def test_tls_internal_serves_https_that_curl_trusts_with_the_printed_ca(project):
+    import re
+    import subprocess
+
+    project.copy_context("streamer")
+    (project.path / "gateway_key").write_text("k-" + secrets.token_urlsafe(16) + "\n")
+    (project.path / "second_key").write_text("unused\n")
+    text = STACK.replace("KEYS", '["gateway_key"]').replace("api_keys =", 'tls = "internal"\napi_keys =')
+    project.write(text.replace('public = true', 'public = true\ndomains = ["open.berth.test"]'))
+    project.berth("apply", "--auto-approve", timeout=600)
+    port = project.ports[10]
+    shown = project.berth("output").stdout
+    [ca] = re.findall(r"gateway CA \(local\): (\S+)", shown)
+    assert f"https://localhost:{port}/open/" in shown
+    document = json.loads(project.berth("output", "--json").stdout)
+    assert document["gateway_ca"] == {"local": ca}
+
+    def curl(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True, text=True)
+
+    for url in (f"https://127.0.0.1:{port}/open/x", f"https://localhost:{port}/open/x"):
+        answer = curl("--cacert", ca, url)
+        assert answer.returncode == 0 and json.loads(answer.stdout)["path"] == "/x", (url, answer.stderr)
+    # A domain gets its certificate too, and routes by Host (the whole path, as the app has it).
+    answer = curl("--cacert", ca, "--resolve", f"open.berth.test:{port}:127.0.0.1", f"https://open.berth.test:{port}/y")
+    assert answer.returncode == 0 and json.loads(answer.stdout)["path"] == "/y", answer.stderr
+    assert curl(f"https://127.0.0.1:{port}/open/x").returncode != 0  # not trusted without the CA
+    assert '"path"' not in curl(f"http://127.0.0.1:{port}/open/x").stdout  # no plain HTTP beside it
+    assert curl("--cacert", ca, "-o", "/dev/null", "-w", "%{http_code}", f"https://127.0.0.1:{port}/llm/x").stdout == "401"
+    again = project.berth("plan", "--detailed-exitcode", check=False)
+    assert again.returncode == 0, again.stdout

@@ -150,3 +150,33 @@ def test_the_key_check_takes_bearer_and_api_key_and_rereads_its_file(tmp_path) -
     (tmp_path / "keys.new").write_bytes(gateway.keys_file([b"k2"]))
     (tmp_path / "keys.new").replace(tmp_path / "keys")  # as berth writes it: renamed over the old one
     assert check.allowed("Bearer k2") and not check.allowed("Bearer k1")
+
+
+def test_tls_internal_certifies_the_hosts_names_and_domains_with_the_gateways_own_ca() -> None:
+    desired = stack(domains=("llm.example.com",)).model_copy(update={"gateway_tls": "internal"})
+    attrs = gateway.attributes(desired, "local", DIGESTS)
+    names = ["127.0.0.1", "localhost", "::1", "llm.example.com"]
+    assert attrs["tls"] == {"mode": "internal", "names": names}
+    config = gateway.caddy_config(attrs, {"llm": [18000]})
+    server = config["apps"]["http"]["servers"]["berth"]
+    assert server["tls_connection_policies"] == [{"default_sni": "127.0.0.1"}]  # a client of an IP sends no name
+    assert config["apps"]["tls"]["certificates"] == {"automate": names}
+    assert config["apps"]["tls"]["automation"]["policies"] == [{"subjects": names, "issuers": [{"module": "internal"}]}]
+    assert config["apps"]["pki"]["certificate_authorities"]["local"]["install_trust"] is False
+    plain = gateway.caddy_config(gateway.attributes(stack(), "local", DIGESTS), {"llm": [18000]})
+    assert "tls" not in plain["apps"] and "tls_connection_policies" not in plain["apps"]["http"]["servers"]["berth"]
+
+
+def test_turning_tls_on_reloads_the_gateway_in_place() -> None:
+    state, observed = applied(stack(), DIGESTS)
+    change = gateway_change(stack().model_copy(update={"gateway_tls": "internal"}), state, observed, DIGESTS)
+    assert change.action is Action.UPDATE and change.after["tls"]["mode"] == "internal"
+
+
+def test_an_ssh_hosts_certificate_is_for_its_address() -> None:
+    from planner.desired import HostConfig
+
+    desired = Stack(name=STACK, file="/x/berth.toml", gateway_port=8443, gateway_tls="internal",
+                    apps={"llm": AppConfig(name="llm", image="srv:1", port=8000, host_port=None, host="gpu")},
+                    hosts={"gpu": HostConfig(name="gpu", user="ubuntu", address="10.0.0.5")})
+    assert gateway.tls_names(desired, "gpu") == ["10.0.0.5"]
