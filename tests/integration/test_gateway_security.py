@@ -187,40 +187,56 @@ def test_streamed_completions_arrive_chunk_by_chunk(project):
         assert ended - arrived[0][0] > 2.0, kind
 
 
-def websocket(port: int, path: str, authorization: str | None, request_id: str, messages: list[str]) -> list[str]:
-    """Open a WebSocket through the gateway, send each message, return the replies."""
-    key = base64.b64encode(os.urandom(16)).decode()
-    lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket", "Connection: Upgrade",
-             f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13", f"X-Request-Id: {request_id}"]
-    if authorization:
-        lines.append(f"Authorization: {authorization}")
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        reader = sock.makefile("rb")
-        status = reader.readline().decode()
+class WebSocket:
+    """A WebSocket client opened through the gateway (text frames under 126 bytes)."""
+
+    def __init__(self, port: int, path: str, authorization: str | None, request_id: str) -> None:
+        key = base64.b64encode(os.urandom(16)).decode()
+        lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket", "Connection: Upgrade",
+                 f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13", f"X-Request-Id: {request_id}"]
+        if authorization:
+            lines.append(f"Authorization: {authorization}")
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self.reader = self.sock.makefile("rb")
+        status = self.reader.readline().decode()
         headers = {}
-        while (line := reader.readline().decode().strip()):
+        while (line := self.reader.readline().decode().strip()):
             name, _, value = line.partition(":")
             headers[name.lower()] = value.strip()
-        assert " 101 " in status, status
+        if " 101 " not in status:
+            self.sock.close()
+            raise AssertionError(status)
         expected = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
         assert headers["sec-websocket-accept"] == expected.decode()
-        replies = []
-        for message in messages:
-            data, mask = message.encode(), os.urandom(4)
-            sock.sendall(bytes([0x81, 0x80 | len(data)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
-            head = reader.read(2)
-            replies.append(reader.read(head[1] & 0x7F).decode())
-        sock.sendall(bytes([0x88, 0x80]) + os.urandom(4))
-        return replies
+
+    def ask(self, message: str) -> str:
+        data, mask = message.encode(), os.urandom(4)
+        self.sock.sendall(bytes([0x81, 0x80 | len(data)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+        head = self.reader.read(2)
+        assert head[0] == 0x81, f"not a text frame: {head!r}"  # 0x88: closed
+        return self.reader.read(head[1] & 0x7F).decode()
+
+    def close(self) -> None:
+        self.sock.sendall(bytes([0x88, 0x80]) + os.urandom(4))
+        self.sock.close()
 
 
-def test_a_websocket_upgrades_through_the_gateway_and_keeps_its_request_id(project):
+def test_a_websocket_upgrades_through_the_gateway_keeps_its_request_id_and_outlives_a_key_rotation(project):
     url, key = served(project)
-    replies = websocket(project.ports[10], "/llm/ws", f"Bearer {key}", "ws-req-7", ["hello", "again"])
-    assert [r.split(" ", 2)[::2] for r in replies] == [["ws-req-7", "hello"], ["ws-req-7", "again"]]
+    ws = WebSocket(project.ports[10], "/llm/ws", f"Bearer {key}", "ws-req-7")
     try:
-        websocket(project.ports[10], "/llm/ws", None, "ws-req-8", ["hello"])
+        first = ws.ask("hello")
+        assert first.split(" ", 2)[::2] == ["ws-req-7", "hello"]
+        # A rotated key reloads no route (the check rereads its file): the open socket lives on.
+        (project.path / "gateway_key").write_text(secrets.token_urlsafe(24) + "\n")
+        project.berth("apply", "--auto-approve", timeout=300)
+        again = ws.ask("again")
+        assert again.split(" ", 2)[::2] == ["ws-req-7", "again"] and again.split()[1] == first.split()[1]
+    finally:
+        ws.close()
+    try:
+        WebSocket(project.ports[10], "/llm/ws", None, "ws-req-8")
     except AssertionError as err:
         assert " 401 " in str(err)
     else:
