@@ -327,9 +327,11 @@ def _proxy(route: dict[str, Any], ports: list[int]) -> dict[str, Any]:
         },
         # The app's Server header goes: Caddy has set its own, and a response carries one.
         "headers": {"response": {"set": {REQUEST_ID: ["{http.request.header.X-Request-Id}"]}, "delete": ["Server"]}},
-        # Each chunk goes to the client as the app writes it (server-sent events, a
-        # "stream": true completion), not when a buffer fills.
-        "flush_interval": -1,
+        # No flush_interval: Caddy already passes on each chunk as the app writes it for
+        # server-sent events and for any response of unknown length (chunked), which is
+        # what a streaming completion is. flush_interval = -1 (flush always) broke
+        # rolling replaces on Caddy 2.6.2: after a reload, requests still reached the
+        # replica that had left the routes, and responses were cut when it stopped.
     }
     if route.get("readiness"):
         # Readiness decides traffic: an unready replica is left out until it passes again.
