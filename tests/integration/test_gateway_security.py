@@ -272,3 +272,36 @@ def test_tls_internal_serves_https_that_curl_trusts_with_the_printed_ca(project)
     assert curl("--cacert", ca, "-o", "/dev/null", "-w", "%{http_code}", f"https://127.0.0.1:{port}/llm/x").stdout == "401"
     again = project.berth("plan", "--detailed-exitcode", check=False)
     assert again.returncode == 0, again.stdout
+
+
+def test_a_rolling_replace_behind_the_keys_loses_no_request(project):
+    url, key = served(project)
+    old = {c.id[:12] for c in project.containers() if c.labels.get("berth.address", "").startswith("app.llm.")}
+    failures: list[str] = []
+    served_by: list[str] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            status, body, headers = call(f"{url}/llm/sync/x", f"Bearer {key}")
+            if status == 200:
+                served_by.append(body["replica"])
+            else:
+                failures.append(f"{status} {body}")
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.5)
+        project.write(STACK.replace("KEYS", '["gateway_key"]').replace(
+            'readiness = "/ready"\nprobe_interval = 1', 'readiness = "/ready"\nprobe_interval = 1\nenv = { V = "2" }', 1))
+        output = project.berth("apply", "--auto-approve", "--no-color", timeout=300).stdout
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert "drained and stopped" in output, output
+    assert not failures and len(served_by) > 20, (failures[:5], len(served_by))
+    new = {c.id[:12] for c in project.containers() if c.labels.get("berth.address", "").startswith("app.llm.")}
+    assert new.isdisjoint(old)
+    assert served_by[0] in old and set(served_by[-3:]) <= new, (served_by[:3], served_by[-3:])

@@ -31,7 +31,7 @@ class Handler(BaseHTTPRequestHandler):
         self.answer({"path": self.path, "body": body})
 
     def answer(self, payload: dict) -> None:
-        data = json.dumps(payload).encode()
+        data = json.dumps(payload | {"replica": os.uname().nodename}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
