@@ -305,3 +305,52 @@ def test_a_rolling_replace_behind_the_keys_loses_no_request(project):
     new = {c.id[:12] for c in project.containers() if c.labels.get("berth.address", "").startswith("app.llm.")}
     assert new.isdisjoint(old)
     assert served_by[0] in old and set(served_by[-3:]) <= new, (served_by[:3], served_by[-3:])
+
+
+DRAINED = """
+[stack]
+name = "{stack}"
+
+[gateway]
+port = {port10}
+admin_port = {port11}
+drain_timeout = DRAIN
+
+[apps.llm]
+build = "./echo"
+port = 8000
+readiness = "/ready"
+probe_interval = 1
+"""
+
+
+def test_drain_timeout_bounds_how_long_a_roll_waits_for_requests_in_flight(project):
+    """A request longer than drain_timeout is still in flight when the old replica is
+    stopped; one shorter than it finishes on the old replica."""
+    project.copy_context("echo")
+    project.write(DRAINED.replace("DRAIN", "2"))
+    project.berth("apply", "--auto-approve", timeout=600)
+    url = f"http://127.0.0.1:{project.ports[10]}"
+    for version, seconds, cut in (("2", 12, True), ("3", 1.5, False)):
+        outcome: dict[str, object] = {}
+
+        def slow(seconds: float = seconds, outcome: dict = outcome) -> None:
+            try:
+                with urllib.request.urlopen(f"{url}/llm/slow/{seconds}", timeout=30) as response:
+                    outcome["status"] = response.status
+            except (urllib.error.URLError, OSError) as err:
+                outcome["error"] = repr(err)
+
+        thread = threading.Thread(target=slow, daemon=True)
+        thread.start()
+        time.sleep(0.3)
+        project.write(DRAINED.replace("DRAIN", "2") + f'env = {{ VERSION = "{version}" }}\n')
+        started = time.monotonic()
+        output = project.berth("apply", "--auto-approve", "--no-color", timeout=300).stdout
+        took = time.monotonic() - started
+        thread.join(30)
+        if cut:
+            assert "1 request(s) still in flight to the old replica after draining" in output, output
+            assert took < seconds, took  # it did not wait for the request
+        else:
+            assert "still in flight" not in output and outcome.get("status") == 200, (output, outcome)
