@@ -62,7 +62,7 @@ CONTAINER = AttributeModel(ResourceKind.CONTAINER, {
     "name": Field(U), "image": Field(R), "command": Field(R), "env": Field(R), "port": Field(R),
     "host_port": Field(R), "restart": Field(U), "cpus": Field(U), "memory": Field(U),
     "readiness": Field(B), "liveness": Field(B), "readiness_timeout": Field(B), "depends_on": Field(B),
-    "max_unavailable": Field(B, optional=True),
+    "max_unavailable": Field(B, optional=True), "port_range": Field(B, optional=True),
     "secrets": Field(R, optional=True), "secret_env": Field(R, optional=True),
     "secret_versions": Field(S, optional=True), "gpus": Field(R, optional=True),
     "volumes": Field(R, optional=True), "shm_size": Field(R, optional=True), "ipc": Field(R, optional=True),

@@ -267,6 +267,8 @@ class AppConfig(_Frozen):
     predict_concurrency: int | None = None
     # Behind a gateway with api_keys: True lets requests in without a key.
     public: bool = False
+    # [gateway] port_range (first, last): where a replica with no host_port gets its port.
+    port_range: tuple[int, int] | None = None
     domains: tuple[str, ...] = ()  # Host names the gateway also routes to the app (besides /APP/...)
     # How a replace runs when the app is served through the gateway (rolling: the new
     # replica is ready before the old one stops), and the liveness watcher's settings.

@@ -44,6 +44,10 @@ def load(file: Path, environment: str | None = None) -> Stack:
     checks.check_secrets(raw, source)
     gateway_section = normalise.gateway_section(stack_file, source)
     apps = normalise.served_ports(gateway_section, _apps(stack_file, from_paths, source), source)
+    if stack_file.gateway is not None and stack_file.gateway.port_range:
+        first, last = (int(p) for p in stack_file.gateway.port_range.split("-"))
+        apps = {name: app.model_copy(update={"port_range": (first, last)}) if app.host_port is None else app
+                for name, app in apps.items()}
     checks.check_host_ports(apps, source)
     checks.check_gateway_ports(gateway_section, apps, source)
     checks.check_build_contexts(apps, stack_file.apps, from_paths, source)

@@ -254,6 +254,17 @@ Domains = Annotated[list[Annotated[str, Field(pattern=DOMAIN_PATTERN, max_length
                     expect('a list of host names in lower case, like ["llm.example.com"]')]
 
 
+def port_range(value: Any) -> str:
+    """`port_range = "40000-40999"`: two ports, the first not above the second."""
+    what = 'a port range like "40000-40999" (FIRST-LAST, each from 1 to 65535)'
+    if not isinstance(value, str) or not re.fullmatch(r"\d{1,5}-\d{1,5}", value.strip()):
+        raise _expected(what, value)
+    first, last = (int(p) for p in value.strip().split("-"))
+    if not 1 <= first <= last <= 65535:
+        raise _expected(what, value)
+    return value.strip()
+
+
 class _Table(BaseModel):
     # extra="forbid" is how unknown keys (typos) are caught
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -385,6 +396,8 @@ class GatewayTable(_Table):
     admin_port: Port | None = None
     api_keys: SecretNames = Field(default_factory=list)  # a request needs one of these secrets' values
     drain_timeout: Seconds = 30.0  # seconds an old replica keeps its requests in flight during a roll
+    # Where berth picks the ports of replicas served with no host_port (default 32768-60999).
+    port_range: Annotated[str, PlainValidator(lambda value: port_range(value))] | None = None
     # "internal": HTTPS with a CA of the gateway's own (`berth output` prints where its root is).
     tls: Annotated[Literal["internal"], expect('"internal" (a CA of the gateway\'s own; certificates from secrets '
                                                'and "acme" are not supported yet)')] | None = None

@@ -354,3 +354,16 @@ def test_drain_timeout_bounds_how_long_a_roll_waits_for_requests_in_flight(proje
             assert took < seconds, took  # it did not wait for the request
         else:
             assert "still in flight" not in output and outcome.get("status") == 200, (output, outcome)
+
+
+def test_replicas_get_their_ports_from_port_range(project):
+    project.copy_context("streamer")
+    (project.path / "gateway_key").write_text("k\n")
+    (project.path / "second_key").write_text("k2\n")
+    low, high = project.ports[12], project.ports[12] + 3
+    project.write(STACK.replace("KEYS", '["gateway_key"]').replace("api_keys =", f'port_range = "{low}-{high}"\napi_keys ='))
+    project.berth("apply", "--auto-approve", timeout=600)
+    ports = [int(c.attrs["NetworkSettings"]["Ports"]["8000/tcp"][0]["HostPort"]) for c in project.containers()
+             if c.labels.get("berth.address", "").startswith("app.")]
+    assert len(ports) == 2 and all(low <= p <= high for p in ports), (ports, low, high)
+    assert call(f"http://127.0.0.1:{project.ports[10]}/open/x")[0] == 200

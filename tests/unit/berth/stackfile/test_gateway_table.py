@@ -94,3 +94,17 @@ def test_cerebrium_disable_auth_makes_the_app_public(in_tmp: Path) -> None:
         write(in_tmp, '[gateway]\nport = 8080\n[apps.app]\nfrom = "./app/cerebrium.toml"\n')
         app = load_stack(None).apps["app"]
         assert app.public is public and "disable_auth" not in " ".join(app.ignored)
+
+
+def test_port_range_is_where_served_replicas_get_their_ports(in_tmp: Path) -> None:
+    write(in_tmp, '[gateway]\nport = 8080\nport_range = "40000-40009"\n[apps.web]\nbuild = "./web"\nport = 80\n'
+                  '[apps.fixed]\nbuild = "./web"\nport = 81\ndeploy = "recreate"\n')
+    stack = load_stack(None)
+    assert stack.apps["web"].port_range == (40000, 40009)
+    assert stack.apps["fixed"].port_range is None  # it keeps its host_port
+
+
+@pytest.mark.parametrize("value", ['"40000"', '"40010-40000"', '"0-10"', '"1-70000"', "40000"])
+def test_a_bad_port_range_is_named(in_tmp: Path, value: str) -> None:
+    found = errors(in_tmp, f'[gateway]\nport = 8080\nport_range = {value}\n[apps.web]\nbuild = "./web"\nport = 80\n')
+    assert any("gateway.port_range" in str(d) and "a port range like" in str(d) for d in found), [str(d) for d in found]

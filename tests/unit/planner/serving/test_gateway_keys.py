@@ -181,3 +181,16 @@ def test_an_ssh_hosts_certificate_is_for_its_address() -> None:
                     apps={"llm": AppConfig(name="llm", image="srv:1", port=8000, host_port=None, host="gpu")},
                     hosts={"gpu": HostConfig(name="gpu", user="ubuntu", address="10.0.0.5")})
     assert gateway.tls_names(desired, "gpu") == ["10.0.0.5"]
+
+
+def test_a_port_range_reaches_the_replicas_spec_and_is_no_reason_to_replace() -> None:
+    from planner.attributes import CONTAINER, ChangeClass
+    from planner.resources import container_attributes, container_spec
+
+    app = AppConfig(name="llm", image="srv:1", port=8000, host_port=None, port_range=(40000, 40009))
+    attrs = container_attributes(STACK, app, 0, "srv:1")
+    assert attrs["port_range"] == [40000, 40009]
+    assert container_spec(STACK, Address.container("llm", 0, "local"), attrs).pick_ports == (40000, 40009)
+    assert "port_range" not in CONTAINER.keys(ChangeClass.REPLACE)
+    plain = container_attributes(STACK, app.model_copy(update={"port_range": None}), 0, "srv:1")
+    assert "port_range" not in plain
