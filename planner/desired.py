@@ -425,7 +425,10 @@ class Stack(_Frozen):
     # (Authorization: Bearer KEY or Api-Key KEY), unless its app is public.
     gateway_api_keys: tuple[str, ...] = ()
     gateway_drain_timeout: float = 30.0  # seconds an old replica keeps its requests in flight in a roll
-    gateway_tls: Literal["internal"] | None = None  # HTTPS on gateway_port with a CA of the gateway's own
+    # HTTPS on gateway_port: "internal" (a CA of the gateway's own), or "secrets": the
+    # certificate and key are the secrets gateway_tls_secrets names (cert, key).
+    gateway_tls: Literal["internal", "secrets"] | None = None
+    gateway_tls_secrets: tuple[str, str] | None = None
 
     @model_validator(mode="after")
     def _docker_names(self) -> Stack:

@@ -107,7 +107,8 @@ def diff(
         ours = _diff_gateway(stack, host, state.resources.get(str(key)), by_address.pop(str(key), []),
                              gateway.upstreams([a for a in apps.values() if a.host == host],
                                                {c.address: c for c in changes if c.type is ResourceKind.CONTAINER}),
-                             {name: digests[name] for name in stack.gateway_api_keys if name in digests})
+                             {name: digests[name] for name in (*stack.gateway_api_keys, *(stack.gateway_tls_secrets or ()))
+                              if name in digests})
         changes.extend(ours)
         if ours[0].action in (Action.NOOP, Action.UPDATE):
             changes = _rolling(changes, apps, host)

@@ -74,7 +74,9 @@ def load(file: Path, environment: str | None = None) -> Stack:
                  gateway_port=section.gateway_port, gateway_admin_port=section.gateway_admin_port,
                  gateway_api_keys=tuple(dict.fromkeys(gateway.api_keys)) if gateway else (),
                  gateway_drain_timeout=gateway.drain_timeout if gateway else 30.0,
-                 gateway_tls=gateway.tls if gateway else None)
+                 gateway_tls=("internal" if gateway.tls == "internal" else "secrets") if gateway and gateway.tls else None,
+                 gateway_tls_secrets=(gateway.tls["cert"], gateway.tls["key"]) if gateway and isinstance(gateway.tls, dict)
+                 else None)
 
 
 def _with_environment(source: Source, environment: str) -> dict[str, Any]:

@@ -153,6 +153,10 @@ def check_secrets(raw: dict[str, Any], source: Source) -> None:
     gateway = raw.get("gateway") if isinstance(raw.get("gateway"), dict) else {}
     keys = gateway.get("api_keys") if isinstance(gateway.get("api_keys"), list) else []
     _check_defined([(("gateway", "api_keys"), name) for name in keys], tables, from_file, source)
+    tls = gateway.get("tls")
+    if isinstance(tls, dict):
+        _check_defined([(("gateway", "tls", part), tls[part]) for part in ("cert", "key") if part in tls],
+                       tables, from_file, source)
     for app, table in apps.items():
         if not isinstance(table, dict):
             continue

@@ -254,6 +254,20 @@ Domains = Annotated[list[Annotated[str, Field(pattern=DOMAIN_PATTERN, max_length
                     expect('a list of host names in lower case, like ["llm.example.com"]')]
 
 
+TLS_RULE = ('"internal" (a CA of the gateway\'s own) or a table like { cert = "gateway_cert", key = "gateway_key" } '
+            '(secret names; "acme" is not supported yet)')
+
+
+def tls_setting(value: Any) -> str | dict[str, str]:
+    """`tls = "internal"`, or `tls = { cert = "SECRET", key = "SECRET" }`."""
+    if value == "internal":
+        return value
+    if isinstance(value, dict) and set(value) == {"cert", "key"} and all(
+            isinstance(v, str) and re.match(SECRET_NAME_PATTERN, v) for v in value.values()):
+        return dict(value)
+    raise _expected(TLS_RULE, value)
+
+
 def port_range(value: Any) -> str:
     """`port_range = "40000-40999"`: two ports, the first not above the second."""
     what = 'a port range like "40000-40999" (FIRST-LAST, each from 1 to 65535)'
@@ -399,8 +413,8 @@ class GatewayTable(_Table):
     # Where berth picks the ports of replicas served with no host_port (default 32768-60999).
     port_range: Annotated[str, PlainValidator(lambda value: port_range(value))] | None = None
     # "internal": HTTPS with a CA of the gateway's own (`berth output` prints where its root is).
-    tls: Annotated[Literal["internal"], expect('"internal" (a CA of the gateway\'s own; certificates from secrets '
-                                               'and "acme" are not supported yet)')] | None = None
+    # or { cert = "SECRET", key = "SECRET" }: a certificate (PEM, chain included) and its key from secrets.
+    tls: Annotated[str | dict[str, str], PlainValidator(lambda value: tls_setting(value))] | None = None
 
 
 class StackFile(_Table):

@@ -212,6 +212,8 @@ def secret_sources(stack_file: StackFile, apps: dict[str, AppConfig], source: So
     if section is not None and section.secrets_file:
         used = {name for app in apps.values() for name in (*app.secrets, *app.secret_env.values())}
         used |= set(stack_file.gateway.api_keys if stack_file.gateway else ())
+        if stack_file.gateway and isinstance(stack_file.gateway.tls, dict):
+            used |= set(stack_file.gateway.tls.values())
         for name in sorted(used - set(sources)):
             sources[name] = SecretSource(
                 name=name, secrets_file=local_path(base, section.secrets_file),

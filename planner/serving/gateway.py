@@ -57,6 +57,7 @@ AUTH_HASH = sha256_hex(AUTH_SCRIPT)
 AUTH_FILE = "/etc/caddy/berth_auth.py"
 AUTH_SOCKET = "/run/berth-auth.sock"
 KEYS_FILE = "/etc/caddy/berth-keys"  # auth_script.KEYS_FILE
+TLS_FILES = ("/etc/caddy/berth-tls.crt", "/etc/caddy/berth-tls.key")  # tls = { cert, key }: written by berth, 0600
 
 
 def image_tag() -> str:
@@ -119,6 +120,10 @@ def attributes(stack: Stack, host: str, key_digests: dict[str, str] | None = Non
         attrs["drain_timeout"] = stack.gateway_drain_timeout
     if stack.gateway_tls:
         attrs["tls"] = {"mode": stack.gateway_tls, "names": tls_names(stack, host)}
+        if stack.gateway_tls_secrets:  # which secrets, and their digests: a rotation reloads them
+            cert, key = stack.gateway_tls_secrets
+            digests = key_digests or {}
+            attrs["tls"] |= {"cert": cert, "key": key, "versions": [digests.get(cert), digests.get(key)]}
     return attrs
 
 
@@ -268,7 +273,13 @@ def caddy_config(
     }
     apps: dict[str, Any] = {"http": {"servers": {"berth": server}}}
     tls = attrs.get("tls")
-    if tls:
+    if tls and tls.get("mode") == "secrets":
+        server["tls_connection_policies"] = [{"default_sni": tls["names"][0]}]
+        # The files berth writes (TLS_FILES); the tags are the secrets' digests, so that a
+        # rotated one makes a config Caddy loads anew (an equal one it would skip).
+        apps["tls"] = {"certificates": {"load_files": [{
+            "certificate": TLS_FILES[0], "key": TLS_FILES[1], "tags": [v for v in tls["versions"] if v]}]}}
+    elif tls:
         names = tls["names"]
         server["tls_connection_policies"] = [{"default_sni": names[0]}]
         apps["tls"] = {"certificates": {"automate": names},

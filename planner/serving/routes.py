@@ -135,13 +135,14 @@ class LiveRoutes:
             time.sleep(0.1)
 
 
-def write_keys(provider: Provider, container_id: str, content: bytes) -> None:
-    """The API keys' hashes (gateway.keys_file) into the gateway's KEYS_FILE: copied in
-    beside it (mode 0600), then renamed over it, so the key check reads either the old
-    file or the new one, never half of one. OSError when the container is not running."""
-    staged = f"{gateway.KEYS_FILE}.{secrets.token_hex(6)}"
+def write_keys(provider: Provider, container_id: str, content: bytes, path: str = gateway.KEYS_FILE) -> None:
+    """The API keys' hashes (gateway.keys_file) into the gateway's KEYS_FILE (or another
+    file of the gateway's: a TLS certificate or key): copied in beside it (mode 0600), then
+    renamed over it, so a reader sees the old file or the new one, never half of one.
+    OSError when the container is not running."""
+    staged = f"{path}.{secrets.token_hex(6)}"
     try:
-        code, output = provider.run_in(container_id, ["mv", "-f", staged, gateway.KEYS_FILE], {staged: content})
+        code, output = provider.run_in(container_id, ["mv", "-f", staged, path], {staged: content})
     except ProviderError as err:
         raise OSError(str(err)) from None
     if code != 0:

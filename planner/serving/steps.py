@@ -95,11 +95,20 @@ def gateway_routes(ctx: StepContext, step: Step, address: Address, provider: Pro
 
         assert ctx.secrets is not None, "API keys without secret values"
         keys = keys_file([ctx.secrets.value(name) for name in change.after["api_keys"]])
+    tls = change.after.get("tls") or {}
+    tls_files = {}
+    if tls.get("mode") == "secrets":
+        from planner.serving.gateway import TLS_FILES
+
+        assert ctx.secrets is not None, "TLS secrets without secret values"
+        tls_files = {TLS_FILES[0]: ctx.secrets.value(tls["cert"]), TLS_FILES[1]: ctx.secrets.value(tls["key"])}
     deadline = time.monotonic() + 30
     while True:
         try:
             if keys is not None:
                 write_keys(provider, container_id, keys)
+            for path, value in tls_files.items():
+                write_keys(provider, container_id, value, path)
             upstreams = routes.load(provider, address.host, container_id, change.after)
             break
         except OSError as err:
@@ -112,7 +121,7 @@ def gateway_routes(ctx: StepContext, step: Step, address: Address, provider: Pro
             ctx.record(change, address, container_id, status="tainted")
             raise
     recorded = change.after | {"upstreams": upstreams}
-    if change.after.get("tls"):
+    if tls.get("mode") == "internal":
         try:
             recorded["ca_root"] = read_ca(provider, container_id)
         except ProviderError:

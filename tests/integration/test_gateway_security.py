@@ -367,3 +367,42 @@ def test_replicas_get_their_ports_from_port_range(project):
              if c.labels.get("berth.address", "").startswith("app.")]
     assert len(ports) == 2 and all(low <= p <= high for p in ports), (ports, low, high)
     assert call(f"http://127.0.0.1:{project.ports[10]}/open/x")[0] == 200
+
+
+def test_tls_from_secrets_serves_that_certificate_and_a_rotated_one_without_a_restart(project):
+    import subprocess
+
+    def certificate(name: str) -> None:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
+                        "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                        "-keyout", str(project.path / "tls.key"), "-out", str(project.path / "tls.crt")],
+                       check=True, capture_output=True)
+        (project.path / f"{name}.pem").write_bytes((project.path / "tls.crt").read_bytes())
+
+    def curl(ca: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["curl", "-sS", "--max-time", "10", "--cacert", str(project.path / f"{ca}.pem"),
+                               f"https://127.0.0.1:{project.ports[10]}/open/x"], capture_output=True, text=True)
+
+    project.copy_context("streamer")
+    (project.path / "gateway_key").write_text("k\n")
+    (project.path / "second_key").write_text("k2\n")
+    certificate("first")
+    text = STACK.replace("KEYS", '["gateway_key"]').replace(
+        "api_keys =", 'tls = { cert = "tls_cert", key = "tls_key" }\napi_keys =')
+    text += '\n[secrets.tls_cert]\nfile = "./tls.crt"\n\n[secrets.tls_key]\nfile = "./tls.key"\n'
+    project.write(text)
+    project.berth("apply", "--auto-approve", timeout=600)
+    answer = curl("first")
+    assert answer.returncode == 0 and json.loads(answer.stdout)["path"] == "/x", answer.stderr
+    key_pem = (project.path / "tls.key").read_text().strip()
+    gateway_id = gateway_container(project).id
+    certificate("second")  # rotated: both secrets change
+    plan = project.berth("plan", "--no-color").stdout
+    assert "gateway@local will be updated in place" in plan, plan
+    project.berth("apply", "--auto-approve", timeout=300)
+    assert curl("second").returncode == 0 and curl("first").returncode != 0
+    assert gateway_container(project).id == gateway_id
+    places = project.berth("state", "show", "gateway@local").stdout + json.dumps(gateway_container(project).attrs)
+    assert key_pem.splitlines()[1] not in places  # the private key is in no state or inspect
+    again = project.berth("plan", "--detailed-exitcode", check=False)
+    assert again.returncode == 0, again.stdout

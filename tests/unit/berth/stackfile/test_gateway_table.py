@@ -73,6 +73,10 @@ def test_the_secrets_file_can_hold_the_keys(in_tmp: Path) -> None:
     ('[gateway]\nport = 8080\napi_keys = "k"\n', "gateway.api_keys", "expected a list of secret names"),
     ('[gateway]\nport = 8080\ntimeout = 3\n', "gateway.timeout", "timeout"),
     ('[gateway]\nport = 8080\ndrain_timeout = 0\n', "gateway.drain_timeout", "greater than 0"),
+    ('[gateway]\nport = 8080\ntls = "acme"\n', "gateway.tls", '"acme" is not supported yet'),
+    ('[gateway]\nport = 8080\ntls = { cert = "c" }\n', "gateway.tls", "a table like { cert ="),
+    ('[gateway]\nport = 8080\ntls = { cert = "c", key = "nope" }\n[secrets.c]\nenv = "C"\n', "gateway.tls.key",
+     'unknown secret "nope"'),
     ('[gateway]\nport = 8080\n[apps.x]\nbuild = "./web"\nport = 80\ndomains = ["Bad Host"]\n', "apps.x.domains",
      "host names"),
     ('[gateway]\nport = 8080\n[apps.x]\nbuild = "./web"\nport = 80\npublic = "yes"\n', "apps.x.public", "true or false"),
@@ -108,3 +112,11 @@ def test_port_range_is_where_served_replicas_get_their_ports(in_tmp: Path) -> No
 def test_a_bad_port_range_is_named(in_tmp: Path, value: str) -> None:
     found = errors(in_tmp, f'[gateway]\nport = 8080\nport_range = {value}\n[apps.web]\nbuild = "./web"\nport = 80\n')
     assert any("gateway.port_range" in str(d) and "a port range like" in str(d) for d in found), [str(d) for d in found]
+
+
+def test_tls_from_secrets_names_them(in_tmp: Path) -> None:
+    write(in_tmp, '[gateway]\nport = 8443\ntls = { cert = "c", key = "k" }\n[secrets.c]\nfile = "c.pem"\n'
+                  '[secrets.k]\nfile = "k.pem"\n[apps.web]\nbuild = "./web"\nport = 80\n')
+    stack = load_stack(None)
+    assert (stack.gateway_tls, stack.gateway_tls_secrets) == ("secrets", ("c", "k"))
+    assert {"c", "k"} <= set(stack.secrets)

@@ -194,3 +194,18 @@ def test_a_port_range_reaches_the_replicas_spec_and_is_no_reason_to_replace() ->
     assert "port_range" not in CONTAINER.keys(ChangeClass.REPLACE)
     plain = container_attributes(STACK, app.model_copy(update={"port_range": None}), 0, "srv:1")
     assert "port_range" not in plain
+
+
+def test_tls_from_secrets_loads_the_files_berth_writes_tagged_with_their_digests() -> None:
+    desired = stack().model_copy(update={"gateway_tls": "secrets", "gateway_tls_secrets": ("crt", "key")})
+    digests = DIGESTS | {"crt": "hmac-sha256:c1", "key": "hmac-sha256:k1"}
+    attrs = gateway.attributes(desired, "local", digests)
+    assert attrs["tls"] == {"mode": "secrets", "names": ["127.0.0.1", "localhost", "::1"], "cert": "crt",
+                            "key": "key", "versions": ["hmac-sha256:c1", "hmac-sha256:k1"]}
+    config = gateway.caddy_config(attrs, {"llm": [18000]})
+    assert config["apps"]["tls"] == {"certificates": {"load_files": [{
+        "certificate": gateway.TLS_FILES[0], "key": gateway.TLS_FILES[1], "tags": ["hmac-sha256:c1", "hmac-sha256:k1"]}]}}
+    assert "pki" not in config["apps"]
+    state, observed = applied(desired, digests)
+    rotated = gateway_change(desired, state, observed, digests | {"key": "hmac-sha256:k2"})
+    assert rotated.action is Action.UPDATE
