@@ -186,8 +186,9 @@ def container_spec(stack: str, address: Address, attrs: dict[str, Any]) -> Conta
     auth = ""
     if attrs.get("auth"):  # the key check beside Caddy; its program is no secret, the keys never pass here
         env["BERTH_GATEWAY_AUTH"] = AUTH_SCRIPT
+        # Started again should it ever exit: without it every keyed request is refused.
         auth = (f'&& printf %s "$BERTH_GATEWAY_AUTH" > {AUTH_FILE} '
-                f"&& {{ python3 -I {AUTH_FILE} {AUTH_SOCKET} & }} ")
+                f"&& {{ while :; do python3 -I {AUTH_FILE} {AUTH_SOCKET}; sleep 1; done & }} ")
     return ContainerSpec(
         name=attrs["name"],
         image=attrs["image"],

@@ -37,7 +37,7 @@ def test_keys_are_recorded_as_digests_and_run_the_key_check() -> None:
     assert attrs["api_keys"] == DIGESTS and attrs["auth"] == gateway.AUTH_HASH
     spec = gateway.container_spec(STACK, Address.gateway("local"), attrs)
     assert spec.env["BERTH_GATEWAY_AUTH"] == gateway.AUTH_SCRIPT
-    assert f"python3 -I {gateway.AUTH_FILE} {gateway.AUTH_SOCKET} &" in spec.command[-1]
+    assert f"while :; do python3 -I {gateway.AUTH_FILE} {gateway.AUTH_SOCKET}; sleep 1; done &" in spec.command[-1]
     assert spec.command[-1].index(gateway.AUTH_FILE) < spec.command[-1].index("exec caddy")
 
 
