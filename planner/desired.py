@@ -425,9 +425,10 @@ class Stack(_Frozen):
     # (Authorization: Bearer KEY or Api-Key KEY), unless its app is public.
     gateway_api_keys: tuple[str, ...] = ()
     gateway_drain_timeout: float = 30.0  # seconds an old replica keeps its requests in flight in a roll
-    # HTTPS on gateway_port: "internal" (a CA of the gateway's own), or "secrets": the
+    # HTTPS on gateway_port: "internal" (a CA of the gateway's own), "acme" (the apps'
+    # domains, certified by an ACME CA: Let's Encrypt), or "secrets": the
     # certificate and key are the secrets gateway_tls_secrets names (cert, key).
-    gateway_tls: Literal["internal", "secrets"] | None = None
+    gateway_tls: Literal["internal", "acme", "secrets"] | None = None
     gateway_tls_secrets: tuple[str, str] | None = None
 
     @model_validator(mode="after")

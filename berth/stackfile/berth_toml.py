@@ -50,6 +50,7 @@ def load(file: Path, environment: str | None = None) -> Stack:
                 for name, app in apps.items()}
     checks.check_host_ports(apps, source)
     checks.check_gateway_ports(gateway_section, apps, source)
+    checks.check_gateway_tls(stack_file.gateway.tls if stack_file.gateway else None, apps, source)
     checks.check_build_contexts(apps, stack_file.apps, from_paths, source)
     checks.check_weights(apps, source)
     secrets = normalise.secret_sources(stack_file, apps, source)
@@ -74,7 +75,7 @@ def load(file: Path, environment: str | None = None) -> Stack:
                  gateway_port=section.gateway_port, gateway_admin_port=section.gateway_admin_port,
                  gateway_api_keys=tuple(dict.fromkeys(gateway.api_keys)) if gateway else (),
                  gateway_drain_timeout=gateway.drain_timeout if gateway else 30.0,
-                 gateway_tls=("internal" if gateway.tls == "internal" else "secrets") if gateway and gateway.tls else None,
+                 gateway_tls=(gateway.tls if isinstance(gateway.tls, str) else "secrets") if gateway and gateway.tls else None,
                  gateway_tls_secrets=(gateway.tls["cert"], gateway.tls["key"]) if gateway and isinstance(gateway.tls, dict)
                  else None)
 

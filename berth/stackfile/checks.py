@@ -226,6 +226,14 @@ def check_host_ports(apps: dict[str, AppConfig], source: Source) -> None:
         ranges.append((name, ports))
 
 
+def check_gateway_tls(tls: Any, apps: dict[str, AppConfig], source: Source) -> None:
+    """tls = "acme" certifies the apps' domains (a public CA checks names, not addresses):
+    at least one app must have some."""
+    if tls == "acme" and not any(app.domains for app in apps.values()):
+        source.error(("gateway", "tls"), 'tls = "acme" certifies the apps\' domains, and no app has any: add '
+                     'domains = ["llm.example.com"] to an app, or use tls = "internal"')
+
+
 def check_gateway_ports(section: StackSection | None, apps: dict[str, AppConfig], source: Source) -> None:
     """The gateway listens on gateway_port of every host that runs apps: no app there
     may publish it. Its admin API (gateway_admin_port) is on the gateway container's own

@@ -254,13 +254,13 @@ Domains = Annotated[list[Annotated[str, Field(pattern=DOMAIN_PATTERN, max_length
                     expect('a list of host names in lower case, like ["llm.example.com"]')]
 
 
-TLS_RULE = ('"internal" (a CA of the gateway\'s own) or a table like { cert = "gateway_cert", key = "gateway_key" } '
-            '(secret names; "acme" is not supported yet)')
+TLS_RULE = ('"internal" (a CA of the gateway\'s own), "acme" (certificates for the apps\' domains from Let\'s '
+            'Encrypt) or a table like { cert = "gateway_cert", key = "gateway_key" } (secret names)')
 
 
 def tls_setting(value: Any) -> str | dict[str, str]:
     """`tls = "internal"`, or `tls = { cert = "SECRET", key = "SECRET" }`."""
-    if value == "internal":
+    if value in ("internal", "acme"):
         return value
     if isinstance(value, dict) and set(value) == {"cert", "key"} and all(
             isinstance(v, str) and re.match(SECRET_NAME_PATTERN, v) for v in value.values()):

@@ -136,6 +136,8 @@ def tls_names(stack: Stack, host: str) -> list[str]:
 
     own = ["127.0.0.1", "localhost", "::1"] if host == LOCAL_HOST else [host_address(stack, host).strip("[]")]
     domains = [d for app in stack.apps.values() if app.host == host for d in app.domains]
+    if stack.gateway_tls == "acme":  # a public CA certifies names it can check, not addresses
+        return sorted(dict.fromkeys(domains))
     return list(dict.fromkeys([*own, *sorted(domains)]))
 
 
@@ -280,6 +282,15 @@ def caddy_config(
         # rotated one makes a config Caddy loads anew (an equal one it would skip).
         apps["tls"] = {"certificates": {"load_files": [{
             "certificate": TLS_FILES[0], "key": TLS_FILES[1], "tags": [v for v in tls["versions"] if v]}]}}
+    elif tls and tls.get("mode") == "acme":
+        # Caddy's ACME issuer (Let's Encrypt by default), through the TLS-ALPN challenge on
+        # the gateway's own port (the CA connects to port 443 of each domain: so the
+        # gateway's port must be 443, or 443 forwarded to it); no HTTP challenge, as the
+        # gateway serves no port 80.
+        names = tls["names"]
+        server["tls_connection_policies"] = [{}]
+        apps["tls"] = {"certificates": {"automate": names}, "automation": {"policies": [{
+            "subjects": names, "issuers": [{"module": "acme", "challenges": {"http": {"disabled": True}}}]}]}}
     elif tls:
         names = tls["names"]
         server["tls_connection_policies"] = [{"default_sni": names[0]}]

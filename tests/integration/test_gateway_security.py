@@ -406,3 +406,18 @@ def test_tls_from_secrets_serves_that_certificate_and_a_rotated_one_without_a_re
     assert key_pem.splitlines()[1] not in places  # the private key is in no state or inspect
     again = project.berth("plan", "--detailed-exitcode", check=False)
     assert again.returncode == 0, again.stdout
+
+
+def test_tls_acme_is_a_config_caddy_takes(project):
+    """As far as this machine allows (no ACME server is reachable): Caddy loads the
+    config that asks its ACME issuer for the apps' domains, and the gateway keeps running."""
+    project.copy_context("streamer")
+    (project.path / "gateway_key").write_text("k\n")
+    (project.path / "second_key").write_text("k2\n")
+    text = STACK.replace("KEYS", '["gateway_key"]').replace("api_keys =", 'tls = "acme"\napi_keys =')
+    project.write(text.replace("public = true", 'public = true\ndomains = ["open.berth.test"]'))
+    project.berth("apply", "--auto-approve", timeout=600)
+    assert gateway_container(project).status == "running"
+    assert f"https://localhost:{project.ports[10]}/open/" in project.berth("output").stdout
+    again = project.berth("plan", "--detailed-exitcode", check=False)
+    assert again.returncode == 0, again.stdout

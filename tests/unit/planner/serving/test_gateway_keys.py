@@ -209,3 +209,15 @@ def test_tls_from_secrets_loads_the_files_berth_writes_tagged_with_their_digests
     state, observed = applied(desired, digests)
     rotated = gateway_change(desired, state, observed, digests | {"key": "hmac-sha256:k2"})
     assert rotated.action is Action.UPDATE
+
+
+def test_tls_acme_certifies_the_domains_alone_through_tls_alpn() -> None:
+    desired = stack(domains=("llm.example.com",)).model_copy(update={"gateway_tls": "acme", "gateway_port": 443})
+    attrs = gateway.attributes(desired, "local", DIGESTS)
+    assert attrs["tls"] == {"mode": "acme", "names": ["llm.example.com"]}
+    config = gateway.caddy_config(attrs, {"llm": [18000]})
+    [policy] = config["apps"]["tls"]["automation"]["policies"]
+    assert policy == {"subjects": ["llm.example.com"],
+                      "issuers": [{"module": "acme", "challenges": {"http": {"disabled": True}}}]}
+    assert config["apps"]["http"]["servers"]["berth"]["tls_connection_policies"] == [{}]
+    assert "pki" not in config["apps"]
