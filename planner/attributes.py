@@ -62,7 +62,7 @@ CONTAINER = AttributeModel(ResourceKind.CONTAINER, {
     "name": Field(U), "image": Field(R), "command": Field(R), "env": Field(R), "port": Field(R),
     "host_port": Field(R), "restart": Field(U), "cpus": Field(U), "memory": Field(U),
     "readiness": Field(B), "liveness": Field(B), "readiness_timeout": Field(B), "depends_on": Field(B),
-    "max_unavailable": Field(B, optional=True),
+    "max_unavailable": Field(B, optional=True), "port_range": Field(B, optional=True),
     "secrets": Field(R, optional=True), "secret_env": Field(R, optional=True),
     "secret_versions": Field(S, optional=True), "gpus": Field(R, optional=True),
     "volumes": Field(R, optional=True), "shm_size": Field(R, optional=True), "ipc": Field(R, optional=True),
@@ -82,6 +82,11 @@ WEIGHTS = AttributeModel(ResourceKind.WEIGHTS, {
 GATEWAY = AttributeModel(ResourceKind.GATEWAY, {
     "name": Field(N), "image": Field(R), "content_hash": Field(N), "port": Field(R), "admin_port": Field(R),
     "network": Field(R), "routes": Field(U), "upstreams": Field(U),
+    # API keys: their keyed digests (reloaded live: the key check rereads its file), and
+    # the hash of the key check's program, which runs in the container.
+    "api_keys": Field(U, optional=True), "auth": Field(R, optional=True),
+    "drain_timeout": Field(B, optional=True),
+    "tls": Field(U, optional=True),  # {mode, names}: certificates for these names, loaded live
 })
 
 # A host's liveness watcher (planner.serving.watcher.attributes). Every attribute replaces

@@ -269,6 +269,11 @@ class AppConfig(_Frozen):
     secret_env: dict[str, str] = Field(default_factory=dict)  # env var -> secret name
     predict: str | None = None  # the path requests for the app's model go to (routing)
     predict_concurrency: int | None = None
+    # Behind a gateway with api_keys: True lets requests in without a key.
+    public: bool = False
+    # [gateway] port_range (first, last): where a replica with no host_port gets its port.
+    port_range: tuple[int, int] | None = None
+    domains: tuple[str, ...] = ()  # Host names the gateway also routes to the app (besides /APP/...)
     # How a replace runs when the app is served through the gateway (rolling: the new
     # replica is ready before the old one stops), and the liveness watcher's settings.
     deploy: DeployStrategy = "rolling"
@@ -420,6 +425,15 @@ class Stack(_Frozen):
     # One gateway (a Caddy container) per host that runs apps, listening here; None: off.
     gateway_port: int | None = None
     gateway_admin_port: int = 2019  # its admin API, on its container's own loopback
+    # Secret names; when any, a request through the gateway needs one of their values
+    # (Authorization: Bearer KEY or Api-Key KEY), unless its app is public.
+    gateway_api_keys: tuple[str, ...] = ()
+    gateway_drain_timeout: float = 30.0  # seconds an old replica keeps its requests in flight in a roll
+    # HTTPS on gateway_port: "internal" (a CA of the gateway's own), "acme" (the apps'
+    # domains, certified by an ACME CA: Let's Encrypt), or "secrets": the
+    # certificate and key are the secrets gateway_tls_secrets names (cert, key).
+    gateway_tls: Literal["internal", "acme", "secrets"] | None = None
+    gateway_tls_secrets: tuple[str, str] | None = None
 
     @model_validator(mode="after")
     def _docker_names(self) -> Stack:

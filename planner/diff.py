@@ -106,7 +106,9 @@ def diff(
         key = Address.gateway(host)
         ours = _diff_gateway(stack, host, state.resources.get(str(key)), by_address.pop(str(key), []),
                              gateway.upstreams([a for a in apps.values() if a.host == host],
-                                               {c.address: c for c in changes if c.type is ResourceKind.CONTAINER}))
+                                               {c.address: c for c in changes if c.type is ResourceKind.CONTAINER}),
+                             {name: digests[name] for name in (*stack.gateway_api_keys, *(stack.gateway_tls_secrets or ()))
+                              if name in digests})
         changes.extend(ours)
         if ours[0].action in (Action.NOOP, Action.UPDATE):
             changes = _rolling(changes, apps, host)
@@ -307,14 +309,14 @@ def _rolling(changes: list[Change], apps: dict[str, AppConfig], host: str) -> li
 
 def _diff_gateway(
     stack: Stack, host: str, prev: ResourceState | None, found: list[ObservedContainer],
-    upstreams: dict[str, list[int]] | None,
+    upstreams: dict[str, list[int]] | None, key_digests: dict[str, str] | None = None,
 ) -> list[Change]:
     """The host's gateway: created with its image and routes; replaced when its image or
     ports change (or it stopped, or was changed outside berth); updated in place (routes
     reloaded, no restart) when the apps it routes to or their replicas' ports change.
     upstreams: the ports it will route to, or None when some are known only after apply."""
     key = Address.gateway(host)
-    attrs = gateway.attributes(stack, host) | ({"upstreams": upstreams} if upstreams is not None else {})
+    attrs = gateway.attributes(stack, host, key_digests) | ({"upstreams": upstreams} if upstreams is not None else {})
     before = prev.attributes if prev else None
     if found and not (prev and any(c.id == prev.id for c in found)):
         before = found[0].as_before()
@@ -347,6 +349,10 @@ def _diff_gateway(
         ours = change(Action.UPDATE, ["routes were never confirmed loaded; they will be loaded"])
     elif old.get("routes") != attrs["routes"]:
         ours = change(Action.UPDATE, ["routes are reloaded live, without restarting the gateway"])
+    elif old.get("api_keys") != attrs.get("api_keys"):
+        ours = change(Action.UPDATE, ["API keys changed: loaded live, without restarting the gateway"])
+    elif old.get("tls") != attrs.get("tls"):
+        ours = change(Action.UPDATE, ["TLS changed: loaded live, without restarting the gateway"])
     elif upstreams is None:
         ours = change(Action.UPDATE, ["replicas change: the routes follow them once they are ready"])
     elif old.get("upstreams") != upstreams:

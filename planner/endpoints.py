@@ -68,9 +68,17 @@ def endpoints(stack: Stack, state: State | None) -> list[AppEndpoints]:
             route = (attrs or {}).get("routes", {}).get(name)
             if route is None:
                 continue
-            base = f"http://{host_address(stack, host)}:{attrs['port']}/{name}"
+            scheme = "https" if attrs.get("tls") else "http"
+            base = f"{scheme}://{host_address(stack, host)}:{attrs['port']}/{name}"
             gateway.append(base + "/")
             if route.get("predict"):
                 predict.append(base + "/predict")
         found.append(AppEndpoints(name, hosts, port, rows, gateway, predict))
     return found
+
+
+def gateway_cas(state: State | None) -> dict[str, str]:
+    """By host, the PEM of the CA root its gateway made for itself (tls = "internal")."""
+    resources = state.resources.values() if state else ()
+    return {r.host: r.attributes["ca_root"] for r in resources
+            if r.type == "gateway" and r.attributes.get("ca_root")}

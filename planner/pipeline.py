@@ -103,8 +103,9 @@ def diff_plan(ctx: Context, state: State | None, opts: PlanOpts = PlanOpts()) ->
         check_declares_apps(stack, state, ctx.stacks_beside)
     # Every source is read before any host is asked anything; a missing one stops
     # the plan here. Destroy needs no values.
-    names = [] if destroy else [n for app in stack.apps.values()
-                                for n in (*secret_names(app), *(app.build.secrets if app.build else ()))]
+    names = [] if destroy else [*(n for app in stack.apps.values()
+                                  for n in (*secret_names(app), *(app.build.secrets if app.build else ()))),
+                                *stack.gateway_api_keys, *(stack.gateway_tls_secrets or ())]
     digests, unread = _secret_digests(ctx, state, names, refresh=opts.refresh)
     hashes = dict(opts.hashes) if opts.hashes is not None else ({} if destroy else content_hashes(ctx))
     if opts.refresh:
@@ -348,7 +349,9 @@ def _ignore(event: Any) -> None:
 def keep_secret_key(secrets: SecretValues, plan: Plan) -> None:
     """Save the digest key before anything made with it is recorded or saved (state,
     a saved plan): a later run must compute the same digests."""
-    if any(c.type == "secret" and c.after is not None for c in plan.actions):
+    if any(c.after is not None and (c.type == "secret" or (c.type == "gateway" and (c.after.get("api_keys")
+                                                                                   or c.after.get("tls", {}).get("versions"))))
+           for c in plan.actions):  # the gateway's API keys are recorded as digests too
         secrets.key.save()
 
 

@@ -117,6 +117,8 @@ def container_attributes(
         attrs["weights"] = [dict(w) for w in weights]
     if app.max_unavailable != 1:  # absent at the default, so states recorded before it plan no change
         attrs["max_unavailable"] = app.max_unavailable
+    if app.port_range is not None and app.host_port is None:  # [gateway] port_range: where its port is picked
+        attrs["port_range"] = list(app.port_range)
     return attrs | runtime_attributes(app)
 
 
@@ -224,6 +226,7 @@ def container_spec(
         image=attrs["image"],
         port=attrs["port"],
         host_port=attrs["host_port"],
+        pick_ports=tuple(attrs["port_range"]) if attrs.get("port_range") else None,  # type: ignore[arg-type]
         command=tuple(attrs["command"]) if attrs["command"] is not None else None,
         env=attrs["env"],
         restart=attrs["restart"],

@@ -299,7 +299,8 @@ class DockerEngine:
         import random
 
         used = {p.get("PublicPort") for c in self.api.containers(all=True) for p in c.get("Ports") or ()}
-        candidates = [p for p in random.sample(PICKED_PORTS, 64) if p not in used]
+        ports = range(spec.pick_ports[0], spec.pick_ports[1] + 1) if spec.pick_ports else PICKED_PORTS
+        candidates = [p for p in random.sample(ports, min(64, len(ports))) if p not in used]
         for port in candidates:
             if self.probe(port, None, 1.0)[0]:
                 continue  # something on the host listens there
@@ -310,7 +311,7 @@ class DockerEngine:
             except _PortTaken as taken:
                 self.remove_container(taken.container_id)
         raise ProviderError(f"cannot start {spec.name} on {self.host}: no free port found in "
-                            f"{PICKED_PORTS.start}-{PICKED_PORTS.stop - 1}")
+                            f"{ports.start}-{ports.stop - 1}")
 
     def _run(self, spec: ContainerSpec, picked: bool = False) -> str:
         """picked: the host port was berth's pick, so another one can be tried if it

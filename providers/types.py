@@ -89,6 +89,7 @@ class ContainerSpec:
     host_port: int | None  # None: a free port berth picks (served apps with rolling deploys)
     labels: dict[str, str]
     command: tuple[str, ...] | None = None
+    pick_ports: tuple[int, int] | None = None  # where a free port is picked (first, last); None: PICKED_PORTS
     env: dict[str, str] = field(default_factory=dict)
     restart: str = "unless-stopped"
     cpus: float | None = None

@@ -20,6 +20,7 @@ from berth.stackfile.models import (
     SECRET_NAME_RULE,
     AppFile,
     FromAppFile,
+    GatewayTable,
     HostFile,
     SecretTable,
     StackFile,
@@ -41,9 +42,15 @@ def load(file: Path, environment: str | None = None) -> Stack:
     stack_file, from_paths = _validate(raw, source)
     checks.check_apps(raw.get("apps"), raw.get("hosts"), source)
     checks.check_secrets(raw, source)
-    apps = normalise.served_ports(stack_file.stack, _apps(stack_file, from_paths, source), source)
+    gateway_section = normalise.gateway_section(stack_file, source)
+    apps = normalise.served_ports(gateway_section, _apps(stack_file, from_paths, source), source)
+    if stack_file.gateway is not None and stack_file.gateway.port_range:
+        first, last = (int(p) for p in stack_file.gateway.port_range.split("-"))
+        apps = {name: app.model_copy(update={"port_range": (first, last)}) if app.host_port is None else app
+                for name, app in apps.items()}
     checks.check_host_ports(apps, source)
-    checks.check_gateway_ports(stack_file.stack, apps, source)
+    checks.check_gateway_ports(gateway_section, apps, source)
+    checks.check_gateway_tls(stack_file.gateway.tls if stack_file.gateway else None, apps, source)
     checks.check_build_contexts(apps, stack_file.apps, from_paths, source)
     checks.check_weights(apps, source)
     secrets = normalise.secret_sources(stack_file, apps, source)
@@ -60,11 +67,17 @@ def load(file: Path, environment: str | None = None) -> Stack:
     if name:
         checks.check_docker_limits(name, apps, source)
     raise_problems(source.problems)
-    section = stack_file.stack or StackSection()
+    section = gateway_section or StackSection()
     secrets_file = section.secrets_file
+    gateway = stack_file.gateway
     return Stack(name=name, file=str(file), environment=environment, apps=apps, secrets=secrets, hosts=hosts,
                  secrets_file=normalise.local_path(file.parent, secrets_file) if secrets_file else None,
-                 gateway_port=section.gateway_port, gateway_admin_port=section.gateway_admin_port)
+                 gateway_port=section.gateway_port, gateway_admin_port=section.gateway_admin_port,
+                 gateway_api_keys=tuple(dict.fromkeys(gateway.api_keys)) if gateway else (),
+                 gateway_drain_timeout=gateway.drain_timeout if gateway else 30.0,
+                 gateway_tls=(gateway.tls if isinstance(gateway.tls, str) else "secrets") if gateway and gateway.tls else None,
+                 gateway_tls_secrets=(gateway.tls["cert"], gateway.tls["key"]) if gateway and isinstance(gateway.tls, dict)
+                 else None)
 
 
 def _with_environment(source: Source, environment: str) -> dict[str, Any]:
@@ -99,6 +112,7 @@ def _validate(raw: dict[str, Any], source: Source) -> tuple[StackFile, dict[str,
         if key not in StackFile.model_fields:
             source.unknown_key((key,), list(StackFile.model_fields))
     stack = source.validated(StackSection, raw.get("stack", {}), ("stack",))
+    gateway = source.validated(GatewayTable, raw["gateway"], ("gateway",)) if "gateway" in raw else None
     from_paths: dict[str, Any] = {}
 
     def app_model(name: str, table: Any) -> tuple[type[BaseModel], Any]:
@@ -116,7 +130,7 @@ def _validate(raw: dict[str, Any], source: Source) -> tuple[StackFile, dict[str,
                             lambda name, table: (SecretTable, table), source)
     hosts = _named_tables(raw, "hosts", "host", "[hosts.gpu-a]", NAME_PATTERN, NAME_RULE,
                           lambda name, table: (HostFile, table), source, also=host_name)
-    return StackFile.model_construct(stack=stack, apps=apps, secrets=secrets, hosts=hosts), from_paths
+    return StackFile.model_construct(stack=stack, gateway=gateway, apps=apps, secrets=secrets, hosts=hosts), from_paths
 
 
 def _named_tables(

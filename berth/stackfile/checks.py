@@ -150,6 +150,13 @@ def check_secrets(raw: dict[str, Any], source: Source) -> None:
     stack = raw.get("stack")
     from_file = isinstance(stack, dict) and "secrets_file" in stack
     apps = raw.get("apps") if isinstance(raw.get("apps"), dict) else {}
+    gateway = raw.get("gateway") if isinstance(raw.get("gateway"), dict) else {}
+    keys = gateway.get("api_keys") if isinstance(gateway.get("api_keys"), list) else []
+    _check_defined([(("gateway", "api_keys"), name) for name in keys], tables, from_file, source)
+    tls = gateway.get("tls")
+    if isinstance(tls, dict):
+        _check_defined([(("gateway", "tls", part), tls[part]) for part in ("cert", "key") if part in tls],
+                       tables, from_file, source)
     for app, table in apps.items():
         if not isinstance(table, dict):
             continue
@@ -173,19 +180,24 @@ def check_secrets(raw: dict[str, Any], source: Source) -> None:
                 elif var in env:
                     source.error(loc, f"{var} is also set in env; set it in one place")
                 used.append((loc, name))
-        for loc, name in used:
-            if not isinstance(name, str):
-                continue  # a wrong type, reported by validation
-            if not re.match(SECRET_NAME_PATTERN, name):
-                source.error(loc, f"secret name {shown(name)} must be {SECRET_NAME_RULE}")
-            elif len(name) > MAX_NAME:
-                source.error(loc, f"secret name {shown(name)} is {len(name)} characters long; at most {MAX_NAME} "
-                                  "(it names the secret's file on the host)")
-            elif name not in tables and not from_file:
-                close = difflib.get_close_matches(name, list(tables), n=1, cutoff=0.6)
-                hint = f'; did you mean "{close[0]}"?' if close else ""
-                source.error(loc, f"unknown secret {shown(name)}{hint}; define it in [secrets.{name}] "
-                                  "or name a secrets_file in [stack]")
+        _check_defined(used, tables, from_file, source)
+
+
+def _check_defined(used: list[tuple[Loc, Any]], tables: dict[str, Any], from_file: bool, source: Source) -> None:
+    """Each secret name used (where it is written, the name) is well formed and defined."""
+    for loc, name in used:
+        if not isinstance(name, str):
+            continue  # a wrong type, reported by validation
+        if not re.match(SECRET_NAME_PATTERN, name):
+            source.error(loc, f"secret name {shown(name)} must be {SECRET_NAME_RULE}")
+        elif len(name) > MAX_NAME:
+            source.error(loc, f"secret name {shown(name)} is {len(name)} characters long; at most {MAX_NAME} "
+                              "(it names the secret's file on the host)")
+        elif name not in tables and not from_file:
+            close = difflib.get_close_matches(name, list(tables), n=1, cutoff=0.6)
+            hint = f'; did you mean "{close[0]}"?' if close else ""
+            source.error(loc, f"unknown secret {shown(name)}{hint}; define it in [secrets.{name}] "
+                              "or name a secrets_file in [stack]")
 
 
 # -- on normalised apps --------------------------------------------------------------
@@ -212,6 +224,14 @@ def check_host_ports(apps: dict[str, AppConfig], source: Source) -> None:
                     f"and {name} ({_span(ports)})",
                 )
         ranges.append((name, ports))
+
+
+def check_gateway_tls(tls: Any, apps: dict[str, AppConfig], source: Source) -> None:
+    """tls = "acme" certifies the apps' domains (a public CA checks names, not addresses):
+    at least one app must have some."""
+    if tls == "acme" and not any(app.domains for app in apps.values()):
+        source.error(("gateway", "tls"), 'tls = "acme" certifies the apps\' domains, and no app has any: add '
+                     'domains = ["llm.example.com"] to an app, or use tls = "internal"')
 
 
 def check_gateway_ports(section: StackSection | None, apps: dict[str, AppConfig], source: Source) -> None:

@@ -249,6 +249,36 @@ Threshold = Annotated[int, Field(ge=1), expect("an integer of at least 1"),
                       at_most(MAX_COUNT, f"an integer of at least 1, at most {MAX_COUNT}")]
 
 
+DOMAIN_PATTERN = r"^([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
+Domains = Annotated[list[Annotated[str, Field(pattern=DOMAIN_PATTERN, max_length=253)]],
+                    expect('a list of host names in lower case, like ["llm.example.com"]')]
+
+
+TLS_RULE = ('"internal" (a CA of the gateway\'s own), "acme" (certificates for the apps\' domains from Let\'s '
+            'Encrypt) or a table like { cert = "gateway_cert", key = "gateway_key" } (secret names)')
+
+
+def tls_setting(value: Any) -> str | dict[str, str]:
+    """`tls = "internal"`, or `tls = { cert = "SECRET", key = "SECRET" }`."""
+    if value in ("internal", "acme"):
+        return value
+    if isinstance(value, dict) and set(value) == {"cert", "key"} and all(
+            isinstance(v, str) and re.match(SECRET_NAME_PATTERN, v) for v in value.values()):
+        return dict(value)
+    raise _expected(TLS_RULE, value)
+
+
+def port_range(value: Any) -> str:
+    """`port_range = "40000-40999"`: two ports, the first not above the second."""
+    what = 'a port range like "40000-40999" (FIRST-LAST, each from 1 to 65535)'
+    if not isinstance(value, str) or not re.fullmatch(r"\d{1,5}-\d{1,5}", value.strip()):
+        raise _expected(what, value)
+    first, last = (int(p) for p in value.strip().split("-"))
+    if not 1 <= first <= last <= 65535:
+        raise _expected(what, value)
+    return value.strip()
+
+
 class _Table(BaseModel):
     # extra="forbid" is how unknown keys (typos) are caught
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -317,6 +347,8 @@ class AppFile(_Table):
     max_unavailable: Threshold = 1  # replicas a replace takes down at once
     liveness_failure_threshold: Threshold = 3
     probe_interval: Seconds = 10.0
+    public: bool = False  # behind a gateway with api_keys: served without a key
+    domains: Domains = Field(default_factory=list)  # also routed by the request's Host header
     # As `docker run` has them (-v, --shm-size, --ipc, --ulimit, --entrypoint, --stop-timeout).
     volumes: Annotated[list[Volume], BeforeValidator(_a_list(f"a list of volumes, each {VOLUME_RULE}"))] | None = None
     shm_size: ShmSize | None = None
@@ -371,10 +403,25 @@ class StackSection(_Table):
     gateway_admin_port: Port = 2019  # the gateway's admin API, on its container's own loopback
 
 
+class GatewayTable(_Table):
+    """`[gateway]`: the table form of [stack] gateway_port, with what only it has."""
+
+    port: Port | None = None  # None: [stack] gateway_port (one of the two sets it)
+    admin_port: Port | None = None
+    api_keys: SecretNames = Field(default_factory=list)  # a request needs one of these secrets' values
+    drain_timeout: Seconds = 30.0  # seconds an old replica keeps its requests in flight during a roll
+    # Where berth picks the ports of replicas served with no host_port (default 32768-60999).
+    port_range: Annotated[str, PlainValidator(lambda value: port_range(value))] | None = None
+    # "internal": HTTPS with a CA of the gateway's own (`berth output` prints where its root is).
+    # or { cert = "SECRET", key = "SECRET" }: a certificate (PEM, chain included) and its key from secrets.
+    tls: Annotated[str | dict[str, str], PlainValidator(lambda value: tls_setting(value))] | None = None
+
+
 class StackFile(_Table):
     """A whole berth.toml."""
 
     stack: StackSection | None = None
+    gateway: GatewayTable | None = None
     apps: dict[Annotated[str, Field(pattern=NAME_PATTERN)], AppFile] = Field(default_factory=dict)
     secrets: dict[str, SecretTable] = Field(default_factory=dict)
     hosts: dict[Annotated[str, Field(pattern=NAME_PATTERN)], HostFile] = Field(default_factory=dict)

@@ -58,6 +58,8 @@ def app_fields(name: str, app: AppFile, base: Path, origin: str, has_hosts: bool
         gpus=gpus,
         gpu_type=gpu_type,
         predict=app.predict,
+        public=app.public,
+        domains=tuple(dict.fromkeys(app.domains)),
         deploy=app.deploy,
         max_unavailable=app.max_unavailable,
         liveness_failure_threshold=app.liveness_failure_threshold,
@@ -146,6 +148,27 @@ def host_config(name: str, host: HostFile, base: Path) -> HostConfig:
     )
 
 
+def gateway_section(stack_file: StackFile, source: Source) -> StackSection | None:
+    """[stack] with [gateway]'s port and admin_port in gateway_port and
+    gateway_admin_port (the table is the same setting, written as a table); both forms at
+    once is a contradiction the user settles."""
+    section, table = stack_file.stack, stack_file.gateway
+    if table is None:
+        return section
+    section = section or StackSection()
+    if table.port is not None and section.gateway_port is not None:
+        source.error(("gateway", "port"), "the gateway's port is set twice, here and as [stack] gateway_port; "
+                     "keep one")
+        return section
+    port = table.port if table.port is not None else section.gateway_port
+    if port is None:
+        source.error(("gateway",), "needs port = N (the port the gateway listens on), or [stack] gateway_port")
+    update: dict[str, Any] = {"gateway_port": port}
+    if table.admin_port is not None:
+        update["gateway_admin_port"] = table.admin_port
+    return section.model_copy(update=update)
+
+
 def served_ports(section: StackSection | None, apps: dict[str, AppConfig], source: Source) -> dict[str, AppConfig]:
     """Behind the gateway, a rolling deploy starts each new replica beside the old one,
     so the two cannot share a host port: such apps publish on a free port berth picks, and
@@ -188,6 +211,9 @@ def secret_sources(stack_file: StackFile, apps: dict[str, AppConfig], source: So
     section = stack_file.stack
     if section is not None and section.secrets_file:
         used = {name for app in apps.values() for name in (*app.secrets, *app.secret_env.values())}
+        used |= set(stack_file.gateway.api_keys if stack_file.gateway else ())
+        if stack_file.gateway and isinstance(stack_file.gateway.tls, dict):
+            used |= set(stack_file.gateway.tls.values())
         for name in sorted(used - set(sources)):
             sources[name] = SecretSource(
                 name=name, secrets_file=local_path(base, section.secrets_file),

@@ -126,6 +126,9 @@ class OutputDocument(_Document):
     format_version: Literal[1]
     stack: str
     apps: list[AppEndpoints]
+    # By host: the file holding the root of its gateway's own CA (tls = "internal"), for
+    # clients to trust (curl --cacert PATH); empty when no gateway serves HTTPS.
+    gateway_ca: dict[str, str]
 
 
 class Version(_Document):

@@ -13,7 +13,9 @@ has a per-request UUID placeholder for X-Request-Id.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from planner.attributes import GATEWAY, ChangeClass
@@ -48,6 +50,14 @@ NETWORK = "bridge"
 UPSTREAM_HOST = "host.docker.internal"
 MIGRATE_REQ = "net.ipv4.tcp_migrate_req"  # see container_spec
 REQUEST_ID = "X-Request-Id"
+# The API-key check beside Caddy (planner.serving.auth_script), on a Unix socket of the
+# container's own; the key hashes it reads, written by berth through the Docker API.
+AUTH_SCRIPT = (Path(__file__).parent / "auth_script.py").read_text()
+AUTH_HASH = sha256_hex(AUTH_SCRIPT)
+AUTH_FILE = "/etc/caddy/berth_auth.py"
+AUTH_SOCKET = "/run/berth-auth.sock"
+KEYS_FILE = "/etc/caddy/berth-keys"  # auth_script.KEYS_FILE
+TLS_FILES = ("/etc/caddy/berth-tls.crt", "/etc/caddy/berth-tls.key")  # tls = { cert, key }: written by berth, 0600
 
 
 def image_tag() -> str:
@@ -73,21 +83,27 @@ def hosts(stack: Stack) -> list[str]:
 
 def routes(apps: list[AppConfig]) -> dict[str, dict[str, Any]]:
     """What the gateway routes for the apps on its host, by app: the readiness path its
-    health checks probe, the predict path. The upstreams (the replicas' ports) are not
-    here: a free port berth picks is known only once the replica runs (see upstreams)."""
-    return {
-        app.name: {
-            "readiness": app.readiness,
-            "predict": app.predict,
-            "probe_interval": app.probe_interval,
-        }
-        for app in sorted(apps, key=lambda a: a.name)
-    }
+    health checks probe, the predict path; public (no API key needed) and domains (Host
+    names also routed to it) only when set, so that routes recorded before them compare
+    equal. The upstreams (the replicas' ports) are not here: a free port berth picks is
+    known only once the replica runs (see upstreams)."""
+    found = {}
+    for app in sorted(apps, key=lambda a: a.name):
+        route: dict[str, Any] = {"readiness": app.readiness, "predict": app.predict, "probe_interval": app.probe_interval}
+        if app.public:
+            route["public"] = True
+        if app.domains:
+            route["domains"] = list(app.domains)
+        found[app.name] = route
+    return found
 
 
-def attributes(stack: Stack, host: str) -> dict[str, Any]:
+def attributes(stack: Stack, host: str, key_digests: dict[str, str] | None = None) -> dict[str, Any]:
+    """key_digests: the keyed digest of each [gateway] api_keys secret (planner.secrets),
+    by name: what state and plans hold of the keys. With keys, the gateway runs the key
+    check (auth: its program's hash, so that a new program makes a new container)."""
     assert stack.gateway_port is not None
-    return {
+    attrs = {
         "name": container_name(stack.name),
         "image": image_tag(),
         "content_hash": CONTENT_HASH,
@@ -96,10 +112,50 @@ def attributes(stack: Stack, host: str) -> dict[str, Any]:
         "network": NETWORK,  # its own namespace (see container_spec); before: the host's
         "routes": routes([app for app in stack.apps.values() if app.host == host]),
     }
+    if stack.gateway_api_keys:
+        digests = key_digests or {}
+        attrs["api_keys"] = {name: digests.get(name) for name in stack.gateway_api_keys}
+        attrs["auth"] = AUTH_HASH
+    if stack.gateway_drain_timeout != DRAIN_TIMEOUT:
+        attrs["drain_timeout"] = stack.gateway_drain_timeout
+    if stack.gateway_tls:
+        attrs["tls"] = {"mode": stack.gateway_tls, "names": tls_names(stack, host)}
+        if stack.gateway_tls_secrets:  # which secrets, and their digests: a rotation reloads them
+            cert, key = stack.gateway_tls_secrets
+            digests = key_digests or {}
+            attrs["tls"] |= {"cert": cert, "key": key, "versions": [digests.get(cert), digests.get(key)]}
+    return attrs
+
+
+def tls_names(stack: Stack, host: str) -> list[str]:
+    """The names the gateway's certificates are for: the host's own addresses (the local
+    engine's loopback names; an SSH host's address), then its apps' domains. The first is
+    the one served to a client that sends no name (SNI), as clients of an IP address do."""
+    from planner.endpoints import host_address
+    from providers.base import LOCAL_HOST
+
+    own = ["127.0.0.1", "localhost", "::1"] if host == LOCAL_HOST else [host_address(stack, host).strip("[]")]
+    domains = [d for app in stack.apps.values() if app.host == host for d in app.domains]
+    if stack.gateway_tls == "acme":  # a public CA certifies names it can check, not addresses
+        return sorted(dict.fromkeys(domains))
+    return list(dict.fromkeys([*own, *sorted(domains)]))
+
+
+# Where Caddy keeps its own CA (the `local` authority of its pki app) in the container.
+CA_ROOT = "${XDG_DATA_HOME:-$HOME/.local/share}/caddy/pki/authorities/local/root.crt"
+
+
+DRAIN_TIMEOUT = 30.0  # seconds an old replica's requests in flight get before it is stopped anyway
+
+
+def keys_file(values: list[bytes]) -> bytes:
+    """What KEYS_FILE holds for the API keys' values: the SHA-256 of each, in hex, one a
+    line (the key check hashes what a request presents and compares)."""
+    return b"".join(hashlib.sha256(value).hexdigest().encode() + b"\n" for value in values)
 
 
 def config_hash(attrs: dict[str, Any]) -> str:
-    return canonical_hash({k: attrs.get(k) for k in GATEWAY.keys(ChangeClass.REPLACE)})
+    return canonical_hash(GATEWAY.view(attrs, ChangeClass.REPLACE))  # an optional key left out when unset
 
 
 def boot_config(admin_port: int) -> dict[str, Any]:
@@ -128,14 +184,21 @@ def container_spec(stack: str, address: Address, attrs: dict[str, Any]) -> Conta
     `--resume` restarts it (Docker's restart policy, a reboot) with the routes it was
     last given, not the boot config."""
     boot = json.dumps(boot_config(attrs["admin_port"]), separators=(",", ":"))
+    env = {"BERTH_GATEWAY_BOOT": boot}
+    auth = ""
+    if attrs.get("auth"):  # the key check beside Caddy; its program is no secret, the keys never pass here
+        env["BERTH_GATEWAY_AUTH"] = AUTH_SCRIPT
+        # Started again should it ever exit: without it every keyed request is refused.
+        auth = (f'&& printf %s "$BERTH_GATEWAY_AUTH" > {AUTH_FILE} '
+                f"&& {{ while :; do python3 -I {AUTH_FILE} {AUTH_SOCKET}; sleep 1; done & }} ")
     return ContainerSpec(
         name=attrs["name"],
         image=attrs["image"],
         port=attrs["port"],
         host_port=attrs["port"],
-        command=("sh", "-c", f'printf %s "$BERTH_GATEWAY_BOOT" > {CONFIG_FILE} '
+        command=("sh", "-c", f'printf %s "$BERTH_GATEWAY_BOOT" > {CONFIG_FILE} {auth}'
                              f"&& exec caddy run --resume --config {CONFIG_FILE}"),
-        env={"BERTH_GATEWAY_BOOT": boot},
+        env=env,
         sysctls={MIGRATE_REQ: "1"},
         extra_hosts={UPSTREAM_HOST: "host-gateway"},
         labels={
@@ -183,30 +246,59 @@ def caddy_config(
         "match": [{"not": [{"header": {REQUEST_ID: []}}]}],  # [] = the header is present
         "handle": [{"handler": "headers", "request": {"set": {REQUEST_ID: ["{http.request.uuid}"]}}}],
     }]
+    by_host: list[dict[str, Any]] = []
     for name, route in attrs["routes"].items():
         proxy = _proxy(route, upstreams.get(name, []))
+        guard = [] if route.get("public") or not attrs.get("api_keys") else [_auth()]
         prefix = f"/{name}"
         if route.get("predict"):
-            server_routes.append(_route([f"{prefix}/predict"], [
+            server_routes.append(_route([f"{prefix}/predict"], [*guard,
                 {"handler": "rewrite", "uri": f"{route['predict']}?{{http.request.uri.query}}"}, proxy]))
-        server_routes.append(_route([f"{prefix}/sync/*"], [
+        server_routes.append(_route([f"{prefix}/sync/*"], [*guard,
             {"handler": "rewrite", "strip_path_prefix": f"{prefix}/sync"}, proxy]))
-        server_routes.append(_route([f"{prefix}/*"], [
+        server_routes.append(_route([f"{prefix}/*"], [*guard,
             {"handler": "rewrite", "strip_path_prefix": prefix}, proxy]))
+        if route.get("domains"):  # the whole path, as the app has it, for its own Host names
+            by_host.append({"match": [{"host": route["domains"]}], "handle": [*guard, proxy], "terminal": True})
+    server_routes += by_host  # after every /APP/ route: a path route wins on any Host
     if draining:
         server_routes.append(_draining_route(draining))
     server_routes.append({"handle": [{
         "handler": "static_response", "status_code": 404,
         "body": "berth gateway: no app here; use /APP/predict, /APP/sync/PATH or /APP/PATH\n",
     }]})
-    return {
-        "admin": {"listen": _admin_listen(attrs["admin_port"])},
-        "apps": {"http": {"servers": {"berth": {
-            "listen": [f":{attrs['port']}"],
-            "routes": server_routes,
-            "automatic_https": {"disable": True},
-        }}}},
+    server: dict[str, Any] = {
+        "listen": [f":{attrs['port']}"],
+        "routes": server_routes,
+        # No redirect server on :80 and no names taken from routes: certificates are for
+        # tls_names alone (below), and plain HTTP is served only without tls.
+        "automatic_https": {"disable": True},
     }
+    apps: dict[str, Any] = {"http": {"servers": {"berth": server}}}
+    tls = attrs.get("tls")
+    if tls and tls.get("mode") == "secrets":
+        server["tls_connection_policies"] = [{"default_sni": tls["names"][0]}]
+        # The files berth writes (TLS_FILES); the tags are the secrets' digests, so that a
+        # rotated one makes a config Caddy loads anew (an equal one it would skip).
+        apps["tls"] = {"certificates": {"load_files": [{
+            "certificate": TLS_FILES[0], "key": TLS_FILES[1], "tags": [v for v in tls["versions"] if v]}]}}
+    elif tls and tls.get("mode") == "acme":
+        # Caddy's ACME issuer (Let's Encrypt by default), through the TLS-ALPN challenge on
+        # the gateway's own port (the CA connects to port 443 of each domain: so the
+        # gateway's port must be 443, or 443 forwarded to it); no HTTP challenge, as the
+        # gateway serves no port 80.
+        names = tls["names"]
+        server["tls_connection_policies"] = [{}]
+        apps["tls"] = {"certificates": {"automate": names}, "automation": {"policies": [{
+            "subjects": names, "issuers": [{"module": "acme", "challenges": {"http": {"disabled": True}}}]}]}}
+    elif tls:
+        names = tls["names"]
+        server["tls_connection_policies"] = [{"default_sni": names[0]}]
+        apps["tls"] = {"certificates": {"automate": names},
+                       "automation": {"policies": [{"subjects": names, "issuers": [{"module": "internal"}]}]}}
+        # Its CA stays in the container: nothing to install in a trust store there.
+        apps["pki"] = {"certificate_authorities": {"local": {"install_trust": False}}}
+    return {"admin": {"listen": _admin_listen(attrs["admin_port"])}, "apps": apps}
 
 
 def _draining_route(ports: list[int]) -> dict[str, Any]:
@@ -228,6 +320,24 @@ def _route(paths: list[str], handle: list[dict[str, Any]]) -> dict[str, Any]:
     return {"match": [{"path": paths}], "handle": handle, "terminal": True}
 
 
+def _auth() -> dict[str, Any]:
+    """Caddy's forward auth: the key check (auth_script) is asked first, with the
+    request's headers and no body; on 2xx the request goes on without its Authorization
+    header (the app never sees the gateway's key), on anything else the check's answer (a
+    401 with a JSON body) is the response, and no replica is reached. A check that does
+    not answer is a 502: closed, not open."""
+    return {
+        "handler": "reverse_proxy",
+        "upstreams": [{"dial": f"unix/{AUTH_SOCKET}"}],
+        "rewrite": {"method": "GET", "uri": "/"},
+        "headers": {"response": {"set": {REQUEST_ID: ["{http.request.header.X-Request-Id}"]}}},
+        "handle_response": [{
+            "match": {"status_code": [2]},
+            "routes": [{"handle": [{"handler": "headers", "request": {"delete": ["Authorization"]}}]}],
+        }],
+    }
+
+
 def _proxy(route: dict[str, Any], ports: list[int]) -> dict[str, Any]:
     interval = f"{route.get('probe_interval') or 10}s"
     proxy: dict[str, Any] = {
@@ -240,6 +350,11 @@ def _proxy(route: dict[str, Any], ports: list[int]) -> dict[str, Any]:
         },
         # The app's Server header goes: Caddy has set its own, and a response carries one.
         "headers": {"response": {"set": {REQUEST_ID: ["{http.request.header.X-Request-Id}"]}, "delete": ["Server"]}},
+        # No flush_interval: Caddy already passes on each chunk as the app writes it for
+        # server-sent events and for any response of unknown length (chunked), which is
+        # what a streaming completion is. flush_interval = -1 (flush always) broke
+        # rolling replaces on Caddy 2.6.2: after a reload, requests still reached the
+        # replica that had left the routes, and responses were cut when it stopped.
     }
     if route.get("readiness"):
         # Readiness decides traffic: an unready replica is left out until it passes again.

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from planner.recorder import Recorder
     from state.model import ResourceState
 
-DRAIN_TIMEOUT = 30.0  # seconds an old replica's requests in flight get before it is stopped anyway
+DRAIN_TIMEOUT = gateway.DRAIN_TIMEOUT
 
 
 class LiveRoutes:
@@ -97,6 +97,11 @@ class LiveRoutes:
             raise ProviderError(f"gateway on {host} refused its routes (HTTP {status}): {text.strip()}")
         return upstreams
 
+    def drain_timeout(self, host: str) -> float:
+        """[gateway] drain_timeout of the host's running gateway."""
+        live = self.live(host)
+        return float(live.attributes.get("drain_timeout") or gateway.DRAIN_TIMEOUT) if live else gateway.DRAIN_TIMEOUT
+
     def push(self, provider: Provider, host: str) -> bool:
         """Reload a running gateway's routes with the current upstreams; False when host
         has no running gateway (the apply's gateway step will load them)."""
@@ -128,6 +133,34 @@ class LiveRoutes:
             if not busy or time.monotonic() > deadline:
                 return busy
             time.sleep(0.1)
+
+
+def write_keys(provider: Provider, container_id: str, content: bytes, path: str = gateway.KEYS_FILE) -> None:
+    """The API keys' hashes (gateway.keys_file) into the gateway's KEYS_FILE (or another
+    file of the gateway's: a TLS certificate or key): copied in beside it (mode 0600), then
+    renamed over it, so a reader sees the old file or the new one, never half of one.
+    OSError when the container is not running."""
+    staged = f"{path}.{secrets.token_hex(6)}"
+    try:
+        code, output = provider.run_in(container_id, ["mv", "-f", staged, path], {staged: content})
+    except ProviderError as err:
+        raise OSError(str(err)) from None
+    if code != 0:
+        raise OSError(f"cannot write the gateway's API keys: {output.strip() or f'exit code {code}'}")
+
+
+def read_ca(provider: Provider, container_id: str, timeout: float = 15.0) -> str:
+    """The PEM of the gateway's own CA root (tls = "internal"), which Caddy makes when
+    the config that needs it is loaded. A public certificate: state keeps it, for `berth
+    output`. ProviderError when it does not appear in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code, output = provider.run_in(container_id, ["sh", "-c", f'cat "{gateway.CA_ROOT}"'])
+        if code == 0 and "BEGIN CERTIFICATE" in output:
+            return output
+        if time.monotonic() > deadline:
+            raise ProviderError(f"the gateway made no CA of its own within {timeout:.0f} s: {output.strip()[:200]}")
+        time.sleep(0.2)
 
 
 # -- the admin API, from inside the gateway's container ------------------------------

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from planner.graph import Step, StepKind
 from planner.plan import Action, Change
 from planner.resources import container_spec, reach_port
-from planner.serving.routes import LiveRoutes
+from planner.serving.routes import LiveRoutes, read_ca, write_keys
 from planner.steps import StepContext, handles, probe, published, remove
 from providers.base import Provider
 from state.address import Address
@@ -89,9 +89,26 @@ def gateway_routes(ctx: StepContext, step: Step, address: Address, provider: Pro
     routes = _serving(ctx).routes
     resource = ctx.recorder.get(step.address)
     container_id = resource.id if resource is not None and resource.id else change.ids[0]
+    keys = None
+    if change.after.get("api_keys"):  # read before the gateway is asked anything: a failing source stops here
+        from planner.serving.gateway import keys_file
+
+        assert ctx.secrets is not None, "API keys without secret values"
+        keys = keys_file([ctx.secrets.value(name) for name in change.after["api_keys"]])
+    tls = change.after.get("tls") or {}
+    tls_files = {}
+    if tls.get("mode") == "secrets":
+        from planner.serving.gateway import TLS_FILES
+
+        assert ctx.secrets is not None, "TLS secrets without secret values"
+        tls_files = {TLS_FILES[0]: ctx.secrets.value(tls["cert"]), TLS_FILES[1]: ctx.secrets.value(tls["key"])}
     deadline = time.monotonic() + 30
     while True:
         try:
+            if keys is not None:
+                write_keys(provider, container_id, keys)
+            for path, value in tls_files.items():
+                write_keys(provider, container_id, value, path)
             upstreams = routes.load(provider, address.host, container_id, change.after)
             break
         except OSError as err:
@@ -103,8 +120,16 @@ def gateway_routes(ctx: StepContext, step: Step, address: Address, provider: Pro
         except ProviderError:
             ctx.record(change, address, container_id, status="tainted")
             raise
-    ctx.record(change, address, container_id, attributes=change.after | {"upstreams": upstreams})
-    return f"{len(change.after['routes'])} app(s) routed on port {change.after['port']}"
+    recorded = change.after | {"upstreams": upstreams}
+    if tls.get("mode") == "internal":
+        try:
+            recorded["ca_root"] = read_ca(provider, container_id)
+        except ProviderError:
+            ctx.record(change, address, container_id, status="tainted")
+            raise
+    ctx.record(change, address, container_id, attributes=recorded)
+    return f"{len(change.after['routes'])} app(s) routed on port {change.after['port']}" + (
+        " (HTTPS)" if change.after.get("tls") else "")
 
 
 handles(K.GATEWAY_REMOVE)(remove)  # a container like the replicas
@@ -209,7 +234,8 @@ def roll_switch(ctx: StepContext, step: Step, address: Address, provider: Provid
     if routed:
         progress("routed to the new replica; draining the old one")
         routes.push(provider, address.host)
-        left = routes.drain(provider, address.host, old_port) if old_port is not None else 0
+        timeout = routes.drain_timeout(address.host)
+        left = routes.drain(provider, address.host, old_port, timeout) if old_port is not None else 0
         if left:
             progress(f"{left} request(s) still in flight to the old replica after draining; stopping it")
     provider.remove_container(old.id)

@@ -510,7 +510,8 @@ class FakeHost:
         port = spec.host_port
         if port is None and spec.network_mode != "host":
             used = {c.host_port for c in self.containers.values()}
-            port = next(p for p in PICKED_PORTS if p not in used)
+            ports = range(spec.pick_ports[0], spec.pick_ports[1] + 1) if spec.pick_ports else PICKED_PORTS
+            port = next(p for p in ports if p not in used)
         container = FakeContainer(id=self._new_id("ctr"), spec=spec, image_id=image.id, state="created",
                                   host_port=port if spec.network_mode != "host" else None)
         self.containers[container.id] = container

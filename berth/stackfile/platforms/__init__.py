@@ -21,7 +21,7 @@ from planner.diagnostics import Diagnostic
 # Keys of an [apps.NAME] table that replace the file's value as they are.
 _PLAIN = ("readiness", "liveness", "readiness_timeout", "replicas", "host", "restart", "cpus", "memory",
           "predict", "deploy", "max_unavailable", "liveness_failure_threshold", "probe_interval",
-          "volumes", "shm_size", "ipc", "ulimits", "entrypoint", "stop_timeout")
+          "volumes", "shm_size", "ipc", "ulimits", "entrypoint", "stop_timeout", "public", "domains")
 
 
 def stack_of_one(file: Path) -> Stack:

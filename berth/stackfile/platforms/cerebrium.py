@@ -499,9 +499,8 @@ def _scaling(sc: Scaling, source: Source) -> dict[str, Any]:
 def _deployment(dep: Deployment, fields: dict[str, Any], source: Source) -> None:
     if dep.deployment_initialization_timeout is not None:
         fields["readiness_timeout"] = float(dep.deployment_initialization_timeout)
-    if dep.disable_auth is False:
-        source.ignore(("deployment", "disable_auth"), "berth puts no authentication in front of apps: "
-                      "the port is served as the app answers it")
+    if dep.disable_auth:  # served without the gateway's API keys, as Cerebrium serves it without its own
+        fields["public"] = True
 
 
 def _effective_build(rt: _Build | None, dep: Deployment) -> dict[str, Any]:

@@ -30,10 +30,11 @@ def test_attribute_tables_keep_the_order_plans_list_them_in() -> None:
     assert CONTAINER.keys(ChangeClass.UPDATE) == ("name", "restart", "cpus", "memory")
     assert CONTAINER.keys(ChangeClass.RESTART) == ("secret_versions",)
     assert CONTAINER.keys(ChangeClass.BERTH) == ("readiness", "liveness", "readiness_timeout", "depends_on",
-                                                 "max_unavailable")
-    assert CONTAINER.optional == ("max_unavailable", "secrets", "secret_env", "secret_versions", "gpus", "volumes",
+                                                 "max_unavailable", "port_range")
+    assert CONTAINER.optional == ("max_unavailable", "port_range", "secrets", "secret_env", "secret_versions", "gpus", "volumes",
                                   "shm_size", "ipc", "ulimits", "entrypoint", "stop_timeout", "weights")
-    assert GATEWAY.keys(ChangeClass.REPLACE) == ("image", "port", "admin_port", "network")
+    assert GATEWAY.keys(ChangeClass.REPLACE) == ("image", "port", "admin_port", "network", "auth")
+    assert GATEWAY.optional == ("api_keys", "auth", "drain_timeout", "tls")  # a gateway without keys keeps its hash
     assert WATCHER.keys(ChangeClass.REPLACE) == ("image", "socket", "script_hash", "targets")
 
 

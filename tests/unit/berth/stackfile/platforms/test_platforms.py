@@ -190,10 +190,12 @@ def test_cerebrium_legacy_form_maps_hardware_scaling_and_dependencies(in_tmp: Pa
     assert (context / ".berth-build/apt.txt").read_text() == "ffmpeg\n"
     ignored = "\n".join(app.ignored)
     for key in ("cerebrium.hardware.region", "cerebrium.scaling.min_replicas", "cerebrium.scaling.max_replicas",
-                "cerebrium.scaling.cooldown", "cerebrium.deployment.disable_auth"):
+                "cerebrium.scaling.cooldown"):
         assert key in ignored
     assert "cerebrium.toml:17: cerebrium.hardware.region" in ignored  # file and line of each
-    assert len(app.ignored) == 5
+    # disable_auth = false has a meaning now: the gateway's API keys guard the app.
+    assert "disable_auth" not in ignored and not app.public
+    assert len(app.ignored) == 4
 
 
 @pytest.mark.parametrize(("pins", "lines"), [
