@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from planner.desired import AppConfig, Stack
+from providers.base import BUILD_HOST
 from providers.types import Observation
 
 PLATFORM_FORMATS = ("(Cerebrium)", "(Truss)")
@@ -32,7 +33,11 @@ def describe(stack: Stack, observed: dict[str, Observation], *, looked: bool = T
     for app in stack.apps.values():
         if not is_platform_app(app):
             continue
-        obs = observed.get(app.host)
+        # A base image matters on the engine that builds (berth's own, unless build_on =
+        # "host"); an image by reference on the host that runs it.
+        where = BUILD_HOST if app.build is not None and not app.build.on_host else app.host
+        obs = observed.get(where)
+        seen_there = looked and obs is not None
         ref = app.build.base if app.build else app.image
         found = obs.image_for_ref(ref) if obs is not None and ref else None
         apps[app.name] = _entry(app, ref, found)
@@ -40,18 +45,18 @@ def describe(stack: Stack, observed: dict[str, Observation], *, looked: bool = T
         if ref and _mutable(ref):
             what = "base image" if app.build else "image"
             if found is not None:
-                seen = f"host {app.host} has it as {found.id[:19]}" + (f" ({found.digests[0]})" if found.digests else "")
+                seen = f"host {where} has it as {found.id[:19]}" + (f" ({found.digests[0]})" if found.digests else "")
                 tail = "berth builds on that image" if app.build else "berth runs that image"
-            elif looked:
-                seen = f"it is not on host {app.host} and will be pulled"
+            elif seen_there:
+                seen = f"it is not on host {where} and will be pulled"
                 tail = "each pull may bring a different image"
             else:
-                seen = f"berth did not look whether host {app.host} has it (--refresh=false)"
+                seen = f"berth did not look whether host {where} has it (--refresh=false)"
                 tail = "a pull may bring a different image each time"
             warnings.append(f"app {app.name}: {what} {ref} is a mutable tag: {seen}; {tail}. "
                             "Pin a digest (NAME@sha256:...) to be exact.")
-        elif ref and found is None and app.build and looked:
-            warnings.append(f"app {app.name}: base image {ref} is not on host {app.host}: the build will pull it")
+        elif ref and found is None and app.build and seen_there:
+            warnings.append(f"app {app.name}: base image {ref} is not on host {where}: the build will pull it")
     return apps, warnings
 
 

@@ -14,7 +14,7 @@ from berth.stackfile.platforms import cortex_server
 from planner.desired import AppConfig, BuildSource, Stack, VolumeMount
 from planner.diagnostics import Diagnostic, DiagnosticsError
 from planner.sources import describe
-from providers.types import Observation
+from providers.types import Observation, ObservedImage
 
 MAIN = '''
 import os
@@ -319,3 +319,17 @@ def test_aws_neuron_compute_is_refused_by_name(in_tmp: Path) -> None:
     cortex_app(in_tmp, '[cerebrium.hardware]\ncompute = "INF2"\n')
     found = named(errors("."), "cerebrium.hardware.compute", "INF2 is an AWS Inferentia accelerator (Neuron devices)")
     assert found.line == 4 and "NVIDIA GPUs" in found.summary
+
+
+def test_an_app_on_an_ssh_host_has_its_base_image_looked_for_where_it_is_built(in_tmp: Path) -> None:
+    write(in_tmp / "main.py", MAIN)
+    write(in_tmp / "cerebrium.toml", '[deployment]\nname = "a"\ndocker_base_image_url = "my/base:1.0"\n')
+    write(in_tmp / "berth.toml", '[stack]\nname = "s"\n[hosts.gpu]\nssh = "u@10.0.0.9"\n'
+                                 '[apps.a]\nfrom = "cerebrium.toml"\nhost = "gpu"\n')
+    stack = load_stack(str(in_tmp / "berth.toml"))
+    base = Observation(host="local", images=(ObservedImage(id="sha256:" + "b" * 64, tags=("my/base:1.0",), digests=(), labels={}),))
+    # built on berth's own engine (the default), so the local engine's copy is the one used
+    _, warnings = describe(stack, {"local": base, "gpu": Observation(host="gpu")})
+    assert not any("is not on host" in w for w in warnings), warnings
+    _, missing = describe(stack, {"local": Observation(host="local"), "gpu": base})
+    assert any("base image my/base:1.0 is not on host local" in w for w in missing), missing
