@@ -121,7 +121,7 @@ def place(
             if app.gpu_type and not any(matches(g, app.gpu_type) for g in gpus):
                 problems.append(Diagnostic(
                     f"app {app.name} asks for accelerator {app.gpu_type}, but host {host} has none "
-                    f"(it has {describe(gpus)})", file=app.origin, key=f"apps.{app.name}"))
+                    f"(it has {describe(gpus)})", file=app.origin, key=f"apps.{app.name}", line=_line(app)))
             else:
                 group.append(app)
         failed: list[AppConfig] = []
@@ -140,7 +140,7 @@ def place(
                 f"host {host} has {len(gpus)} GPU{'s' if len(gpus) != 1 else ''} ({describe(gpus)}), but apps "
                 f"{', '.join(_asks(a) for a in group)} ask for {asked}"
                 + (f"; {', '.join(a.name for a in failed)} cannot be placed" if len(group) > 1 else ""),
-                file=group[0].origin, key=f"apps.{failed[0].name}"))
+                file=group[0].origin, key=f"apps.{failed[0].name}", line=_line(failed[0])))
 
     # Apps without a host: their previous host if they still fit, else the first that fits.
     for app in (a for a in wanting if a.host_auto):
@@ -158,13 +158,19 @@ def place(
                              for h in host_order if h in inventories)
             problems.append(Diagnostic(
                 f"app {app.name} asks for {_each(app)} and names no host, but no host "
-                f"has them free: {seen or 'no hosts defined'}", file=app.origin, key=f"apps.{app.name}"))
+                f"has them free: {seen or 'no hosts defined'}", file=app.origin, key=f"apps.{app.name}",
+                line=_line(app)))
     if problems:
         raise DiagnosticsError(problems)
     for host, indexes in free.items():
         placement.spare[host] = tuple(by_index[host][d] for d in indexes)
     placement.inventories.update(inventories)
     return placement
+
+
+def _line(app: AppConfig) -> int | None:
+    """The line of the key that asked for the GPUs (the loaders record it in app.lines)."""
+    return app.lines.get("gpu_type") or app.lines.get("gpus")
 
 
 def start_first(changes: list[Change], placement: Placement) -> list[Change]:

@@ -183,7 +183,9 @@ def _apps(stack_file: StackFile, from_paths: dict[str, Any], source: Source) -> 
                                           bool(stack_file.hosts), host_written)
             config = source.built(AppConfig, fields, lambda loc, name=name: ("apps", name, *_key_of(loc)))
             if config is not None:
-                apps[name] = config.model_copy(update={"lines": _volume_lines(name, app.volumes, source)})
+                asked = {field: line for field, key in (("gpus", "gpus"), ("gpu_type", "accelerator"))
+                         if key in source.table("apps", name) and (line := source.line(("apps", name, key)))}
+                apps[name] = config.model_copy(update={"lines": _volume_lines(name, app.volumes, source) | asked})
         if name in apps and apps[name].build is not None:  # build_on = "host": built on the app's SSH host
             build = apps[name].build.model_copy(update={"build_on": app.build_on})
             config = apps[name].model_copy(update={"build": build})

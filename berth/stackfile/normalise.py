@@ -237,5 +237,6 @@ def platform_secret_defaults(
                 continue
             var = re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
             sources[name] = SecretSource(name=name, env=var, source=f"env {var}",
-                                         defined_file=shown_file, defined_key=f"apps.{app.name}.secrets")
+                                         defined_file=shown_file, defined_key=f"apps.{app.name}.secrets",
+                                         defined_line=app.lines.get("secrets"))
     return sources

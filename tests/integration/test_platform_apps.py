@@ -129,11 +129,13 @@ def test_vllm_example_needs_its_token_and_a_gpu(project) -> None:
     result = project.berth("plan", "-f", str(project.path / "vllm"), "--detailed-exitcode", check=False)
     assert result.returncode == 1
     assert "HF_ACCESS_TOKEN" in result.stderr and "is not set" in result.stderr, result.stderr
+    assert "config.yaml:12: apps.vllm-model-server.secrets: secret hf_access_token" in result.stderr  # its line
     if shutil.which("nvidia-smi"):
         pytest.skip("this machine has nvidia-smi: whether it has an L4 is its own affair")
     token = "hf_" + secrets.token_hex(12)
     result = project.berth("plan", "-f", str(project.path / "vllm"), "--detailed-exitcode", check=False,
                            env={"HF_ACCESS_TOKEN": token})
     assert result.returncode == 1, result.stdout
-    assert "app vllm-model-server asks for accelerator L4, but host local has none" in result.stderr
+    assert ("config.yaml (Truss):10: apps.vllm-model-server: app vllm-model-server asks for accelerator L4, "
+            "but host local has none") in result.stderr  # resources.accelerator's line
     assert token not in result.stdout + result.stderr

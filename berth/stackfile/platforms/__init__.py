@@ -46,6 +46,10 @@ def read_platform_file(file: Path, shown_as: str, *, stack_dir: Path, app: str |
         return None, source.problems
     config = source.built(AppConfig, {**imported.fields, "name": imported.app, "ignored": tuple(source.ignored)},
                           lambda loc: imported.key_of(loc))
+    if config is not None:  # where plan-time problems of these keys are reported (placement, secrets)
+        lines = {field: line for field in ("gpus", "gpu_type", "secrets")
+                 if field in imported.fields and (line := source.line(imported.key_of((field,))))}
+        config = config.model_copy(update={"lines": {**config.lines, **lines}})
     if config is not None and app is None:  # a stack of one: the stack is named as the app
         problem = container_name_problem(config.name, config.name, config.replicas)
         if problem is None and config.build is not None:
