@@ -180,6 +180,9 @@ def check_host_ports(ctx: Context, stack: Stack, plan: Plan) -> None:
     from providers.types import ProviderError
 
     wanted: dict[str, dict[int, str]] = {}
+    # The stack's own containers, labelled or not (one adopted by `berth import` carries
+    # no labels): what the plan replaces may hold its port until it stops.
+    own = {i for change in plan.changes for i in change.ids if i}
     for change in plan.actions:
         if change.after is None or change.action not in (Action.CREATE, Action.REPLACE, Action.CREATE_THEN_DELETE):
             continue
@@ -194,10 +197,10 @@ def check_host_ports(ctx: Context, stack: Stack, plan: Plan) -> None:
         except ProviderError as err:
             raise DiagnosticsError([Diagnostic(f"host {host}: cannot list the ports in use there: {err}")]) from None
         for port, app in sorted(ports.items()):
-            if port in taken:
+            if port in taken and taken[port][0] not in own:
                 key = f"apps.{app}.host_port" if app != "the gateway" else "stack.gateway_port"
                 problems.append(Diagnostic(
-                    f"host port {port} on {host} is already published by container {taken[port]}, which is not "
+                    f"host port {port} on {host} is already published by container {taken[port][1]}, which is not "
                     f"this stack's: {'app ' + app if app != 'the gateway' else 'the gateway'} cannot start there",
                     file=Path(stack.file).name, key=key,
                     detail="stop that container, or choose another port"))

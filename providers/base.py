@@ -290,9 +290,9 @@ class Provider(Protocol):
         """Remove the volume and its data; absent is not an error."""
         ...
 
-    def ports_taken(self, stack: str) -> dict[int, str]:
-        """Host ports published by running containers that are not the stack's own: port ->
-        the container's name (a plan-time check; Docker would refuse the start)."""
+    def ports_taken(self, stack: str) -> dict[int, tuple[str, str]]:
+        """Host ports published by running containers that are not labelled the stack's:
+        port -> (container ID, name) (a plan-time check; Docker would refuse the start)."""
         ...
 
     def missing_paths(self, paths: list[str]) -> list[str]:

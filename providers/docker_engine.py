@@ -383,7 +383,7 @@ class DockerEngine:
             raise ProviderError(f"cannot remove volume {name} on {self.host}: {summary(err)}") from None
 
     @engine_call("list published ports")
-    def ports_taken(self, stack: str) -> dict[int, str]:
+    def ports_taken(self, stack: str) -> dict[int, tuple[str, str]]:
         import docker.errors
 
         http = self.transport.http
@@ -391,8 +391,8 @@ class DockerEngine:
             listed = http.get_json("/containers/json") if http is not None else self.api.containers()
         except docker.errors.DockerException as err:
             raise ProviderError(f"host {self.host}: cannot list containers: {summary(err)}") from None
-        return {c.host_ports[i]: c.name for c in map(observed_container, listed)
-                if c.labels.get(LABEL_STACK) != stack for i in range(len(c.host_ports))}
+        return {port: (c.id, c.name) for c in map(observed_container, listed)
+                if c.labels.get(LABEL_STACK) != stack for port in c.host_ports}
 
     @engine_call("check host paths")
     def missing_paths(self, paths: list[str]) -> list[str]:

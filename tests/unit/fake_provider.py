@@ -392,10 +392,10 @@ class FakeHost:
                 raise ProviderError(f"cannot remove volume {name} on {self.host}: volume is in use")
             self.volumes.pop(name, None)
 
-    def ports_taken(self, stack: str) -> dict[int, str]:
+    def ports_taken(self, stack: str) -> dict[int, tuple[str, str]]:
         with self._lock:
             self.log.append(("ports_taken", stack))
-            return {c.host_port: c.spec.name for c in self.containers.values()
+            return {c.host_port: (c.id, c.spec.name) for c in self.containers.values()
                     if c.state == "running" and c.host_port and c.spec.labels.get(LABEL_STACK) != stack}
 
     def missing_paths(self, paths: list[str]) -> list[str]:
