@@ -281,7 +281,8 @@ def test_the_vllm_truss_as_it_is_is_placed_on_the_host_with_its_l4(project, remo
     plan = project.berth("plan", "--detailed-exitcode", check=False, env={"HF_ACCESS_TOKEN": token})
     assert plan.returncode == 2, plan.stderr
     assert "gpus                = 1 x L4" in plan.stdout
-    assert "vllm/vllm-openai:latest is a mutable tag: it is not on host th2 and will be pulled" in plan.stdout
+    # built on berth's own engine and sent to th2: the base is pulled (and looked for) here
+    assert "vllm/vllm-openai:latest is a mutable tag: it is not on host local and will be pulled" in plan.stdout
     document = json.loads(project.berth("plan", "--json", env={"HF_ACCESS_TOKEN": token}).stdout)
     containers = {c["address"]: c["after"] for c in document["changes"] if c["type"] == "container"}
     assert list(containers) == ["app.llm.container[0]@th2"] and containers["app.llm.container[0]@th2"]["gpus"] == ["0"]
