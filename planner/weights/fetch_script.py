@@ -315,6 +315,19 @@ def _remove_unexpected(files: Path, expected: list[Expected]) -> None:
 
 
 # hf:// ----------------------------------------------------------------------------------
+def settled(cache: Path, text: str, revision: str, key: str, check: bool) -> int | None:
+    """Say what the source resolved to; the exit status when nothing is left to do (its
+    entry is complete already, or --check found it missing), else None: fetch it."""
+    say("resolved", source=text, revision=revision, key=key, entry=entry_rel(key))
+    if is_complete(cache, key):
+        say("cached", key=key, entry=entry_rel(key))
+        return EXIT_OK
+    if check:
+        say("missing", key=key, entry=entry_rel(key))
+        return EXIT_MISSING
+    return None
+
+
 def fetch_hf(source: Source, cache: Path, allow, ignore, token: str | None,
              check: bool) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # we print our own progress
@@ -339,13 +352,8 @@ def fetch_hf(source: Source, cache: Path, allow, ignore, token: str | None,
         if not revision:
             raise FetchError(f"{source.text}: the hub named no commit for {source.revision}")
     key = cache_key(source, revision, allow, ignore)
-    say("resolved", source=source.text, revision=revision, key=key, entry=entry_rel(key))
-    if is_complete(cache, key):
-        say("cached", key=key, entry=entry_rel(key))
-        return EXIT_OK
-    if check:
-        say("missing", key=key, entry=entry_rel(key))
-        return EXIT_MISSING
+    if (done := settled(cache, source.text, revision, key, check)) is not None:
+        return done
 
     with KeyLock(cache, key):
         if is_complete(cache, key):  # another fetcher finished while we waited
@@ -418,13 +426,8 @@ def fetch_url(source: Source, cache: Path, allow, ignore, token: str | None,
             raise FetchError(f"{source.url} names no version (no ETag, no Last-Modified): "
                              "add #sha256=<hex> to the source")
     key = cache_key(source, revision)
-    say("resolved", source=source.text, revision=revision, key=key, entry=entry_rel(key))
-    if is_complete(cache, key):
-        say("cached", key=key, entry=entry_rel(key))
-        return EXIT_OK
-    if check:
-        say("missing", key=key, entry=entry_rel(key))
-        return EXIT_MISSING
+    if (done := settled(cache, source.text, revision, key, check)) is not None:
+        return done
 
     with KeyLock(cache, key):
         if is_complete(cache, key):
