@@ -425,6 +425,7 @@ class Stack(_Frozen):
     # One gateway (a Caddy container) per host that runs apps, listening here; None: off.
     gateway_port: int | None = None
     gateway_admin_port: int = 2019  # its admin API, on its container's own loopback
+    gateway_port_key: str = "stack.gateway_port"  # where the file sets it: errors name it ("gateway.port")
     # Secret names; when any, a request through the gateway needs one of their values
     # (Authorization: Bearer KEY or Api-Key KEY), unless its app is public.
     gateway_api_keys: tuple[str, ...] = ()

@@ -175,6 +175,7 @@ def check_host_ports(ctx: Context, stack: Stack, plan: Plan) -> None:
     at plan time (Docker would refuse the start halfway through the apply, after a
     stop-first replace had taken the old replica down). Asked only of the hosts where the
     plan starts a container on a fixed port: a plan that starts none costs nothing."""
+    from planner.serving.gateway import container_name as gateway_name
     from planner.diagnostics import Diagnostic, DiagnosticsError
     from planner.plan import Action
     from providers.types import ProviderError
@@ -190,15 +191,16 @@ def check_host_ports(ctx: Context, stack: Stack, plan: Plan) -> None:
             change.after.get("port") if change.type == "gateway" else None
         if port:
             wanted.setdefault(change.address.host, {})[port] = change.address.app or "the gateway"
-    problems = []
+    problems = check_shared_gateways(ctx, stack, plan)
     for host, ports in sorted(wanted.items()):
         try:
             taken = ctx.provider(host).ports_taken(stack.name)
         except ProviderError as err:
             raise DiagnosticsError([Diagnostic(f"host {host}: cannot list the ports in use there: {err}")]) from None
         for port, app in sorted(ports.items()):
-            if port in taken and taken[port][0] not in own:
-                key = f"apps.{app}.host_port" if app != "the gateway" else "stack.gateway_port"
+            shared = app == "the gateway" and port in taken and taken[port][1].lstrip("/") == gateway_name(port)
+            if port in taken and taken[port][0] not in own and not shared:
+                key = f"apps.{app}.host_port" if app != "the gateway" else stack.gateway_port_key
                 problems.append(Diagnostic(
                     f"host port {port} on {host} is already published by container {taken[port][1]}, which is not "
                     f"this stack's: {'app ' + app if app != 'the gateway' else 'the gateway'} cannot start there",
@@ -206,6 +208,36 @@ def check_host_ports(ctx: Context, stack: Stack, plan: Plan) -> None:
                     detail="stop that container, or choose another port"))
     if problems:
         raise DiagnosticsError(problems)
+
+
+def check_shared_gateways(ctx: Context, stack: Stack, plan: Plan) -> list:
+    """Where the plan changes the stack's part of a host's shared gateway, the other stacks
+    there (their summaries, asked of the gateway) must not clash with it
+    (planner.serving.peers). One command per such host; none for a plan that leaves the
+    gateways as they are."""
+    from planner.serving.gateway import container_name as gateway_name
+    from planner.diagnostics import Diagnostic
+    from planner.plan import Action
+    from planner.serving.peers import clashes
+    from planner.serving.routes import compose
+    from providers.types import ProviderError
+
+    problems = []
+    for change in plan.actions:
+        if change.type != "gateway" or change.after is None or change.action is Action.DELETE:
+            continue
+        host, provider = change.address.host, ctx.provider(change.address.host)
+        name = gateway_name(change.after["port"])
+        try:
+            running = provider.inspect_container(name)
+            if running is None or not (running.get("State") or {}).get("Running"):
+                continue
+            peers = compose(provider, running["Id"], ["show"])
+        except (OSError, ProviderError) as err:
+            problems.append(Diagnostic(f"host {host}: cannot ask the gateway {name} which stacks it serves: {err}"))
+            continue
+        problems += clashes(stack, host, peers)
+    return problems
 
 
 def content_hashes(ctx: Context) -> dict[str, str]:

@@ -16,7 +16,8 @@ from typing import Any
 class ResourceKind(StrEnum):
     """What a resource is: the kind in its address, ResourceState.type and Change.type.
 
-    gateway: the serving proxy of one host (planner.serving.gateway); watcher: the
+    gateway: the stack's part (its routes) of the serving proxy of one host, which
+    every stack asking for its port there shares (planner.serving.gateway); watcher: the
     liveness watcher of one host (planner.serving.watcher); both belong to the stack,
     not to an app. secret: a secret file on a host. volume: a named volume the stack's
     apps on one host mount (volume.NAME@HOST); it belongs to the stack and outlives

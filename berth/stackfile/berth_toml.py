@@ -73,6 +73,7 @@ def load(file: Path, environment: str | None = None) -> Stack:
     return Stack(name=name, file=str(file), environment=environment, apps=apps, secrets=secrets, hosts=hosts,
                  secrets_file=normalise.local_path(file.parent, secrets_file) if secrets_file else None,
                  gateway_port=section.gateway_port, gateway_admin_port=section.gateway_admin_port,
+                 gateway_port_key="gateway.port" if gateway and gateway.port is not None else "stack.gateway_port",
                  gateway_api_keys=tuple(dict.fromkeys(gateway.api_keys)) if gateway else (),
                  gateway_drain_timeout=gateway.drain_timeout if gateway else 30.0,
                  gateway_tls=(gateway.tls if isinstance(gateway.tls, str) else "secrets") if gateway and gateway.tls else None,

@@ -7,7 +7,9 @@ that is not public (a forward-auth subrequest, planner.serving.gateway._auth): i
 valid key, else 401 with a JSON body, which Caddy returns to the client without reaching
 any replica.
 
-The keys are never here: KEYS_FILE holds the SHA-256 of each (hex, one a line, mode 0600),
+The keys are never here: KEYS_DIR/STACK holds the SHA-256 of each of STACK's keys (hex,
+one a line, mode 0600; the gateway is shared by every stack of its host, and Caddy asks
+for /STACK, the stack of the app the request is for),
 written by berth (planner.serving.routes) and read again whenever it changes, so a
 rotation takes effect at the next request with no restart. A presented key is hashed and
 compared with every stored hash in constant time (hmac.compare_digest), and nothing is
@@ -21,39 +23,45 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import socketserver
 import sys
 from http.server import BaseHTTPRequestHandler
 
-KEYS_FILE = "/etc/caddy/berth-keys"
+KEYS_DIR = "/var/lib/berth-gateway/keys"  # compose_script.KEYS_DIR
 SCHEMES = ("bearer", "api-key")  # as HTTP says, the scheme is case-insensitive
 DENIED = b'{"error": "unauthorized", "detail": "this app needs an API key: Authorization: Bearer KEY"}\n'
 
-_cache: dict[str, object] = {"stamp": None, "hashes": ()}
+_cache: dict[str, tuple[object, tuple[bytes, ...]]] = {}
+STACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-def hashes() -> tuple[bytes, ...]:
-    """The stored key hashes, read again when the file changed (or none: every key refused)."""
+def hashes(stack: str) -> tuple[bytes, ...]:
+    """The stack's stored key hashes, read again when the file changed (or none: every key refused)."""
+    if not STACK_NAME.match(stack):
+        return ()
+    path = os.path.join(KEYS_DIR, stack)
     try:
-        info = os.stat(KEYS_FILE)
+        info = os.stat(path)
     except OSError:
         return ()
     stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
-    if _cache["stamp"] != stamp:
-        with open(KEYS_FILE, "rb") as keys:
-            _cache["hashes"] = tuple(bytes.fromhex(line.strip().decode()) for line in keys if line.strip())
-        _cache["stamp"] = stamp
-    return _cache["hashes"]  # type: ignore[return-value]
+    cached = _cache.get(stack)
+    if cached is None or cached[0] != stamp:
+        with open(path, "rb") as keys:
+            cached = (stamp, tuple(bytes.fromhex(line.strip().decode()) for line in keys if line.strip()))
+        _cache[stack] = cached
+    return cached[1]
 
 
-def allowed(header: str | None) -> bool:
+def allowed(header: str | None, stack: str = "") -> bool:
     scheme, _, key = (header or "").strip().partition(" ")
     key = key.strip()
     if scheme.lower() not in SCHEMES or not key:
         return False
     presented = hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
     found = False
-    for stored in hashes():  # every one compared, so the time says nothing of which matched
+    for stored in hashes(stack):  # every one compared, so the time says nothing of which matched
         found |= hmac.compare_digest(presented, stored)
     return found
 
@@ -62,7 +70,7 @@ class Check(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def _answer(self) -> None:
-        if allowed(self.headers.get("Authorization")):
+        if allowed(self.headers.get("Authorization"), self.path.strip("/").split("?")[0]):
             self.send_response(204)
             self.send_header("Content-Length", "0")
             self.end_headers()

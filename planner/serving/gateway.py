@@ -1,5 +1,11 @@
-"""The serving gateway: one Caddy container per host that runs apps, routing
-`/APP/...` to the app's ready replicas.
+"""The serving gateway: one Caddy container per host and port, shared by every stack that
+asks for that port there, routing `/APP/...` to the app's ready replicas.
+
+Each stack's routes are its own fragment of the gateway's config (compose_script): a
+stack's apply rewrites only its fragment, and destroying a stack drops only its fragment;
+the last one out removes the container. Stacks that share a gateway must agree on its TLS
+mode and admin port, and must not claim the same app path or domain (plan-time errors,
+planner.serving.peers).
 
 What its resource's attributes are, which force a new container, the image berth
 builds for it, and the Caddy JSON config its routes become. Pure: diff and apply call
@@ -14,13 +20,13 @@ has a per-request UUID placeholder for X-Request-Id.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 from planner.attributes import GATEWAY, ChangeClass
 from planner.desired import AppConfig, Stack
-from providers.types import LABEL_ADDRESS, LABEL_CONFIG_HASH, LABEL_CONTENT_HASH, LABEL_STACK, ContainerSpec
+from planner.serving import compose_script
+from providers.types import LABEL_ADDRESS, LABEL_CONFIG_HASH, LABEL_CONTENT_HASH, ContainerSpec, VolumeSpec
 from state.address import Address
 from state.canonical import canonical_hash, sha256_hex
 
@@ -41,6 +47,7 @@ CONTENT_HASH = sha256_hex(DOCKERFILE)
 # Not berth-STACK-...: image tags of that form are read as an app's (planner.resources.tag_app).
 IMAGE_REPO = "berth-gateway"
 LABEL_GATEWAY = "berth.gateway"
+LABEL_GATEWAY_PORT = "berth.gateway-port"  # the shared gateway carries no stack label: it is no one stack's
 CONFIG_FILE = "/etc/caddy/berth.json"
 # Docker's default bridge, which the replicas share: a gateway on another network could
 # not reach their published ports through the host where the engine runs without its
@@ -53,11 +60,23 @@ REQUEST_ID = "X-Request-Id"
 # The API-key check beside Caddy (planner.serving.auth_script), on a Unix socket of the
 # container's own; the key hashes it reads, written by berth through the Docker API.
 AUTH_SCRIPT = (Path(__file__).parent / "auth_script.py").read_text()
-AUTH_HASH = sha256_hex(AUTH_SCRIPT)
 AUTH_FILE = "/etc/caddy/berth_auth.py"
 AUTH_SOCKET = "/run/berth-auth.sock"
-KEYS_FILE = "/etc/caddy/berth-keys"  # auth_script.KEYS_FILE
-TLS_FILES = ("/etc/caddy/berth-tls.crt", "/etc/caddy/berth-tls.key")  # tls = { cert, key }: written by berth, 0600
+# The routes of every stack, composed (planner.serving.compose_script), also run in the container.
+COMPOSE_SCRIPT = (Path(__file__).parent / "compose_script.py").read_text()
+COMPOSE_FILE = "/etc/caddy/berth_compose.py"
+PROGRAMS_HASH = sha256_hex(AUTH_SCRIPT + COMPOSE_SCRIPT)  # a new program makes a new container
+DATA_DIR = compose_script.DATA_DIR  # the gateway's named volume: fragments, key hashes, Caddy's data (its CA)
+
+
+def keys_file_path(stack: str) -> str:
+    """Where the stack's API-key hashes are kept in the gateway (auth_script.KEYS_DIR)."""
+    return f"{compose_script.KEYS_DIR}/{stack}"
+
+
+def tls_files(stack: str) -> tuple[str, str]:
+    """tls = { cert, key }: the stack's certificate and key, written by berth, 0600."""
+    return f"{compose_script.TLS_DIR}/{stack}.crt", f"{compose_script.TLS_DIR}/{stack}.key"
 
 
 def image_tag() -> str:
@@ -70,8 +89,20 @@ def image_labels() -> dict[str, str]:
     return {LABEL_GATEWAY: "caddy", LABEL_CONTENT_HASH: CONTENT_HASH}
 
 
-def container_name(stack: str) -> str:
-    return f"berth-{stack}-gateway"  # apps' containers end in -I, so no app can take it
+def container_name(port: int) -> str:
+    """One gateway per host and port: every stack asking for the port shares it. No stack
+    name is berth-gateway (apps' containers are berth-STACK-APP-I), so no app takes it."""
+    return f"berth-gateway-{port}"
+
+
+def volume_name(port: int) -> str:
+    return f"berth-gateway-{port}"
+
+
+def is_shared(name: str) -> bool:
+    """Whether a recorded gateway's container is the shared one (not the per-stack
+    berth-STACK-gateway of berth before it: that one is removed like any container)."""
+    return name.startswith("berth-gateway-")
 
 
 def hosts(stack: Stack) -> list[str]:
@@ -104,18 +135,19 @@ def attributes(stack: Stack, host: str, key_digests: dict[str, str] | None = Non
     check (auth: its program's hash, so that a new program makes a new container)."""
     assert stack.gateway_port is not None
     attrs = {
-        "name": container_name(stack.name),
+        "name": container_name(stack.gateway_port),
         "image": image_tag(),
         "content_hash": CONTENT_HASH,
         "port": stack.gateway_port,
         "admin_port": stack.gateway_admin_port,
         "network": NETWORK,  # its own namespace (see container_spec); before: the host's
         "routes": routes([app for app in stack.apps.values() if app.host == host]),
+        # Always: another stack sharing the gateway may have keys, and adds them live.
+        "auth": PROGRAMS_HASH,
     }
     if stack.gateway_api_keys:
         digests = key_digests or {}
         attrs["api_keys"] = {name: digests.get(name) for name in stack.gateway_api_keys}
-        attrs["auth"] = AUTH_HASH
     if stack.gateway_drain_timeout != DRAIN_TIMEOUT:
         attrs["drain_timeout"] = stack.gateway_drain_timeout
     if stack.gateway_tls:
@@ -149,18 +181,13 @@ DRAIN_TIMEOUT = 30.0  # seconds an old replica's requests in flight get before i
 
 
 def keys_file(values: list[bytes]) -> bytes:
-    """What KEYS_FILE holds for the API keys' values: the SHA-256 of each, in hex, one a
+    """What keys_file_path(stack) holds for the API keys' values: the SHA-256 of each, in hex, one a
     line (the key check hashes what a request presents and compares)."""
     return b"".join(hashlib.sha256(value).hexdigest().encode() + b"\n" for value in values)
 
 
 def config_hash(attrs: dict[str, Any]) -> str:
     return canonical_hash(GATEWAY.view(attrs, ChangeClass.REPLACE))  # an optional key left out when unset
-
-
-def boot_config(admin_port: int) -> dict[str, Any]:
-    """What the container starts with before its routes are loaded: the admin API only."""
-    return {"admin": {"listen": _admin_listen(admin_port)}}
 
 
 def _admin_listen(admin_port: int) -> str:
@@ -181,28 +208,35 @@ def container_spec(stack: str, address: Address, attrs: dict[str, Any]) -> Conta
     new one. A request loop saw about one reset in a hundred reloads without it and none
     in 300 with it. Docker sets it per container, but not in the host's namespace.
 
-    `--resume` restarts it (Docker's restart policy, a reboot) with the routes it was
-    last given, not the boot config."""
-    boot = json.dumps(boot_config(attrs["admin_port"]), separators=(",", ":"))
-    env = {"BERTH_GATEWAY_BOOT": boot}
-    auth = ""
-    if attrs.get("auth"):  # the key check beside Caddy; its program is no secret, the keys never pass here
-        env["BERTH_GATEWAY_AUTH"] = AUTH_SCRIPT
-        # Started again should it ever exit: without it every keyed request is refused.
-        auth = (f'&& printf %s "$BERTH_GATEWAY_AUTH" > {AUTH_FILE} '
-                f"&& {{ while :; do python3 -I {AUTH_FILE} {AUTH_SOCKET}; sleep 1; done & }} ")
+    It boots with the config composed from every stack's fragment on its volume
+    (compose_script), so a new container, or one Docker's restart policy starts again,
+    serves every stack's routes from the start. The key check (auth_script) runs beside
+    Caddy, started again should it ever exit: without it every keyed request is refused.
+    Caddy's data (the CA of tls = "internal") is on the volume too: a new container keeps
+    the CA clients trust. No stack label: the gateway belongs to no one stack."""
+    env = {
+        "BERTH_GATEWAY_ADMIN": _admin_listen(attrs["admin_port"]),
+        "BERTH_GATEWAY_AUTH": AUTH_SCRIPT,  # programs, no secret: the keys never pass here
+        "BERTH_GATEWAY_COMPOSE": COMPOSE_SCRIPT,
+        "XDG_DATA_HOME": f"{DATA_DIR}/data",
+    }
     return ContainerSpec(
         name=attrs["name"],
         image=attrs["image"],
         port=attrs["port"],
         host_port=attrs["port"],
-        command=("sh", "-c", f'printf %s "$BERTH_GATEWAY_BOOT" > {CONFIG_FILE} {auth}'
-                             f"&& exec caddy run --resume --config {CONFIG_FILE}"),
+        command=("sh", "-c", f'printf %s "$BERTH_GATEWAY_COMPOSE" > {COMPOSE_FILE} '
+                             f'&& printf %s "$BERTH_GATEWAY_AUTH" > {AUTH_FILE} '
+                             f"&& python3 -I {COMPOSE_FILE} boot {CONFIG_FILE} "
+                             f"&& {{ while :; do python3 -I {AUTH_FILE} {AUTH_SOCKET}; sleep 1; done & }} "
+                             f"&& exec caddy run --config {CONFIG_FILE}"),
         env=env,
         sysctls={MIGRATE_REQ: "1"},
         extra_hosts={UPSTREAM_HOST: "host-gateway"},
+        volumes=(VolumeSpec(source=volume_name(attrs["port"]), target=DATA_DIR, named=True),),
         labels={
-            LABEL_STACK: stack,
+            LABEL_GATEWAY: "shared",
+            LABEL_GATEWAY_PORT: str(attrs["port"]),
             LABEL_ADDRESS: str(address),
             LABEL_CONFIG_HASH: config_hash(attrs),
         },
@@ -231,84 +265,53 @@ def upstreams(apps: list[AppConfig], changes: dict[Address, Any]) -> dict[str, l
     return found
 
 
-def caddy_config(
-    attrs: dict[str, Any], upstreams: dict[str, list[int]], draining: list[int] | None = None,
-) -> dict[str, Any]:
-    """The whole Caddy config for a gateway's attributes and its apps' upstream ports,
-    as POST /load takes it. draining: ports of old replicas that just left the routes
-    and may still have requests in flight (see _draining_route).
+def fragment(stack: str, attrs: dict[str, Any], upstreams: dict[str, list[int]],
+             draining: list[int] | None = None) -> dict[str, Any]:
+    """The stack's part of its host's shared gateway config (compose_script.compose), for
+    a gateway's attributes and its apps' upstream ports. draining: ports of old replicas
+    that just left the routes and may still have requests in flight (see draining_route).
 
     Per app, in order: `/APP/predict` → the app's predict path (query kept);
-    `/APP/sync/ANY` → `/ANY` (Baseten's form); `/APP/ANY` → `/ANY` (Cerebrium's).
-    Before them, a request without X-Request-Id gets one (a UUID); every response
-    carries the request's. Anything else answers 404."""
-    server_routes: list[dict[str, Any]] = [{
-        "match": [{"not": [{"header": {REQUEST_ID: []}}]}],  # [] = the header is present
-        "handle": [{"handler": "headers", "request": {"set": {REQUEST_ID: ["{http.request.uuid}"]}}}],
-    }]
+    `/APP/sync/ANY` → `/ANY` (Baseten's form); `/APP/ANY` → `/ANY` (Cerebrium's); and the
+    app's domains by Host header, the whole path as the app has it. The summary keys
+    (admin_port, tls_mode, apps, domains) are what other stacks' plans check against."""
+    path_routes: list[dict[str, Any]] = []
     by_host: list[dict[str, Any]] = []
     for name, route in attrs["routes"].items():
         proxy = _proxy(route, upstreams.get(name, []))
-        guard = [] if route.get("public") or not attrs.get("api_keys") else [_auth()]
+        guard = [] if route.get("public") or not attrs.get("api_keys") else [_auth(stack)]
         prefix = f"/{name}"
         if route.get("predict"):
-            server_routes.append(_route([f"{prefix}/predict"], [*guard,
+            path_routes.append(_route([f"{prefix}/predict"], [*guard,
                 {"handler": "rewrite", "uri": f"{route['predict']}?{{http.request.uri.query}}"}, proxy]))
-        server_routes.append(_route([f"{prefix}/sync/*"], [*guard,
+        path_routes.append(_route([f"{prefix}/sync/*"], [*guard,
             {"handler": "rewrite", "strip_path_prefix": f"{prefix}/sync"}, proxy]))
-        server_routes.append(_route([f"{prefix}/*"], [*guard,
+        path_routes.append(_route([f"{prefix}/*"], [*guard,
             {"handler": "rewrite", "strip_path_prefix": prefix}, proxy]))
-        if route.get("domains"):  # the whole path, as the app has it, for its own Host names
+        if route.get("domains"):
             by_host.append({"match": [{"host": route["domains"]}], "handle": [*guard, proxy], "terminal": True})
-    server_routes += by_host  # after every /APP/ route: a path route wins on any Host
-    if draining:
-        server_routes.append(_draining_route(draining))
-    server_routes.append({"handle": [{
-        "handler": "static_response", "status_code": 404,
-        "body": "berth gateway: no app here; use /APP/predict, /APP/sync/PATH or /APP/PATH\n",
-    }]})
-    server: dict[str, Any] = {
-        "listen": [f":{attrs['port']}"],
-        "routes": server_routes,
-        # No redirect server on :80 and no names taken from routes: certificates are for
-        # tls_names alone (below), and plain HTTP is served only without tls.
-        "automatic_https": {"disable": True},
+    found: dict[str, Any] = {
+        "port": attrs["port"], "admin_port": attrs["admin_port"], "routes": path_routes, "by_host": by_host,
+        "draining": sorted(draining or []), "apps": sorted(attrs["routes"]),
+        "domains": sorted(d for route in attrs["routes"].values() for d in route.get("domains") or []),
     }
-    apps: dict[str, Any] = {"http": {"servers": {"berth": server}}}
     tls = attrs.get("tls")
-    if tls and tls.get("mode") == "secrets":
-        server["tls_connection_policies"] = [{"default_sni": tls["names"][0]}]
-        # The files berth writes (TLS_FILES); the tags are the secrets' digests, so that a
-        # rotated one makes a config Caddy loads anew (an equal one it would skip).
-        apps["tls"] = {"certificates": {"load_files": [{
-            "certificate": TLS_FILES[0], "key": TLS_FILES[1], "tags": [v for v in tls["versions"] if v]}]}}
-    elif tls and tls.get("mode") == "acme":
-        # Caddy's ACME issuer (Let's Encrypt by default), through the TLS-ALPN challenge on
-        # the gateway's own port (the CA connects to port 443 of each domain: so the
-        # gateway's port must be 443, or 443 forwarded to it); no HTTP challenge, as the
-        # gateway serves no port 80.
-        names = tls["names"]
-        server["tls_connection_policies"] = [{}]
-        apps["tls"] = {"certificates": {"automate": names}, "automation": {"policies": [{
-            "subjects": names, "issuers": [{"module": "acme", "challenges": {"http": {"disabled": True}}}]}]}}
-    elif tls:
-        names = tls["names"]
-        server["tls_connection_policies"] = [{"default_sni": names[0]}]
-        apps["tls"] = {"certificates": {"automate": names},
-                       "automation": {"policies": [{"subjects": names, "issuers": [{"module": "internal"}]}]}}
-        # Its CA stays in the container: nothing to install in a trust store there.
-        apps["pki"] = {"certificate_authorities": {"local": {"install_trust": False}}}
-    return {"admin": {"listen": _admin_listen(attrs["admin_port"])}, "apps": apps}
+    if tls:
+        found["tls_mode"] = tls["mode"]
+        found["tls"] = {"mode": tls["mode"], "names": tls["names"]}
+        if tls["mode"] == "secrets":
+            found["tls"] |= {"files": list(tls_files(stack)), "tags": [v for v in tls["versions"] if v]}
+    return found
 
 
-def _draining_route(ports: list[int]) -> dict[str, Any]:
-    """A route no request matches (every request passes the empty matcher set, so none
-    passes its negation). It keeps old replicas in Caddy's upstream pool after they left
-    their app's routes: the pool's count of requests in flight to them (GET
-    /reverse_proxy/upstreams) then lives on across the reload, and is what tells a
-    rolling replace when the old replica may be stopped."""
-    return {"match": [{"not": [{}]}], "terminal": True, "handle": [{
-        "handler": "reverse_proxy", "upstreams": [{"dial": upstream(port)} for port in sorted(ports)]}]}
+def caddy_config(
+    attrs: dict[str, Any], upstreams: dict[str, list[int]], draining: list[int] | None = None, stack: str = "demo",
+) -> dict[str, Any]:
+    """The whole Caddy config of a gateway that only this stack uses (what its fragment
+    composes to): before the routes, a request without X-Request-Id gets one (a UUID);
+    every response carries the request's; anything else answers 404."""
+    return compose_script.compose({stack: fragment(stack, attrs, upstreams, draining)},
+                                  _admin_listen(attrs["admin_port"]), stack)
 
 
 def upstream(port: int) -> str:
@@ -320,7 +323,7 @@ def _route(paths: list[str], handle: list[dict[str, Any]]) -> dict[str, Any]:
     return {"match": [{"path": paths}], "handle": handle, "terminal": True}
 
 
-def _auth() -> dict[str, Any]:
+def _auth(stack: str) -> dict[str, Any]:
     """Caddy's forward auth: the key check (auth_script) is asked first, with the
     request's headers and no body; on 2xx the request goes on without its Authorization
     header (the app never sees the gateway's key), on anything else the check's answer (a
@@ -329,7 +332,7 @@ def _auth() -> dict[str, Any]:
     return {
         "handler": "reverse_proxy",
         "upstreams": [{"dial": f"unix/{AUTH_SOCKET}"}],
-        "rewrite": {"method": "GET", "uri": "/"},
+        "rewrite": {"method": "GET", "uri": f"/{stack}"},  # whose keys: the stack's (auth_script)
         "headers": {"response": {"set": {REQUEST_ID: ["{http.request.header.X-Request-Id}"]}}},
         "handle_response": [{
             "match": {"status_code": [2]},

@@ -4,8 +4,11 @@ app's traffic to, and pushing them to its admin API.
 The upstreams are the replicas state records as ready, plus old replicas held during a
 rolling replace: the old one keeps its place until its successor is ready, then leaves
 the routes and is drained (Caddy counts its requests in flight) before it is stopped.
-Every push sends the whole config, built from state under a per-host lock, so that
-rolls of several replicas on one host never undo each other's routes.
+Every push sends the stack's whole fragment of the host's shared gateway, built from
+state under a per-host lock, so that rolls of several replicas on one host never undo
+each other's routes; in the gateway, the fragment is written and every stack's composed
+and loaded under a lock of the host's (planner.serving.compose_script), so that two
+berth processes of two stacks never undo each other's either.
 
 The admin client: requests to a gateway's admin API, made from inside its container.
 
@@ -40,8 +43,9 @@ DRAIN_TIMEOUT = gateway.DRAIN_TIMEOUT
 
 
 class LiveRoutes:
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Recorder, stack: str) -> None:
         self.recorder = recorder
+        self.stack = stack
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._held: dict[str, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
@@ -84,17 +88,16 @@ class LiveRoutes:
         return resource if resource is not None and resource.status == "ready" else None
 
     def load(self, provider: Provider, host: str, container_id: str, attrs: dict[str, Any]) -> dict[str, list[int]]:
-        """POST /load of the whole config for attrs and the current upstreams to the
-        gateway container_id: Caddy swaps to it without dropping connections. Returns the
-        upstreams loaded. OSError when the admin API does not answer."""
+        """The stack's fragment for attrs and the current upstreams into the gateway
+        container_id, and every stack's composed and loaded (POST /load): Caddy swaps to it
+        without dropping connections. Returns the upstreams loaded. OSError when the admin
+        API does not answer."""
         with self._locks[host]:
             upstreams = self.upstreams(host, attrs["routes"])
             with self._guard:
                 draining = sorted(self._draining[host])
-            body = json.dumps(gateway.caddy_config(attrs, upstreams, draining)).encode()
-            status, text = request(provider, container_id, attrs["admin_port"], "POST", "/load", body)
-        if status != 200:
-            raise ProviderError(f"gateway on {host} refused its routes (HTTP {status}): {text.strip()}")
+            body = json.dumps(gateway.fragment(self.stack, attrs, upstreams, draining)).encode()
+            compose(provider, container_id, ["put", self.stack], body)
         return upstreams
 
     def drain_timeout(self, host: str) -> float:
@@ -135,8 +138,32 @@ class LiveRoutes:
             time.sleep(0.1)
 
 
-def write_keys(provider: Provider, container_id: str, content: bytes, path: str = gateway.KEYS_FILE) -> None:
-    """The API keys' hashes (gateway.keys_file) into the gateway's KEYS_FILE (or another
+def compose(provider: Provider, container_id: str, args: list[str], body: bytes | None = None) -> dict[str, Any]:
+    """Run the gateway's compose_script (put STACK, drop STACK, show) in container_id:
+    its JSON answer. OSError when the admin API or the container does not answer;
+    ProviderError when Caddy refuses the composed config."""
+    command = ["python3", "-I", gateway.COMPOSE_FILE, *args]
+    files = {}
+    if body is not None:
+        files[f"/tmp/berth-fragment-{secrets.token_hex(8)}.json"] = body
+        command += list(files)
+    try:
+        code, output = provider.run_in(container_id, command, files)
+    except ProviderError as err:
+        raise OSError(str(err)) from None
+    try:
+        answer = json.loads(output.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise OSError(f"the gateway's route composer: {output.strip()[:300] or f'exit code {code}'}") from None
+    if code == 4:
+        raise ProviderError(f"the gateway refused the routes (HTTP {answer.get('status')}): {answer.get('body', '').strip()}")
+    if code != 0:
+        raise OSError(f"admin API of the gateway: {answer.get('body') or answer.get('error') or f'exit code {code}'}")
+    return answer
+
+
+def write_keys(provider: Provider, container_id: str, content: bytes, path: str) -> None:
+    """The API keys' hashes (gateway.keys_file) into the gateway's keys_file_path (or another
     file of the gateway's: a TLS certificate or key): copied in beside it (mode 0600), then
     renamed over it, so a reader sees the old file or the new one, never half of one.
     OSError when the container is not running."""

@@ -13,8 +13,10 @@ from planner.graph import Step, StepKind
 from planner.plan import Action, Change
 from planner.resources import container_spec, reach_port
 from planner.serving.routes import LiveRoutes, read_ca, write_keys
+from planner.serving.routes import compose as _compose
 from planner.steps import StepContext, handles, probe, published, remove
 from providers.base import Provider
+from providers.types import LABEL_CONFIG_HASH
 from state.address import Address
 from state.model import ResourceState
 
@@ -31,7 +33,7 @@ class _Serving:
 
 
 def _serving(ctx: StepContext) -> _Serving:
-    return ctx.local("serving", lambda: _Serving(LiveRoutes(ctx.recorder)))
+    return ctx.local("serving", lambda: _Serving(LiveRoutes(ctx.recorder, ctx.stack)))
 
 
 # The gateway
@@ -62,6 +64,14 @@ def gateway_start(ctx: StepContext, step: Step, address: Address, provider: Prov
     from providers.types import ProviderError
 
     spec = gateway.container_spec(ctx.stack, address, changes[0].after)
+    # The host's gateway on this port may run already, another stack's: shared, not
+    # started again. One of another config (an older berth's programs) is replaced: the
+    # stacks' routes are on its volume, and the new one boots with them.
+    running = provider.inspect_container(spec.name)
+    if running is not None and (running.get("State") or {}).get("Running") \
+            and ((running.get("Config") or {}).get("Labels") or {}).get(LABEL_CONFIG_HASH) == spec.labels[LABEL_CONFIG_HASH]:
+        ctx.record(changes[0], address, running["Id"], status="created")
+        return f"id={running['Id'][:12]} (shared, already running)"
     try:
         container_id = provider.run_container(spec)
     except ProviderError as err:
@@ -90,23 +100,22 @@ def gateway_routes(ctx: StepContext, step: Step, address: Address, provider: Pro
     resource = ctx.recorder.get(step.address)
     container_id = resource.id if resource is not None and resource.id else change.ids[0]
     keys = None
-    if change.after.get("api_keys"):  # read before the gateway is asked anything: a failing source stops here
-        from planner.serving.gateway import keys_file
+    from planner.serving import gateway
 
+    if change.after.get("api_keys"):  # read before the gateway is asked anything: a failing source stops here
         assert ctx.secrets is not None, "API keys without secret values"
-        keys = keys_file([ctx.secrets.value(name) for name in change.after["api_keys"]])
+        keys = gateway.keys_file([ctx.secrets.value(name) for name in change.after["api_keys"]])
     tls = change.after.get("tls") or {}
     tls_files = {}
     if tls.get("mode") == "secrets":
-        from planner.serving.gateway import TLS_FILES
-
         assert ctx.secrets is not None, "TLS secrets without secret values"
-        tls_files = {TLS_FILES[0]: ctx.secrets.value(tls["cert"]), TLS_FILES[1]: ctx.secrets.value(tls["key"])}
+        cert, key = gateway.tls_files(ctx.stack)
+        tls_files = {cert: ctx.secrets.value(tls["cert"]), key: ctx.secrets.value(tls["key"])}
     deadline = time.monotonic() + 30
     while True:
         try:
             if keys is not None:
-                write_keys(provider, container_id, keys)
+                write_keys(provider, container_id, keys, gateway.keys_file_path(ctx.stack))
             for path, value in tls_files.items():
                 write_keys(provider, container_id, value, path)
             upstreams = routes.load(provider, address.host, container_id, change.after)
@@ -132,7 +141,32 @@ def gateway_routes(ctx: StepContext, step: Step, address: Address, provider: Pro
         " (HTTPS)" if change.after.get("tls") else "")
 
 
-handles(K.GATEWAY_REMOVE)(remove)  # a container like the replicas
+@handles(K.GATEWAY_REMOVE)
+def gateway_remove(ctx: StepContext, step: Step, address: Address, provider: Provider, changes: list[Change]) -> str:
+    """Deleted: the stack's routes leave the shared gateway, which the last stack out
+    removes (its volume stays: the CA of tls = "internal" with it). Replaced, or a
+    gateway of one stack alone (berth before the shared one): the container goes; a
+    shared one's routes stay on its volume for the new container."""
+    from planner.serving import gateway
+
+    change = changes[0]
+    name = (change.before or {}).get("name", "")
+    if change.action is not Action.DELETE or not gateway.is_shared(name):
+        return remove(ctx, step, address, provider, changes)
+    left: list[str] = []
+    for container_id in change.ids:
+        if provider.inspect_container(container_id) is None:
+            continue
+        try:
+            left = _compose(provider, container_id, ["drop", ctx.stack])["stacks"]
+        except OSError as err:
+            from providers.types import ProviderError
+
+            raise ProviderError(f"gateway on {address.host}: cannot take this stack's routes out: {err}") from None
+        if not left:
+            provider.remove_container(container_id)
+    ctx.recorder.drop(step.address, change.ids)
+    return f"routes removed; the gateway serves on for {', '.join(left)}" if left else "last stack out: gateway removed"
 
 
 # The liveness watcher

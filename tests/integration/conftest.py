@@ -179,8 +179,11 @@ class Project:
         return result
 
     def containers(self) -> list:
-        """Every container (running or not) labelled berth.stack=<stack>."""
-        return self.client.containers.list(all=True, filters={"label": self._label})
+        """Every container (running or not) labelled berth.stack=<stack>, and the shared
+        gateways on this test's ports (labelled berth.gateway-port: no one stack's)."""
+        found = self.client.containers.list(all=True, filters={"label": self._label})
+        shared = self.client.containers.list(all=True, filters={"label": "berth.gateway-port"})
+        return found + [c for c in shared if c.labels.get("berth.gateway-port") in {str(p) for p in self.ports}]
 
     def images(self) -> list:
         return self.client.images.list(filters={"label": self._label})
@@ -228,6 +231,9 @@ class Project:
                 problems.append(f"image {image.id[:19]}: {exc}")
         remove("network", self.client.networks.list(filters={"label": self._label}))
         remove("volume", self.client.volumes.list(filters={"label": self._label}), force=True)
+        # The shared gateways' volumes (their routes and CA) on this test's ports.
+        remove("volume", [v for v in self.client.volumes.list() if v.name in {f"berth-gateway-{p}" for p in self.ports}],
+               force=True)
         for lock in self._locks:
             lock.close()
         self._locks.clear()

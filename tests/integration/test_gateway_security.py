@@ -114,8 +114,8 @@ def test_the_key_is_in_no_state_plan_log_label_or_inspect(project, docker_client
     for where, text in places.items():
         assert key not in text, where
     # On the host, inside the gateway: only the key's hash, in a file only its owner reads.
-    code, output = gateway_container(project).exec_run(["sh", "-c", "stat -c %a /etc/caddy/berth-keys && "
-                                                        "cat /etc/caddy/berth-keys"])
+    keys = f"/var/lib/berth-gateway/keys/{project.stack}"  # the stack's own, on the shared gateway's volume
+    code, output = gateway_container(project).exec_run(["sh", "-c", f"stat -c %a {keys} && cat {keys}"])
     mode, stored = output.decode().split("\n", 1)
     assert (code, mode, stored.strip()) == (0, "600", hashlib.sha256(key.encode()).hexdigest())
     assert "hmac-sha256:" in places["state"]  # what state keeps of it: a keyed digest

@@ -34,25 +34,23 @@ def routes_of(config: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_keys_are_recorded_as_digests_and_run_the_key_check() -> None:
     attrs = gateway.attributes(stack(), "local", DIGESTS)
-    assert attrs["api_keys"] == DIGESTS and attrs["auth"] == gateway.AUTH_HASH
+    assert attrs["api_keys"] == DIGESTS and attrs["auth"] == gateway.PROGRAMS_HASH
     spec = gateway.container_spec(STACK, Address.gateway("local"), attrs)
     assert spec.env["BERTH_GATEWAY_AUTH"] == gateway.AUTH_SCRIPT
     assert f"while :; do python3 -I {gateway.AUTH_FILE} {gateway.AUTH_SOCKET}; sleep 1; done &" in spec.command[-1]
     assert spec.command[-1].index(gateway.AUTH_FILE) < spec.command[-1].index("exec caddy")
 
 
-def test_a_gateway_without_keys_keeps_its_attributes_command_and_config_hash() -> None:
+def test_a_shared_gateway_runs_the_key_check_with_or_without_this_stacks_keys() -> None:
+    """Another stack on the gateway may add keys at any time, live: the check always runs,
+    and the container's config hash does not depend on one stack's keys."""
     attrs = gateway.attributes(stack(keys=()), "local")
-    assert not {"api_keys", "auth", "drain_timeout"} & set(attrs)
+    assert not {"api_keys", "drain_timeout"} & set(attrs) and attrs["auth"] == gateway.PROGRAMS_HASH
     assert attrs["routes"] == {"llm": {"readiness": "/ready", "predict": "/v1/chat/completions", "probe_interval": 10.0}}
     spec = gateway.container_spec(STACK, Address.gateway("local"), attrs)
-    assert "BERTH_GATEWAY_AUTH" not in spec.env and "python3" not in spec.command[-1]
-    from state.canonical import canonical_hash
-
-    # The hash the labels of gateways made before API keys carry.
-    assert gateway.config_hash(attrs) == canonical_hash({k: attrs[k] for k in ("image", "port", "admin_port", "network")})
+    assert spec.env["BERTH_GATEWAY_AUTH"] == gateway.AUTH_SCRIPT and gateway.AUTH_FILE in spec.command[-1]
     with_keys = gateway.attributes(stack(), "local", DIGESTS)
-    assert gateway.config_hash(with_keys) != gateway.config_hash(attrs)  # the key check needs a new container
+    assert gateway.config_hash(with_keys) == gateway.config_hash(attrs)
 
 
 def test_every_route_of_an_app_asks_the_key_check_first_unless_it_is_public() -> None:
@@ -62,7 +60,7 @@ def test_every_route_of_an_app_asks_the_key_check_first_unless_it_is_public() ->
         auth = route["handle"][0]
         assert auth["handler"] == "reverse_proxy"
         assert auth["upstreams"] == [{"dial": f"unix/{gateway.AUTH_SOCKET}"}]
-        assert auth["rewrite"] == {"method": "GET", "uri": "/"}  # no body goes to the check
+        assert auth["rewrite"] == {"method": "GET", "uri": f"/{STACK}"}  # no body goes to the check; the stack's keys
         [passed] = auth["handle_response"]
         assert passed["match"] == {"status_code": [2]}
         assert passed["routes"][0]["handle"] == [{"handler": "headers", "request": {"delete": ["Authorization"]}}]
@@ -122,10 +120,10 @@ def test_a_rotated_or_added_key_reloads_the_gateway_in_place() -> None:
     assert added.action is Action.UPDATE
 
 
-def test_keys_are_turned_on_with_a_new_gateway() -> None:
+def test_keys_are_turned_on_live_in_the_shared_gateway() -> None:
     state, observed = applied(stack(keys=()), {})
     change = gateway_change(stack(), state, observed, DIGESTS)
-    assert change.action is Action.REPLACE and change.forces_replacement == ["auth"]
+    assert change.action is Action.UPDATE and change.forces_replacement == []
 
 
 def test_the_keys_file_holds_hashes_only() -> None:
@@ -137,20 +135,29 @@ def _auth_script(tmp_path):
     spec = importlib.util.spec_from_file_location("auth_script", gateway.Path(gateway.__file__).parent / "auth_script.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.KEYS_FILE = str(tmp_path / "keys")
+    module.KEYS_DIR = str(tmp_path)
     return module
 
 
 def test_the_key_check_takes_bearer_and_api_key_and_rereads_its_file(tmp_path) -> None:
     check = _auth_script(tmp_path)
-    assert not check.allowed("Bearer k1")  # no file yet: nothing passes
-    (tmp_path / "keys").write_bytes(gateway.keys_file([b"k1"]))
-    assert check.allowed("Bearer k1") and check.allowed("Api-Key k1") and check.allowed("bearer  k1 ")
-    assert not check.allowed("Bearer k2") and not check.allowed("Basic k1") and not check.allowed("k1")
-    assert not check.allowed(None) and not check.allowed("Bearer ")
-    (tmp_path / "keys.new").write_bytes(gateway.keys_file([b"k2"]))
-    (tmp_path / "keys.new").replace(tmp_path / "keys")  # as berth writes it: renamed over the old one
-    assert check.allowed("Bearer k2") and not check.allowed("Bearer k1")
+    assert not check.allowed("Bearer k1", "s1")  # no file yet: nothing passes
+    (tmp_path / "s1").write_bytes(gateway.keys_file([b"k1"]))
+    assert check.allowed("Bearer k1", "s1") and check.allowed("Api-Key k1", "s1") and check.allowed("bearer  k1 ", "s1")
+    assert not check.allowed("Bearer k2", "s1") and not check.allowed("Basic k1", "s1") and not check.allowed("k1", "s1")
+    assert not check.allowed(None, "s1") and not check.allowed("Bearer ", "s1")
+    (tmp_path / "s1.new").write_bytes(gateway.keys_file([b"k2"]))
+    (tmp_path / "s1.new").replace(tmp_path / "s1")  # as berth writes it: renamed over the old one
+    assert check.allowed("Bearer k2", "s1") and not check.allowed("Bearer k1", "s1")
+
+
+def test_each_stack_of_a_shared_gateway_has_its_own_keys(tmp_path) -> None:
+    check = _auth_script(tmp_path)
+    (tmp_path / "s1").write_bytes(gateway.keys_file([b"k1"]))
+    (tmp_path / "s2").write_bytes(gateway.keys_file([b"k2"]))
+    assert check.allowed("Bearer k1", "s1") and check.allowed("Bearer k2", "s2")
+    assert not check.allowed("Bearer k1", "s2") and not check.allowed("Bearer k2", "s1")
+    assert not check.allowed("Bearer k1", "") and not check.allowed("Bearer k1", "../tmp/s1")
 
 
 def test_tls_internal_certifies_the_hosts_names_and_domains_with_the_gateways_own_ca() -> None:
@@ -204,7 +211,8 @@ def test_tls_from_secrets_loads_the_files_berth_writes_tagged_with_their_digests
                             "key": "key", "versions": ["hmac-sha256:c1", "hmac-sha256:k1"]}
     config = gateway.caddy_config(attrs, {"llm": [18000]})
     assert config["apps"]["tls"] == {"certificates": {"load_files": [{
-        "certificate": gateway.TLS_FILES[0], "key": gateway.TLS_FILES[1], "tags": ["hmac-sha256:c1", "hmac-sha256:k1"]}]}}
+        "certificate": gateway.tls_files(STACK)[0], "key": gateway.tls_files(STACK)[1],
+        "tags": ["hmac-sha256:c1", "hmac-sha256:k1"]}]}}
     assert "pki" not in config["apps"]
     state, observed = applied(desired, digests)
     rotated = gateway_change(desired, state, observed, digests | {"key": "hmac-sha256:k2"})

@@ -139,14 +139,21 @@ def test_the_gateway_publishes_its_port_only_and_keeps_its_admin_api_on_its_own_
     attrs = gateway.attributes(stack(), "local")
     spec = gateway.container_spec(STACK, Address.gateway("local"), attrs)
     # Its own namespace on Docker's default bridge, beside the replicas it dials.
-    assert spec.network_mode is None and attrs["network"] == "bridge" and spec.name == "berth-demo-gateway"
+    # One per host and port, shared by the stacks that ask for the port: no stack's name or label.
+    assert spec.network_mode is None and attrs["network"] == "bridge" and spec.name == "berth-gateway-8080"
+    assert "berth.stack" not in spec.labels and spec.labels["berth.gateway-port"] == "8080"
     assert (spec.port, spec.host_port) == (8080, 8080)
-    assert json.loads(spec.env["BERTH_GATEWAY_BOOT"]) == {"admin": {"listen": "127.0.0.1:2019"}}
+    assert spec.env["BERTH_GATEWAY_ADMIN"] == "127.0.0.1:2019"
     assert gateway.caddy_config(attrs, {})["admin"] == {"listen": "127.0.0.1:2019"}
     # Connections queued during a config reload go to Caddy's new socket, not reset.
     assert spec.sysctls == {"net.ipv4.tcp_migrate_req": "1"}
     assert spec.extra_hosts == {"host.docker.internal": "host-gateway"}
-    assert "--resume" in spec.command[-1]
+    # It boots with every stack's routes, composed from the fragments on its volume,
+    # where Caddy's data (the internal CA) lives too: a new container keeps both.
+    assert f"{gateway.COMPOSE_FILE} boot" in spec.command[-1]
+    [volume] = spec.volumes
+    assert (volume.source, volume.target, volume.named) == ("berth-gateway-8080", gateway.DATA_DIR, True)
+    assert spec.env["XDG_DATA_HOME"].startswith(gateway.DATA_DIR + "/")
 
 
 def test_a_gateway_from_before_its_own_network_is_replaced() -> None:

@@ -1,0 +1,101 @@
+"""One gateway per host and port, shared by every stack there, against real Docker: two
+stacks behind one gateway each serve their own routes; destroying one leaves the other
+serving with no failed request; the last one out removes the gateway; a clash with
+another stack of the gateway, or with a container that is no stack's, is a plan error."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+from conftest import Project, RequestLoop
+
+STACK = """
+[stack]
+name = "NAME"
+
+[gateway]
+port = {port10}
+admin_port = {port11}
+
+[apps.APP]
+build = "./echo"
+port = 8000
+readiness = "/ready"
+probe_interval = 1
+"""
+
+
+def second(project: Project, tmp_path_factory) -> Project:
+    """Another stack on the same ports: the same gateway."""
+    return Project(path=tmp_path_factory.mktemp("second"), stack=project.stack + "b", ports=project.ports,
+                   client=project.client)
+
+
+def deploy(project: Project, app: str) -> None:
+    project.copy_context("echo")
+    project.write(STACK.replace("NAME", project.stack).replace("APP", app))
+    project.berth("apply", "--auto-approve", timeout=600)
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def gateways(project: Project) -> list:
+    return [c for c in project.containers() if c.labels.get("berth.gateway-port")]
+
+
+def test_two_stacks_share_one_gateway_and_one_destroyed_leaves_the_other_serving(project, tmp_path_factory):
+    other = second(project, tmp_path_factory)
+    try:
+        deploy(project, "alpha")
+        deploy(other, "beta")
+        url = f"http://127.0.0.1:{project.ports[10]}"
+        [shared] = gateways(project)
+        assert shared.name == f"berth-gateway-{project.ports[10]}" and "berth.stack" not in shared.labels
+        for app in ("alpha", "beta"):
+            status, body = get(f"{url}/{app}/hello")
+            assert (status, json.loads(body)["path"]) == (200, "/hello"), body
+        for stack in (project, other):  # each stack's second plan is empty
+            done = stack.berth("plan", "--detailed-exitcode", check=False)
+            assert done.returncode == 0, done.stdout + done.stderr
+        # A third stack with an app of the same name would take /alpha/: refused at plan time.
+        third = Project(path=tmp_path_factory.mktemp("third"), stack=project.stack + "c", ports=project.ports,
+                        client=project.client)
+        third.copy_context("echo")
+        third.write(STACK.replace("NAME", third.stack).replace("APP", "alpha"))
+        done = third.berth("plan", check=False)
+        assert done.returncode == 1 and "apps.alpha" in done.stderr and f"stack {project.stack}" in done.stderr, \
+            done.stdout + done.stderr
+        assert "Traceback" not in done.stderr
+
+        with RequestLoop(f"{url}/beta/hello") as loop:
+            project.berth("destroy", "--auto-approve")
+        assert loop.ok > 0 and loop.failures == [], loop.failures[:5]
+        assert get(f"{url}/alpha/hello")[0] == 404 and get(f"{url}/beta/hello")[0] == 200
+        assert [c.id for c in gateways(project)] == [shared.id]  # the same container serves on
+        other.berth("destroy", "--auto-approve")
+        assert gateways(project) == []  # the last stack out removed it
+    finally:
+        other.cleanup()
+
+
+def test_a_gateway_port_another_container_publishes_is_refused_at_plan(project, docker_client):
+    squatter = docker_client.containers.run("busybox:latest", ["sleep", "300"], detach=True, remove=True,
+                                            ports={"9000/tcp": project.ports[10]}, labels={"berth-test.squatter": "1"})
+    try:
+        project.copy_context("echo")
+        project.write(STACK.replace("NAME", project.stack).replace("APP", "alpha"))
+        done = project.berth("plan", check=False)
+        assert done.returncode == 1, done.stdout + done.stderr
+        # The key the file used: [gateway] port, not [stack] gateway_port.
+        assert (f"gateway.port: host port {project.ports[10]} on local is already published by container "
+                f"{squatter.name}, which is not this stack's") in done.stderr, done.stderr
+    finally:
+        squatter.remove(force=True)
