@@ -1,6 +1,7 @@
 """One gateway per host and port, shared by every stack there, against real Docker: two
 stacks behind one gateway each serve their own routes; destroying one leaves the other
-serving with no failed request; the last one out removes the gateway; a clash with
+serving with no failed request (on the local engine and on an SSH host); the last one
+out removes the gateway; a clash with
 another stack of the gateway, or with a container that is no stack's, is a plan error."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import urllib.error
 import urllib.request
 
 from conftest import Project, RequestLoop
+from test_ssh_hosts import app, hosts, remote  # noqa: F401 (fixtures)
 
 STACK = """
 [stack]
@@ -99,3 +101,26 @@ def test_a_gateway_port_another_container_publishes_is_refused_at_plan(project, 
                 f"{squatter.name}, which is not this stack's") in done.stderr, done.stderr
     finally:
         squatter.remove(force=True)
+
+
+def test_two_stacks_share_one_gateway_on_an_ssh_host(project, remote, tmp_path_factory):  # noqa: F811
+    th3 = remote["th3"]
+    other = second(project, tmp_path_factory)
+    try:
+        for stack, name in ((project, "one"), (other, "two")):
+            stack.copy_context("httpd")
+            stack.write(f'[stack]\nname = "{stack.stack}"\ngateway_port = {{port10}}\ngateway_admin_port = {{port11}}\n'
+                        + th3.toml() + app(name, "th3", None, f"from-{name}", probe_interval="1"))
+            stack.berth("apply", "--auto-approve", timeout=600)
+        for name in ("one", "two"):
+            status, body = th3.get(project.ports[10], f"/{name}/sync/")
+            assert (status, f"message: from-{name}" in body) == (200, True), body
+        with RequestLoop(f"http://{th3.address}:{project.ports[10]}/two/sync/") as loop:
+            project.berth("destroy", "--auto-approve")
+        assert loop.ok > 0 and loop.failures == [], loop.failures[:5]
+        url = f"http://{th3.address}:{project.ports[10]}"
+        assert get(f"{url}/one/sync/")[0] == 404 and get(f"{url}/two/sync/")[0] == 200
+        other.berth("destroy", "--auto-approve")
+        assert th3.shared_gateway(project.ports[10]) is None
+    finally:
+        other.cleanup()

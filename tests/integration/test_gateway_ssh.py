@@ -36,9 +36,10 @@ def test_keys_and_tls_internal_on_an_ssh_host(project, remote):  # noqa: F811
     assert status == 401 and json.loads(body)["error"] == "unauthorized", body
     status, body = curl(f"Authorization: Api-Key {key}")
     assert status == 200 and "message: behind-keys" in body, body
-    [gateway] = [c for c in th3.client.containers.list(filters={"label": f"berth.stack={project.stack}"})
-                 if c.labels.get("berth.address") == "gateway@th3"]
-    assert gateway.exec_run(["cat", "/etc/caddy/berth-keys"]).output.decode().strip() == hashlib.sha256(key.encode()).hexdigest()
+    gateway = th3.shared_gateway(project.ports[10])
+    assert gateway.labels["berth.address"] == "gateway@th3"
+    assert gateway.exec_run(["cat", f"/var/lib/berth-gateway/keys/{project.stack}"]).output.decode().strip() \
+        == hashlib.sha256(key.encode()).hexdigest()
     assert key not in json.dumps(gateway.attrs) + gateway.logs().decode()
     again = project.berth("plan", "--detailed-exitcode", check=False)
     assert again.returncode == 0, again.stdout

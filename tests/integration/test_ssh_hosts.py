@@ -52,6 +52,11 @@ class SimHost:
         found = self.client.containers.list(all=True, filters={"label": f"berth.stack={stack}"})
         return {c.labels["berth.address"]: c for c in found}
 
+    def shared_gateway(self, port: int):
+        """The host's gateway on port, shared by the stacks there (no stack label), or None."""
+        found = self.client.containers.list(all=True, filters={"name": f"^berth-gateway-{port}$"})
+        return found[0] if found else None
+
     def get(self, port: int, path: str = "/") -> tuple[int, str]:
         try:
             with urllib.request.urlopen(f"http://{self.address}:{port}{path}", timeout=5) as r:
@@ -84,6 +89,13 @@ def remote(project, hosts):
     for host in hosts.values():
         for c in host.client.containers.list(all=True, filters={"label": f"berth.stack={project.stack}"}):
             c.remove(force=True, v=True)
+        for port in project.ports:  # the shared gateways on the test's ports, and their volumes
+            if (gateway := host.shared_gateway(port)) is not None:
+                gateway.remove(force=True)
+            try:
+                host.client.volumes.get(f"berth-gateway-{port}").remove(force=True)
+            except docker.errors.NotFound:
+                pass
         for image in host.client.images.list(filters={"label": f"berth.stack={project.stack}"}):
             try:
                 host.client.images.remove(image.id, force=True)
@@ -601,7 +613,7 @@ def test_a_gateway_on_an_ssh_host_routes_and_rolls_its_apps_without_a_failed_req
     head = f'[stack]\nname = "{{stack}}"\ngateway_port = {{port10}}\ngateway_admin_port = {{port11}}\n' + th3.toml()
     project.write(head + app("web", "th3", None, "via-gateway", replicas="2", probe_interval="1"))
     project.berth("apply", "--auto-approve", timeout=600)
-    assert "gateway@th3" in th3.stack_containers(project.stack)
+    assert th3.shared_gateway(project.ports[10]).labels["berth.address"] == "gateway@th3"
     status, body = th3.get(project.ports[10], "/web/sync/")
     assert (status, "message: via-gateway" in body) == (200, True)
     with urllib.request.urlopen(f"http://{th3.address}:{project.ports[10]}/web/health", timeout=5) as response:

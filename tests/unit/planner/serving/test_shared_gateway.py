@@ -147,3 +147,19 @@ def test_a_gateway_of_one_stack_from_before_is_replaced_once_by_the_shared_one()
     [change] = [c for c in plan.changes if c.type == "gateway"]
     assert change.action is Action.REPLACE and change.after["name"] == "berth-gateway-8080" and change.ids == ["g1"]
     assert not gateway.is_shared(change.before["name"]) and gateway.is_shared(change.after["name"])
+
+
+def test_a_put_waits_for_the_hosts_lock_another_process_holds(composer) -> None:
+    """Two berth processes of two stacks: the second compose-and-load waits for the first."""
+    import fcntl
+    import threading
+
+    (composer.dir / "lock").touch()
+    with open(composer.dir / "lock") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        put = threading.Thread(target=composer, args=("put", "s1"), kwargs={"body": fragment_of("s1", "llm", 18000)})
+        put.start()
+        put.join(0.3)
+        assert put.is_alive() and composer.loaded == []  # blocked: nothing loaded while the lock is held
+    put.join(5)
+    assert not put.is_alive() and paths(composer.loaded[-1]) == ["/llm/sync/*", "/llm/*"]
