@@ -113,7 +113,8 @@ def diff(
         if ours[0].action in (Action.NOOP, Action.UPDATE):
             changes = _rolling(changes, apps, host)
     changes.extend(volumes.diff_volumes(stack, state, observed, destroy=destroy, remove_volumes=remove_volumes))
-    changes.extend(leftovers.orphan_gateways(by_address, state))
+    changes.extend(leftovers.orphan_gateways(by_address, state, frozenset(
+        () if destroy else (str(Address.gateway(host)) for host in gateway.hosts(stack)))))
     changes.extend(_watchers(stack, state, by_address, destroy))
     changes.extend(leftovers.orphan_containers(by_address, state))
     changes.extend(leftovers.orphan_images(stack.name, apps, state, observed, content_hashes))

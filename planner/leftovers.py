@@ -16,9 +16,14 @@ from state.address import Address
 from state.model import State
 
 
-def orphan_gateways(by_address: dict[str, list[ObservedContainer]], state: State) -> list[Change]:
+def orphan_gateways(by_address: dict[str, list[ObservedContainer]], state: State,
+                    wanted: frozenset[str] = frozenset()) -> list[Change]:
     """Gateways of hosts that no longer run apps, or of a stack with gateway_port unset
-    (all of them, on destroy)."""
+    (all of them, on destroy). A stack's part of a shared gateway whose container another
+    stack's apply replaced (so the ID state holds is gone) is removed by the container's
+    name: the stack's routes must leave it, not stay behind when state forgets them."""
+    from planner.serving.gateway import is_shared
+
     changes = []
     for key in [k for k in by_address if Address.parse(k).kind == "gateway"]:
         prev = state.resources.get(key)
@@ -26,6 +31,13 @@ def orphan_gateways(by_address: dict[str, list[ObservedContainer]], state: State
             changes.append(Change(address=key, type="gateway", action=Action.DELETE,
                                   before=prev.attributes if prev and prev.id == c.id else c.as_before(),
                                   ids=[c.id], reasons=[] if prev else ["not in state, but labelled with this stack"]))
+    done = {str(c.address) for c in changes} | set(wanted)
+    for key, prev in state.resources.items():
+        name = prev.attributes.get("name", "")
+        if prev.type == "gateway" and key not in done and is_shared(name):
+            changes.append(Change(address=key, type="gateway", action=Action.DELETE, before=prev.attributes,
+                                  ids=[name], reasons=["the shared gateway was replaced since: its routes "
+                                                       "are taken out of it by name"]))
     return changes
 
 

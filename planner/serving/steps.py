@@ -165,7 +165,7 @@ def gateway_remove(ctx: StepContext, step: Step, address: Address, provider: Pro
             raise ProviderError(f"gateway on {address.host}: cannot take this stack's routes out: {err}") from None
         if not left:
             provider.remove_container(container_id)
-    ctx.recorder.drop(step.address, change.ids)
+    ctx.recorder.drop(step.address)  # by name or by ID: this stack's part of the gateway is gone either way
     return f"routes removed; the gateway serves on for {', '.join(left)}" if left else "last stack out: gateway removed"
 
 

@@ -163,3 +163,19 @@ def test_a_put_waits_for_the_hosts_lock_another_process_holds(composer) -> None:
         assert put.is_alive() and composer.loaded == []  # blocked: nothing loaded while the lock is held
     put.join(5)
     assert not put.is_alive() and paths(composer.loaded[-1]) == ["/llm/sync/*", "/llm/*"]
+
+
+def test_a_destroy_takes_the_stacks_routes_out_of_a_shared_gateway_replaced_since() -> None:
+    """Another stack's apply replaced the shared container: the ID state holds is gone,
+    and the routes are taken out by the container's name rather than forgotten."""
+    desired = stack("demo")
+    address = Address.gateway("local")
+    attrs = gateway.attributes(desired, "local") | {"upstreams": {"llm": [18000]}}
+    state = State(stack="demo", serial=3, resources={str(address): ResourceState(
+        address=str(address), type="gateway", host="local", id="gone", status="ready", attributes=attrs)})
+    plan = diff(desired, state, {"local": Observation(host="local", containers=())}, {}, destroy=True)
+    [change] = [c for c in plan.changes if c.type == "gateway"]
+    assert (change.action, change.ids) == (Action.DELETE, ["berth-gateway-8080"])
+    kept = diff(desired, state, {"local": Observation(host="local", containers=())}, {})
+    [change] = [c for c in kept.changes if c.type == "gateway"]
+    assert change.action is Action.CREATE  # still wanted: the running shared gateway is joined again
