@@ -36,8 +36,8 @@ def orphan_gateways(by_address: dict[str, list[ObservedContainer]], state: State
         name = prev.attributes.get("name", "")
         if prev.type == "gateway" and key not in done and is_shared(name):
             changes.append(Change(address=key, type="gateway", action=Action.DELETE, before=prev.attributes,
-                                  ids=[name], reasons=["the shared gateway was replaced since: its routes "
-                                                       "are taken out of it by name"]))
+                                  ids=[name], reasons=[("the shared gateway was replaced since: its routes "
+                                                        "are taken out of it by name")]))
     return changes
 
 

@@ -175,9 +175,9 @@ def check_host_ports(ctx: Context, stack: Stack, plan: Plan) -> None:
     at plan time (Docker would refuse the start halfway through the apply, after a
     stop-first replace had taken the old replica down). Asked only of the hosts where the
     plan starts a container on a fixed port: a plan that starts none costs nothing."""
-    from planner.serving.gateway import container_name as gateway_name
     from planner.diagnostics import Diagnostic, DiagnosticsError
     from planner.plan import Action
+    from planner.serving.gateway import container_name as gateway_name
     from providers.types import ProviderError
 
     wanted: dict[str, dict[int, str]] = {}
@@ -215,9 +215,9 @@ def check_shared_gateways(ctx: Context, stack: Stack, plan: Plan) -> list:
     there (their summaries, asked of the gateway) must not clash with it
     (planner.serving.peers). One command per such host; none for a plan that leaves the
     gateways as they are."""
-    from planner.serving.gateway import container_name as gateway_name
     from planner.diagnostics import Diagnostic
     from planner.plan import Action
+    from planner.serving.gateway import container_name as gateway_name
     from planner.serving.peers import clashes
     from planner.serving.routes import compose
     from providers.types import ProviderError

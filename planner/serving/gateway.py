@@ -26,7 +26,13 @@ from typing import Any
 from planner.attributes import GATEWAY, ChangeClass
 from planner.desired import AppConfig, Stack
 from planner.serving import compose_script
-from providers.types import LABEL_ADDRESS, LABEL_CONFIG_HASH, LABEL_CONTENT_HASH, ContainerSpec, VolumeSpec
+from providers.types import (
+    LABEL_ADDRESS,
+    LABEL_CONFIG_HASH,
+    LABEL_CONTENT_HASH,
+    ContainerSpec,
+    VolumeSpec,
+)
 from state.address import Address
 from state.canonical import canonical_hash, sha256_hex
 
