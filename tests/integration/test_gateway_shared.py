@@ -124,3 +124,20 @@ def test_two_stacks_share_one_gateway_on_an_ssh_host(project, remote, tmp_path_f
         assert th3.shared_gateway(project.ports[10]) is None
     finally:
         other.cleanup()
+
+
+def test_a_new_gateway_container_keeps_the_internal_ca_clients_trust(project):
+    project.copy_context("echo")
+    text = STACK.replace("NAME", project.stack).replace("APP", "alpha").replace("[gateway]\n", '[gateway]\ntls = "internal"\n')
+    project.write(text)
+    project.berth("apply", "--auto-approve", timeout=600)
+
+    def ca() -> str:
+        path = json.loads(project.berth("output", "--json").stdout)["gateway_ca"]["local"]
+        return open(path).read()
+
+    before, [old] = ca(), gateways(project)
+    project.write(text.replace("admin_port = {port11}", "admin_port = {port12}"))  # forces a new container
+    project.berth("apply", "--auto-approve", timeout=600)
+    [new] = gateways(project)
+    assert new.id != old.id and "BEGIN CERTIFICATE" in before and ca() == before
