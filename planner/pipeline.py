@@ -217,6 +217,7 @@ def check_shared_gateways(ctx: Context, stack: Stack, plan: Plan) -> list:
     gateways as they are."""
     from planner.diagnostics import Diagnostic
     from planner.plan import Action
+    from planner.serving.gateway import LABEL_GATEWAY_PORT
     from planner.serving.gateway import container_name as gateway_name
     from planner.serving.peers import clashes
     from planner.serving.routes import compose
@@ -230,6 +231,12 @@ def check_shared_gateways(ctx: Context, stack: Stack, plan: Plan) -> list:
         name = gateway_name(change.after["port"])
         try:
             running = provider.inspect_container(name)
+            if running is not None and LABEL_GATEWAY_PORT not in ((running.get("Config") or {}).get("Labels") or {}):
+                problems.append(Diagnostic(
+                    f"host {host}: a container named {name} runs there and is not berth's gateway: the gateway "
+                    "cannot start", file=Path(stack.file).name, key=stack.gateway_port_key,
+                    detail="rename or remove that container, or choose another gateway port"))
+                continue
             if running is None or not (running.get("State") or {}).get("Running"):
                 continue
             peers = compose(provider, running["Id"], ["show"])

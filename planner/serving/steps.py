@@ -121,6 +121,12 @@ def gateway_routes(ctx: StepContext, step: Step, address: Address, provider: Pro
             upstreams = routes.load(provider, address.host, container_id, change.after)
             break
         except OSError as err:
+            # Another stack's first apply, at the same moment, may have started the shared
+            # gateway in place of this one's: its routes go there instead.
+            shared = provider.inspect_container(change.after["name"])
+            if shared is not None and shared["Id"] != container_id and (shared.get("State") or {}).get("Running"):
+                container_id = shared["Id"]
+                continue
             if time.monotonic() > deadline or ctx.stop.is_set():
                 ctx.record(change, address, container_id, status="tainted")
                 raise ProviderError(f"gateway on {address.host}: its admin API did not answer: {err}\n"

@@ -141,3 +141,18 @@ def test_a_new_gateway_container_keeps_the_internal_ca_clients_trust(project):
     project.berth("apply", "--auto-approve", timeout=600)
     [new] = gateways(project)
     assert new.id != old.id and "BEGIN CERTIFICATE" in before and ca() == before
+
+
+def test_a_container_named_like_the_gateway_that_is_not_berths_is_refused_at_plan(project, docker_client):
+    impostor = docker_client.containers.run("busybox:latest", ["sleep", "300"], detach=True, remove=True,
+                                            name=f"berth-gateway-{project.ports[10]}", labels={"berth-test.squatter": "1"})
+    try:
+        project.copy_context("echo")
+        project.write(STACK.replace("NAME", project.stack).replace("APP", "alpha"))
+        done = project.berth("plan", check=False)
+        assert done.returncode == 1 and "gateway.port" in done.stderr, done.stdout + done.stderr
+        assert f"a container named {impostor.name} runs there and is not berth's gateway" in done.stderr
+        impostor.reload()
+        assert impostor.status == "running"  # never removed
+    finally:
+        impostor.remove(force=True)
