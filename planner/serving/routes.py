@@ -50,6 +50,7 @@ class LiveRoutes:
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._held: dict[str, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
         self._draining: dict[str, set[int]] = defaultdict(set)
+        self.sharing: dict[str, list[str]] = {}  # by host: the other stacks its gateway served at the last load
 
     def hold(self, host: str, app: str, port: int | None) -> None:
         """Keep an old replica's port routed while its successor starts."""
@@ -97,7 +98,8 @@ class LiveRoutes:
             with self._guard:
                 draining = sorted(self._draining[host])
             body = json.dumps(gateway.fragment(self.stack, attrs, upstreams, draining)).encode()
-            compose(provider, container_id, ["put", self.stack], body)
+            answer = compose(provider, container_id, ["put", self.stack], body)
+            self.sharing[host] = [name for name in answer.get("stacks") or () if name != self.stack]
         return upstreams
 
     def drain_timeout(self, host: str) -> float:

@@ -143,8 +143,10 @@ def gateway_routes(ctx: StepContext, step: Step, address: Address, provider: Pro
             ctx.record(change, address, container_id, status="tainted")
             raise
     ctx.record(change, address, container_id, attributes=recorded)
+    others = routes.sharing.get(address.host) or []
     return f"{len(change.after['routes'])} app(s) routed on port {change.after['port']}" + (
-        " (HTTPS)" if change.after.get("tls") else "")
+        " (HTTPS)" if change.after.get("tls") else "") + (
+        f", a gateway shared with stack {', '.join(others)}" if others else "")
 
 
 @handles(K.GATEWAY_REMOVE)

@@ -35,10 +35,10 @@ def second(project: Project, tmp_path_factory) -> Project:
                    client=project.client)
 
 
-def deploy(project: Project, app: str) -> None:
+def deploy(project: Project, app: str) -> str:
     project.copy_context("echo")
     project.write(STACK.replace("NAME", project.stack).replace("APP", app))
-    project.berth("apply", "--auto-approve", timeout=600)
+    return project.berth("apply", "--auto-approve", timeout=600).stdout
 
 
 def get(url: str) -> tuple[int, str]:
@@ -62,7 +62,10 @@ def test_two_stacks_share_one_gateway_and_one_destroyed_leaves_the_other_serving
     other = second(project, tmp_path_factory)
     try:
         with ThreadPoolExecutor(2) as pool:
-            list(pool.map(deploy, (project, other), ("alpha", "beta")))
+            shown = list(pool.map(deploy, (project, other), ("alpha", "beta")))
+        # The one that loaded its routes last says whom it shares the gateway with.
+        assert f"a gateway shared with stack {project.stack}" in shown[1] \
+            or f"a gateway shared with stack {other.stack}" in shown[0], shown
         url = f"http://127.0.0.1:{project.ports[10]}"
         [shared] = gateways(project)
         assert shared.name == f"berth-gateway-{project.ports[10]}" and "berth.stack" not in shared.labels
