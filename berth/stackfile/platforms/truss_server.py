@@ -84,18 +84,32 @@ def _truss_handle() -> Any:
     truss library; None when the library is not installed."""
     try:
         from truss.base.truss_config import ModelCache
-        from truss.contexts.image_builder.serving_image_builder import ServingImageBuilderContext
     except ImportError:
         return None
 
-    def render_into(truss_dir: Path, build_dir: Path) -> None:
-        # What TrussHandle.docker_build_setup does, less model_cache: the library would
-        # fetch the repositories' file lists (and, for use_volume: false, bake the weights)
-        # while rendering, that is, at plan time; berth fetches them itself at apply
-        # (use_volume: true) or leaves them to the server.
-        builder = ServingImageBuilderContext.run(truss_dir)
-        builder._spec.config.model_cache = ModelCache([])
-        builder.prepare_image_build_dir(build_dir)
+    from truss.base.truss_spec import TrussSpec
+    from truss.contexts.image_builder.serving_image_builder import ServingImageBuilder
+
+    class Builder(ServingImageBuilder):
+        """Truss's own builder, reading the Truss's config from another file: the
+        normalised copy (library_config) instead of the Truss's config.yaml."""
+
+        def __init__(self, truss_dir: Path, config_path: Path) -> None:  # noqa: D107
+            self._truss_dir = truss_dir
+            self._spec = TrussSpec(truss_dir, config_path=config_path)
+
+    def render_into(truss_dir: Path, build_dir: Path, config: dict[str, Any]) -> None:
+        # What TrussHandle.docker_build_setup does, from the normalised copy and less
+        # model_cache: the library would fetch the repositories' file lists (and, for
+        # use_volume: false, bake the weights) while rendering, that is, at plan time;
+        # berth fetches them itself at apply (use_volume: true) or bakes them in its own
+        # build stage (use_volume: false, weights_stage).
+        with tempfile.TemporaryDirectory(prefix="berth-truss-config-") as tmp:
+            config_path = Path(tmp) / "config.yaml"
+            config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+            builder = Builder(truss_dir, config_path)
+            builder._spec.config.model_cache = ModelCache([])
+            builder.prepare_image_build_dir(build_dir)
 
     return render_into
 
@@ -108,9 +122,26 @@ class Refused(Exception):
         self.loc = loc
 
 
-def render(directory: Path, stack_dir: Path, app: str, origin: str) -> tuple[str, str, str]:
-    """Stage the Truss's build context (rendered by the truss library) and berth's
-    Dockerfile for it: (context, dockerfile, base). Raises Refused saying what is wrong."""
+def library_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """The config.yaml berth gives the truss library: the Truss's own, read as Baseten
+    reads the older files the public examples still have. truss 0.18.36's schema refuses
+    a numeric spec_version (`spec_version: 2.0`; the field is a string), a model_cache
+    entry without use_volume (older trusses had no such key), and runtime.num_workers
+    other than 1 (gone since truss 0.9.49). model_cache and hf_cache are berth's (fetched
+    as weights, or baked by weights_stage), so they are left out; num_workers is ignored
+    with a note by the reader; spec_version becomes its string."""
+    config = {key: value for key, value in raw.items() if key not in ("model_cache", "hf_cache")}
+    if isinstance(config.get("spec_version"), (int, float)) and not isinstance(config["spec_version"], bool):
+        config["spec_version"] = str(config["spec_version"])
+    if isinstance(config.get("runtime"), dict) and "num_workers" in config["runtime"]:
+        config["runtime"] = {k: v for k, v in config["runtime"].items() if k != "num_workers"}
+    return config
+
+
+def render(directory: Path, stack_dir: Path, app: str, origin: str, config: dict[str, Any]) -> tuple[str, str, str]:
+    """Stage the Truss's build context (rendered by the truss library from `config`, the
+    Truss's config as library_config gives it) and berth's Dockerfile for it:
+    (context, dockerfile, base). Raises Refused saying what is wrong."""
     handle = _truss_handle()
     if handle is None:
         raise Refused(f"a Truss with a model class is built with the truss library, which is not installed: {INSTALL}")
@@ -124,7 +155,7 @@ def render(directory: Path, stack_dir: Path, app: str, origin: str) -> tuple[str
         try:
             with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                handle(directory, out)
+                handle(directory, out, config)
         except pydantic.ValidationError as err:  # the library's schema: the first problem, at its key
             problems = err.errors()
             first = problems[0]
