@@ -7,6 +7,7 @@ picks the reader, names the app, and applies a berth.toml table's overrides.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,9 @@ def read_platform_file(file: Path, shown_as: str, *, stack_dir: Path, app: str |
     return (None if source.problems else config), source.problems
 
 
+_SHELL_PORT = re.compile(r"(--port[= ]+)([0-9]+)\b")
+
+
 def _port_in_command(command: tuple[str, ...] | None, old: int, new: int) -> tuple[tuple[str, ...] | None, str]:
     """The file's command with its server's port (`--port OLD`, `--port=OLD`) made `new`,
     as for an overridden `port`: the runtime's own command (uvicorn's, berth's cortex
@@ -74,6 +78,9 @@ def _port_in_command(command: tuple[str, ...] | None, old: int, new: int) -> tup
             found = True
         elif arg == f"--port={old}":
             args[index] = f"--port={new}"
+            found = True
+        elif " " in arg and (text := _SHELL_PORT.sub(lambda m: f"{m[1]}{new}" if m[2] == str(old) else m[0], arg)) != arg:
+            args[index] = text  # a shell command line (a Truss's sh -c start_command)
             found = True
     if found:
         return tuple(args), ""
