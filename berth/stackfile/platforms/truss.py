@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import posixpath
 import re
 from pathlib import Path
@@ -201,14 +202,14 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
     fields = imported.fields
     fields["env"] = _environment(raw.get("environment_variables"), source)
     fields["secrets"] = _secrets(raw.get("secrets"), source)
-    fields["weights"] = _weights(raw, fields["secrets"], source)
+    fields["weights"], baked = _weights(raw, fields["secrets"], source, model_class)
     fields["secrets"] = tuple(dict.fromkeys([*fields["secrets"], *(w.secret for w in fields["weights"] if w.secret)]))
     if resources is not None:
         fields.update(_resources(resources, source))
     if runtime is not None:
         fields.update(_runtime(runtime, source))
     if model_class:
-        _model_class(imported, source, stack_dir, base, raw)
+        _model_class(imported, source, stack_dir, base, raw, baked)
         return imported, source
     layer = _layer(raw, directory, source)
     if server is None or source.problems:
@@ -326,13 +327,17 @@ def _patterns(entry: dict[str, Any], key: str, loc: tuple[Any, ...], source: Sou
     return tuple(sorted(set(value)))
 
 
-def _weights(raw: dict[str, Any], secrets: tuple[str, ...], source: Source) -> tuple[WeightsSource, ...]:
+def _weights(raw: dict[str, Any], secrets: tuple[str, ...], source: Source,
+             model_class: bool) -> tuple[tuple[WeightsSource, ...], list[dict[str, Any]]]:
     """model_cache (or its old name hf_cache) and weights as berth's weights, as Truss
     documents them: a model_cache entry with use_volume: true is fetched from the Hub and
     mounted at /app/model_cache/VOLUME_FOLDER; a weights entry at its mount_location. A
     token secret is used when the Truss lists it under secrets (Baseten hands only those
-    to the model). What berth cannot fetch is a plan note, not an error."""
+    to the model). Also returned: a model-class Truss's entries with use_volume false (or
+    left out, as older trusses wrote them), which its image bakes as Baseten's does
+    (truss_server.bake_stage). What berth cannot fetch is a plan note, not an error."""
     found: list[WeightsSource] = []
+    baked: list[dict[str, Any]] = []
     key = "model_cache" if "model_cache" in raw else "hf_cache"
     for index, entry in enumerate(raw.get(key) or []):
         loc = (key, index)
@@ -343,6 +348,14 @@ def _weights(raw: dict[str, Any], secrets: tuple[str, ...], source: Source) -> t
         if kind != "hf":
             source.ignore((*loc, "kind"), f"a {kind} repository; berth fetches Hugging Face repos only")
             continue
+        token = entry.get("runtime_secret_name", "hf_access_token")
+        if entry.get("use_volume") is not True and model_class:
+            revision = entry.get("revision")
+            baked.append({"repo_id": entry["repo_id"], "revision": revision if isinstance(revision, str) else "",
+                          "allow": _patterns(entry, "allow_patterns", loc, source),
+                          "ignore": _patterns(entry, "ignore_patterns", loc, source),
+                          "secret": token if token in secrets else None})
+            continue
         if entry.get("use_volume") is not True:
             source.ignore(loc, "use_volume is not true: Baseten bakes these weights into the image at build time; "
                                "the server downloads them itself under berth")
@@ -352,7 +365,6 @@ def _weights(raw: dict[str, Any], secrets: tuple[str, ...], source: Source) -> t
             source.error((*loc, "volume_folder"), "required with use_volume: true (the folder under /app/model_cache)")
             continue
         revision = entry.get("revision")
-        token = entry.get("runtime_secret_name", "hf_access_token")
         found.append(WeightsSource(
             source=f"hf://{entry['repo_id']}" + (f"@{revision}" if revision else ""),
             mount=posixpath.normpath(f"{MODEL_CACHE_PATH}/{folder}"),
@@ -374,7 +386,7 @@ def _weights(raw: dict[str, Any], secrets: tuple[str, ...], source: Source) -> t
             source=text, mount=posixpath.normpath(entry["mount_location"]),
             allow=_patterns(entry, "allow_patterns", loc, source), ignore=_patterns(entry, "ignore_patterns", loc, source),
             secret=token if isinstance(token, str) and token else None))
-    return tuple(found)
+    return tuple(found), baked
 
 
 def _secrets(raw: Any, source: Source) -> tuple[str, ...]:
@@ -529,7 +541,7 @@ def _resources(res: Resources, source: Source) -> dict[str, Any]:
 
 
 def _model_class(imported: Imported, source: Source, stack_dir: Path, base: BaseImage | None,
-                 raw: dict[str, Any]) -> None:
+                 raw: dict[str, Any], baked: list[dict[str, Any]]) -> None:
     """A Truss with a model class, through Truss's own server: the context the truss
     library renders (requirements, system_packages, the model, the server), built on
     base_image or berth's local equivalent of Baseten's server base."""
@@ -538,8 +550,8 @@ def _model_class(imported: Imported, source: Source, stack_dir: Path, base: Base
     if base is not None and base.docker_auth:
         source.ignore(("base_image", "docker_auth"), "berth pulls with the host's own Docker credentials")
     try:
-        context, dockerfile, image = truss_server.render(imported.directory, stack_dir, imported.app, source.origin,
-                                                         truss_server.library_config(raw))
+        context, dockerfile, image, secrets = truss_server.render(
+            imported.directory, stack_dir, imported.app, source.origin, truss_server.library_config(raw), baked)
     except truss_server.Refused as refused:
         source.error(refused.loc, str(refused))
         return
@@ -547,7 +559,10 @@ def _model_class(imported: Imported, source: Source, stack_dir: Path, base: Base
         source.error((), f"cannot write the build directory: {err.strerror or err} ({err.filename})")
         return
     imported.fields.update({
-        "build": BuildSource(context=context, dockerfile=dockerfile, base=image),
+        # HF_ENDPOINT passed on to the stage baking model_cache, as to the weights fetcher
+        "build": BuildSource(context=context, dockerfile=dockerfile, base=image, secrets=secrets,
+                             args={"HF_ENDPOINT": os.environ["HF_ENDPOINT"]}
+                             if baked and os.environ.get("HF_ENDPOINT") else {}),
         "port": truss_server.SERVER_PORT,
         "host_port": truss_server.SERVER_PORT,
         "readiness": truss_server.READINESS,

@@ -40,6 +40,42 @@ _FROM = re.compile(r"^FROM\s+(\S+)(\s+AS\s+\S+)?\s*$", re.IGNORECASE | re.MULTIL
 # Files of the rendered context the image never uses: Truss's copy of it for its own hash.
 _UNUSED = ("build_hash",)
 
+# model_cache entries with use_volume: false (Truss's "v1" cache): Truss bakes them into the
+# image at build time, in a cache_warmer stage that downloads each file into the Hugging
+# Face cache and COPY --from it to HF_CACHE_DIR (truss serving_image_builder.py,
+# templates/cache.Dockerfile.jinja), where the model's from_pretrained(REPO) finds them.
+# berth does the same in a stage of its own: the library would list the repositories'
+# files on the Hub while rendering, that is, at plan time.
+HF_CACHE = "/root/.cache/huggingface/hub"  # truss's HF_CACHE_DIR
+BAKE_STAGE = "berth_model_cache"
+BAKE_PROGRAM_FILE = "model_cache.py"
+BAKE_LIST_FILE = "model_cache.json"
+# The weights fetcher's pin (planner/weights/fetch_script.py), so both read the Hub alike.
+BAKE_HUB_PACKAGE = "huggingface_hub==1.17.0"
+BAKE_PROGRAM = '''"""Bakes a model-class Truss's model_cache entries with use_volume: false into the
+image, as Truss's cache_warmer does: into the Hugging Face cache (HF_HUB_CACHE), where the
+model's from_pretrained(REPO) finds them. Written by berth; runs at build time only."""
+import json
+import os
+import sys
+
+if not os.environ.get("HF_ENDPOINT"):  # an unset build ARG is an empty string
+    os.environ.pop("HF_ENDPOINT", None)
+from huggingface_hub import snapshot_download
+
+for entry in json.load(open(sys.argv[1])):
+    token = None
+    if entry.get("secret") and os.path.exists("/run/secrets/" + entry["secret"]):
+        token = open("/run/secrets/" + entry["secret"]).read().strip() or None
+    try:
+        where = snapshot_download(entry["repo_id"], revision=entry.get("revision") or None,
+                                  allow_patterns=entry.get("allow") or None,
+                                  ignore_patterns=entry.get("ignore") or None, token=token)
+    except Exception as err:  # one line in the build log, not a traceback
+        sys.exit(f"model_cache: cannot fetch {entry['repo_id']}: {type(err).__name__}: {err}")
+    print(f"model_cache: {entry['repo_id']} baked at {where}", flush=True)
+'''
+
 
 def is_model_class(raw: dict[str, Any], directory: Path) -> bool:
     """A Truss with no docker_server whose model module is there (model/model.py by default)."""
@@ -138,10 +174,50 @@ def library_config(raw: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def render(directory: Path, stack_dir: Path, app: str, origin: str, config: dict[str, Any]) -> tuple[str, str, str]:
+def bake_stage(baked: list[dict[str, Any]]) -> tuple[str, str, dict[str, str], tuple[str, ...]]:
+    """The build stage that bakes model_cache entries (each {repo_id, revision, allow,
+    ignore, secret}) into the Hugging Face cache, the line that copies that cache into the
+    server's image, the files the stage needs (under .berth-build/ in the context) and the
+    secrets it mounts (a token, as BuildKit secret id NAME at /run/secrets/NAME). On berth's
+    local base, whatever base the Truss names: the stage only fetches."""
+    secrets = tuple(dict.fromkeys(entry["secret"] for entry in baked if entry.get("secret")))
+    mounts = "".join(f"--mount=type=secret,id={name} " for name in secrets)
+    lines = [
+        *local_base_lines(LOCAL_BASE, BAKE_STAGE),
+        f"RUN uv pip install --system --break-system-packages --no-cache '{BAKE_HUB_PACKAGE}'",
+        "ARG HF_ENDPOINT",
+        "ENV HF_HUB_DISABLE_TELEMETRY=1",
+        f"COPY .berth-build/{BAKE_PROGRAM_FILE} .berth-build/{BAKE_LIST_FILE} /berth/",
+        f"RUN {mounts}python3 /berth/{BAKE_PROGRAM_FILE} /berth/{BAKE_LIST_FILE}",
+    ]
+    import json
+
+    files = {BAKE_PROGRAM_FILE: BAKE_PROGRAM, BAKE_LIST_FILE: json.dumps(baked, indent=1, sort_keys=True) + "\n"}
+    return "\n".join(lines) + "\n\n", f"COPY --from={BAKE_STAGE} {HF_CACHE} {HF_CACHE}\n", files, secrets
+
+
+_SERVER_COPY = re.compile(r"^COPY [^\n]*\./server [^\n]*$", re.MULTILINE)
+_ENTRYPOINT = re.compile(r"^ENTRYPOINT ", re.MULTILINE)
+
+
+def with_bake_stage(dockerfile: str, stage: str, copy: str) -> str:
+    """Truss's Dockerfile with the bake stage before its last stage (the server's), and
+    the cache copied in where Truss copies its own (before the server code)."""
+    froms = list(_FROM.finditer(dockerfile))
+    at = froms[-1].start() if froms else 0
+    text = dockerfile[:at] + stage + dockerfile[at:]
+    where = _SERVER_COPY.search(text, at + len(stage)) or _ENTRYPOINT.search(text, at + len(stage))
+    if where is None:
+        return text + copy
+    return text[:where.start()] + copy + text[where.start():]
+
+
+def render(directory: Path, stack_dir: Path, app: str, origin: str, config: dict[str, Any],
+           baked: list[dict[str, Any]] | None = None) -> tuple[str, str, str, tuple[str, ...]]:
     """Stage the Truss's build context (rendered by the truss library from `config`, the
-    Truss's config as library_config gives it) and berth's Dockerfile for it:
-    (context, dockerfile, base). Raises Refused saying what is wrong."""
+    Truss's config as library_config gives it) and berth's Dockerfile for it, with the
+    `baked` model_cache entries in a stage of their own (bake_stage): (context,
+    dockerfile, base, the build's secrets). Raises Refused saying what is wrong."""
     handle = _truss_handle()
     if handle is None:
         raise Refused(f"a Truss with a model class is built with the truss library, which is not installed: {INSTALL}")
@@ -169,10 +245,15 @@ def render(directory: Path, stack_dir: Path, app: str, origin: str, config: dict
             logger.setLevel(level)
         _scrub_secrets(out / "config.yaml")
         text, base = server_dockerfile((out / "Dockerfile").read_text(), origin)
+        generated: dict[str, str] = {}
+        secrets: tuple[str, ...] = ()
+        if baked:
+            stage, copy, generated, secrets = bake_stage(baked)
+            text = with_bake_stage(text, stage, copy)
         context, dockerfile = stage_build(stack_dir, app, out, include=["*"], exclude=list(_UNUSED),
-                                          generated={}, dockerfile=text, leave_out=("Dockerfile",))
+                                          generated=generated, dockerfile=text, leave_out=("Dockerfile",))
     assert dockerfile is not None
-    return str(context), str(dockerfile), base
+    return str(context), str(dockerfile), base, secrets
 
 
 def _scrub_secrets(config: Path) -> None:

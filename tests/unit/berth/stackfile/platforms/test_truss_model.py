@@ -3,6 +3,7 @@ design, and the resources real Truss configs write (issue 19): a fixture per cas
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from textwrap import dedent
 
@@ -217,7 +218,49 @@ def test_a_model_class_truss_model_cache_is_not_fetched_while_planning(in_tmp: P
     assert [(w.source, w.mount, w.secret) for w in app.weights] == [
         ("hf://NousResearch/Llama-2-7b-chat-hf@main", "/app/model_cache/llama", "hf_access_token")]
     assert "model_cache: []" in (Path(app.build.context) / "config.yaml").read_text()
-    assert any("model_cache[1]" in note and "use_volume" in note for note in app.ignored), app.ignored
+    # the use_volume: false entry is baked at build time, not while planning (below)
+    assert "openai/whisper-tiny" in (Path(app.build.context) / ".berth-build" / "model_cache.json").read_text()
+
+
+def test_model_cache_without_use_volume_is_baked_into_the_image_as_baseten_does(in_tmp: Path, monkeypatch) -> None:
+    # Truss bakes use_volume: false entries at build time (a cache_warmer stage, COPY --from
+    # into /root/.cache/huggingface/hub); berth's own stage does the same, on its local base
+    monkeypatch.setenv("HF_ENDPOINT", "http://hub.example:8080")
+    file = model_truss(in_tmp / "baked", """
+        model_name: baked
+        secrets: {hf_access_token: null}
+        model_cache:
+          - repo_id: meta-llama/Llama-2-7b-chat-hf
+            allow_patterns: ["*.json", "*.safetensors"]
+            ignore_patterns: [original/*]
+            use_volume: false
+          - repo_id: tiny/public
+            revision: abc123
+            runtime_secret_name: not_listed
+    """)
+    app = only_app(file)
+    assert app.weights == () and not [n for n in app.ignored if "model_cache" in n]
+    assert app.build is not None
+    assert (app.build.secrets, app.build.args) == (("hf_access_token",), {"HF_ENDPOINT": "http://hub.example:8080"})
+    dockerfile = Path(app.build.dockerfile).read_text()
+    stage = dockerfile.index("FROM debian:bookworm-slim AS berth_model_cache")
+    server = dockerfile.index("FROM debian:bookworm-slim AS truss_server")
+    baking = dockerfile.index("RUN --mount=type=secret,id=hf_access_token python3 /berth/model_cache.py")
+    copied = dockerfile.index("COPY --from=berth_model_cache /root/.cache/huggingface/hub /root/.cache/huggingface/hub")
+    assert stage < baking < server < copied < dockerfile.index("./server ${APP_HOME}")
+    assert "'huggingface_hub==1.17.0'" in dockerfile[stage:server]
+    context = Path(app.build.context) / ".berth-build"
+    assert json.loads((context / "model_cache.json").read_text()) == [
+        {"repo_id": "meta-llama/Llama-2-7b-chat-hf", "revision": "", "allow": ["*.json", "*.safetensors"],
+         "ignore": ["original/*"], "secret": "hf_access_token"},
+        {"repo_id": "tiny/public", "revision": "abc123", "allow": [], "ignore": [], "secret": None}]
+    compile((context / "model_cache.py").read_text(), "model_cache.py", "exec")
+
+
+def test_a_truss_without_model_cache_has_no_bake_stage(in_tmp: Path) -> None:
+    app = only_app(model_truss(in_tmp / "plain", "model_name: plain\n"))
+    assert app.build is not None and app.build.secrets == () and app.build.args == {}
+    assert "berth_model_cache" not in Path(app.build.dockerfile).read_text()
 
 
 def test_what_the_truss_library_refuses_is_an_error_at_its_key(in_tmp: Path) -> None:
@@ -244,6 +287,8 @@ def test_a_model_cache_entry_without_use_volume_is_read_as_older_trusses_wrote_i
     """)
     app = only_app(file)
     assert app.build is not None and "model_cache: []" in (Path(app.build.context) / "config.yaml").read_text()
+    baked = json.loads((Path(app.build.context) / ".berth-build" / "model_cache.json").read_text())
+    assert [entry["repo_id"] for entry in baked] == ["a/b", "c/d"]  # both baked, as use_volume: false
 
 
 @pytest.mark.parametrize("written", ["2.0", "2", "'2.0'"])
