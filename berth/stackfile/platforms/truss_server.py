@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import re
 import tempfile
@@ -130,7 +131,7 @@ def _truss_handle() -> Any:
         """Truss's own builder, reading the Truss's config from another file: the
         normalised copy (library_config) instead of the Truss's config.yaml."""
 
-        def __init__(self, truss_dir: Path, config_path: Path) -> None:  # noqa: D107
+        def __init__(self, truss_dir: Path, config_path: Path) -> None:
             self._truss_dir = truss_dir
             self._spec = TrussSpec(truss_dir, config_path=config_path)
 
@@ -190,8 +191,6 @@ def bake_stage(baked: list[dict[str, Any]]) -> tuple[str, str, dict[str, str], t
         f"COPY .berth-build/{BAKE_PROGRAM_FILE} .berth-build/{BAKE_LIST_FILE} /berth/",
         f"RUN {mounts}python3 /berth/{BAKE_PROGRAM_FILE} /berth/{BAKE_LIST_FILE}",
     ]
-    import json
-
     files = {BAKE_PROGRAM_FILE: BAKE_PROGRAM, BAKE_LIST_FILE: json.dumps(baked, indent=1, sort_keys=True) + "\n"}
     return "\n".join(lines) + "\n\n", f"COPY --from={BAKE_STAGE} {HF_CACHE} {HF_CACHE}\n", files, secrets
 
