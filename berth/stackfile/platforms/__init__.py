@@ -7,6 +7,7 @@ picks the reader, names the app, and applies a berth.toml table's overrides.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,34 @@ def read_platform_file(file: Path, shown_as: str, *, stack_dir: Path, app: str |
     return (None if source.problems else config), source.problems
 
 
+_SHELL_PORT = re.compile(r"(--port[= ]+)([0-9]+)\b")
+
+
+def _port_in_command(command: tuple[str, ...] | None, old: int, new: int) -> tuple[tuple[str, ...] | None, str]:
+    """The file's command with its server's port (`--port OLD`, `--port=OLD`) made `new`,
+    as for an overridden `port`: the runtime's own command (uvicorn's, berth's cortex
+    server's) names the port it listens on. A command that does not name it is kept, with
+    a note (what to change) for the plan."""
+    if not command:
+        return command, ""
+    args = list(command)
+    found = False
+    for index, arg in enumerate(args):
+        if arg in ("--port", "-p") and index + 1 < len(args) and args[index + 1] == str(old):
+            args[index + 1] = str(new)
+            found = True
+        elif arg == f"--port={old}":
+            args[index] = f"--port={new}"
+            found = True
+        elif " " in arg and (text := _SHELL_PORT.sub(lambda m: f"{m[1]}{new}" if m[2] == str(old) else m[0], arg)) != arg:
+            args[index] = text  # a shell command line (a Truss's sh -c start_command)
+            found = True
+    if found:
+        return tuple(args), ""
+    return command, (f"the server's command ({' '.join(command)}) does not name port {old} as --port; "
+                     f"it must listen on {new} itself, or set command to one that does")
+
+
 def from_app(name: str, app: FromAppFile, written: Any, source: Source) -> AppConfig | None:
     """[apps.NAME] with `from`: the file's app, with the table's keys over it."""
     loc = ("apps", name, "from")
@@ -105,6 +134,11 @@ def from_app(name: str, app: FromAppFile, written: Any, source: Source) -> AppCo
     if "port" in written_keys:
         update["port"] = ours.port
         update["host_port"] = ours.port  # host_port follows port unless given too
+        if "command" not in written_keys and ours.port != config.port:
+            command, note = _port_in_command(config.command, config.port, ours.port)
+            update["command"] = command
+            if note:
+                update["ignored"] = (*config.ignored, f"apps.{name}.port: {note}")
     if "host_port" in written_keys:
         update["host_port"] = ours.host_port
     if "depends_on" in written_keys:

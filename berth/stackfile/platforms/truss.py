@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import posixpath
 import re
 from pathlib import Path
@@ -78,6 +79,9 @@ RUNTIME_IGNORED = {
     "remote_ssh": "Baseten SSH access",
     "egress_restrictions": "berth does not restrict a container's network",
     "truss_server_version_override": "Truss's own server",
+    # Older trusses; truss refuses any value but 1 since 0.9.49 ("only 1 worker per server").
+    "num_workers": "Truss's server runs one worker since truss 0.9.49; predict_concurrency sets how many "
+                   "requests run at once",
 }
 # Where each AppConfig field comes from, for problems found when the app is made.
 KEYS: dict[str, tuple[str, ...]] = {
@@ -150,6 +154,7 @@ class Runtime(_Table):
     remote_ssh: Any = None
     egress_restrictions: Any = None
     truss_server_version_override: Any = None
+    num_workers: Any = None
 
 
 def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[Imported, Source]:
@@ -184,9 +189,7 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
         source.error(("trt_llm",), TRT_LLM)
         return imported, source
     if "docker_server" not in raw and not model_class:
-        source.error((), "no docker_server and no model/model.py: berth runs Truss configs whose docker_server "
-                     "starts an HTTP server, and model-class Trusses (a model/model.py with load() and predict()) "
-                     "through Truss's own server")
+        source.error((), _not_a_truss(directory))
         return imported, source
     server = None if model_class else source.validated(DockerServer, raw.get("docker_server"), ("docker_server",))
     base = source.validated(BaseImage, raw.get("base_image"), ("base_image",)) if raw.get("base_image") else None
@@ -199,14 +202,14 @@ def read(file: Path, shown_as: str, stack_dir: Path, app: str | None) -> tuple[I
     fields = imported.fields
     fields["env"] = _environment(raw.get("environment_variables"), source)
     fields["secrets"] = _secrets(raw.get("secrets"), source)
-    fields["weights"] = _weights(raw, fields["secrets"], source)
+    fields["weights"], baked = _weights(raw, fields["secrets"], source, model_class)
     fields["secrets"] = tuple(dict.fromkeys([*fields["secrets"], *(w.secret for w in fields["weights"] if w.secret)]))
     if resources is not None:
         fields.update(_resources(resources, source))
     if runtime is not None:
         fields.update(_runtime(runtime, source))
     if model_class:
-        _model_class(imported, source, stack_dir, base)
+        _model_class(imported, source, stack_dir, base, raw, baked)
         return imported, source
     layer = _layer(raw, directory, source)
     if server is None or source.problems:
@@ -256,6 +259,22 @@ MODEL_CLASS_HANDLED = ("external_package_dirs", "apply_library_patches")
 TRT_LLM = ("a TensorRT-LLM Truss (trt_llm) needs Baseten's engine builder, which compiles the model into a "
            "TensorRT-LLM engine on Baseten; berth cannot build it. What runs instead: a docker_server Truss whose "
            "start_command serves the model with vLLM (vllm serve) or TensorRT-LLM's own server (trtllm-serve)")
+
+
+def _not_a_truss(directory: Path) -> str:
+    """Why a config.yaml with neither docker_server nor a model is no Truss, naming the
+    Truss above it it may belong to (comfyui-truss/examples/*/config.yaml in Baseten's
+    examples are configs to copy over comfyui-truss's own, beside a workflow for its data/)."""
+    message = ("no docker_server and no model/model.py: this config.yaml is not a whole Truss. berth runs Truss "
+               "configs whose docker_server starts an HTTP server, and model-class Trusses (a model/model.py "
+               "with load() and predict()) through Truss's own server")
+    for parent in list(directory.resolve().parents)[:3]:
+        if (parent / "config.yaml").is_file() and truss_server.is_model_class({}, parent):
+            return (f"no docker_server and no model/model.py: this config.yaml is not a whole Truss; the Truss "
+                    f"{parent.name}/ above it has the model (model/model.py). It looks like a config for that "
+                    f"Truss: copy it (and its data files) into {parent.name}/ as that Truss's README says, and "
+                    f"deploy {parent.name}/config.yaml")
+    return message
 
 
 def _top_level_keys(raw: dict[str, Any], source: Source, model_class: bool) -> None:
@@ -308,13 +327,17 @@ def _patterns(entry: dict[str, Any], key: str, loc: tuple[Any, ...], source: Sou
     return tuple(sorted(set(value)))
 
 
-def _weights(raw: dict[str, Any], secrets: tuple[str, ...], source: Source) -> tuple[WeightsSource, ...]:
+def _weights(raw: dict[str, Any], secrets: tuple[str, ...], source: Source,
+             model_class: bool) -> tuple[tuple[WeightsSource, ...], list[dict[str, Any]]]:
     """model_cache (or its old name hf_cache) and weights as berth's weights, as Truss
     documents them: a model_cache entry with use_volume: true is fetched from the Hub and
     mounted at /app/model_cache/VOLUME_FOLDER; a weights entry at its mount_location. A
     token secret is used when the Truss lists it under secrets (Baseten hands only those
-    to the model). What berth cannot fetch is a plan note, not an error."""
+    to the model). Also returned: a model-class Truss's entries with use_volume false (or
+    left out, as older trusses wrote them), which its image bakes as Baseten's does
+    (truss_server.bake_stage). What berth cannot fetch is a plan note, not an error."""
     found: list[WeightsSource] = []
+    baked: list[dict[str, Any]] = []
     key = "model_cache" if "model_cache" in raw else "hf_cache"
     for index, entry in enumerate(raw.get(key) or []):
         loc = (key, index)
@@ -325,6 +348,14 @@ def _weights(raw: dict[str, Any], secrets: tuple[str, ...], source: Source) -> t
         if kind != "hf":
             source.ignore((*loc, "kind"), f"a {kind} repository; berth fetches Hugging Face repos only")
             continue
+        token = entry.get("runtime_secret_name", "hf_access_token")
+        if entry.get("use_volume") is not True and model_class:
+            revision = entry.get("revision")
+            baked.append({"repo_id": entry["repo_id"], "revision": revision if isinstance(revision, str) else "",
+                          "allow": _patterns(entry, "allow_patterns", loc, source),
+                          "ignore": _patterns(entry, "ignore_patterns", loc, source),
+                          "secret": token if token in secrets else None})
+            continue
         if entry.get("use_volume") is not True:
             source.ignore(loc, "use_volume is not true: Baseten bakes these weights into the image at build time; "
                                "the server downloads them itself under berth")
@@ -334,7 +365,6 @@ def _weights(raw: dict[str, Any], secrets: tuple[str, ...], source: Source) -> t
             source.error((*loc, "volume_folder"), "required with use_volume: true (the folder under /app/model_cache)")
             continue
         revision = entry.get("revision")
-        token = entry.get("runtime_secret_name", "hf_access_token")
         found.append(WeightsSource(
             source=f"hf://{entry['repo_id']}" + (f"@{revision}" if revision else ""),
             mount=posixpath.normpath(f"{MODEL_CACHE_PATH}/{folder}"),
@@ -356,7 +386,7 @@ def _weights(raw: dict[str, Any], secrets: tuple[str, ...], source: Source) -> t
             source=text, mount=posixpath.normpath(entry["mount_location"]),
             allow=_patterns(entry, "allow_patterns", loc, source), ignore=_patterns(entry, "ignore_patterns", loc, source),
             secret=token if isinstance(token, str) and token else None))
-    return tuple(found)
+    return tuple(found), baked
 
 
 def _secrets(raw: Any, source: Source) -> tuple[str, ...]:
@@ -416,17 +446,25 @@ def accelerator(value: str | dict[str, Any]) -> tuple[str, int] | str:
     return name, count
 
 
+_CPU_INSTANCE = re.compile(r"(?P<cpus>[0-9]+)x(?P<memory>[0-9]+)")
 _INSTANCE = re.compile(r"(?P<type>[A-Za-z0-9_]+)(?::(?:(?P<count>[0-9]+)|(?P<cpus>[0-9]+)x(?P<memory>[0-9]+)))?")
 
 
 def instance_type(value: str) -> tuple[str | None, int, float | None, int | None] | str:
-    """A Baseten instance SKU as (accelerator, GPUs, cores, memory bytes), or a message:
-    "H100" is one H100; "H100:8" eight; "L4:4x16" one L4 with 4 cores and 16 GiB;
-    "CPU:4x16" no GPU."""
-    match = _INSTANCE.fullmatch(value.strip())
+    """A Baseten instance SKU as (accelerator, GPUs, cores, memory bytes), or a message.
+    Baseten's format is `GPU:vCPUxGiB`, or a bare `vCPUxGiB` for a CPU-only instance (its
+    config reference: "H100:8x80: H100 GPU with 8 vCPUs and 80 GiB RAM", "4x16: CPU-only");
+    so "H100:8x80" is one H100 with 8 cores and 80 GiB, "L4:4x16" one L4 with 4 and 16,
+    "4x16" (or "CPU:4x16") no GPU; "H100" is one H100, and "H100:8" (the accelerator's
+    form) eight."""
+    text = value.strip()
+    if bare := _CPU_INSTANCE.fullmatch(text):
+        return None, 0, float(bare["cpus"]), int(bare["memory"]) * 1024**3
+    match = _INSTANCE.fullmatch(text)
     if not match:
-        return (f"invalid instance_type {shown(value)}; expected an accelerator with an optional GPU count or "
-                'cores x GiB, like "H100", "H100:8" or "L4:4x16"')
+        return (f"invalid instance_type {shown(value)}; expected Baseten's GPU:vCPUxGiB (\"L4:4x16\": one L4, 4 "
+                'vCPUs, 16 GiB), vCPUxGiB for CPU only ("4x16"), or an accelerator with an optional GPU count '
+                '("H100", "H100:8")')
     cpus = float(match["cpus"]) if match["cpus"] else None
     memory = int(match["memory"]) * 1024**3 if match["memory"] else None
     if match["type"].upper() == "CPU":
@@ -502,7 +540,8 @@ def _resources(res: Resources, source: Source) -> dict[str, Any]:
     return fields
 
 
-def _model_class(imported: Imported, source: Source, stack_dir: Path, base: BaseImage | None) -> None:
+def _model_class(imported: Imported, source: Source, stack_dir: Path, base: BaseImage | None,
+                 raw: dict[str, Any], baked: list[dict[str, Any]]) -> None:
     """A Truss with a model class, through Truss's own server: the context the truss
     library renders (requirements, system_packages, the model, the server), built on
     base_image or berth's local equivalent of Baseten's server base."""
@@ -511,7 +550,8 @@ def _model_class(imported: Imported, source: Source, stack_dir: Path, base: Base
     if base is not None and base.docker_auth:
         source.ignore(("base_image", "docker_auth"), "berth pulls with the host's own Docker credentials")
     try:
-        context, dockerfile, image = truss_server.render(imported.directory, stack_dir, imported.app, source.origin)
+        context, dockerfile, image, secrets = truss_server.render(
+            imported.directory, stack_dir, imported.app, source.origin, truss_server.library_config(raw), baked)
     except truss_server.Refused as refused:
         source.error(refused.loc, str(refused))
         return
@@ -519,7 +559,10 @@ def _model_class(imported: Imported, source: Source, stack_dir: Path, base: Base
         source.error((), f"cannot write the build directory: {err.strerror or err} ({err.filename})")
         return
     imported.fields.update({
-        "build": BuildSource(context=context, dockerfile=dockerfile, base=image),
+        # HF_ENDPOINT passed on to the stage baking model_cache, as to the weights fetcher
+        "build": BuildSource(context=context, dockerfile=dockerfile, base=image, secrets=secrets,
+                             args={"HF_ENDPOINT": os.environ["HF_ENDPOINT"]}
+                             if baked and os.environ.get("HF_ENDPOINT") else {}),
         "port": truss_server.SERVER_PORT,
         "host_port": truss_server.SERVER_PORT,
         "readiness": truss_server.READINESS,

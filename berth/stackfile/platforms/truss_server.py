@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import re
 import tempfile
@@ -39,6 +40,42 @@ SERVER_BASE = "baseten/truss-server-base"
 _FROM = re.compile(r"^FROM\s+(\S+)(\s+AS\s+\S+)?\s*$", re.IGNORECASE | re.MULTILINE)
 # Files of the rendered context the image never uses: Truss's copy of it for its own hash.
 _UNUSED = ("build_hash",)
+
+# model_cache entries with use_volume: false (Truss's "v1" cache): Truss bakes them into the
+# image at build time, in a cache_warmer stage that downloads each file into the Hugging
+# Face cache and COPY --from it to HF_CACHE_DIR (truss serving_image_builder.py,
+# templates/cache.Dockerfile.jinja), where the model's from_pretrained(REPO) finds them.
+# berth does the same in a stage of its own: the library would list the repositories'
+# files on the Hub while rendering, that is, at plan time.
+HF_CACHE = "/root/.cache/huggingface/hub"  # truss's HF_CACHE_DIR
+BAKE_STAGE = "berth_model_cache"
+BAKE_PROGRAM_FILE = "model_cache.py"
+BAKE_LIST_FILE = "model_cache.json"
+# The weights fetcher's pin (planner/weights/fetch_script.py), so both read the Hub alike.
+BAKE_HUB_PACKAGE = "huggingface_hub==1.17.0"
+BAKE_PROGRAM = '''"""Bakes a model-class Truss's model_cache entries with use_volume: false into the
+image, as Truss's cache_warmer does: into the Hugging Face cache (HF_HUB_CACHE), where the
+model's from_pretrained(REPO) finds them. Written by berth; runs at build time only."""
+import json
+import os
+import sys
+
+if not os.environ.get("HF_ENDPOINT"):  # an unset build ARG is an empty string
+    os.environ.pop("HF_ENDPOINT", None)
+from huggingface_hub import snapshot_download
+
+for entry in json.load(open(sys.argv[1])):
+    token = None
+    if entry.get("secret") and os.path.exists("/run/secrets/" + entry["secret"]):
+        token = open("/run/secrets/" + entry["secret"]).read().strip() or None
+    try:
+        where = snapshot_download(entry["repo_id"], revision=entry.get("revision") or None,
+                                  allow_patterns=entry.get("allow") or None,
+                                  ignore_patterns=entry.get("ignore") or None, token=token)
+    except Exception as err:  # one line in the build log, not a traceback
+        sys.exit(f"model_cache: cannot fetch {entry['repo_id']}: {type(err).__name__}: {err}")
+    print(f"model_cache: {entry['repo_id']} baked at {where}", flush=True)
+'''
 
 
 def is_model_class(raw: dict[str, Any], directory: Path) -> bool:
@@ -84,18 +121,32 @@ def _truss_handle() -> Any:
     truss library; None when the library is not installed."""
     try:
         from truss.base.truss_config import ModelCache
-        from truss.contexts.image_builder.serving_image_builder import ServingImageBuilderContext
     except ImportError:
         return None
 
-    def render_into(truss_dir: Path, build_dir: Path) -> None:
-        # What TrussHandle.docker_build_setup does, less model_cache: the library would
-        # fetch the repositories' file lists (and, for use_volume: false, bake the weights)
-        # while rendering, that is, at plan time; berth fetches them itself at apply
-        # (use_volume: true) or leaves them to the server.
-        builder = ServingImageBuilderContext.run(truss_dir)
-        builder._spec.config.model_cache = ModelCache([])
-        builder.prepare_image_build_dir(build_dir)
+    from truss.base.truss_spec import TrussSpec
+    from truss.contexts.image_builder.serving_image_builder import ServingImageBuilder
+
+    class Builder(ServingImageBuilder):
+        """Truss's own builder, reading the Truss's config from another file: the
+        normalised copy (library_config) instead of the Truss's config.yaml."""
+
+        def __init__(self, truss_dir: Path, config_path: Path) -> None:
+            self._truss_dir = truss_dir
+            self._spec = TrussSpec(truss_dir, config_path=config_path)
+
+    def render_into(truss_dir: Path, build_dir: Path, config: dict[str, Any]) -> None:
+        # What TrussHandle.docker_build_setup does, from the normalised copy and less
+        # model_cache: the library would fetch the repositories' file lists (and, for
+        # use_volume: false, bake the weights) while rendering, that is, at plan time;
+        # berth fetches them itself at apply (use_volume: true) or bakes them in its own
+        # build stage (use_volume: false, weights_stage).
+        with tempfile.TemporaryDirectory(prefix="berth-truss-config-") as tmp:
+            config_path = Path(tmp) / "config.yaml"
+            config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+            builder = Builder(truss_dir, config_path)
+            builder._spec.config.model_cache = ModelCache([])
+            builder.prepare_image_build_dir(build_dir)
 
     return render_into
 
@@ -108,9 +159,64 @@ class Refused(Exception):
         self.loc = loc
 
 
-def render(directory: Path, stack_dir: Path, app: str, origin: str) -> tuple[str, str, str]:
-    """Stage the Truss's build context (rendered by the truss library) and berth's
-    Dockerfile for it: (context, dockerfile, base). Raises Refused saying what is wrong."""
+def library_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """The config.yaml berth gives the truss library: the Truss's own, read as Baseten
+    reads the older files the public examples still have. truss 0.18.36's schema refuses
+    a numeric spec_version (`spec_version: 2.0`; the field is a string), a model_cache
+    entry without use_volume (older trusses had no such key), and runtime.num_workers
+    other than 1 (gone since truss 0.9.49). model_cache and hf_cache are berth's (fetched
+    as weights, or baked by weights_stage), so they are left out; num_workers is ignored
+    with a note by the reader; spec_version becomes its string."""
+    config = {key: value for key, value in raw.items() if key not in ("model_cache", "hf_cache")}
+    if isinstance(config.get("spec_version"), (int, float)) and not isinstance(config["spec_version"], bool):
+        config["spec_version"] = str(config["spec_version"])
+    if isinstance(config.get("runtime"), dict) and "num_workers" in config["runtime"]:
+        config["runtime"] = {k: v for k, v in config["runtime"].items() if k != "num_workers"}
+    return config
+
+
+def bake_stage(baked: list[dict[str, Any]]) -> tuple[str, str, dict[str, str], tuple[str, ...]]:
+    """The build stage that bakes model_cache entries (each {repo_id, revision, allow,
+    ignore, secret}) into the Hugging Face cache, the line that copies that cache into the
+    server's image, the files the stage needs (under .berth-build/ in the context) and the
+    secrets it mounts (a token, as BuildKit secret id NAME at /run/secrets/NAME). On berth's
+    local base, whatever base the Truss names: the stage only fetches."""
+    secrets = tuple(dict.fromkeys(entry["secret"] for entry in baked if entry.get("secret")))
+    mounts = "".join(f"--mount=type=secret,id={name} " for name in secrets)
+    lines = [
+        *local_base_lines(LOCAL_BASE, BAKE_STAGE),
+        f"RUN uv pip install --system --break-system-packages --no-cache '{BAKE_HUB_PACKAGE}'",
+        "ARG HF_ENDPOINT",
+        "ENV HF_HUB_DISABLE_TELEMETRY=1",
+        f"COPY .berth-build/{BAKE_PROGRAM_FILE} .berth-build/{BAKE_LIST_FILE} /berth/",
+        f"RUN {mounts}python3 /berth/{BAKE_PROGRAM_FILE} /berth/{BAKE_LIST_FILE}",
+    ]
+    files = {BAKE_PROGRAM_FILE: BAKE_PROGRAM, BAKE_LIST_FILE: json.dumps(baked, indent=1, sort_keys=True) + "\n"}
+    return "\n".join(lines) + "\n\n", f"COPY --from={BAKE_STAGE} {HF_CACHE} {HF_CACHE}\n", files, secrets
+
+
+_SERVER_COPY = re.compile(r"^COPY [^\n]*\./server [^\n]*$", re.MULTILINE)
+_ENTRYPOINT = re.compile(r"^ENTRYPOINT ", re.MULTILINE)
+
+
+def with_bake_stage(dockerfile: str, stage: str, copy: str) -> str:
+    """Truss's Dockerfile with the bake stage before its last stage (the server's), and
+    the cache copied in where Truss copies its own (before the server code)."""
+    froms = list(_FROM.finditer(dockerfile))
+    at = froms[-1].start() if froms else 0
+    text = dockerfile[:at] + stage + dockerfile[at:]
+    where = _SERVER_COPY.search(text, at + len(stage)) or _ENTRYPOINT.search(text, at + len(stage))
+    if where is None:
+        return text + copy
+    return text[:where.start()] + copy + text[where.start():]
+
+
+def render(directory: Path, stack_dir: Path, app: str, origin: str, config: dict[str, Any],
+           baked: list[dict[str, Any]] | None = None) -> tuple[str, str, str, tuple[str, ...]]:
+    """Stage the Truss's build context (rendered by the truss library from `config`, the
+    Truss's config as library_config gives it) and berth's Dockerfile for it, with the
+    `baked` model_cache entries in a stage of their own (bake_stage): (context,
+    dockerfile, base, the build's secrets). Raises Refused saying what is wrong."""
     handle = _truss_handle()
     if handle is None:
         raise Refused(f"a Truss with a model class is built with the truss library, which is not installed: {INSTALL}")
@@ -124,7 +230,7 @@ def render(directory: Path, stack_dir: Path, app: str, origin: str) -> tuple[str
         try:
             with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                handle(directory, out)
+                handle(directory, out, config)
         except pydantic.ValidationError as err:  # the library's schema: the first problem, at its key
             problems = err.errors()
             first = problems[0]
@@ -138,10 +244,15 @@ def render(directory: Path, stack_dir: Path, app: str, origin: str) -> tuple[str
             logger.setLevel(level)
         _scrub_secrets(out / "config.yaml")
         text, base = server_dockerfile((out / "Dockerfile").read_text(), origin)
+        generated: dict[str, str] = {}
+        secrets: tuple[str, ...] = ()
+        if baked:
+            stage, copy, generated, secrets = bake_stage(baked)
+            text = with_bake_stage(text, stage, copy)
         context, dockerfile = stage_build(stack_dir, app, out, include=["*"], exclude=list(_UNUSED),
-                                          generated={}, dockerfile=text, leave_out=("Dockerfile",))
+                                          generated=generated, dockerfile=text, leave_out=("Dockerfile",))
     assert dockerfile is not None
-    return str(context), str(dockerfile), base
+    return str(context), str(dockerfile), base, secrets
 
 
 def _scrub_secrets(config: Path) -> None:

@@ -334,3 +334,39 @@ def test_an_app_on_an_ssh_host_has_its_base_image_looked_for_where_it_is_built(i
     assert not any("is not on host" in w for w in warnings), warnings
     _, missing = describe(stack, {"local": Observation(host="local"), "gpu": base})
     assert any("base image my/base:1.0 is not on host local" in w for w in missing), missing
+
+
+@pytest.mark.parametrize(("runtime", "expected"), [
+    # Cerebrium's default runtime: berth's cortex server
+    ("", ("python3", "/opt/berth/cortex_server.py", "--port", "9100", "predict", "embed")),
+    # the python runtime's default entrypoint, and one written with --port=
+    ('[cerebrium.runtime.python]\n', ("uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "9100")),
+    ('[cerebrium.runtime.custom]\nport = 5000\nentrypoint = ["uvicorn", "main:app", "--port=5000"]\n',
+     ("uvicorn", "main:app", "--port=9100")),
+])
+def test_a_port_override_in_berth_toml_reaches_the_servers_command_line(in_tmp: Path, runtime: str,
+                                                                        expected: tuple[str, ...]) -> None:
+    write(in_tmp / "app" / "main.py", MAIN)
+    write(in_tmp / "app" / "cerebrium.toml", '[cerebrium.deployment]\nname = "a"\n' + runtime)
+    write(in_tmp / "berth.toml", '[apps.web]\nfrom = "app/cerebrium.toml"\nport = 9100\n')
+    app = load_stack(None).apps["web"]
+    assert (app.command, app.port, app.host_port) == (expected, 9100, 9100)
+    assert not [note for note in app.ignored if "apps.web.port" in note]
+
+
+def test_a_port_override_on_a_command_that_does_not_name_the_port_is_a_note(in_tmp: Path) -> None:
+    write(in_tmp / "app" / "cerebrium.toml",
+          '[cerebrium.deployment]\nname = "a"\n[cerebrium.runtime.custom]\nport = 5000\nentrypoint = ["python3", "serve.py"]\n')
+    write(in_tmp / "berth.toml", '[apps.web]\nfrom = "app/cerebrium.toml"\nport = 9100\n')
+    app = load_stack(None).apps["web"]
+    assert (app.command, app.port) == (("python3", "serve.py"), 9100)
+    [note] = [note for note in app.ignored if "apps.web.port" in note]
+    assert "does not name port 5000" in note and "listen on 9100" in note
+
+
+def test_a_port_override_with_its_own_command_keeps_that_command(in_tmp: Path) -> None:
+    write(in_tmp / "app" / "main.py", MAIN)
+    write(in_tmp / "app" / "cerebrium.toml", '[cerebrium.deployment]\nname = "a"\n[cerebrium.runtime.python]\n')
+    write(in_tmp / "berth.toml", '[apps.web]\nfrom = "app/cerebrium.toml"\nport = 9100\n'
+          'command = ["uvicorn", "app.main:app", "--port", "8000"]\n')
+    assert load_stack(None).apps["web"].command == ("uvicorn", "app.main:app", "--port", "8000")

@@ -509,3 +509,16 @@ def test_with_the_legacy_builder_the_written_dockerfiles_have_no_mounts(in_tmp: 
     app = only_app(load_stack(str(directory)))
     dockerfile = Path(app.build.dockerfile).read_text()
     assert "--mount" not in dockerfile and "--no-cache" in dockerfile
+
+
+def test_a_port_override_over_a_truss_reaches_its_start_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "config.yaml").write_text(dedent("""
+        base_image: {image: "vllm/vllm-openai:v0.6.3"}
+        docker_server: {start_command: "vllm serve m --port 8000 --max-model-len 80001", server_port: 8000,
+                        predict_endpoint: /v1/chat/completions, readiness_endpoint: /health, liveness_endpoint: /health}
+    """))
+    (tmp_path / "berth.toml").write_text('[apps.llm]\nfrom = "v/config.yaml"\nport = 9000\n')
+    app = load_stack(None).apps["llm"]
+    assert (app.command, app.port) == (("sh", "-c", "vllm serve m --port 9000 --max-model-len 80001"), 9000)

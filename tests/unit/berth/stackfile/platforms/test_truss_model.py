@@ -3,6 +3,7 @@ design, and the resources real Truss configs write (issue 19): a fixture per cas
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from textwrap import dedent
 
@@ -106,6 +107,7 @@ def test_without_the_truss_library_the_error_names_the_command(in_tmp: Path, mon
 def test_a_truss_with_neither_server_nor_model_is_refused(in_tmp: Path) -> None:
     [problem] = refused(write(in_tmp / "m" / "config.yaml", "model_name: m\n"))
     assert "no docker_server and no model/model.py" in problem.summary
+    assert "above it" not in problem.summary
 
 
 def test_a_tensorrt_llm_truss_is_refused_saying_what_runs_instead(in_tmp: Path) -> None:
@@ -184,6 +186,7 @@ def test_instance_type_overrides_cpu_memory_and_accelerator(in_tmp: Path, sku: s
 @pytest.mark.parametrize(("sku", "parsed"), [
     ("H100", ("H100", 1, None, None)), ("H100:8x80", ("H100", 1, 8.0, 80 * 1024**3)),
     ("L4:4x16", ("L4", 1, 4.0, 16 * 1024**3)), ("A100:2", ("A100", 2, None, None)), ("CPU:4x16", (None, 0, 4.0, 16 * 1024**3)),
+    ("4x16", (None, 0, 4.0, 16 * 1024**3)),  # Baseten's bare CPU-only SKU
 ])
 def test_instance_type_parsed(sku: str, parsed: tuple) -> None:
     assert instance_type(sku) == parsed
@@ -215,12 +218,66 @@ def test_a_model_class_truss_model_cache_is_not_fetched_while_planning(in_tmp: P
     assert [(w.source, w.mount, w.secret) for w in app.weights] == [
         ("hf://NousResearch/Llama-2-7b-chat-hf@main", "/app/model_cache/llama", "hf_access_token")]
     assert "model_cache: []" in (Path(app.build.context) / "config.yaml").read_text()
-    assert any("model_cache[1]" in note and "use_volume" in note for note in app.ignored), app.ignored
+    # the use_volume: false entry is baked at build time, not while planning (below)
+    assert "openai/whisper-tiny" in (Path(app.build.context) / ".berth-build" / "model_cache.json").read_text()
+
+
+def test_model_cache_without_use_volume_is_baked_into_the_image_as_baseten_does(in_tmp: Path, monkeypatch) -> None:
+    # Truss bakes use_volume: false entries at build time (a cache_warmer stage, COPY --from
+    # into /root/.cache/huggingface/hub); berth's own stage does the same, on its local base
+    monkeypatch.setenv("HF_ENDPOINT", "http://hub.example:8080")
+    file = model_truss(in_tmp / "baked", """
+        model_name: baked
+        secrets: {hf_access_token: null}
+        model_cache:
+          - repo_id: meta-llama/Llama-2-7b-chat-hf
+            allow_patterns: ["*.json", "*.safetensors"]
+            ignore_patterns: [original/*]
+            use_volume: false
+          - repo_id: tiny/public
+            revision: abc123
+            runtime_secret_name: not_listed
+    """)
+    app = only_app(file)
+    assert app.weights == () and not [n for n in app.ignored if "model_cache" in n]
+    assert app.build is not None
+    assert (app.build.secrets, app.build.args) == (("hf_access_token",), {"HF_ENDPOINT": "http://hub.example:8080"})
+    dockerfile = Path(app.build.dockerfile).read_text()
+    stage = dockerfile.index("FROM debian:bookworm-slim AS berth_model_cache")
+    server = dockerfile.index("FROM debian:bookworm-slim AS truss_server")
+    baking = dockerfile.index("RUN --mount=type=secret,id=hf_access_token python3 /berth/model_cache.py")
+    copied = dockerfile.index("COPY --from=berth_model_cache /root/.cache/huggingface/hub /root/.cache/huggingface/hub")
+    assert stage < baking < server < copied < dockerfile.index("./server ${APP_HOME}")
+    assert "'huggingface_hub==1.17.0'" in dockerfile[stage:server]
+    context = Path(app.build.context) / ".berth-build"
+    assert json.loads((context / "model_cache.json").read_text()) == [
+        {"repo_id": "meta-llama/Llama-2-7b-chat-hf", "revision": "", "allow": ["*.json", "*.safetensors"],
+         "ignore": ["original/*"], "secret": "hf_access_token"},
+        {"repo_id": "tiny/public", "revision": "abc123", "allow": [], "ignore": [], "secret": None}]
+    compile((context / "model_cache.py").read_text(), "model_cache.py", "exec")
+
+
+def test_a_truss_without_model_cache_has_no_bake_stage(in_tmp: Path) -> None:
+    app = only_app(model_truss(in_tmp / "plain", "model_name: plain\n"))
+    assert app.build is not None and app.build.secrets == () and app.build.args == {}
+    assert "berth_model_cache" not in Path(app.build.dockerfile).read_text()
 
 
 def test_what_the_truss_library_refuses_is_an_error_at_its_key(in_tmp: Path) -> None:
-    # truss 0.18.36 wants use_volume on every model_cache entry (binocular, metavoice-1b in
-    # Baseten's examples leave it out)
+    # truss 0.18.36's own validator: python_version is one of the versions it supports
+    file = model_truss(in_tmp / "old", """
+        model_name: old
+        python_version: py27
+    """)
+    [problem] = refused(file)
+    assert (problem.key, problem.line) == ("python_version", 2)
+    assert problem.summary.startswith("truss 0.18.36 refuses this Truss: value error, please ensure that `python_version`")
+
+
+def test_a_model_cache_entry_without_use_volume_is_read_as_older_trusses_wrote_it(in_tmp: Path) -> None:
+    # binocular, metavoice-1b, playground-v2-trt and stable-diffusion-xl-1.0-trt(-h100) in
+    # Baseten's examples: truss 0.18.36's schema wants use_volume on every entry; older
+    # trusses had no such key and baked every entry (use_volume: false is that)
     file = model_truss(in_tmp / "old", """
         model_name: old
         model_cache:
@@ -228,6 +285,41 @@ def test_what_the_truss_library_refuses_is_an_error_at_its_key(in_tmp: Path) -> 
             use_volume: false
           - repo_id: c/d
     """)
+    app = only_app(file)
+    assert app.build is not None and "model_cache: []" in (Path(app.build.context) / "config.yaml").read_text()
+    baked = json.loads((Path(app.build.context) / ".berth-build" / "model_cache.json").read_text())
+    assert [entry["repo_id"] for entry in baked] == ["a/b", "c/d"]  # both baked, as use_volume: false
+
+
+@pytest.mark.parametrize("written", ["2.0", "2", "'2.0'"])
+def test_a_numeric_spec_version_is_read_as_its_string(in_tmp: Path, written: str) -> None:
+    # deepfloyd-xl, image-segmentation and stable-diffusion in Baseten's examples write
+    # spec_version: 2.0, which truss 0.18.36's schema (a string) refuses
+    app = only_app(model_truss(in_tmp / "old", f"model_name: old\nspec_version: {written}\n"))
+    assert app.build is not None
+    baked = (Path(app.build.context) / "config.yaml").read_text()
+    assert f"spec_version: '{written.strip(chr(39))}'" in baked
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_runtime_num_workers_is_ignored_with_a_note_naming_it(in_tmp: Path, workers: int) -> None:
+    # the mixtral TRT ones in Baseten's examples: a key truss dropped in 0.9.49 (and refuses
+    # for any value but 1)
+    app = only_app(model_truss(in_tmp / "old", f"""
+        model_name: old
+        runtime: {{num_workers: {workers}, predict_concurrency: 4}}
+    """))
+    assert app.predict_concurrency == 4
+    [note] = [n for n in app.ignored if "runtime.num_workers" in n]
+    assert "one worker" in note
+    assert app.build is not None and "num_workers" not in (Path(app.build.context) / "config.yaml").read_text()
+
+
+def test_a_config_for_the_truss_above_it_says_so(in_tmp: Path) -> None:
+    # comfyui-truss/examples/anime-style-transfer: a config.yaml and a workflow, to copy over
+    # comfyui-truss's own (which has the model)
+    model_truss(in_tmp / "comfyui-truss", "model_name: comfy\n")
+    file = write(in_tmp / "comfyui-truss" / "examples" / "anime" / "config.yaml", "model_name: anime\n")
     [problem] = refused(file)
-    assert (problem.key, problem.line) == ("model_cache[1].use_volume", 5)
-    assert problem.summary == "truss 0.18.36 refuses this Truss: field required"
+    assert "not a whole Truss" in problem.summary
+    assert "comfyui-truss/ above it has the model" in problem.summary and "deploy comfyui-truss/config.yaml" in problem.summary
