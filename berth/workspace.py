@@ -137,6 +137,9 @@ class Workspace:
         return self._providers[host]
 
     def close(self) -> None:
+        from berth import noop
+
+        noop.closing(self)  # a watched plan's last look at its SSH hosts, on their connections
         self._write_stats()
         for provider in self._providers.values():
             provider.close()

@@ -177,7 +177,8 @@ def recorded(tmp_path: Path, engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
 
     def arm() -> None:  # in the test itself: pytest's own variables differ in a fixture
         key = noop._key(str(directory), create=True)
-        entry["digest"] = noop.digest(key, opts, entry, noop.world(entry))
+        entry["local"] = noop.local_digest(key, opts, entry)
+        entry["digest"] = noop.digest(key, entry["local"], noop.world(entry))
         Path(noop.record_path(opts, file)).write_text(json.dumps(entry))
 
     return tmp_path, store, arm
