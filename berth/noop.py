@@ -47,8 +47,9 @@ VERSION = 2
 RECORD_DIR = "noop"
 DISABLE = "BERTH_NO_FASTPATH"  # set (to anything): always the full plan
 REPORT = "BERTH_FASTPATH_REPORT"  # a file the fast path appends "fast path" to when it answers (tests, bench)
-# Shell bookkeeping that says nothing about the plan (the working directory is hashed itself).
-VOLATILE_ENV = ("_", "OLDPWD", "PWD", "SHLVL", "COLUMNS", "LINES", REPORT)
+# Shell bookkeeping that says nothing about the plan (the working directory is hashed itself), and
+# where berth writes its SSH counts.
+VOLATILE_ENV = ("_", "OLDPWD", "PWD", "SHLVL", "COLUMNS", "LINES", REPORT, "BERTH_SSH_STATS")
 STACK_FILES = ("berth.toml", "cerebrium.toml", "config.yaml")
 SOURCE_SUFFIXES = (".py", ".pyc", ".so")
 LINE_STYLES = {"bold": "1", "bold green": "1;32"}
