@@ -47,7 +47,7 @@ def test_a_repeated_noop_on_ssh_hosts_answers_on_one_connection_and_channel_per_
     assert fast and "No changes" in result.stdout
 
 
-def test_changes_on_an_ssh_host_or_in_the_stack_still_plan(on_two_hosts) -> None:
+def test_changes_on_an_ssh_host_or_in_the_stack_still_plan(on_two_hosts, tmp_path_factory) -> None:
     runs, base, th1, th2 = on_two_hosts
     project = runs.project
 
@@ -57,7 +57,14 @@ def test_changes_on_an_ssh_host_or_in_the_stack_still_plan(on_two_hosts) -> None
 
     runs.armed()
     only(th2).stop(timeout=0)
-    runs.changed()
+    stats = tmp_path_factory.mktemp("stats") / "ssh-stats.json"
+    runs.env["BERTH_SSH_STATS"] = str(stats)
+    try:
+        runs.changed()
+    finally:
+        del runs.env["BERTH_SSH_STATS"]
+    figures = json.loads(stats.read_text())  # the fast path's look, then the full plan's: both counted
+    assert figures["th2"]["connections"] == figures["th1"]["connections"] == 2, figures
     runs("apply", "--auto-approve")
     runs.armed()
 
