@@ -58,10 +58,15 @@ def run(directory: Path, phase: str, *args: str, hosts: tuple[str, ...] = HOSTS,
     stats = directory.parent / f"{directory.name}-{phase}.json"
     report = directory.parent / f"{directory.name}.fastpath"
     report.unlink(missing_ok=True)
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     result = subprocess.run([str(BERTH), *args, "-f", str(directory), "--no-color"], capture_output=True, text=True,
                             env={**os.environ, "BERTH_SSH_STATS": str(stats), "BERTH_FASTPATH_REPORT": str(report)})
     wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - used.ru_utime) + (after.ru_stime - used.ru_stime)  # berth's own user + system
     if result.returncode not in (0, 2) and check:
         sys.exit(f"{phase}: berth {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     per_host = json.loads(stats.read_text()) if stats.exists() else {}
@@ -69,7 +74,8 @@ def run(directory: Path, phase: str, *args: str, hosts: tuple[str, ...] = HOSTS,
     time.sleep(0.5)  # let sshd reap the sessions berth closed
     for host in hosts:
         per_host.setdefault(host, {})["left_behind"] = left_behind(host)
-    return {"phase": phase, "wall_s": round(wall, 3), "hosts": per_host, "fast_path": report.exists()}
+    return {"phase": phase, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "hosts": per_host,
+            "fast_path": report.exists()}
 
 
 def measure() -> list[dict]:
@@ -136,8 +142,11 @@ def rows20(found: dict) -> list[dict]:
     three, many = found["three"], found["many"]
     n = len(many[0]["hosts"])
     fast = [p["wall_s"] for p in many if "fast path" in p["phase"]]
+    answered = sum(p["fast_path"] for p in many if "fast path" in p["phase"])
+    cpu = median([p["cpu_s"] for p in many if "fast path" in p["phase"]])
     out = [goal_row(f"no-op plan, {n} SSH hosts × {found['apps_per_host']} (fast path)", median(fast), 1.5,
-                    runs=len(fast), spread=(min(fast), max(fast))),
+                    runs=len(fast), spread=(min(fast), max(fast)),
+                    note=f"CPU {cpu:.3f} s; the fast path answered {answered} of {len(fast)}"),
            goal_row(f"no-op plan, {n} hosts, full plan (the first after an apply)", many[1]["wall_s"], 1.5),
            goal_row(f"cold apply, {n} hosts against 3 (× {found['apps_per_host']} apps each)", many[0]["wall_s"], 2.0,
                     peer="3 hosts", peer_value=three[0]["wall_s"])]
@@ -145,6 +154,7 @@ def rows20(found: dict) -> list[dict]:
         for phase in phases:
             per = list(phase["hosts"].values())
             out.append({"figure": f"{label}: {phase['phase']}", "berth": phase["wall_s"], "unit": "s",
+                        "cpu_s": phase["cpu_s"],
                         "note": "per host: connections {} channels {} exec {} sftp {} left behind {}".format(
                             *("/".join(str(v) for v in sorted({h.get(k, 0) for h in per}))
                               for k in ("connections", "channels", "channels_exec", "channels_sftp", "left_behind")))})
