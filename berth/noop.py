@@ -629,11 +629,27 @@ def before(attempt: Attempt | None, workspace: Any) -> None:
         # Over the providers' own connections, which the plan then uses (no second
         # connection, no second channel); the local engine: whether the plan asks it
         # is known only after it (record), so it is read here either way.
-        remote = {h: engine_view(HttpGets(workspace.provider(h).transport.http), then["stack"], then["images"])
-                  for h in hosts}
+        remote = over_providers(workspace, hosts, then["stack"], then["images"])
         attempt.before = (then, world(then, remote))
     except Exception:
         attempt.before = None
+
+
+def over_providers(workspace: Any, hosts: list[str], stack: str, images: dict[str, list[str]]) -> dict[str, Any]:
+    """Each SSH host's engine view over its provider's own refresh connection, the hosts
+    at once (each may have to connect first: one after another, 20 handshakes add up)."""
+    if not hosts:
+        return {}
+    from concurrent.futures import ThreadPoolExecutor
+
+    for host in hosts:  # opened here, one thread (they connect on first use, in the pool)
+        workspace.provider(host)
+
+    def view(host: str) -> Any:
+        return engine_view(HttpGets(workspace.provider(host).transport.http), stack, images)
+
+    with ThreadPoolExecutor(max_workers=min(len(hosts), 32), thread_name_prefix="berth-noop") as pool:
+        return dict(zip(hosts, pool.map(view, hosts)))
 
 
 def ssh_hosts(stack: Any) -> list[str]:
@@ -655,8 +671,7 @@ def closing(workspace: Any) -> None:
     try:
         hosts = ssh_hosts(workspace.stack)
         images = images_used(workspace)
-        WATCH.ssh_after = {h: engine_view(HttpGets(workspace.provider(h).transport.http), workspace.stack.name,
-                                          images) for h in hosts}
+        WATCH.ssh_after = over_providers(workspace, hosts, workspace.stack.name, images)
         WATCH.ssh_stats = {h: dict(workspace.provider(h).stats()) for h in hosts}
         WATCH.ssh_local = {h: workspace.provider(h).transport.forwarder.path for h in hosts}
         WATCH.ssh_routes = {h: workspace.provider(h).conn.route for h in hosts}
