@@ -621,6 +621,8 @@ def before(attempt: Attempt | None, workspace: Any) -> None:
         sock = engine_socket()
         if sock is None:
             return
+        if not shape_eligible(workspace.stack):
+            return  # no record would count: the hosts need not be asked first
         hosts = ssh_hosts(workspace.stack)
         then = {"store": str(workspace.store.path), "stack": workspace.stack.name, "socket": sock,
                 "images": images_used(workspace), "ssh": {h: ssh_settings(workspace, h) for h in hosts}}
@@ -669,6 +671,8 @@ def closing(workspace: Any) -> None:
     if not WATCH.active:
         return
     try:
+        if not shape_eligible(workspace.stack):
+            return
         hosts = ssh_hosts(workspace.stack)
         images = images_used(workspace)
         WATCH.ssh_after = over_providers(workspace, hosts, workspace.stack.name, images)
@@ -708,6 +712,13 @@ def eligible(workspace: Any, plan: Any) -> bool:
     if plan.has_changes or plan.warnings or WATCH.elsewhere or len(local_sockets()) > 1 \
             or not (local_sockets() or hosts) or not ssh_eligible(workspace, hosts):
         return False
+    return shape_eligible(stack)
+
+
+def shape_eligible(stack: Any) -> bool:
+    """What the stack file alone rules out: apps placed by berth or on GPUs, cpus, host
+    directories mounted, a command secret source."""
+    hosts = ssh_hosts(stack)
     for app in stack.apps.values():
         if (app.host != "local" and app.host not in hosts) or app.host_auto or app.gpus or app.cpus is not None:
             return False
