@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import goal_row, median
+
 REPO = Path(__file__).resolve().parents[1]
 ROOT = Path(os.environ.get("BERTH_TESTHOSTS", "/run/berth-testhosts"))
 BERTH = Path(sys.executable).parent / "berth"
@@ -31,13 +33,14 @@ APPS = 10
 FIRST_PORT = 30100
 
 
-def stack_text(stack: str) -> str:
+def stack_text(stack: str, hosts: tuple[str, ...] = HOSTS, apps: int = APPS) -> str:
     text = f'[stack]\nname = "{stack}"\n'
-    for n, host in enumerate(HOSTS, start=1):
+    for host in hosts:
+        n = int(host[2:])
         text += (f'[hosts.{host}]\nssh = "root@10.203.{n}.2"\nidentity_file = "{ROOT / "id_ed25519"}"\n'
                  f'known_hosts = "{ROOT / "known_hosts"}"\ndocker_socket = "{ROOT / host / "docker.sock"}"\n')
-    for host in HOSTS:
-        for i in range(APPS):
+    for host in hosts:
+        for i in range(apps):
             text += (f'[apps.{host}-app{i}]\nbuild = "./httpd"\nport = 8000\nhost_port = {FIRST_PORT + i}\n'
                      f'readiness = "/ready"\nhost = "{host}"\nenv = {{ MESSAGE = "{host}-{i}" }}\n')
     return text
@@ -50,19 +53,29 @@ def left_behind(host: str) -> int:
     return len(out.split())
 
 
-def run(directory: Path, phase: str, *args: str) -> dict:
-    stats = directory / f"{phase}.json"
+def run(directory: Path, phase: str, *args: str, hosts: tuple[str, ...] = HOSTS, check: bool = True) -> dict:
+    # Both outside the stack's directory: a file appearing beside the stack file is a change.
+    stats = directory.parent / f"{directory.name}-{phase}.json"
+    report = directory.parent / f"{directory.name}.fastpath"
+    report.unlink(missing_ok=True)
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     result = subprocess.run([str(BERTH), *args, "-f", str(directory), "--no-color"], capture_output=True, text=True,
-                            env={**os.environ, "BERTH_SSH_STATS": str(stats)})
+                            env={**os.environ, "BERTH_SSH_STATS": str(stats), "BERTH_FASTPATH_REPORT": str(report)})
     wall = time.monotonic() - start
-    if result.returncode not in (0, 2):
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - used.ru_utime) + (after.ru_stime - used.ru_stime)  # berth's own user + system
+    if result.returncode not in (0, 2) and check:
         sys.exit(f"{phase}: berth {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    per_host = json.loads(stats.read_text())
+    per_host = json.loads(stats.read_text()) if stats.exists() else {}
+    stats.unlink(missing_ok=True)
     time.sleep(0.5)  # let sshd reap the sessions berth closed
-    for host in HOSTS:
-        per_host[host]["left_behind"] = left_behind(host)
-    return {"phase": phase, "wall_s": round(wall, 2), "hosts": per_host}
+    for host in hosts:
+        per_host.setdefault(host, {})["left_behind"] = left_behind(host)
+    return {"phase": phase, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "hosts": per_host,
+            "fast_path": report.exists()}
 
 
 def measure() -> list[dict]:
@@ -79,10 +92,73 @@ def measure() -> list[dict]:
         with open(directory / "httpd/entry.sh", "a") as f:
             f.write("# changed\n")
         phases.append(run(directory, "apply after a 1-file change", "apply", "--auto-approve"))
+        phases.append(run(directory, "no-op plan again (fast path)", "plan", "--detailed-exitcode"))
     finally:
         subprocess.run([str(BERTH), "destroy", "--auto-approve", "-f", str(directory)], capture_output=True)
         shutil.rmtree(directory, ignore_errors=True)
     return phases
+
+
+def fan_out(hosts: tuple[str, ...], apps: int) -> list[dict]:
+    """hosts × apps: cold apply, then three no-op plans (the first plans in full and
+    records, the others take the fast path), then destroy. Each with per-host counts."""
+    directory = Path(tempfile.mkdtemp(prefix=f"berth-fanout{len(hosts)}-"))
+    shutil.copytree(REPO / "tests/integration/contexts/httpd", directory / "httpd")
+    (directory / "berth.toml").write_text(stack_text(f"fan{len(hosts)}x{os.getpid()}", hosts, apps))
+    phases = []
+    try:
+        phases.append(run(directory, "cold apply", "apply", "--auto-approve", hosts=hosts))
+        phases.append(run(directory, "no-op plan (full: records)", "plan", "--detailed-exitcode", hosts=hosts))
+        for n in (1, 2, 3):
+            phases.append(run(directory, f"no-op plan {n} (fast path)", "plan", "--detailed-exitcode", hosts=hosts))
+    finally:
+        destroyed = run(directory, "destroy", "destroy", "--auto-approve", hosts=hosts, check=False)
+        phases.append(destroyed)
+        shutil.rmtree(directory, ignore_errors=True)
+    return phases
+
+
+def measure20(many: int = 20, apps: int = 5) -> dict:
+    """The 3-host case, then `many` hosts (th4.. brought up for it and taken down after;
+    th1..th3 are left as they were), each × `apps` apps."""
+    script = str(REPO / "scripts/testhosts.sh")
+    subprocess.run(["bash", script, "up"], check=True, capture_output=True)
+    found = {"apps_per_host": apps, "three": fan_out(HOSTS, apps)}
+    env = {**os.environ, "BERTH_TESTHOSTS_COUNT": str(many)}
+    try:
+        started = time.monotonic()
+        subprocess.run(["bash", script, "up"], check=True, capture_output=True, env=env)
+        found["bring_up_s"] = round(time.monotonic() - started, 1)
+        found["many"] = fan_out(tuple(f"th{n}" for n in range(1, many + 1)), apps)
+    finally:
+        subprocess.run(["bash", script, "down"], check=True, capture_output=True,
+                       env={**env, "BERTH_TESTHOSTS_FIRST": str(len(HOSTS) + 1)})
+    return found
+
+
+def rows20(found: dict) -> list[dict]:
+    """The goals: 20 hosts' no-op plan under 1.5 s, their cold apply at most 2× the 3
+    hosts'; and per host (summed over the hosts) what each phase opened and left."""
+    three, many = found["three"], found["many"]
+    n = len(many[0]["hosts"])
+    fast = [p["wall_s"] for p in many if "fast path" in p["phase"]]
+    answered = sum(p["fast_path"] for p in many if "fast path" in p["phase"])
+    cpu = median([p["cpu_s"] for p in many if "fast path" in p["phase"]])
+    out = [goal_row(f"no-op plan, {n} SSH hosts × {found['apps_per_host']} (fast path)", median(fast), 1.5,
+                    runs=len(fast), spread=(min(fast), max(fast)),
+                    note=f"CPU {cpu:.3f} s; the fast path answered {answered} of {len(fast)}"),
+           goal_row(f"no-op plan, {n} hosts, full plan (the first after an apply)", many[1]["wall_s"], 1.5),
+           goal_row(f"cold apply, {n} hosts against 3 (× {found['apps_per_host']} apps each)", many[0]["wall_s"], 2.0,
+                    peer="3 hosts", peer_value=three[0]["wall_s"])]
+    for label, phases in (("3 hosts", three), (f"{n} hosts", many)):
+        for phase in phases:
+            per = list(phase["hosts"].values())
+            out.append({"figure": f"{label}: {phase['phase']}", "berth": phase["wall_s"], "unit": "s",
+                        "cpu_s": phase["cpu_s"],
+                        "note": "per host: connections {} channels {} exec {} sftp {} left behind {}".format(
+                            *("/".join(str(v) for v in sorted({h.get(k, 0) for h in per}))
+                              for k in ("connections", "channels", "channels_exec", "channels_sftp", "left_behind")))})
+    return out
 
 
 def rows(phases: list[dict]) -> list[dict]:

@@ -10,6 +10,8 @@ from elsewhere on the machine falls on all of them alike.
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import tempfile
 import time
@@ -160,4 +162,146 @@ def rows(apps: int, times: dict[str, dict[str, list[float]]]) -> list[dict[str, 
             t = times[peer]
             out.append({"figure": f"{peer} itself: cold / no-op / down", "peer": peer,
                         "note": " / ".join(f"{median(t[k]):.3f} s" if t[k] else "-" for k in ("cold", "noop", "down"))})
+    return out
+
+
+# -- over SSH: berth beside Ansible ------------------------------------------------------
+#
+# The same 2 simulated SSH hosts (scripts/testhosts.sh) x 10 apps from one image, under
+# berth and under Ansible (ansible-playbook, community.docker.docker_container, pipelining
+# on, its default ControlPersist connection reuse). berth builds and sends the image; the
+# hosts then tag it for Ansible, which cannot build locally and send (its cold run starts
+# from an image already on each host). No-op rounds interleave the two tools.
+
+TESTHOSTS = Path("/run/berth-testhosts")
+ANSIBLE_VENV = Path(__file__).resolve().parents[1] / ".bench-venv"  # scripts/bench.sh installs ansible here
+ANSIBLE_IMAGE = "berth-bench-ansible:1"
+CONTEXT_HTTPD = Path(__file__).resolve().parents[1] / "tests/integration/contexts/httpd"
+
+
+def ansible_playbook() -> Path | None:
+    found = ANSIBLE_VENV / "bin/ansible-playbook"
+    return found if found.exists() else None
+
+
+def ssh_hosts_toml(hosts: tuple[str, ...]) -> str:
+    text = ""
+    for host in hosts:
+        n = int(host[2:])
+        text += (f'[hosts.{host}]\nssh = "root@10.203.{n}.2"\nidentity_file = "{TESTHOSTS / "id_ed25519"}"\n'
+                 f'known_hosts = "{TESTHOSTS / "known_hosts"}"\ndocker_socket = "{TESTHOSTS / host / "docker.sock"}"\n')
+    return text
+
+
+def _ansible_files(directory: Path, hosts: tuple[str, ...], apps: int, port: int) -> None:
+    python = Path(sys.executable)  # the hosts share this machine's files: the .venv's docker SDK serves them
+    lines = ["[hosts]"]
+    for host in hosts:
+        n = int(host[2:])
+        lines.append(f"{host} ansible_host=10.203.{n}.2 ansible_user=root "
+                     f"ansible_ssh_private_key_file={TESTHOSTS / 'id_ed25519'} ansible_python_interpreter={python} "
+                     f"docker_host=unix://{TESTHOSTS / host / 'docker.sock'} "
+                     f"ansible_ssh_common_args='-o UserKnownHostsFile={TESTHOSTS / 'known_hosts'}'")
+    (directory / "inventory.ini").write_text("\n".join(lines) + "\n")
+    (directory / "ansible.cfg").write_text(
+        "[defaults]\nhost_key_checking = True\nforks = 20\ninterpreter_python = auto_silent\n"
+        "[ssh_connection]\npipelining = True\n")
+    (directory / "playbook.yml").write_text(f"""- hosts: hosts
+  gather_facts: false
+  tasks:
+    - name: app containers
+      community.docker.docker_container:
+        docker_host: "{{{{ docker_host }}}}"
+        name: "ansible-app{{{{ item }}}}"
+        image: {ANSIBLE_IMAGE}
+        pull: false
+        state: started
+        restart_policy: unless-stopped
+        published_ports: ["{{{{ {port} + item }}}}:8000"]
+        env: {{MESSAGE: "v1", READY_DELAY: "0"}}
+        labels: {{berth.stack: ansible-peer}}  # not berth's stack (the image's label says so): berth leaves it
+      loop: "{{{{ range({apps}) | list }}}}"
+""")
+
+
+def ssh_measure(hosts: tuple[str, ...] = ("th1", "th2"), apps: int = 10, noop_runs: int = 5) -> dict[str, object]:
+    """berth and Ansible on SSH hosts: cold and no-op walls (seconds), interleaved."""
+    import subprocess
+
+    import docker
+
+    playbook = ansible_playbook()
+    subprocess.run(["bash", str(Path(__file__).resolve().parents[1] / "scripts/testhosts.sh"), "up"], check=True,
+                   capture_output=True)
+    times: dict[str, dict[str, list[float]]] = {"berth": {"cold": [], "noop": [], "noop_full": []},
+                                                "Ansible": {"cold": [], "noop": []}}
+    stack = f"benchssh{os.getpid()}"
+    with tempfile.TemporaryDirectory(prefix="berth-bench-ssh-") as tmp:
+        root = Path(tmp)
+        (root / "berth").mkdir()
+        (root / "ansible").mkdir()
+        shutil.copytree(CONTEXT_HTTPD, root / "berth/httpd")
+        text = f'[stack]\nname = "{stack}"\n' + ssh_hosts_toml(hosts)
+        for host in hosts:
+            for i in range(apps):
+                text += (f'[apps.{host}-app{i}]\nbuild = "./httpd"\nport = 8000\nhost_port = {30400 + i}\n'
+                         f'readiness = "/ready"\nhost = "{host}"\nenv = {{ MESSAGE = "{host}-{i}" }}\n')
+        (root / "berth/berth.toml").write_text(text)
+        clients = {h: docker.DockerClient(base_url=f"unix://{TESTHOSTS / h / 'docker.sock'}", timeout=120) for h in hosts}
+        env = {"ANSIBLE_CONFIG": str(root / "ansible/ansible.cfg")}
+        argv = [str(playbook), "-i", str(root / "ansible/inventory.ini"), str(root / "ansible/playbook.yml")] \
+            if playbook else []
+        try:
+            cold = run([str(BERTH), "apply", "--auto-approve"], cwd=root / "berth")
+            times["berth"]["cold"].append(cold.wall)
+            for h, client in clients.items():  # Ansible's image: berth's, tagged on each host
+                (image,) = client.images.list(filters={"label": f"berth.stack={stack}"})[:1]
+                image.tag(ANSIBLE_IMAGE)
+            if playbook:
+                _ansible_files(root / "ansible", hosts, apps, 30400 + apps)
+                times["Ansible"]["cold"].append(run(argv, cwd=root / "ansible", env=env).wall)
+            times["berth"]["noop_full"] = [
+                run([str(BERTH), "apply", "--auto-approve"], cwd=root / "berth", env={"BERTH_NO_FASTPATH": "1"}).wall
+                for _ in range(2)]
+            for _ in range(2):  # arm the fast path (the first full no-op records, the next confirms)
+                run([str(BERTH), "apply", "--auto-approve"], cwd=root / "berth")
+            for _ in range(noop_runs):
+                times["berth"]["noop"].append(run([str(BERTH), "apply", "--auto-approve"], cwd=root / "berth").wall)
+                if playbook:
+                    result = run(argv, cwd=root / "ansible", env=env)
+                    if "changed=0" not in result.stdout:
+                        raise RuntimeError(f"Ansible's no-op changed something:\n{result.stdout[:3000]}")
+                    times["Ansible"]["noop"].append(result.wall)
+        finally:
+            run([str(BERTH), "destroy", "--auto-approve"], cwd=root / "berth", check=False)
+            for client in clients.values():
+                for c in client.containers.list(all=True, filters={"name": "ansible-app"}):
+                    c.remove(force=True)
+                try:
+                    client.images.remove(ANSIBLE_IMAGE)
+                except docker.errors.APIError:
+                    pass
+                client.close()
+    return {"hosts": list(hosts), "apps_per_host": apps, "times": times}
+
+
+def ssh_rows(found: dict[str, object]) -> list[dict[str, object]]:
+    times = found["times"]  # type: ignore[index]
+    b, a = times["berth"], times["Ansible"]
+    shape = f"{len(found['hosts'])} SSH hosts x {found['apps_per_host']}"  # type: ignore[arg-type]
+    out = []
+    if a["noop"]:
+        out.append(goal_row(f"no-op apply over SSH ({shape}) against ansible-playbook", median(b["noop"]), 0.05,
+                            peer="Ansible", peer_value=median(a["noop"]), runs=len(b["noop"]),
+                            spread=(min(b["noop"]), max(b["noop"])),
+                            note=f"peer spread {min(a['noop']):.3f}-{max(a['noop']):.3f}"))
+        out.append({"figure": f"no-op over SSH, full plan (BERTH_NO_FASTPATH=1)", "berth": median(b["noop_full"]),
+                    "unit": "s", "peer": "Ansible", "peer_value": median(a["noop"]),
+                    "ratio": median(b["noop_full"]) / median(a["noop"]), "runs": len(b["noop_full"])})
+        out.append({"figure": f"cold over SSH ({shape}; Ansible's image already on the hosts)",
+                    "berth": b["cold"][0], "unit": "s", "peer": "Ansible", "peer_value": a["cold"][0],
+                    "ratio": b["cold"][0] / a["cold"][0], "runs": 1})
+    else:
+        out.append({"figure": "Ansible not installed (scripts/bench.sh installs it into .bench-venv)",
+                    "berth": median(b["noop"]), "unit": "s"})
     return out

@@ -8,8 +8,13 @@ Cases: startup, noop20 (cold, no-op, one change, destroy of 20 apps), noop200,
 probe (readiness latency), compose (the same 20 apps under Compose v2, and 1.29 where
 installed, beside the docker-py floor), scale1000 (no-op plan of 1000 apps: measured at
 20 and 200, 1000 extrapolated; peak memory), profile (pyinstrument on a no-op apply),
-fanout (3 simulated SSH hosts × 10 apps: cold, no-op plan, one-file change; needs root
-for scripts/testhosts.sh), delivery (a 2 GB image of 8 layers to 1 and 3 SSH hosts:
+ssh (2 simulated SSH hosts × 10 apps under berth and under Ansible, ansible-playbook
+with community.docker and pipelining: no-op and cold; needs root, and Ansible in
+.bench-venv, which scripts/bench.sh installs), fanout (3 simulated SSH hosts × 10 apps:
+cold, no-op plan, one-file change; needs root for scripts/testhosts.sh), fanout20 (3
+and then 20 simulated SSH hosts × 5 apps: cold apply, no-op plan, and per host the
+connections, channels and processes left; the 17 extra hosts are brought up for it and
+taken down after), delivery (a 2 GB image of 8 layers to 1 and 3 SSH hosts:
 berth, docker save | ssh docker load, a registry relay, and the link's own speed),
 realserver (llama.cpp's server: apply to first chat completion, cold and warm, beside
 docker run; a replace's failed requests through the gateway).
@@ -27,8 +32,8 @@ import cases
 from apiproxy import ApiProxy
 from harness import build_image, compose_v2, goal_row, machine, precompile, save, table
 
-ALL = ("startup", "noop20", "noop200", "probe", "compose", "scale1000", "profile", "fanout", "delivery", "realserver",
-       "builds")
+ALL = ("startup", "noop20", "noop200", "probe", "compose", "scale1000", "profile", "ssh", "fanout", "fanout20",
+       "delivery", "realserver", "builds")
 HEAVY = ("noop200", "delivery", "realserver", "builds")  # left out by --quick
 
 
@@ -110,6 +115,16 @@ def _run(case: str, repeat: int, proxy: ApiProxy, results: dict[str, object]) ->
             import builds
 
             return builds.measure()
+        case "ssh":
+            import os
+
+            import peers
+
+            if os.geteuid() != 0:
+                return [{"figure": "skipped: the SSH test hosts need root (scripts/testhosts.sh)"}]
+            found = peers.ssh_measure(noop_runs=5 if repeat > 3 else 3)
+            results.setdefault("extra", {})[case] = found
+            return peers.ssh_rows(found)
         case "fanout":
             import os
 
@@ -118,6 +133,16 @@ def _run(case: str, repeat: int, proxy: ApiProxy, results: dict[str, object]) ->
             if os.geteuid() != 0:
                 return [{"work": "skipped: the simulated SSH hosts need root (scripts/testhosts.sh)"}]
             return fanout.rows(fanout.measure())
+        case "fanout20":
+            import os
+
+            import fanout
+
+            if os.geteuid() != 0:
+                return [{"figure": "skipped: the simulated SSH hosts need root (scripts/testhosts.sh)"}]
+            found = fanout.measure20()
+            results.setdefault("extra", {})[case] = found
+            return fanout.rows20(found)
     raise AssertionError(case)
 
 

@@ -10,14 +10,21 @@ times, the engine's socket. The fast path reads the same things again and compar
 keyed digest (HMAC, key in STATE_DIR/noop/key) of: the command and its options, the
 working directory and the environment (env secret sources, DOCKER_HOST), berth's own
 source files, those files' bytes and directories' entries, the current state (its
-exact bytes, straight from the store's SQLite file), and the engine's answers (the
+exact bytes, straight from the store's SQLite file), and the engines' answers (the
 container, image and volume lists of the stack, and each running container's
-HostConfig, which refresh reads for the limits), all asked on one connection.
+HostConfig, which refresh reads for the limits), each engine asked on one connection.
+An SSH host's engine is asked as the full plan asks it: one SSH connection per host
+(providers.ssh's, so the same route, host-key check and login), one channel to its
+engine socket, the hosts in parallel; its answers go into the digest beside the local
+ones. The digest of what is on this machine is compared first: when a file changed, no
+host is dialed.
 
 Anything else falls back to the full plan: a saved plan, --target, --replace,
---refresh=false, --json, --destroy, -v, another host than the local engine, GPUs, cpus,
-host directories mounted, a command secret source, warnings, a state lock held, or any
-error at all while checking. Only the digest is kept; no value is.
+--refresh=false, --json, --destroy, -v, a host behind ProxyJump or ProxyCommand, an SSH
+host the plan asked anything but its engine (a command, SFTP for secret files or
+weights, a probe tunnel), a dropped connection, a new host key, GPUs, cpus, host
+directories mounted, a command secret source, warnings, a state lock held, or any error
+at all while checking. Only the digest is kept; no value is.
 """
 
 from __future__ import annotations
@@ -36,12 +43,13 @@ try:  # the builtin SHA-256: hashlib would load OpenSSL (about 9 ms) for the sam
 except ImportError:  # pragma: no cover - another interpreter build
     from hashlib import sha256
 
-VERSION = 1
+VERSION = 2
 RECORD_DIR = "noop"
 DISABLE = "BERTH_NO_FASTPATH"  # set (to anything): always the full plan
 REPORT = "BERTH_FASTPATH_REPORT"  # a file the fast path appends "fast path" to when it answers (tests, bench)
-# Shell bookkeeping that says nothing about the plan (the working directory is hashed itself).
-VOLATILE_ENV = ("_", "OLDPWD", "PWD", "SHLVL", "COLUMNS", "LINES", REPORT)
+# Shell bookkeeping that says nothing about the plan (the working directory is hashed itself), and
+# where berth writes its SSH counts.
+VOLATILE_ENV = ("_", "OLDPWD", "PWD", "SHLVL", "COLUMNS", "LINES", REPORT, "BERTH_SSH_STATS")
 STACK_FILES = ("berth.toml", "cerebrium.toml", "config.yaml")
 SOURCE_SUFFIXES = (".py", ".pyc", ".so")
 LINE_STYLES = {"bold": "1", "bold green": "1;32"}
@@ -177,12 +185,17 @@ def store_state(store: str) -> list[Any]:
 
 
 class Engine:
-    """GET requests to the engine over one unix-socket connection, pipelined."""
+    """GET requests to the engine over one connection, pipelined: a unix socket's path,
+    or a stream already open (an SSH channel to the host's engine socket)."""
 
-    def __init__(self, path: str) -> None:
-        self.sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        self.sock.settimeout(10.0)
-        self.sock.connect(path)
+    def __init__(self, path: str | None, stream: Any = None) -> None:
+        if stream is None:
+            stream = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            stream.settimeout(10.0)
+            stream.connect(path)
+        else:
+            stream.settimeout(10.0)
+        self.sock = stream
         self.buffer = b""
 
     def get(self, targets: list[str]) -> list[Any]:
@@ -253,13 +266,14 @@ def wanted_image(image: dict[str, Any], stack: str, images: dict[str, list[str]]
     return bool(names & set(images["repositories"]))
 
 
-def engine_view(sock: str, stack: str, images: dict[str, list[str]]) -> list[Any]:
-    """What refresh asks the local engine, less what changes by itself (a container's
+def engine_view(sock: str | Any, stack: str, images: dict[str, list[str]]) -> list[Any]:
+    """What refresh asks an engine, less what changes by itself (a container's
     "Up 5 minutes"): the stack's containers, the images the plan may use, the stack's
-    volumes, and each running container's HostConfig (refresh reads the limits from it)."""
+    volumes, and each running container's HostConfig (refresh reads the limits from it).
+    sock: the local engine's socket path, or an object whose get(targets) answers."""
     filters = "".join(c if c.isalnum() or c in "-._~" else "".join(f"%{b:02X}" for b in c.encode())
                       for c in json.dumps({"label": [f"berth.stack={stack}"]}))
-    engine = Engine(sock)
+    engine = Engine(sock) if isinstance(sock, str) else sock
     try:
         containers, listed, volumes = engine.get([f"/containers/json?all=1&filters={filters}", "/images/json",
                                                   f"/volumes?filters={filters}"])
@@ -270,18 +284,113 @@ def engine_view(sock: str, stack: str, images: dict[str, list[str]]) -> list[Any
         running = sorted(c["Id"] for c in containers if c.get("State") == "running")
         inspected = engine.get([f"/containers/{i}/json" for i in running]) if running else []
     finally:
-        engine.close()
+        if isinstance(sock, str):
+            engine.close()
     return [sorted(containers, key=lambda c: c["Id"]),
             sorted((i for i in listed if wanted_image(i, stack, images)), key=lambda i: i["Id"]),
             sorted(volumes.get("Volumes") or [], key=lambda v: v["Name"]),
             [[i["Id"], i.get("HostConfig")] for i in inspected]]
 
 
-def world(record: dict[str, Any]) -> dict[str, Any]:
-    """The state and the engine's answers (what another berth, or someone behind berth's
-    back, changes), as the fast path compares them."""
-    return {"state": store_state(record["store"]),
-            "engine": engine_view(record["socket"], record["stack"], record["images"])}
+def world(record: dict[str, Any], remote: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The state and the engines' answers (what another berth, or someone behind berth's
+    back, changes), as the fast path compares them: the local engine's (where the plan
+    asked it) and each SSH host's. remote: host -> its view, already read (a full
+    plan's, over its own connections); None: read them here, each host on a connection
+    of its own, all at once and while the local ones are read (dial_views)."""
+    ssh = record.get("ssh") or {}
+    join = None
+    if remote is None and ssh:
+        remote = {}
+        join = dial_views(ssh, record["stack"], record["images"], DIALED, remote)
+    try:
+        local = engine_view(record["socket"], record["stack"], record["images"]) if record.get("socket") else None
+        seen = {"state": store_state(record["store"]), "engine": local}
+    finally:
+        if join is not None:
+            join()
+    if ssh:
+        if remote is None or sorted(remote) != sorted(ssh):
+            raise OSError("an SSH host's engine was not read")
+        seen["ssh"] = {host: remote[host] for host in sorted(ssh)}
+    return seen
+
+
+class HttpGets:
+    """engine_view's get(targets) over a provider's kept-alive refresh connection
+    (providers.engine_http.EngineHTTP): the full plan's own channel to the engine."""
+
+    def __init__(self, http: Any) -> None:
+        self.http = http
+
+    def get(self, targets: list[str]) -> list[Any]:
+        return [self.http.get_json(t) for t in targets]
+
+
+DIALED: dict[str, Any] = {}  # host -> the fast path's SshConnection (its stats: BERTH_SSH_STATS)
+
+
+def dial_views(ssh: dict[str, dict[str, Any]], stack: str, images: dict[str, list[str]],
+               dialed: dict[str, Any], views: dict[str, Any]) -> Any:
+    """Read each SSH host's engine view into `views`, on a connection of its own
+    (providers.ssh's SshConnection: the same route, host-key check and login as a full
+    plan's) and one channel to its engine socket; the hosts in parallel, so the
+    handshakes overlap. Returns the function that waits for them; a host that could not
+    be read is missing from `views` (the full plan then says why)."""
+    import threading
+
+    quiet_paramiko()
+    from providers.ssh.connection import SshConnection, SshTarget
+
+    def read(host: str, settings: dict[str, Any]) -> None:
+        try:
+            conn = dialed[host] = SshConnection(SshTarget(**settings))
+            try:
+                if conn.route.proxy_jump or conn.route.proxy_command:
+                    return  # recorded only without either (eligible)
+                channel = conn.open_streamlocal(settings.get("docker_socket") or "/var/run/docker.sock")
+                try:
+                    views[host] = engine_view(Engine(None, channel), stack, images)
+                finally:
+                    channel.close()
+            finally:
+                conn.close()
+        except Exception:  # noqa: BLE001 - any doubt: the full plan
+            pass
+
+    threads = [threading.Thread(target=read, args=item, daemon=True) for item in sorted(ssh.items())]
+    for thread in threads:
+        thread.start()
+
+    def join() -> None:
+        for thread in threads:
+            thread.join()
+
+    return join
+
+
+def quiet_paramiko() -> None:
+    """paramiko imports `invoke` (60 ms here) only for ~/.ssh/config's `Match exec`: left
+    out where that config has no `exec` at all, which is then read as without invoke."""
+    if "paramiko" in sys.modules or "invoke" in sys.modules:
+        return
+    try:
+        with open(os.path.expanduser("~/.ssh/config"), "rb") as f:
+            if b"exec" in f.read().lower():
+                return
+    except OSError:
+        pass
+    sys.modules["invoke"] = None  # type: ignore[assignment]  # ImportError: paramiko goes without
+
+
+def ssh_stats() -> None:
+    """BERTH_SSH_STATS=FILE when the fast path answered: per SSH host, what it opened
+    (as the full path's berth.workspace writes it)."""
+    path = os.environ.get("BERTH_SSH_STATS")
+    if path and DIALED:
+        stats = {h: dict(c.stats) | {"image_bytes_sent": 0, "local_connections": 0} for h, c in DIALED.items()}
+        with open(path, "w") as f:
+            json.dump(stats, f, indent=2)
 
 
 class Hmac:
@@ -298,8 +407,10 @@ class Hmac:
         return sha256(self.outer + self.inner.digest()).hexdigest()
 
 
-def digest(key: bytes, opts: dict[str, Any], record: dict[str, Any], seen: dict[str, Any]) -> str:
-    """One keyed digest of everything the recorded plan depended on."""
+def local_digest(key: bytes, opts: dict[str, Any], record: dict[str, Any]) -> str:
+    """The keyed digest of what the recorded plan read on this machine: the command,
+    the environment, berth's source, the files and directories. Compared before any
+    engine or SSH host is asked: when it differs, nothing is dialed."""
     env = sorted((k, v) for k, v in os.environ.items() if k not in VOLATILE_ENV)
     mac = Hmac(key)
 
@@ -314,7 +425,16 @@ def digest(key: bytes, opts: dict[str, Any], record: dict[str, Any], seen: dict[
             mac.update(sha256(f.read()).digest())
     for path in record["dirs"]:
         add([path, dir_listing(path)])
-    add(seen)
+    add([[path, os.path.lexists(path)] for path in record.get("absent", [])])
+    return mac.hexdigest()
+
+
+def digest(key: bytes, local: str, seen: dict[str, Any]) -> str:
+    """One keyed digest of everything the recorded plan depended on: local_digest's,
+    and the world (the state, the engines' answers)."""
+    mac = Hmac(key)
+    mac.update(local.encode() + b"\0")
+    mac.update(json.dumps(seen, sort_keys=True, separators=(",", ":")).encode())
     return mac.hexdigest()
 
 
@@ -343,28 +463,36 @@ class Attempt:
         self.before: tuple[dict[str, Any], dict[str, Any]] | None = None  # see before()
         if self.file is None:
             return
+        self.local: str | None = None
         try:
             with open(record_path(self.opts, self.file)) as f:
                 record = json.load(f)
             if record.get("version") != VERSION:
                 return
-            self.record, self.seen = record, world(record)
+            self.record = record
+            if record.get("digest"):
+                key = _key(os.path.join(state_dir(self.opts, self.file), RECORD_DIR), create=False)
+                self.local = local_digest(key, self.opts, record)
+                if self.local != record.get("local"):
+                    return  # something here changed: no engine or host need be asked
+            self.seen = world(record)
         except Exception:  # any doubt (no engine, a store being written): the full plan
             self.record = self.seen = None
 
     def answer(self) -> int | None:
         """The exit code, with the recorded output printed, when the fast path holds."""
         record, seen = self.record, self.seen
-        if record is None or seen is None or not record.get("digest") or seen["state"][1]:
+        if record is None or seen is None or not record.get("digest") or seen["state"][1] or self.local is None:
             return None  # a held lock: the full path waits for it or says who holds it
         try:
             lines = [(str(text), str(style)) for text, style in record["lines"]]
             key = _key(os.path.join(state_dir(self.opts, self.file), RECORD_DIR), create=False)
-            if digest(key, self.opts, record, seen) != record["digest"]:
+            if digest(key, self.local, seen) != record["digest"]:
                 return None
         except Exception:
             return None
         say(lines, self.opts["no_color"])
+        ssh_stats()
         if os.environ.get(REPORT):
             with open(os.environ[REPORT], "a") as f:
                 f.write("fast path\n")
@@ -389,14 +517,17 @@ class Watch:
         self.files: dict[str, list[int] | None] = {}
         self.dirs: dict[str, list[Any] | None] = {}
         self.sockets: set[str] = set()
-        self.elsewhere = False  # a TCP connection (an SSH host, a TCP engine) or a subprocess
+        self.tcp: set[tuple[str, int]] = set()  # TCP peers (an SSH host's sshd, a TCP engine)
+        self.elsewhere = False  # a subprocess, or a connection of another kind
+        self.ssh_after: dict[str, Any] | None = None  # see closing()
         self.hooked = False
         self.busy: Any = None
         self.ignored: tuple[str, ...] = ()
         self.import_dirs: set[str] = set()
 
     def start(self) -> None:
-        self.files, self.dirs, self.sockets, self.elsewhere = {}, {}, set(), False
+        self.files, self.dirs, self.sockets, self.tcp, self.elsewhere = {}, {}, set(), set(), False
+        self.ssh_after = None
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         # Where modules are imported from: listed by the import system, never by a plan.
         self.ignored = tuple({sys.prefix, sys.base_prefix, sys.exec_prefix, "/proc/", "/dev/", "/sys/",
@@ -438,6 +569,8 @@ class Watch:
                     except OSError:
                         self.files[path] = None
             elif event in ("os.scandir", "os.listdir"):
+                if args and isinstance(args[0], int):
+                    return  # a listing by descriptor (shutil.rmtree of berth's own temporary directory)
                 path = os.path.abspath(os.fsdecode(args[0] if args and args[0] is not None else "."))
                 if path not in self.dirs and path not in self.import_dirs and not path.startswith(self.ignored):
                     try:
@@ -448,6 +581,8 @@ class Watch:
                 sock, address = args
                 if sock.family == _socket.AF_UNIX and isinstance(address, str):
                     self.sockets.add(address)
+                elif sock.family in (_socket.AF_INET, _socket.AF_INET6) and isinstance(address, tuple):
+                    self.tcp.add((str(address[0]), int(address[1])))
                 else:
                     self.elsewhere = True
             elif event in ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn"):
@@ -484,15 +619,68 @@ def before(attempt: Attempt | None, workspace: Any) -> None:
         return
     try:
         sock = engine_socket()
-        if sock is None or workspace.stack.hosts:
+        if sock is None:
             return
+        if not shape_eligible(workspace.stack):
+            return  # no record would count: the hosts need not be asked first
+        hosts = ssh_hosts(workspace.stack)
         then = {"store": str(workspace.store.path), "stack": workspace.stack.name, "socket": sock,
-                "images": images_used(workspace)}
-        if attempt.seen is not None and all(attempt.record.get(k) == v for k, v in then.items()):
+                "images": images_used(workspace), "ssh": {h: ssh_settings(workspace, h) for h in hosts}}
+        if attempt.seen is not None and all(attempt.record.get(k) == v for k, v in then.items() if k != "socket"):
             return  # the attempt's own look is the one to compare with
-        attempt.before = (then, world(then))
+        # Over the providers' own connections, which the plan then uses (no second
+        # connection, no second channel); the local engine: whether the plan asks it
+        # is known only after it (record), so it is read here either way.
+        remote = over_providers(workspace, hosts, then["stack"], then["images"])
+        attempt.before = (then, world(then, remote))
     except Exception:
         attempt.before = None
+
+
+def over_providers(workspace: Any, hosts: list[str], stack: str, images: dict[str, list[str]]) -> dict[str, Any]:
+    """Each SSH host's engine view over its provider's own refresh connection, the hosts
+    at once (each may have to connect first: one after another, 20 handshakes add up)."""
+    if not hosts:
+        return {}
+    from concurrent.futures import ThreadPoolExecutor
+
+    for host in hosts:  # opened here, one thread (they connect on first use, in the pool)
+        workspace.provider(host)
+
+    def view(host: str) -> Any:
+        return engine_view(HttpGets(workspace.provider(host).transport.http), stack, images)
+
+    with ThreadPoolExecutor(max_workers=min(len(hosts), 32), thread_name_prefix="berth-noop") as pool:
+        return dict(zip(hosts, pool.map(view, hosts)))
+
+
+def ssh_hosts(stack: Any) -> list[str]:
+    """The SSH hosts a plan of this stack asks: those its apps run on."""
+    return sorted({app.host for app in stack.apps.values() if app.host in stack.hosts})
+
+
+def ssh_settings(workspace: Any, host: str) -> dict[str, Any]:
+    """The host's [hosts.NAME] settings as providers.open_provider gives them to SshTarget."""
+    return workspace.stack.hosts[host].model_dump(mode="json", exclude={"build_on"})
+
+
+def closing(workspace: Any) -> None:
+    """Just before a watched full plan's workspace closes its providers: each SSH host's
+    engine view after the plan, over the plan's own connection (record compares it with
+    the view before). Best effort, as record()."""
+    if not WATCH.active:
+        return
+    try:
+        if not shape_eligible(workspace.stack):
+            return
+        hosts = ssh_hosts(workspace.stack)
+        images = images_used(workspace)
+        WATCH.ssh_after = over_providers(workspace, hosts, workspace.stack.name, images)
+        WATCH.ssh_stats = {h: dict(workspace.provider(h).stats()) for h in hosts}
+        WATCH.ssh_local = {h: workspace.provider(h).transport.forwarder.path for h in hosts}
+        WATCH.ssh_routes = {h: workspace.provider(h).conn.route for h in hosts}
+    except Exception:
+        WATCH.ssh_after = None
 
 
 def no_changes_lines(stack: Any) -> list[list[str]]:
@@ -520,14 +708,50 @@ def record(attempt: Attempt | None, workspace: Any, plan: Any) -> None:
 def eligible(workspace: Any, plan: Any) -> bool:
     """Whether a no-op of this stack is decided by what the fast path reads alone."""
     stack = workspace.stack
-    if plan.has_changes or plan.warnings or stack.hosts or WATCH.elsewhere or len(WATCH.sockets) != 1:
+    hosts = ssh_hosts(stack)
+    if plan.has_changes or plan.warnings or WATCH.elsewhere or len(local_sockets()) > 1 \
+            or not (local_sockets() or hosts) or not ssh_eligible(workspace, hosts):
         return False
+    return shape_eligible(stack)
+
+
+def shape_eligible(stack: Any) -> bool:
+    """What the stack file alone rules out: apps placed by berth or on GPUs, cpus, host
+    directories mounted, a command secret source."""
+    hosts = ssh_hosts(stack)
     for app in stack.apps.values():
-        if app.host != "local" or app.host_auto or app.gpus or app.cpus is not None:
+        if (app.host != "local" and app.host not in hosts) or app.host_auto or app.gpus or app.cpus is not None:
             return False
         if any(not v.named for v in app.volumes):
             return False  # host directories: refresh asks whether they exist
     return not any(getattr(s, "command", None) for s in stack.secrets.values())
+
+
+def local_sockets() -> set[str]:
+    """The unix sockets the plan connected to, less the SSH providers' own forwarders."""
+    return WATCH.sockets - set((getattr(WATCH, "ssh_local", None) or {}).values())
+
+
+def ssh_eligible(workspace: Any, hosts: list[str]) -> bool:
+    """The SSH hosts' part of eligible(): the plan asked each host's engine only, on one
+    connection (no command, no SFTP, no probe tunnel, no drop, no new host key), straight
+    to its sshd (no ProxyJump or ProxyCommand), and connected over TCP to nothing else."""
+    opened = {h for h, p in getattr(workspace, "_providers", {}).items() if hasattr(p, "conn")}
+    if not hosts:
+        return not opened and not WATCH.tcp
+    if WATCH.ssh_after is None or sorted(WATCH.ssh_after) != hosts or opened != set(hosts):
+        return False
+    allowed: set[tuple[str, int]] = set()
+    for host in hosts:
+        stats, route = WATCH.ssh_stats[host], WATCH.ssh_routes[host]
+        if route.proxy_jump or route.proxy_command or stats.get("connections") != 1:
+            return False
+        if stats.get("channels", 0) != stats.get("channels_docker", 0) or stats.get("drops") or \
+                stats.get("host_keys_added"):
+            return False
+        for *_, address in _socket.getaddrinfo(route.address, route.port, 0, _socket.SOCK_STREAM):
+            allowed.add((str(address[0]), int(address[1])))
+    return WATCH.tcp <= allowed
 
 
 def images_used(workspace: Any) -> dict[str, list[str]]:
@@ -565,28 +789,39 @@ def _record(attempt: Attempt, workspace: Any, plan: Any, lines: list[list[str]])
         if kept_path(path) and listing is not None and listing != dir_listing(path):
             return
     store = str(workspace.store.path)
-    entry = {"version": VERSION, "store": store, "stack": workspace.stack.name, "socket": next(iter(WATCH.sockets)),
+    hosts = ssh_hosts(workspace.stack)
+    entry = {"version": VERSION, "store": store, "stack": workspace.stack.name,
+             "socket": next(iter(local_sockets()), None),
              "files": sorted(p for p, s in files.items() if s is not None and kept_path(p) and os.path.isfile(p)),
              "dirs": sorted(p for p, s in dirs.items() if s is not None and kept_path(p)),
-             "lines": lines, "digest": None, "images": images_used(workspace)}
-    seen = world(entry)
+             "absent": sorted(p for p, s in files.items() if s is None and kept_path(p) and not os.path.lexists(p)),
+             "lines": lines, "digest": None, "local": None, "images": images_used(workspace),
+             "ssh": {h: ssh_settings(workspace, h) for h in hosts}}
+    seen = world(entry, WATCH.ssh_after)
     if seen["state"][1]:
         return  # another berth holds the lock: its apply is under way
     state = workspace.store.read()
-    listed = {c["Id"] for c in seen["engine"][0]}
+    views = ([seen["engine"]] if seen["engine"] else []) + list((seen.get("ssh") or {}).values())
+    listed = {c["Id"] for view in views for c in view[0]}
     if any(r.id not in listed for r in (state.resources.values() if state else ())
            if r.type in ("container", "gateway", "watcher") and r.id):
         return  # a container the stack's label does not list (imported): refresh looks it up by ID
     directory = os.path.join(sdir, RECORD_DIR)
     os.makedirs(directory, exist_ok=True)
-    keys = ("store", "stack", "socket", "images")
+    keys = ("store", "stack", "images", "ssh")
+
+    def compared(view: dict[str, Any]) -> list[Any]:  # the local engine only where this plan asked it
+        return [view["state"][0], view["engine"] if entry["socket"] else None, view.get("ssh")]
+
     before = [(attempt.record, attempt.seen), attempt.before]
     if any(seen_then is not None and {k: then.get(k) for k in keys} == {k: entry[k] for k in keys}
-           and [seen_then["state"][0], seen_then["engine"]] == [seen["state"][0], seen["engine"]]
+           and (then.get("socket") == entry["socket"] or not entry["socket"]) and compared(seen_then) == compared(seen)
            for then, seen_then in (b for b in before if b is not None and b[0] is not None)):
         # The world before this plan (read by the attempt, or by before()) and after it
         # are the same: the no-op this plan found is the no-op of that world.
-        entry["digest"] = digest(_key(directory, create=True), attempt.opts, entry, seen)
+        key = _key(directory, create=True)
+        entry["local"] = local_digest(key, attempt.opts, entry)
+        entry["digest"] = digest(key, entry["local"], seen)
     path = record_path(attempt.opts, attempt.file)
     temporary = f"{path}.{os.getpid()}.tmp"
     with open(temporary, "w") as f:

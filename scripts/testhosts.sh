@@ -3,6 +3,9 @@
 #
 #   bash scripts/testhosts.sh up      # create or reuse th1..th3 (idempotent, ~5 s cold)
 #   bash scripts/testhosts.sh down    # stop their sshd and dockerd, remove the namespaces
+#   BERTH_TESTHOSTS_COUNT=20 bash scripts/testhosts.sh up      # th1..th20 (the fan-out bench)
+#   BERTH_TESTHOSTS_COUNT=20 BERTH_TESTHOSTS_FIRST=4 bash scripts/testhosts.sh down
+#                                     # th4..th20 only: th1..th3 (the tests' hosts) go on
 #   bash scripts/testhosts.sh stop-sshd NAME | start-sshd NAME   # a host going away and back
 #
 # Each host is a network namespace `berth-thN` joined to this machine by a veth pair
@@ -20,6 +23,7 @@ set -euo pipefail
 
 root=${BERTH_TESTHOSTS:-/run/berth-testhosts}
 hosts=${BERTH_TESTHOSTS_COUNT:-3}
+first=${BERTH_TESTHOSTS_FIRST:-1}  # down: the first host it takes down
 say() { printf 'testhosts: %s\n' "$*"; }
 die() { printf 'testhosts: error: %s\n' "$*" >&2; exit 1; }
 
@@ -169,10 +173,14 @@ wait_engine() {
 }
 
 write_known_hosts() {
-    local n
+    # Every host that is up, not only this call's: a `down` of th4.. or an `up` of
+    # th1..th3 (a test session starting) while the fan-out bench has 20 up keeps theirs.
+    local dir n
     : >"$root/known_hosts.new"
-    for n in $(seq "$hosts"); do
-        printf '%s %s\n' "$(addr_of "$n")" "$(cut -d' ' -f1,2 "$(dir_of "$n")/ssh_host_ed25519_key.pub")" >>"$root/known_hosts.new"
+    for dir in "$root"/th*; do
+        n=${dir##*/th}
+        [ -e "/run/netns/$(ns_of "$n")" ] && [ -f "$dir/ssh_host_ed25519_key.pub" ] || continue
+        printf '%s %s\n' "$(addr_of "$n")" "$(cut -d' ' -f1,2 "$dir/ssh_host_ed25519_key.pub")" >>"$root/known_hosts.new"
     done
     mv "$root/known_hosts.new" "$root/known_hosts"
 }
@@ -188,7 +196,7 @@ up() {
 
 down() {
     local n dir
-    for n in $(seq "$hosts"); do
+    for n in $(seq "$first" "$hosts"); do
         dir=$(dir_of "$n")
         stop_sshd "$n"
         if alive "$dir/docker.pid"; then
@@ -197,8 +205,12 @@ down() {
         fi
         ip link del "bthv$n" 2>/dev/null || true
         ip netns del "$(ns_of "$n")" 2>/dev/null || true
+        # An extra host's engine data (th4..): the next bench starts it empty, as cold
+        # means. Only once its dockerd unmounted everything there.
+        if [ "$n" -gt 3 ] && ! grep -q " $dir/" /proc/mounts; then rm -rf "$dir"; fi
     done
-    say "down"
+    write_known_hosts
+    say "down: th$first..th$hosts"
 }
 
 # One set-up at a time: pytest workers and a bench may call `up` together.

@@ -177,7 +177,8 @@ def recorded(tmp_path: Path, engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
 
     def arm() -> None:  # in the test itself: pytest's own variables differ in a fixture
         key = noop._key(str(directory), create=True)
-        entry["digest"] = noop.digest(key, opts, entry, noop.world(entry))
+        entry["local"] = noop.local_digest(key, opts, entry)
+        entry["digest"] = noop.digest(key, entry["local"], noop.world(entry))
         Path(noop.record_path(opts, file)).write_text(json.dumps(entry))
 
     return tmp_path, store, arm
@@ -301,3 +302,54 @@ def test_the_state_is_read_from_the_stores_sqlite_file_as_the_store_keeps_it(tmp
     store.write(big.model_copy(update={"forgotten": big.forgotten[:-1]}))
     assert noop.store_state(str(tmp_path / "s"))[0] != third[0]
     store.close()
+
+
+# -- SSH hosts: which full plans may record ------------------------------------------------
+
+class _SshProvider:
+    conn = object()  # what ssh_eligible tells an SSH provider by
+
+
+class _Workspace:
+    def __init__(self, hosts: list[str]) -> None:
+        self._providers = {h: _SshProvider() for h in hosts}
+
+
+def _watched(monkeypatch: pytest.MonkeyPatch, stats: dict, route: object, tcp: set) -> None:
+    monkeypatch.setattr(noop.WATCH, "ssh_after", {"th1": []})
+    monkeypatch.setattr(noop.WATCH, "ssh_stats", {"th1": stats}, raising=False)
+    monkeypatch.setattr(noop.WATCH, "ssh_routes", {"th1": route}, raising=False)
+    monkeypatch.setattr(noop.WATCH, "tcp", tcp)
+
+
+ONE_CHANNEL = {"connections": 1, "channels": 1, "channels_docker": 1}
+
+
+@pytest.mark.parametrize(("stats", "route", "tcp", "expected"), [
+    (ONE_CHANNEL, {}, {("127.0.0.1", 22)}, True),
+    (ONE_CHANNEL | {"channels": 2, "channels_exec": 1}, {}, {("127.0.0.1", 22)}, False),  # a command (nvidia-smi)
+    (ONE_CHANNEL | {"channels": 2, "channels_sftp": 1}, {}, {("127.0.0.1", 22)}, False),  # secret files
+    (ONE_CHANNEL | {"channels": 2, "channels_probe": 1}, {}, {("127.0.0.1", 22)}, False),  # a port check
+    (ONE_CHANNEL | {"connections": 2, "drops": 1}, {}, {("127.0.0.1", 22)}, False),
+    (ONE_CHANNEL | {"host_keys_added": 1}, {}, {("127.0.0.1", 22)}, False),
+    (ONE_CHANNEL, {"proxy_jump": "bastion"}, {("127.0.0.1", 22)}, False),
+    (ONE_CHANNEL, {"proxy_command": "nc %h %p"}, set(), False),
+    (ONE_CHANNEL, {}, {("127.0.0.1", 22), ("127.0.0.2", 2375)}, False),  # TCP elsewhere too
+])
+def test_a_plan_on_ssh_hosts_records_only_when_it_asked_each_engine_alone(
+        monkeypatch: pytest.MonkeyPatch, stats: dict, route: dict, tcp: set, expected: bool) -> None:
+    from providers.ssh.connection import Route
+
+    _watched(monkeypatch, stats, Route(address="127.0.0.1", port=22, user="root", **route), tcp)
+    assert noop.ssh_eligible(_Workspace(["th1"]), ["th1"]) is expected
+
+
+def test_a_plan_records_only_when_it_looked_at_exactly_the_hosts_its_apps_run_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from providers.ssh.connection import Route
+
+    _watched(monkeypatch, ONE_CHANNEL, Route(address="127.0.0.1", port=22, user="root"), {("127.0.0.1", 22)})
+    assert not noop.ssh_eligible(_Workspace(["th1", "th2"]), ["th1"])  # another host opened
+    monkeypatch.setattr(noop.WATCH, "ssh_after", None)  # the look after the plan failed
+    assert not noop.ssh_eligible(_Workspace(["th1"]), ["th1"])
+    monkeypatch.setattr(noop.WATCH, "tcp", {("127.0.0.1", 22)})
+    assert not noop.ssh_eligible(_Workspace([]), [])  # no SSH host, yet a TCP connection
