@@ -13,9 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from state.address import Address  # noqa: E402
-from state.model import ResourceState, State  # noqa: E402
-from state.store import DiskStore  # noqa: E402
+from state.address import Address
+from state.model import ResourceState, State
+from state.store import DiskStore
 
 
 def per_write(apps: int, writes: int = 20) -> float:

@@ -35,8 +35,8 @@ def main() -> int:
             for i, (name, tree) in enumerate(tools):
                 directory = Path(tmp) / name
                 write_stack(directory, f"benchversus{name}", APPS, first + i * APPS)
-                berth = [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(tree)!r}); "
-                         "from berth.cli import main; sys.exit(main())"]
+                berth = [sys.executable, "-c", (f"import sys; sys.path.insert(0, {str(tree)!r}); "
+                                                "from berth.cli import main; sys.exit(main())")]
                 start = time.perf_counter()
                 up = run([*berth, "apply", "--auto-approve"], cwd=directory)
                 wait_serving(range(first + i * APPS, first + (i + 1) * APPS))
