@@ -103,16 +103,17 @@ def measure(apps: int, cold_runs: int, noop_runs: int) -> dict[str, dict[str, li
             tools.append(Compose(v1, "docker-compose 1.29", root / "v1", apps, first + 2 * apps))
         tools.append(Floor(root / "floor", apps, first + 3 * apps))
         times: dict[str, dict[str, list[float]]] = {
-            t.label: {"cold": [], "noop": [], "down": [], "noop_cpu": []} for t in tools}
+            t.label: {"cold": [], "noop": [], "down": [], "noop_cpu": [], "cold_cpu": [], "down_cpu": []} for t in tools}
         bases = {"berth": first, "Compose v2": first + apps, "docker-compose 1.29": first + 2 * apps,
                  "docker-py floor": first + 3 * apps}
         for round_ in range(cold_runs):
             for tool in tools:
                 try:
                     start = time.perf_counter()
-                    tool.up()
+                    up = tool.up()
                     wait_serving(range(bases[tool.label], bases[tool.label] + apps))
                     times[tool.label]["cold"].append(time.perf_counter() - start)
+                    times[tool.label]["cold_cpu"].append(up.cpu)
                     if round_ == 0 and tool.noop:
                         if hasattr(tool, "noop_full"):
                             full = [tool.noop_full() for _ in range(noop_runs)]
@@ -123,7 +124,9 @@ def measure(apps: int, cold_runs: int, noop_runs: int) -> dict[str, dict[str, li
                         times[tool.label]["noop"] = [r.wall for r in noops]
                         times[tool.label]["noop_cpu"] = [r.cpu for r in noops]
                 finally:
-                    times[tool.label]["down"].append(tool.down().wall)
+                    down = tool.down()
+                    times[tool.label]["down"].append(down.wall)
+                    times[tool.label]["down_cpu"].append(down.cpu)
     return times
 
 
@@ -154,6 +157,13 @@ def rows(apps: int, times: dict[str, dict[str, list[float]]]) -> list[dict[str, 
                             spread=(min(mine), max(mine)),
                             note=f"CPU {median(b['noop_full_cpu']):.3f} s"))
     add("destroy / down", "down", "Compose v2", 1.0)
+    for kind, what in (("cold", "cold apply / up -d"), ("down", "destroy / down")):
+        cpu = {peer: median(t[f"{kind}_cpu"]) for peer, t in times.items() if t.get(f"{kind}_cpu")}
+        if "berth" in cpu and "Compose v2" in cpu:
+            out.append({"figure": f"{what}: the command's own CPU seconds (user+sys; the engine's work is not in it)",
+                        "berth": cpu["berth"], "unit": "s cpu", "peer": "Compose v2", "peer_value": cpu["Compose v2"],
+                        "ratio": cpu["berth"] / cpu["Compose v2"],
+                        "note": f"docker-py floor {cpu['docker-py floor']:.3f} s" if "docker-py floor" in cpu else ""})
     add(f"cold, {apps} apps (1.29 beside)", "cold", "docker-compose 1.29", 0.9)
     add("no-op (1.29 beside)", "noop", "docker-compose 1.29", 0.8)
     add("destroy / down (1.29 beside)", "down", "docker-compose 1.29", 1.0)

@@ -60,6 +60,17 @@ class Recorder:
             resources = {k: v for k, v in self.state.resources.items() if k != key}
             self._write(resources)
 
+    def merge(self, puts: list[ResourceState], drops: list[Address]) -> None:
+        """put() each of puts and drop() each of drops, written as one state version
+        (none when nothing differs)."""
+        with self._lock:
+            resources = dict(self.state.resources)
+            for address in drops:
+                resources.pop(str(address), None)
+            resources |= {str(r.address): r for r in puts}
+            if resources != self.state.resources:
+                self._write(resources)
+
     def record_config(self) -> None:
         """Write a state version naming this run's configuration if the last one recorded
         differs, so that an apply which changed nothing on the hosts (probes, fields only
@@ -84,16 +95,21 @@ class Recorder:
 
 
 def refresh_state(plan: Plan, recorder: Recorder) -> None:
-    """Record what the plan found without acting: adopted IDs, forgotten resources."""
+    """Record what the plan found without acting: adopted IDs, forgotten resources. All
+    of it in one state version: it is one finding, and a write per resource made a cold
+    apply of N apps write N versions (each the whole state) before its first step."""
+    puts: list[ResourceState] = []
+    drops: list[Address] = []
     for change in plan.changes:
         if change.action is not Action.NOOP:
             continue
         if change.after is None:
-            recorder.drop(change.address)
+            drops.append(change.address)
             continue
         prev = recorder.get(change.address)
-        recorder.put(ResourceState(
+        puts.append(ResourceState(
             address=change.address, type=change.type, host=change.address.host,
             id=change.ids[0] if change.ids else (prev.id if prev else ""),
             status=prev.status if prev else "ready", attributes=change.after,
         ))
+    recorder.merge(puts, drops)

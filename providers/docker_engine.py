@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from providers.base import SecretFiles, Transport, engine_call
+from providers import docker_client
 from providers import docker_containers as containers
 from providers.buildkit import LEGACY_WARNING, Builder, cli_build, find_builder, log_path, without_buildkit
 from providers.docker_images import build, pull, remove
@@ -42,6 +43,8 @@ from providers.types import (
 
 if TYPE_CHECKING:
     from providers.gpus import Gpu
+
+docker_client.install()  # docker-py, when first imported, without paramiko (for local engines)
 
 # Where berth picks a replica's port when none is fixed: Docker's own range for ports it
 # picks, above where users fix theirs.

