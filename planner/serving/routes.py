@@ -144,15 +144,8 @@ def compose(provider: Provider, container_id: str, args: list[str], body: bytes 
     """Run the gateway's compose_script (put STACK, drop STACK, show) in container_id:
     its JSON answer. OSError when the admin API or the container does not answer;
     ProviderError when Caddy refuses the composed config."""
-    command = ["python3", "-I", gateway.COMPOSE_FILE, *args]
-    files = {}
-    if body is not None:
-        files[f"/tmp/berth-fragment-{secrets.token_hex(8)}.json"] = body
-        command += list(files)
-    try:
-        code, output = provider.run_in(container_id, command, files)
-    except ProviderError as err:
-        raise OSError(str(err)) from None
+    code, output = _run_with_body(provider, container_id, ["python3", "-I", gateway.COMPOSE_FILE, *args],
+                                  body, "berth-fragment")
     try:
         answer = json.loads(output.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -162,6 +155,21 @@ def compose(provider: Provider, container_id: str, args: list[str], body: bytes 
     if code != 0:
         raise OSError(f"admin API of the gateway: {answer.get('body') or answer.get('error') or f'exit code {code}'}")
     return answer
+
+
+def _run_with_body(provider: Provider, container_id: str, command: list[str], body: bytes | None,
+                   prefix: str) -> tuple[int, str]:
+    """Run command in the gateway container, body (if any) copied in as a file whose path is
+    the command's last argument: put_archive, not an argument, as a config of many apps
+    outgrows one argument. OSError when the container does not run it."""
+    files = {}
+    if body is not None:
+        files[f"/tmp/{prefix}-{secrets.token_hex(8)}.json"] = body
+        command = [*command, *files]
+    try:
+        return provider.run_in(container_id, command, files)
+    except ProviderError as err:
+        raise OSError(str(err)) from None
 
 
 def write_keys(provider: Provider, container_id: str, content: bytes, path: str) -> None:
@@ -220,16 +228,9 @@ def request(provider: Provider, container_id: str, admin_port: int, method: str,
             body: bytes | None = None, timeout: float = 10.0) -> tuple[int, str]:
     """One request to the admin API of the gateway container_id: (status, body). OSError
     when it cannot be made: the container is not running, or Caddy not listening yet."""
-    command = ["python3", "-I", "-c", CLIENT, str(admin_port), str(timeout), method, path]
-    files = {}
-    if body is not None:
-        # put_archive, not an argument: a config of many apps outgrows one argument.
-        files[f"/tmp/berth-admin-{secrets.token_hex(8)}.json"] = body
-        command += list(files)
-    try:
-        code, output = provider.run_in(container_id, command, files)
-    except ProviderError as err:
-        raise OSError(str(err)) from None
+    code, output = _run_with_body(provider, container_id,
+                                  ["python3", "-I", "-c", CLIENT, str(admin_port), str(timeout), method, path],
+                                  body, "berth-admin")
     status, _, text = output.partition("\n")
     if code != 0 or not status.isdigit():
         raise OSError(f"admin API on the gateway's 127.0.0.1:{admin_port}: {output.strip() or f'exit code {code}'}")
