@@ -342,6 +342,9 @@ def upstream(port: int) -> str:
     return f"{UPSTREAM_HOST}:{port}"
 
 
+SERVER = {"Server": ["Caddy"]}  # what a proxied response says its server is (_proxy)
+
+
 def _route(paths: list[str], handle: list[dict[str, Any]]) -> dict[str, Any]:
     return {"match": [{"path": paths}], "handle": handle, "terminal": True}
 
@@ -356,7 +359,7 @@ def _auth(stack: str) -> dict[str, Any]:
         "handler": "reverse_proxy",
         "upstreams": [{"dial": f"unix/{AUTH_SOCKET}"}],
         "rewrite": {"method": "GET", "uri": f"/{stack}"},  # whose keys: the stack's (auth_script)
-        "headers": {"response": {"set": {REQUEST_ID: ["{http.request.header.X-Request-Id}"]}}},
+        "headers": {"response": {"set": {REQUEST_ID: ["{http.request.header.X-Request-Id}"], **SERVER}}},  # not the check's
         "handle_response": [{
             "match": {"status_code": [2]},
             "routes": [{"handle": [{"handler": "headers", "request": {"delete": ["Authorization"]}}]}],
@@ -382,8 +385,9 @@ def _proxy(route: dict[str, Any], ports: list[int], drain: float = DRAIN_TIMEOUT
             # A replica that refuses a connection is skipped within the request.
             "try_duration": "5s",
         },
-        # The app's Server header goes: Caddy has set its own, and a response carries one.
-        "headers": {"response": {"set": {REQUEST_ID: ["{http.request.header.X-Request-Id}"]}, "delete": ["Server"]}},
+        # One Server header, the gateway's, in place of the app's: Caddy (since 2.8) drops
+        # its own when it proxies and passes the upstream's on (adding Via).
+        "headers": {"response": {"set": {REQUEST_ID: ["{http.request.header.X-Request-Id}"], **SERVER}}},
         # No flush_interval: Caddy already passes on each chunk as the app writes it for
         # server-sent events and for any response of unknown length (chunked), which is
         # what a streaming completion is. flush_interval = -1 (flush always) broke

@@ -92,3 +92,15 @@ def test_a_gateway_of_the_debian_caddy_image_is_replaced_once_on_upgrade() -> No
     assert change.action is Action.REPLACE and change.forces_replacement == ["image"]
     state, observed = applied(stack())
     assert gateway_change(stack(), state, observed).action is Action.NOOP  # and once only
+
+
+def test_a_proxied_response_or_a_refused_key_says_its_server_is_caddy_alone() -> None:
+    """Caddy 2.8+ passes the upstream's Server header on (the app's, the key check's
+    Python one) where 2.6 kept its own: the gateway sets its own over it."""
+    desired = stack()
+    attrs = gateway.attributes(desired.model_copy(update={"gateway_api_keys": ("k",)}), "local", {"k": "hmac-sha256:aa"})
+    routes = gateway.caddy_config(attrs, {"llm": [18000]})["apps"]["http"]["servers"]["berth"]["routes"]
+    handlers = [h for r in routes for h in r.get("handle", []) if h.get("handler") == "reverse_proxy"]
+    assert len(handlers) == 4  # the key check and the app's proxy, on both path routes
+    for handler in handlers:
+        assert handler["headers"]["response"]["set"]["Server"] == ["Caddy"]
