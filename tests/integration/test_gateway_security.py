@@ -81,6 +81,7 @@ def test_a_request_needs_a_key_in_either_form_unless_its_app_is_public(project):
     status, body, headers = call(f"{url}/llm/refused-path", request_id="no-key-1")
     assert status == 401 and body["error"] == "unauthorized", body
     assert headers["X-Request-Id"] == "no-key-1"
+    assert headers["Server"] == "Caddy"  # the gateway's, not the key check's
     assert call(f"{url}/llm/refused-path", f"Bearer {key}x")[0] == 401
     assert call(f"{url}/llm/refused-path", f"Basic {key}")[0] == 401
     assert call(f"{url}/llm/refused-path", "Bearer ")[0] == 401
