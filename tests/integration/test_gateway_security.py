@@ -306,8 +306,8 @@ def test_an_open_websocket_finishes_on_its_old_replica_across_a_rolling_replace(
     assert "new" in seen and "closed" in seen, (seen, output)
     assert {replica for _, replica in echoes} == {old}, echoes[-3:]
     # Echoing on the old replica well into the roll, closed drain_timeout after the switch.
-    assert any(at > seen["new"] + 2.0 for at, _ in echoes), (seen, echoes[-3:])
-    assert 2.3 < seen["closed"] - seen["new"] < 4.5, seen
+    assert any(at > seen["new"] + 1.5 for at, _ in echoes), (seen, echoes[-3:])
+    assert 2.0 < seen["closed"] - seen["new"] < 4.5, seen  # on Caddy 2.6: at once (about 0)
     assert seen["closed"] < done
     again = WebSocket(port, "/llm/ws", None, "ws-roll-2")
     try:
