@@ -85,7 +85,7 @@ GATEWAY = AttributeModel(ResourceKind.GATEWAY, {
     # API keys: their keyed digests (reloaded live: the key check rereads its file), and
     # the hash of the key check's program, which runs in the container.
     "api_keys": Field(U, optional=True), "auth": Field(R, optional=True),
-    "drain_timeout": Field(B, optional=True),
+    "drain_timeout": Field(U, optional=True),  # berth's drain wait, and the routes' stream_close_delay
     "tls": Field(U, optional=True),  # {mode, names}: certificates for these names, loaded live
 })
 

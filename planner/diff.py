@@ -354,6 +354,8 @@ def _diff_gateway(
         ours = change(Action.UPDATE, ["API keys changed: loaded live, without restarting the gateway"])
     elif old.get("tls") != attrs.get("tls"):
         ours = change(Action.UPDATE, ["TLS changed: loaded live, without restarting the gateway"])
+    elif old.get("drain_timeout") != attrs.get("drain_timeout"):  # the WebSockets' close delay is in the routes
+        ours = change(Action.UPDATE, ["drain_timeout changed: routes are reloaded live"])
     elif upstreams is None:
         ours = change(Action.UPDATE, ["replicas change: the routes follow them once they are ready"])
     elif old.get("upstreams") != upstreams:

