@@ -187,9 +187,59 @@ def main(argv: list[str]) -> int:
                 except FileNotFoundError:
                     pass
         fragments = _fragments()
-        status, body = _load(compose(fragments, _admin(), stack))
-    print(json.dumps({"status": status, "body": body[:2000], "stacks": sorted(fragments)}))
-    return 0 if status == 200 else 3 if status == 0 else 4
+        config = compose(fragments, _admin(), stack)
+        status, body = _load(config)
+        pending = await_certificates(*internal_subjects(config)) if status == 200 else []
+    print(json.dumps({"status": status, "body": body[:2000], "stacks": sorted(fragments), "pending": pending}))
+    return 5 if pending else 0 if status == 200 else 3 if status == 0 else 4
+
+
+CERTIFICATE_WAIT = 30.0  # seconds: Caddy's own CA signs in milliseconds; this is a broken gateway
+
+
+def internal_subjects(config: dict[str, Any]) -> tuple[int, list[str]]:
+    """The gateway's port and the names its own CA certifies (tls = "internal"), else (0, [])."""
+    tls = config.get("apps", {}).get("tls") or {}
+    issuers = [i for p in (tls.get("automation") or {}).get("policies") or [] for i in p.get("issuers") or []]
+    if not any(i.get("module") == "internal" for i in issuers):
+        return 0, []
+    listen = config["apps"]["http"]["servers"]["berth"]["listen"][0]
+    return int(listen.rpartition(":")[2]), list((tls.get("certificates") or {}).get("automate") or [])
+
+
+def await_certificates(port: int, subjects: list[str], timeout: float = CERTIFICATE_WAIT) -> list[str]:
+    """Wait until the gateway completes a TLS handshake for each subject: Caddy obtains the
+    certificates of a config after POST /load has answered, so a client right after an apply
+    could meet a handshake with no certificate ("tlsv1 alert internal error"). The names
+    still without one at the timeout; [] when all have one. An IP address is asked without
+    SNI, as clients ask it (Caddy answers with the default_sni name's certificate)."""
+    import ipaddress
+    import socket
+    import ssl
+    import time
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # whether one is served, not whom it is from
+    deadline = time.monotonic() + timeout
+    waiting = list(subjects)
+    while waiting:
+        name = waiting[0]
+        try:
+            ipaddress.ip_address(name)
+            sni = None
+        except ValueError:
+            sni = "berth-check." + name[2:] if name.startswith("*.") else name
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as raw:
+                with context.wrap_socket(raw, server_hostname=sni):
+                    waiting.pop(0)
+                    continue
+        except (OSError, ssl.SSLError):
+            if time.monotonic() > deadline:
+                return waiting
+            time.sleep(0.05)
+    return []
 
 
 if __name__ == "__main__":

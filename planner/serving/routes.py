@@ -29,7 +29,7 @@ import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from planner.serving import gateway
+from planner.serving import compose_script, gateway
 from planner.resources import reach_port
 from providers.base import Provider
 from providers.types import ProviderError
@@ -150,6 +150,10 @@ def compose(provider: Provider, container_id: str, args: list[str], body: bytes 
         answer = json.loads(output.strip().splitlines()[-1])
     except (ValueError, IndexError):
         raise OSError(f"the gateway's route composer: {output.strip()[:300] or f'exit code {code}'}") from None
+    if code == 5:
+        raise ProviderError(f"the gateway has no TLS certificate for {', '.join(answer.get('pending') or [])} "
+                            f"{compose_script.CERTIFICATE_WAIT:.0f} s after loading its routes: see `docker logs` of "
+                            "its container for what its CA said")
     if code == 4:
         raise ProviderError(f"the gateway refused the routes (HTTP {answer.get('status')}): {answer.get('body', '').strip()}")
     if code != 0:

@@ -77,6 +77,7 @@ def composer(tmp_path, monkeypatch):
     monkeypatch.setattr(compose_script, "LOCK_FILE", str(tmp_path / "lock"))
     monkeypatch.setattr(compose_script, "_admin", lambda: ADMIN)
     monkeypatch.setattr(compose_script, "_load", lambda config: (loaded.append(config), (200, ""))[1])
+    monkeypatch.setattr(compose_script, "await_certificates", lambda port, subjects: [])  # no Caddy here to ask
 
     def run(*argv: str, body: dict[str, Any] | None = None) -> int:
         if body is not None:
@@ -179,3 +180,19 @@ def test_a_destroy_takes_the_stacks_routes_out_of_a_shared_gateway_replaced_sinc
     kept = diff(desired, state, {"local": Observation(host="local", containers=())}, {})
     [change] = [c for c in kept.changes if c.type == "gateway"]
     assert change.action is Action.CREATE  # still wanted: the running shared gateway is joined again
+
+
+def test_the_names_of_tls_internal_are_awaited_and_those_still_without_a_certificate_returned() -> None:
+    """After POST /load, Caddy obtains tls = "internal" certificates in the background: the
+    composer waits for a handshake per name, so an apply does not end before a client can
+    connect. Here nothing listens: every name is still pending when the wait runs out."""
+    from planner.serving import compose_script
+
+    config = compose_script.compose({"a": {"port": 1, "tls": {"mode": "internal", "names": ["10.0.0.1", "llm.example.com"]},
+                                           "routes": []}}, "127.0.0.1:2019", "a")
+    port, subjects = compose_script.internal_subjects(config)
+    assert (port, subjects) == (1, ["10.0.0.1", "llm.example.com"])
+    assert compose_script.await_certificates(port, subjects, timeout=0.2) == ["10.0.0.1", "llm.example.com"]
+    plain = compose_script.compose({"a": {"port": 1, "routes": []}}, "127.0.0.1:2019", "a")
+    assert compose_script.internal_subjects(plain) == (0, [])
+    assert compose_script.await_certificates(0, []) == []
