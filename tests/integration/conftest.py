@@ -182,7 +182,9 @@ class Project:
         """Every container (running or not) labelled berth.stack=<stack>, and the shared
         gateways on this test's ports (labelled berth.gateway-port: no one stack's)."""
         found = self.client.containers.list(all=True, filters={"label": self._label})
-        shared = self.client.containers.list(all=True, filters={"label": "berth.gateway-port"})
+        # Every test's gateways: one another worker removes between the list and its inspect
+        # is skipped, not an error (ignore_removed).
+        shared = self.client.containers.list(all=True, filters={"label": "berth.gateway-port"}, ignore_removed=True)
         return found + [c for c in shared if c.labels.get("berth.gateway-port") in {str(p) for p in self.ports}]
 
     def images(self) -> list:
@@ -218,17 +220,19 @@ class Project:
         remove("container", self.containers(), force=True, v=True)
         # Images berth labelled, plus any tagged with the (unique) stack name, in case
         # something tagged an image without labelling it.
-        images = {i.id: i for i in self.images()}
-        for image in self.client.images.list():
-            if any(self.stack in tag for tag in image.tags):
-                images.setdefault(image.id, image)
-        for image in images.values():
+        images = {i.id for i in self.images()}
+        # The engine's plain list, not images.list(): that inspects each image after listing,
+        # and one another test (another worker) removes in between is an ImageNotFound here.
+        for image in self.client.api.images():
+            if any(self.stack in tag for tag in image.get("RepoTags") or ()):
+                images.add(image["Id"])
+        for image_id in sorted(images):
             try:
-                self.client.images.remove(image.id, force=True)
+                self.client.images.remove(image_id, force=True)
             except docker.errors.NotFound:
                 pass
             except docker.errors.APIError as exc:
-                problems.append(f"image {image.id[:19]}: {exc}")
+                problems.append(f"image {image_id[:19]}: {exc}")
         remove("network", self.client.networks.list(filters={"label": self._label}))
         remove("volume", self.client.volumes.list(filters={"label": self._label}), force=True)
         # The shared gateways' volumes (their routes and CA) on this test's ports.
