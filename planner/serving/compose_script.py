@@ -194,7 +194,9 @@ def main(argv: list[str]) -> int:
     return 5 if pending else 0 if status == 200 else 3 if status == 0 else 4
 
 
-CERTIFICATE_WAIT = 30.0  # seconds: Caddy's own CA signs in milliseconds; this is a broken gateway
+# seconds. Caddy's own CA signs in milliseconds, but CertMagic tries a failed issuance
+# again only after a minute (its first retry interval): the wait covers that one retry.
+CERTIFICATE_WAIT = 75.0
 
 
 def internal_subjects(config: dict[str, Any]) -> tuple[int, list[str]]:

@@ -151,14 +151,37 @@ def compose(provider: Provider, container_id: str, args: list[str], body: bytes 
     except (ValueError, IndexError):
         raise OSError(f"the gateway's route composer: {output.strip()[:300] or f'exit code {code}'}") from None
     if code == 5:
-        raise ProviderError(f"the gateway has no TLS certificate for {', '.join(answer.get('pending') or [])} "
-                            f"{compose_script.CERTIFICATE_WAIT:.0f} s after loading its routes: see `docker logs` of "
-                            "its container for what its CA said")
+        pending = list(answer.get("pending") or [])
+        said = ca_said(provider.logs(container_id, 400), pending)
+        raise ProviderError(f"the gateway has no TLS certificate for {', '.join(pending)} "
+                            f"{compose_script.CERTIFICATE_WAIT:.0f} s after loading its routes; "
+                            + (f"its CA said: {said}" if said else "its container's log (`docker logs`) says no more"))
     if code == 4:
         raise ProviderError(f"the gateway refused the routes (HTTP {answer.get('status')}): {answer.get('body', '').strip()}")
     if code != 0:
         raise OSError(f"admin API of the gateway: {answer.get('body') or answer.get('error') or f'exit code {code}'}")
     return answer
+
+
+def ca_said(log: str, names: list[str], most: int = 3) -> str:
+    """The last few errors and warnings Caddy logged about certificates (its loggers tls.*
+    and pki.*, as JSON lines), those naming one of names first: what a failed issuance
+    says, for the apply's error. "" when it logged none."""
+    found: list[tuple[bool, str]] = []
+    for line in log.splitlines():
+        try:
+            entry = json.loads(line[line.index("{"):])
+        except ValueError:
+            continue
+        if not isinstance(entry, dict) or entry.get("level") not in ("warn", "error"):
+            continue
+        if not str(entry.get("logger", "")).startswith(("tls", "pki")):
+            continue
+        subject = entry.get("identifier") or entry.get("subject") or ""
+        text = f"{entry.get('msg', '')}: {entry.get('error', '')}".rstrip(": ")
+        found.append((subject in names, f"{text} ({subject})" if subject else text))
+    chosen = [t for named, t in found if named] or [t for _, t in found]
+    return "; ".join(dict.fromkeys(chosen[-most:]))
 
 
 def _run_with_body(provider: Provider, container_id: str, command: list[str], body: bytes | None,

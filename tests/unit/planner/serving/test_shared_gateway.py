@@ -196,3 +196,28 @@ def test_the_names_of_tls_internal_are_awaited_and_those_still_without_a_certifi
     plain = compose_script.compose({"a": {"port": 1, "routes": []}}, "127.0.0.1:2019", "a")
     assert compose_script.internal_subjects(plain) == (0, [])
     assert compose_script.await_certificates(0, []) == []
+
+
+def test_a_failed_issuance_is_told_in_the_words_caddy_logged_about_the_pending_name() -> None:
+    """The apply's error quotes Caddy's own certificate errors (JSON log lines of its tls
+    loggers), those about a name still without a certificate first; other lines are not
+    quoted, and a log without such errors quotes nothing."""
+    from planner.serving.routes import ca_said
+
+    def line(**entry: Any) -> str:
+        return "2026/12/01 17:06:48.000 " + json.dumps({"ts": 1.0, **entry})
+
+    log = "\n".join([
+        line(level="info", logger="tls.obtain", msg="acquiring lock", identifier="open.example"),
+        line(level="error", logger="tls.obtain", msg="could not get certificate from issuer",
+             identifier="localhost", error="storage busy"),
+        "plain text from the key check",
+        line(level="error", logger="tls.obtain", msg="will retry", identifier="open.example",
+             error="[open.example] Obtain: lock acquisition: context canceled"),
+        line(level="error", logger="http.log.error", msg="dial tcp: connection refused"),
+    ])
+    said = ca_said(log, ["open.example"])
+    assert said == "will retry: [open.example] Obtain: lock acquisition: context canceled (open.example)"
+    assert ca_said(log, ["nothing.pending"]).startswith("could not get certificate from issuer: storage busy (localhost)")
+    assert "connection refused" not in ca_said(log, ["nothing.pending"])
+    assert ca_said(line(level="info", logger="tls", msg="cleaning storage"), ["x"]) == ""
