@@ -118,18 +118,66 @@ def fan_out(hosts: tuple[str, ...], apps: int) -> list[dict]:
     return phases
 
 
+FLOOR_IMAGE = "berth-fanout-floor:1"
+
+
+def floor(hosts: tuple[str, ...], apps: int) -> float:
+    """The same cold fan-out without berth, as one would script it: on every host at once,
+    `docker save IMAGE | ssh HOST docker load` of the same context's image, then the apps'
+    `docker run -d` together, until every port answers /ready. Wall seconds. What this
+    costs is the hosts' engines' own work (20 dockerds on this machine's 2 cores), which
+    no deployment tool can take off; berth's fan-out ratio is read against this one's."""
+    import concurrent.futures
+    import urllib.request
+
+    subprocess.run(["docker", "build", "-q", "-t", FLOOR_IMAGE, str(REPO / "tests/integration/contexts/httpd")],
+                   check=True, capture_output=True)
+    ssh = ["ssh", "-i", str(ROOT / "id_ed25519"), "-o", f"UserKnownHostsFile={ROOT / 'known_hosts'}",
+           "-o", "BatchMode=yes"]
+
+    def one(host: str) -> None:
+        address = f"root@10.203.{int(host[2:])}.2"
+        subprocess.run(f"docker save {FLOOR_IMAGE} | {' '.join(ssh)} {address} docker load -q", shell=True,
+                       check=True, capture_output=True)
+        runs = " ".join(f"docker run -d -q --name fanfloor-{i} -p {FIRST_PORT + i}:8000 -e MESSAGE={host}-{i} "
+                        f"{FLOOR_IMAGE} >/dev/null &" for i in range(apps))
+        subprocess.run([*ssh, address, f"{runs} wait"], check=True, capture_output=True)
+        for i in range(apps):
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://{address[5:]}:{FIRST_PORT + i}/ready", timeout=2) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                time.sleep(0.02)
+
+    started = time.monotonic()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(len(hosts)) as pool:
+            list(pool.map(one, hosts))
+        return round(time.monotonic() - started, 3)
+    finally:
+        clean = f"docker rm -f {' '.join(f'fanfloor-{i}' for i in range(apps))} >/dev/null 2>&1; docker rmi -f {FLOOR_IMAGE} >/dev/null 2>&1; true"
+        with concurrent.futures.ThreadPoolExecutor(len(hosts)) as pool:
+            list(pool.map(lambda h: subprocess.run([*ssh, f"root@10.203.{int(h[2:])}.2", clean], capture_output=True),
+                          hosts))
+
+
 def measure20(many: int = 20, apps: int = 5) -> dict:
     """The 3-host case, then `many` hosts (th4.. brought up for it and taken down after;
     th1..th3 are left as they were), each × `apps` apps."""
     script = str(REPO / "scripts/testhosts.sh")
     subprocess.run(["bash", script, "up"], check=True, capture_output=True)
-    found = {"apps_per_host": apps, "three": fan_out(HOSTS, apps)}
+    found = {"apps_per_host": apps, "three": fan_out(HOSTS, apps), "floor_three_s": floor(HOSTS, apps)}
     env = {**os.environ, "BERTH_TESTHOSTS_COUNT": str(many)}
     try:
         started = time.monotonic()
         subprocess.run(["bash", script, "up"], check=True, capture_output=True, env=env)
         found["bring_up_s"] = round(time.monotonic() - started, 1)
-        found["many"] = fan_out(tuple(f"th{n}" for n in range(1, many + 1)), apps)
+        names = tuple(f"th{n}" for n in range(1, many + 1))
+        found["many"] = fan_out(names, apps)
+        found["floor_many_s"] = floor(names, apps)
     finally:
         subprocess.run(["bash", script, "down"], check=True, capture_output=True,
                        env={**env, "BERTH_TESTHOSTS_FIRST": str(len(HOSTS) + 1)})
@@ -150,6 +198,13 @@ def rows20(found: dict) -> list[dict]:
            goal_row(f"no-op plan, {n} hosts, full plan (the first after an apply)", many[1]["wall_s"], 1.5),
            goal_row(f"cold apply, {n} hosts against 3 (× {found['apps_per_host']} apps each)", many[0]["wall_s"], 2.0,
                     peer="3 hosts", peer_value=three[0]["wall_s"])]
+    if found.get("floor_many_s"):
+        low3, low = found["floor_three_s"], found["floor_many_s"]
+        out.append({"figure": f"the floor: docker save | ssh docker load, then docker run, on {n} hosts against 3",
+                    "berth": low, "unit": "s", "peer": "3 hosts", "peer_value": low3,
+                    "ratio": round(low / low3, 2),
+                    "note": f"berth's {n}-host cold is {many[0]['wall_s'] / low:.2f}× this floor, "
+                            f"its 3-host cold {three[0]['wall_s'] / low3:.2f}×"})
     for label, phases in (("3 hosts", three), (f"{n} hosts", many)):
         for phase in phases:
             per = list(phase["hosts"].values())
