@@ -347,9 +347,9 @@ def _memo(cache_dir: Path | None) -> Any:
     if cache_dir is None:
         return None
     try:
-        import diskcache
+        from state.storage import thread_closing_cache
 
-        return diskcache.Cache(str(cache_dir), size_limit=256 * 2**20)
+        return thread_closing_cache(str(cache_dir), size_limit=256 * 2**20)
     except Exception:
         return None
 

@@ -102,3 +102,48 @@ class ReadOnlyCache:
 
     def close(self) -> None:
         self._sql.close()
+
+
+class _CloseWithThread:
+    """Closes one SQLite connection when it is freed. Kept in the thread-local storage of
+    the thread that opened the connection, it is freed, on that thread, when the thread
+    ends; the connection itself would not be: CPython's sqlite3 keeps it in a reference
+    cycle (its statement cache refers back to it), which only the garbage collector
+    breaks, and the console script freezes the heap at exit (berth.cli._before_exit)."""
+
+    __slots__ = ("con",)
+
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self.con = con
+
+    def __del__(self) -> None:
+        try:
+            self.con.close()
+        except sqlite3.Error:
+            pass
+
+
+_THREAD_CLOSING: type | None = None
+
+
+def thread_closing_cache(path: str, **settings: Any) -> Any:
+    """A diskcache.Cache whose connection in each thread is closed when that thread ends.
+    diskcache opens one connection per thread, and its close() closes only the calling
+    thread's: the apply's worker threads write state too. Each connection closed is what
+    checkpoints SQLite's write-ahead log into cache.db and removes cache.db-wal, so the
+    store is one file once berth exits."""
+    global _THREAD_CLOSING
+    if _THREAD_CLOSING is None:
+        import diskcache
+
+        class ThreadClosingCache(diskcache.Cache):
+            @property
+            def _con(self) -> sqlite3.Connection:
+                con = diskcache.Cache._con.fget(self)  # type: ignore[attr-defined]
+                closer = getattr(self._local, "closer", None)
+                if closer is None or closer.con is not con:
+                    self._local.closer = _CloseWithThread(con)
+                return con
+
+        _THREAD_CLOSING = ThreadClosingCache
+    return _THREAD_CLOSING(path, **settings)

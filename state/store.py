@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from state.canonical import canonical_json, sha256_hex
 from state.errors import CorruptLockError, LockLostError, StateError
 from state.model import State
-from state.storage import ReadOnlyCache, cannot_write, why_unwritable
+from state.storage import ReadOnlyCache, cannot_write, thread_closing_cache, why_unwritable
 
 # berth/noop.py reads these two rows straight from the SQLite file (diskcache's Cache
 # table: key, raw, filename, value), without diskcache; tests/unit/berth/test_noop.py
@@ -93,10 +93,8 @@ class DiskStore:
                     "gone, and berth will not start a new state over them. Restore a saved copy: move the "
                     "directory aside, then `berth state push FILE` (from `berth state pull`), and adopt "
                     "containers still running with `berth import`.")
-            import diskcache
-
             try:
-                self._cache = diskcache.Cache(self.path, eviction_policy="none", size_limit=2**62)
+                self._cache = thread_closing_cache(self.path, eviction_policy="none", size_limit=2**62)
             except (sqlite3.DatabaseError, OSError) as err:
                 why = why_unwritable(directory, err)
                 if why is None:
