@@ -1,6 +1,7 @@
-"""Containers on one engine through docker-py's APIClient: create (taking a leftover of
-the same stack off the name), start, stop, update, remove, restart, the last exit code;
-plain functions of (api, host) that DockerEngine calls as its engine calls.
+"""Containers on one engine: create (taking a leftover of the same stack off the name),
+start, stop, update, remove, restart, the last exit code; plain functions of (api, host)
+that DockerEngine calls as its engine calls, through docker-py's APIClient, except stop
+and remove, which take DockerEngine._send (no docker-py: a destroy loads none).
 
 Errors are ProviderErrors naming the host; docker-py is loaded only when one runs.
 """
@@ -70,26 +71,25 @@ def grace(api: Any, container_id: str) -> int:
         return STOP_TIMEOUT  # absent: the stop below says so (or has nothing to do)
 
 
-def _stop_as_created(api: Any, container_id: str) -> None:
+Send = Callable[..., tuple[int, str]]
+"""DockerEngine._send: (method, path, timeout=, **query) -> (HTTP status, engine's message)."""
+
+
+def _stop_as_created(send: Send, container_id: str) -> tuple[int, str]:
     """Stop with the grace the container was created with (its StopTimeout, which the
     engine applies when the request names no `t`), without an inspect to ask for it first:
     one engine call a container fewer in a destroy. No read timeout: the engine answers
     once the container exited, or was killed when its grace ran out (docker-py's stop()
-    would send `t`, or time out after its client timeout + 10 s, short of a long grace)."""
-    response = api._post(api._url("/containers/{0}/stop", container_id), timeout=None)
-    api._raise_for_status(response)
+    would send `t`, or time out after its client timeout + 10 s, short of a long grace).
+    204 stopped, 304 already stopped, 404 absent."""
+    return send("POST", f"/containers/{container_id}/stop", timeout=None)
 
 
-def stop(api: Any, host: str, container_id: str) -> None:
+def stop(send: Send, host: str, container_id: str) -> None:
     """Stop (gracefully, then kill), keeping the container; absent is not an error."""
-    import docker.errors
-
-    try:
-        _stop_as_created(api, container_id)
-    except docker.errors.NotFound:
-        pass
-    except docker.errors.APIError as err:
-        raise ProviderError(f"cannot stop container {container_id[:12]} on {host}: {summary(err)}") from None
+    status, message = _stop_as_created(send, container_id)
+    if status not in (204, 304, 404):
+        raise ProviderError(f"cannot stop container {container_id[:12]} on {host}: {message}")
 
 
 def update(api: Any, host: str, container_id: str, spec: ContainerSpec) -> None:
@@ -105,22 +105,14 @@ def update(api: Any, host: str, container_id: str, spec: ContainerSpec) -> None:
         raise ProviderError(f"cannot update {spec.name} on {host}: {summary(err)}") from None
 
 
-def remove(api: Any, host: str, container_id: str) -> None:
-    """Stop, then remove with its anonymous volumes; absent is not an error."""
-    import docker.errors
-
-    try:
-        _stop_as_created(api, container_id)
-    except docker.errors.NotFound:
+def remove(send: Send, host: str, container_id: str) -> None:
+    """Stop, then remove with its anonymous volumes; absent is not an error. A stop the
+    engine refuses (stuck) is settled by the forced removal."""
+    if _stop_as_created(send, container_id)[0] == 404:
         return
-    except docker.errors.APIError:
-        pass  # already stopped or stuck: removal with force below settles it
-    try:
-        api.remove_container(container_id, force=True, v=True)
-    except docker.errors.NotFound:
-        pass
-    except docker.errors.APIError as err:
-        raise ProviderError(f"cannot remove container {container_id[:12]} on {host}: {summary(err)}") from None
+    status, message = send("DELETE", f"/containers/{container_id}", force="1", v="1")
+    if status not in (204, 404):
+        raise ProviderError(f"cannot remove container {container_id[:12]} on {host}: {message}")
 
 
 def restart(api: Any, host: str, container_id: str) -> None:

@@ -105,6 +105,20 @@ class DockerEngine:
                     self._api = client.api if hasattr(client, "api") else client
         return self._api
 
+    def _send(self, method: str, path: str, timeout: float | None = 900.0, **query: str) -> tuple[int, str]:
+        """One engine call without a body: (HTTP status, the engine's message). Through the
+        transport's EngineHTTP where it has one, so a step that only stops or removes
+        loads neither docker-py nor requests; else through docker-py (an engine over TLS).
+        The timeout is docker-py's client timeout, as before: a slow removal is not cut short."""
+        http = self.transport.http
+        if http is not None:
+            return http.send(method, path, timeout=timeout, **query)
+        from providers.engine_http import message
+
+        api = self.api
+        response = api._session.request(method, api._url(path), params=query, timeout=timeout)
+        return response.status_code, message(response.content)
+
     # Refresh -------------------------------------------------------------------------
 
     def observe(self, stack: str, secrets: bool = True, weights: bool = False) -> Observation:
@@ -285,7 +299,7 @@ class DockerEngine:
     def remove_image(self, ref: str) -> None:
         """Untag ref (the image itself goes with its last tag), or remove an untagged
         image by ID. Never forced: an image a container still uses stays."""
-        remove(self.api, self.host, ref)
+        remove(self._send, self.host, ref)
 
     # Containers ----------------------------------------------------------------------
 
@@ -339,7 +353,7 @@ class DockerEngine:
     def _create_container(self, spec: ContainerSpec) -> str:
         host_config = self.api.create_host_config(**host_config_args(spec, lambda parts: self._files().path(parts)))
         return containers.create(self.api, self.host, spec, host_config,
-                                 lambda found: containers.remove(self.api, self.host, found))
+                                 lambda found: containers.remove(self._send, self.host, found))
 
     @engine_call(lambda container_id, spec=None: f"start {spec.name if spec else container_id[:12]}")
     def start_container(self, container_id: str, spec: ContainerSpec | None = None) -> None:
@@ -347,7 +361,7 @@ class DockerEngine:
 
     @engine_call("stop a container")
     def stop_container(self, container_id: str) -> None:
-        containers.stop(self.api, self.host, container_id)
+        containers.stop(self._send, self.host, container_id)
 
     @engine_call(lambda container_id, spec: f"update {spec.name}")
     def update_container(self, container_id: str, spec: ContainerSpec) -> None:
@@ -355,7 +369,7 @@ class DockerEngine:
 
     @engine_call("remove a container")
     def remove_container(self, container_id: str) -> None:
-        containers.remove(self.api, self.host, container_id)
+        containers.remove(self._send, self.host, container_id)
 
     @engine_call("restart a container")
     def restart_container(self, container_id: str) -> None:
@@ -376,14 +390,9 @@ class DockerEngine:
 
     @engine_call(lambda name: f"remove volume {name}")
     def remove_volume(self, name: str) -> None:
-        import docker.errors
-
-        try:
-            self.api.remove_volume(name)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as err:
-            raise ProviderError(f"cannot remove volume {name} on {self.host}: {summary(err)}") from None
+        status, message = self._send("DELETE", f"/volumes/{name}")
+        if status not in (204, 404):
+            raise ProviderError(f"cannot remove volume {name} on {self.host}: {message}")
 
     @engine_call("list published ports")
     def ports_taken(self, stack: str) -> dict[int, tuple[str, str]]:

@@ -176,6 +176,16 @@ class _EngineOverSsh(EngineHTTP):
             raise ProviderError(f"host {t.target.name} ({t.target.shown}): cannot list containers "
                                 f"and images: {err}") from None
 
+    def send(self, method: str, path: str, timeout: float | None = 60.0, **params: str) -> tuple[int, str]:
+        try:
+            return super().send(method, path, timeout, **params)
+        except ProviderError as err:
+            t = self._transport
+            t.raise_if_engine_refused()
+            if not t.conn.active():
+                raise ConnectionError(str(err)) from None  # dropped: the call connects again once
+            raise ProviderError(f"host {t.target.name} ({t.target.shown}): {method} {path}: {err}") from None
+
 
 class SshHost(DockerEngine):
     """DockerEngine on an SshTransport, and nothing else of its own: it overrides no

@@ -10,43 +10,33 @@ from typing import Any
 from providers import docker_containers as containers
 
 
-class Response:
-    status_code = 204
+class RecordingSend:
+    """DockerEngine._send's shape: (method, path, timeout=, **query) -> (status, message)."""
 
+    def __init__(self, status: int = 204) -> None:
+        self.status = status
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
 
-class RecordingApi:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
-
-    def _url(self, path: str, *args: str) -> str:
-        return path.format(*args)
-
-    def _post(self, url: str, **kwargs: Any) -> Response:
-        self.calls.append(("post", url, kwargs))
-        return Response()
-
-    def _raise_for_status(self, response: Response) -> None:
-        self.calls.append(("checked", response.status_code))
-
-    def inspect_container(self, container_id: str) -> dict:
-        self.calls.append(("inspect", container_id))
-        return {"Config": {"StopTimeout": 45}}
-
-    def stop(self, container_id: str, timeout: int | None = None) -> None:
-        self.calls.append(("stop", container_id, timeout))
-
-    def remove_container(self, container_id: str, force: bool, v: bool) -> None:
-        self.calls.append(("remove", container_id, force, v))
+    def __call__(self, method: str, path: str, **kwargs: Any) -> tuple[int, str]:
+        self.calls.append((method, path, kwargs))
+        return self.status, ""
 
 
 def test_remove_stops_with_the_containers_own_grace_in_one_call_then_removes() -> None:
-    api = RecordingApi()
-    containers.remove(api, "local", "c1")
-    assert api.calls == [("post", "/containers/c1/stop", {"timeout": None}), ("checked", 204),
-                         ("remove", "c1", True, True)]
+    send = RecordingSend()
+    containers.remove(send, "local", "c1")
+    assert send.calls == [("POST", "/containers/c1/stop", {"timeout": None}),
+                          ("DELETE", "/containers/c1", {"force": "1", "v": "1"})]
 
 
 def test_stop_is_one_call_without_t_and_without_a_read_timeout() -> None:
-    api = RecordingApi()
-    containers.stop(api, "local", "c1")
-    assert api.calls == [("post", "/containers/c1/stop", {"timeout": None}), ("checked", 204)]
+    send = RecordingSend()
+    containers.stop(send, "local", "c1")
+    assert send.calls == [("POST", "/containers/c1/stop", {"timeout": None})]
+
+
+def test_a_container_already_gone_is_neither_stopped_again_nor_removed() -> None:
+    send = RecordingSend(404)
+    containers.remove(send, "local", "c1")
+    containers.stop(send, "local", "c1")
+    assert [method for method, _, _ in send.calls] == ["POST", "POST"]
