@@ -22,7 +22,7 @@ IMPORTS = (("networkx/", "networkx"), ("pydantic", "pydantic"), ("docker/", "doc
            ("rich/", "rich"), ("diskcache", "diskcache"))
 WORK = (("Recorder", "state writes"), ("refresh_state", "state writes"), ("record_config", "state writes"),
         ("apply_view", "the rich view"), ("render_plan", "the rich view"), ("_endpoints", "the rich view"),
-        ("StepContext.run", "steps (engine calls through docker-py)"), ("walk (planner", "the walk's bookkeeping"),
+        ("StepContext.run", "steps (engine calls)"), ("walk (planner", "the walk's bookkeeping"),
         ("diff_plan", "plan: refresh and diff"), ("load_stack", "reading the stack file"), ("locked", "lock, state read"))
 
 
