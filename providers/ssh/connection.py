@@ -137,6 +137,14 @@ def _key_types(known: list[str]) -> list[str]:
     return types
 
 
+def gcm_first(ciphers: tuple[str, ...]) -> tuple[str, ...]:
+    """paramiko's ciphers with AES-GCM first, the rest in paramiko's order: its
+    authenticated encryption does the MAC's work too, and image delivery is gigabytes
+    through this transport (a 384 MiB send to a test host: 138 MiB/s and 4.7 ms of CPU a
+    MiB, against aes128-ctr's 119 MiB/s and 5.4 ms). A server without it gets the next."""
+    return tuple(sorted(ciphers, key=lambda name: 0 if "-gcm@" in name else 1))
+
+
 def dropped_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean the connection (not the engine) failed."""
     import paramiko
@@ -249,9 +257,11 @@ class SshConnection:
         self.stats["connections"] += 1
         transport = paramiko.Transport(sock)
         transport.banner_timeout = transport.auth_timeout = CONNECT_TIMEOUT
+        options = transport.get_security_options()
+        options.ciphers = gcm_first(options.ciphers)
         known = self._known_keys()
         if known:
-            transport.get_security_options().key_types = _key_types(list(known))
+            options.key_types = _key_types(list(known))
         try:
             transport.start_client(timeout=CONNECT_TIMEOUT)
             self._check_host_key(transport.get_remote_server_key(), known)

@@ -156,3 +156,12 @@ def test_secret_files_refuse_parts_that_would_leave_the_root() -> None:
     for bad in (("..", "web", "hf"), ("demo", "a/b", "hf"), ("demo", "web", ".hf")):
         with pytest.raises(ProviderError, match="cannot name a secret file"):
             files.path(bad)
+
+
+def test_aes_gcm_is_offered_first_and_every_other_cipher_after_it_in_paramikos_order() -> None:
+    from providers.ssh.connection import gcm_first
+
+    offered = ("aes128-ctr", "aes192-ctr", "aes256-ctr", "aes128-cbc", "aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+    assert gcm_first(offered) == ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes192-ctr",
+                                  "aes256-ctr", "aes128-cbc")
+    assert gcm_first(("aes128-ctr", "aes256-ctr")) == ("aes128-ctr", "aes256-ctr")  # a paramiko without GCM
