@@ -119,6 +119,7 @@ def diff_plan(ctx: Context, state: State | None, opts: PlanOpts = PlanOpts()) ->
     if not destroy and opts.refresh:
         check_host_paths(ctx, stack)
         _check_cpus(ctx, stack)
+        _check_architectures(ctx, stack)
     made = diff(stack, state, observed, hashes, destroy=destroy, secret_digests=digests, gpus=gpus,
                 remove_volumes=opts.remove_volumes, placement=placement)
     if destroy:
@@ -339,6 +340,27 @@ def _check_cpus(ctx: Context, stack: Stack) -> None:
         memory_hosts = {app.host for app in apps if app.needs_memory is not None}
         check_cpus(apps, {host: ctx.provider(host).cpu_count() for host in hosts},
                    {host: ctx.provider(host).memory_total() for host in memory_hosts})
+
+
+def _check_architectures(ctx: Context, stack: Stack) -> None:
+    """What this machine builds for SSH hosts (apps' images, the gateway's) against each
+    such host's architecture: the engine's info, one call per host and one here, all at
+    once (`docker info` takes the engine tens of milliseconds)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from planner.placement import check_architectures
+
+    apps = [app for app in stack.apps.values()
+            if app.build is not None and not app.build.on_host and app.host != LOCAL_HOST]
+    gateway_hosts = ({app.host for app in stack.apps.values() if app.host != LOCAL_HOST}
+                     if stack.gateway_port is not None else set())
+    hosts = sorted({app.host for app in apps} | gateway_hosts)
+    if hosts:
+        providers = {host: ctx.provider(host) for host in (*hosts, LOCAL_HOST)}  # opened here, not in threads
+        with ThreadPoolExecutor(max_workers=min(16, len(providers)), thread_name_prefix="berth-arch") as pool:
+            found = dict(zip(providers, pool.map(lambda p: p.architecture(), providers.values())))
+        here = found.pop(LOCAL_HOST)
+        check_architectures(apps, found, here, set(gateway_hosts), stack.gateway_port_key, Path(stack.file).name)
 
 
 def _memo(cache_dir: Path | None) -> Any:

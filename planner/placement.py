@@ -235,6 +235,36 @@ def check_cpus(apps: list[AppConfig], counts: dict[str, int | None],
         raise DiagnosticsError(problems)
 
 
+def check_architectures(apps: list[AppConfig], arches: dict[str, str | None], here: str | None,
+                        gateway_hosts: set[str] = frozenset(), gateway_key: str = "gateway.port",
+                        stack_file: str | None = None) -> None:
+    """Refuse, before anything is touched, an image this machine would build for a host
+    whose engine runs another CPU architecture (an arm64 GPU host behind an amd64
+    laptop): it would not start there ("exec format error"), and the apply would fail
+    half-way. apps: those built here for an SSH host; gateway_hosts: the SSH hosts that
+    get a gateway, whose image is built here too. arches: each host's, here: this
+    machine's (None: unknown, not checked)."""
+    problems = []
+    for app in apps:
+        arch = arches.get(app.host)
+        if here is not None and arch is not None and arch != here:
+            problems.append(Diagnostic(
+                f"app {app.name} would be built on this machine ({here}) for host {app.host}, whose engine "
+                f"runs {arch}: its image would not start there", file=app.origin, key=f"apps.{app.name}.build",
+                detail=f'build it on the host: build_on = "host" in [hosts.{app.host}] or on the app; or run an '
+                       f"image built for {arch} with image ="))
+    for host in sorted(gateway_hosts):
+        arch = arches.get(host)
+        if here is not None and arch is not None and arch != here:
+            problems.append(Diagnostic(
+                f"the gateway on host {host} would be built on this machine ({here}), but the host's engine "
+                f"runs {arch}", file=stack_file, key=gateway_key,
+                detail=f"berth builds its gateway's image here only; run berth from a {arch} machine for that "
+                       "host, or serve its apps without the gateway"))
+    if problems:
+        raise DiagnosticsError(problems)
+
+
 def _cpus_key(app: AppConfig) -> str:
     """The key the user wrote the CPU count under, in the app's own format."""
     if app.origin.endswith("(Cerebrium)"):

@@ -140,6 +140,11 @@ class Transport(Protocol):
         read once per run; None when the engine does not say."""
         ...
 
+    def architecture(self) -> str | None:
+        """The CPU architecture of the host's engine, as image platforms name it ("amd64",
+        "arm64"; docker info's Architecture), read once per run; None when it does not say."""
+        ...
+
     def docker_version(self) -> str: ...
 
     @property

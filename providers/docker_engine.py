@@ -51,6 +51,10 @@ docker_client.install()  # docker-py, when first imported, without paramiko (for
 PICKED_PORTS = range(32768, 61000)
 
 
+# The kernel's machine names (docker info's Architecture) as image platforms name them.
+PLATFORM_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
+
+
 class DockerEngine:
     """A Provider over `transport`. delivery_for(engine): the image delivery of a host
     whose images are built elsewhere (an SSH host's, providers.ssh.images: builds run on
@@ -563,15 +567,30 @@ class DockerEngine:
         total = self._engine_info().get("MemTotal")
         return int(total) if isinstance(total, int) and total > 0 else None
 
-    def _engine_info(self) -> dict[str, Any]:
-        """`docker info`, read once per run (its CPU and memory counts)."""
-        import docker.errors
+    @engine_call("read the engine's info")
+    def architecture(self) -> str | None:
+        """docker info's Architecture (the kernel's name: x86_64, aarch64) as image
+        platforms name it (amd64, arm64), read once per run."""
+        machine = self._engine_info().get("Architecture")
+        return PLATFORM_ARCH.get(machine, machine) if isinstance(machine, str) and machine else None
 
+    def _engine_info(self) -> dict[str, Any]:
+        """`docker info`, read once per run (its CPU and memory counts, its architecture):
+        through EngineHTTP where the transport has it, so a plan that asks loads no docker-py."""
         if not self._info:
-            try:
-                info = self.api.info()
-            except docker.errors.DockerException as err:
-                raise ProviderError(f"host {self.host}: cannot read the engine's info: {summary(err)}") from None
+            http = self.transport.http
+            if http is not None:
+                try:
+                    info = http.get_json("/info")
+                except ProviderError as err:
+                    raise ProviderError(f"host {self.host}: cannot read the engine's info: {err}") from None
+            else:
+                import docker.errors
+
+                try:
+                    info = self.api.info()
+                except docker.errors.DockerException as err:
+                    raise ProviderError(f"host {self.host}: cannot read the engine's info: {summary(err)}") from None
             self._info.append(info if isinstance(info, dict) else {})
         return self._info[0]
 

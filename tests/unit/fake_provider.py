@@ -127,6 +127,7 @@ class FakeHost:
         self.gpu_list: tuple = ()  # providers.gpus.Gpu values, as nvidia-smi would list them
         self.cpu_total: int | None = 64  # the CPUs its engine reports (docker info's NCPU)
         self.memory_bytes: int | None = 256 * 1024**3  # the memory its engine reports (MemTotal)
+        self.arch: str | None = "amd64"  # the architecture its engine reports (docker info)
         self.cpu_reads = 0
         self.log: list[tuple[str, str]] = []
         self.closed = False
@@ -450,6 +451,9 @@ class FakeHost:
 
     def memory_total(self) -> int | None:
         return self.memory_bytes
+
+    def architecture(self) -> str | None:
+        return self.arch
 
     def docker_version(self) -> str:
         return "fake"
