@@ -33,6 +33,7 @@ def cmd_hosts(args: argparse.Namespace, ui: Any) -> int:
         try:
             provider = workspace.provider(name)
             row["docker"] = provider.docker_version()
+            row["architecture"] = provider.architecture()  # what images built for it must be
             row["builder"] = provider.builder().describe()  # what builds against its engine
             row["build_on"] = config.build_on if config else "local"
             row["gpus"] = [vars(gpu) for gpu in provider.gpus()]

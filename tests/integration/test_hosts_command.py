@@ -44,6 +44,9 @@ def test_hosts_lists_docker_and_gpus_and_names_what_failed(project, tmp_path):
     assert list(rows) == ["local", "th1", "th3", "gone"]
     th1 = rows["th1"]
     assert th1["address"] == "root@10.203.1.2:22" and th1["docker"] and "error" not in th1
+    # The engines' architecture (docker info's x86_64, as image platforms name it): every
+    # engine here is amd64, so a plan's architecture check passes for these hosts.
+    assert th1["architecture"] == rows["th3"]["architecture"] == "amd64"
     assert [(g["index"], g["name"], g["memory_mib"]) for g in th1["gpus"]] == [
         ("0", "NVIDIA H100 80GB HBM3", 81559), ("1", "NVIDIA H100 80GB HBM3", 81559)]
     assert all(g["uuid"].startswith("GPU-") for g in th1["gpus"])
@@ -61,12 +64,12 @@ def test_hosts_lists_docker_and_gpus_and_names_what_failed(project, tmp_path):
 
     text = project.berth("hosts", check=False, env=env).stdout
     lines = [" ".join(line.split()) for line in text.splitlines()]  # columns are padded
-    assert lines[0] == f"local this machine Docker {rows['local']['docker']} GPUs unknown builds: {builder}"
+    assert lines[0] == f"local this machine Docker {rows['local']['docker']} (amd64) GPUs unknown builds: {builder}"
     assert lines[1].startswith("host local: cannot read nvidia-smi's answer")
-    assert lines[2] == f"th1 root@10.203.1.2:22 Docker {th1['docker']} 2 GPUs builds: on local, image sent"
+    assert lines[2] == f"th1 root@10.203.1.2:22 Docker {th1['docker']} (amd64) 2 GPUs builds: on local, image sent"
     assert lines[3] == f"0 NVIDIA H100 80GB HBM3 81559 MiB {th1['gpus'][0]['uuid']}"
     assert lines[4] == f"1 NVIDIA H100 80GB HBM3 81559 MiB {th1['gpus'][1]['uuid']}"
-    assert lines[5] == f"th3 root@10.203.3.2:22 Docker {rows['th3']['docker']} no GPUs builds: {builder}"
+    assert lines[5] == f"th3 root@10.203.3.2:22 Docker {rows['th3']['docker']} (amd64) no GPUs builds: {builder}"
     assert lines[6:] == ["gone root@10.203.2.2:2 unreachable", rows["gone"]["error"]]
 
 
