@@ -198,6 +198,7 @@ class HostFacts(_Document):
     host: str
     address: str | None
     docker: str | None = None
+    architecture: str | None = None  # the engine's, as image platforms name it: "amd64", "arm64"
     gpus: list[Gpu] | None = None
     builder: str | None = None  # what builds images for this host ("BuildKit (built into ...)", "on local, image sent")
     build_on: Literal["local", "host"] | None = None

@@ -345,8 +345,11 @@ def test_host_down_mid_apply_leaves_the_other_converged_and_next_apply_converges
     berth = subprocess.Popen(project.argv("apply", "--auto-approve", "--no-color"), cwd=project.path,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        # Once th2 runs b's container (its readiness takes 3 s), th2 goes away.
-        _wait_for(lambda: "app.b.container[0]@th2" in th2.stack_containers(project.stack))
+        # Once berth has made b's container on th2 and recorded it (its readiness takes 3 s),
+        # th2 goes away. Not as soon as the container exists there: the engine's answer to
+        # the create may still be on its way back over the connection the stop cuts.
+        _wait_for(lambda: "app.b.container[0]@th2" in th2.stack_containers(project.stack)
+                  and "app.b.container[0]@th2" in project.berth("state", "list", check=False).stdout.split())
         sshd.stop()
         stdout, stderr = berth.communicate(timeout=120)
     finally:
