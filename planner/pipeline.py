@@ -346,9 +346,8 @@ def _check_architectures(ctx: Context, stack: Stack) -> None:
     """What this machine builds for SSH hosts (apps' images, the gateway's) against each
     such host's architecture: the engine's info, one call per host and one here, all at
     once (`docker info` takes the engine tens of milliseconds)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from planner.placement import check_architectures
+    from planner.refresh import per_host
 
     apps = [app for app in stack.apps.values()
             if app.build is not None and not app.build.on_host and app.host != LOCAL_HOST]
@@ -357,8 +356,7 @@ def _check_architectures(ctx: Context, stack: Stack) -> None:
     hosts = sorted({app.host for app in apps} | gateway_hosts)
     if hosts:
         providers = {host: ctx.provider(host) for host in (*hosts, LOCAL_HOST)}  # opened here, not in threads
-        with ThreadPoolExecutor(max_workers=min(16, len(providers)), thread_name_prefix="berth-arch") as pool:
-            found = dict(zip(providers, pool.map(lambda p: p.architecture(), providers.values())))
+        found = per_host(providers, lambda host, provider: provider.architecture())
         here = found.pop(LOCAL_HOST)
         check_architectures(apps, found, here, set(gateway_hosts), stack.gateway_port_key, Path(stack.file).name)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Callable, TypeVar
 
 from planner.contexthash import context_hash
 from planner.desired import Stack
@@ -14,6 +15,8 @@ from planner.resources import container_spec, image_labels, reach_port, secret_n
 from providers.base import LOCAL_HOST, Provider
 from providers.types import Observation, ObservedContainer, ObservedImage, ObservedVolume, ProviderError
 from state.model import State
+
+T = TypeVar("T")
 
 
 def observe_all(providers: dict[str, Provider], stack: str, state: State | None = None,
@@ -33,23 +36,29 @@ def observe_all(providers: dict[str, Provider], stack: str, state: State | None 
             obs = replace(obs, containers=obs.containers + tuple(provider.containers_by_id(missing)))
         return with_limits(obs, provider, state)
 
+    return per_host(providers, observe)
+
+
+def per_host(providers: dict[str, Provider], read: Callable[[str, Provider], T]) -> dict[str, T]:
+    """read(host, provider) for each host, the hosts in parallel (one alone on this
+    thread): by host. Every host that fails is named, in one DiagnosticsError."""
     if len(providers) == 1:
         (host, provider), = providers.items()
         try:
-            return {host: observe(host, provider)}
+            return {host: read(host, provider)}
         except ProviderError as err:
             raise DiagnosticsError([Diagnostic(str(err))]) from None
     with ThreadPoolExecutor(max_workers=min(16, len(providers))) as pool:
-        futures = {host: pool.submit(observe, host, p) for host, p in providers.items()}
-    observed, errors = {}, []
+        futures = {host: pool.submit(read, host, p) for host, p in providers.items()}
+    found, errors = {}, []
     for host, future in futures.items():
         try:
-            observed[host] = future.result()
+            found[host] = future.result()
         except ProviderError as err:
             errors.append(Diagnostic(str(err)))
     if errors:
         raise DiagnosticsError(errors)
-    return observed
+    return found
 
 
 def with_limits(obs: Observation, provider: Provider, state: State | None) -> Observation:
@@ -146,19 +155,7 @@ _SPEC_DEFAULTS = {"name": "", "image": "", "command": None, "env": {}, "port": 0
 
 def gpu_inventories(providers: dict[str, Provider]) -> dict[str, tuple]:
     """Each host's GPUs (nvidia-smi, one command per host), in parallel."""
-    if not providers:
-        return {}
-    with ThreadPoolExecutor(max_workers=min(16, len(providers))) as pool:
-        futures = {host: pool.submit(p.gpus) for host, p in providers.items()}
-    found, errors = {}, []
-    for host, future in futures.items():
-        try:
-            found[host] = future.result()
-        except ProviderError as err:
-            errors.append(Diagnostic(str(err)))
-    if errors:
-        raise DiagnosticsError(errors)
-    return found
+    return per_host(providers, lambda host, provider: provider.gpus()) if providers else {}
 
 
 def content_hashes(stack: Stack, memo: MutableMapping[str, str] | None) -> dict[str, str]:
