@@ -51,23 +51,8 @@ def main(argv: list[str] | None = None) -> int:
             return _main(argv)
         finally:
             sys.stdout.flush()  # here, not at exit, so that a closed pipe is seen here too
-            if argv is None:  # the console script: the process ends next
-                _before_exit()
     except BrokenPipeError:
         return _closed_stdout()
-
-
-def _before_exit() -> None:
-    """The interpreter's last garbage collection walks every object the command made and
-    every module it imported (pydantic's validators, networkx, docker-py): 0.1 s of CPU
-    after the command is done. Frozen, they are left to the exit; atexit handlers, open
-    files' closing and threads' joining happen as before. What only that collection
-    would release is released before: the state store's SQLite connections (each closed
-    checkpoints the write-ahead log into cache.db) are closed by the workspace on this
-    thread, and by state.storage.thread_closing_cache as each worker thread ends."""
-    import gc
-
-    gc.freeze()
 
 
 def _closed_stdout() -> int:

@@ -109,7 +109,7 @@ class _CloseWithThread:
     the thread that opened the connection, it is freed, on that thread, when the thread
     ends; the connection itself would not be: CPython's sqlite3 keeps it in a reference
     cycle (its statement cache refers back to it), which only the garbage collector
-    breaks, and the console script freezes the heap at exit (berth.cli._before_exit)."""
+    breaks, and until then cache.db-wal stays beside cache.db."""
 
     __slots__ = ("con",)
 
